@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One-step set-up for a fresh Debian 12 machine (run as root, or with sudo available):
+# installs the Debian packages evomerge needs (only the missing ones; silent when all are there),
+# configures and builds a release tree in build/, then
+#   --demo : runs the main job on the bundled models
+#   --test : runs every test (unit tests, golden files, bad-input catalogue, bounded fuzz run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:---build}"
+packages=(
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  libeigen3-dev libopenblas-dev libopenblas0-pthread libhwy-dev nlohmann-json3-dev libyaml-cpp-dev
+  libcli11-dev libfmt-dev libonig-dev libsqlite3-dev libopenmpi-dev openmpi-bin
+  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-yaml
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+jobs=$(nproc)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C build -j"$jobs" | grep -v '^\[' || true
+test -x build/cli/evomerge
+
+case "$mode" in
+  --build) ;;
+  --demo) exec bash scripts/demo.sh ;;
+  --test) exec bash scripts/test.sh ;;
+  *) echo "usage: scripts/setup.sh [--build|--demo|--test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,171 @@
+#include "arch/config.h"
+
+#include "common/error.h"
+
+namespace evomerge {
+
+using json = nlohmann::json;
+
+std::string_view arch_family_name(ArchFamily family) {
+  switch (family) {
+    case ArchFamily::Llama: return "llama";
+    case ArchFamily::Mistral: return "mistral";
+    case ArchFamily::Qwen2: return "qwen2";
+    case ArchFamily::Qwen3: return "qwen3";
+  }
+  return "?";
+}
+
+namespace {
+
+struct Reader {
+  const json& config;
+  std::string_view where;
+
+  const json* get(const char* key) const {
+    auto it = config.find(key);
+    return (it == config.end() || it->is_null()) ? nullptr : &*it;
+  }
+  int64_t positive_int(const char* key) const {
+    const json* v = get(key);
+    if (!v) fail("config", "{}: field '{}' is missing", where, key);
+    if (!v->is_number_integer() || v->get<int64_t>() <= 0 || v->get<int64_t>() > (int64_t{1} << 40))
+      fail("config", "{}: field '{}' must be a positive integer, got {}", where, key, v->dump());
+    return v->get<int64_t>();
+  }
+  int64_t positive_int_or(const char* key, int64_t fallback) const { return get(key) ? positive_int(key) : fallback; }
+  double positive_number_or(const char* key, double fallback) const {
+    const json* v = get(key);
+    if (!v) return fallback;
+    if (!v->is_number() || v->get<double>() <= 0)
+      fail("config", "{}: field '{}' must be a positive number, got {}", where, key, v->dump());
+    return v->get<double>();
+  }
+  bool bool_or(const char* key, bool fallback) const {
+    const json* v = get(key);
+    if (!v) return fallback;
+    if (!v->is_boolean()) fail("config", "{}: field '{}' must be true or false, got {}", where, key, v->dump());
+    return v->get<bool>();
+  }
+};
+
+RopeScaling parse_rope(const json* scaling, std::string_view where, const char* field) {
+  RopeScaling r;
+  if (!scaling) return r;
+  if (!scaling->is_object()) fail("config", "{}: field '{}' must be an object", where, field);
+  std::string type = "default";
+  if (auto it = scaling->find("rope_type"); it != scaling->end() && it->is_string()) type = it->get<std::string>();
+  else if (auto it2 = scaling->find("type"); it2 != scaling->end() && it2->is_string()) type = it2->get<std::string>();
+  if (type != "default" && type != "llama3")
+    fail("config", "{}: field '{}': rope type '{}' is not supported (supported: default, llama3)", where, field, type);
+  r.type = type;
+  if (type == "llama3") {
+    auto num = [&](const char* key, double fallback) {
+      auto it = scaling->find(key);
+      if (it == scaling->end()) return fallback;
+      if (!it->is_number() || it->get<double>() <= 0)
+        fail("config", "{}: field '{}.{}' must be a positive number", where, field, key);
+      return it->get<double>();
+    };
+    r.factor = num("factor", 8.0);
+    r.low_freq_factor = num("low_freq_factor", 1.0);
+    r.high_freq_factor = num("high_freq_factor", 4.0);
+    r.original_max_position_embeddings = static_cast<int64_t>(num("original_max_position_embeddings", 8192));
+    if (r.high_freq_factor <= r.low_freq_factor)
+      fail("config", "{}: field '{}': high_freq_factor must exceed low_freq_factor", where, field);
+  }
+  return r;
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(const json& config, std::string_view where) {
+  if (!config.is_object()) fail("config", "{}: not a JSON object", where);
+  Reader rd{config, where};
+  ModelConfig c;
+  std::string arch;
+  if (const json* a = rd.get("architectures")) {
+    if (!a->is_array() || a->empty() || !(*a)[0].is_string())
+      fail("config", "{}: field 'architectures' must be a non-empty list of strings", where);
+    arch = (*a)[0].get<std::string>();
+  }
+  std::string model_type;
+  if (const json* t = rd.get("model_type"); t && t->is_string()) model_type = t->get<std::string>();
+  if (arch.empty() && model_type.empty()) fail("config", "{}: fields 'architectures' and 'model_type' are both missing", where);
+  if (arch == "LlamaForCausalLM" || (arch.empty() && model_type == "llama")) c.family = ArchFamily::Llama;
+  else if (arch == "MistralForCausalLM" || (arch.empty() && model_type == "mistral")) c.family = ArchFamily::Mistral;
+  else if (arch == "Qwen2ForCausalLM" || (arch.empty() && model_type == "qwen2")) c.family = ArchFamily::Qwen2;
+  else if (arch == "Qwen3ForCausalLM" || (arch.empty() && model_type == "qwen3")) c.family = ArchFamily::Qwen3;
+  else
+    fail("config", "{}: architecture '{}' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
+         "Qwen2ForCausalLM, Qwen3ForCausalLM)", where, arch.empty() ? model_type : arch);
+  c.architecture = arch.empty() ? std::string(arch_family_name(c.family)) : arch;
+  c.model_type = model_type.empty() ? std::string(arch_family_name(c.family)) : model_type;
+
+  c.vocab_size = rd.positive_int("vocab_size");
+  c.hidden_size = rd.positive_int("hidden_size");
+  c.intermediate_size = rd.positive_int("intermediate_size");
+  c.num_hidden_layers = rd.positive_int("num_hidden_layers");
+  c.num_attention_heads = rd.positive_int("num_attention_heads");
+  c.num_key_value_heads = rd.positive_int_or("num_key_value_heads", c.num_attention_heads);
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    fail("config", "{}: field 'num_attention_heads' ({}) must be a multiple of 'num_key_value_heads' ({})", where,
+         c.num_attention_heads, c.num_key_value_heads);
+  if (rd.get("head_dim")) {
+    c.head_dim = rd.positive_int("head_dim");
+  } else {
+    if (c.hidden_size % c.num_attention_heads != 0)
+      fail("config", "{}: field 'hidden_size' ({}) is not divisible by 'num_attention_heads' ({}) and 'head_dim' is absent",
+           where, c.hidden_size, c.num_attention_heads);
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  if (c.head_dim % 2 != 0) fail("config", "{}: field 'head_dim' ({}) must be even for RoPE", where, c.head_dim);
+  c.rms_norm_eps = rd.positive_number_or("rms_norm_eps", 1e-6);  // transformers default for all four
+  c.max_position_embeddings = rd.positive_int_or("max_position_embeddings", 2048);
+
+  // transformers >= 5 may fold rope_theta and the scaling into rope_parameters.
+  const json* rope_params = rd.get("rope_parameters");
+  double default_theta = 10000.0;
+  if (rope_params && rope_params->is_object()) {
+    if (auto it = rope_params->find("rope_theta"); it != rope_params->end() && it->is_number()) default_theta = it->get<double>();
+    c.rope_scaling = parse_rope(rope_params, where, "rope_parameters");
+  }
+  c.rope_theta = rd.positive_number_or("rope_theta", default_theta);
+  if (const json* scaling = rd.get("rope_scaling")) c.rope_scaling = parse_rope(scaling, where, "rope_scaling");
+
+  c.tie_word_embeddings = rd.bool_or("tie_word_embeddings", false);
+  bool attention_bias = rd.bool_or("attention_bias", false);
+  c.mlp_bias = rd.bool_or("mlp_bias", false);
+  switch (c.family) {
+    case ArchFamily::Llama: c.qkv_bias = attention_bias; c.o_bias = attention_bias; break;
+    case ArchFamily::Mistral: break;
+    case ArchFamily::Qwen2: c.qkv_bias = true; break;  // hard-coded in transformers
+    case ArchFamily::Qwen3: c.qkv_bias = attention_bias; c.o_bias = attention_bias; c.qk_norm = true; break;
+  }
+  if (c.family == ArchFamily::Mistral) {
+    if (rd.get("sliding_window")) c.sliding_window = rd.positive_int("sliding_window");
+  } else if (c.family == ArchFamily::Qwen2 || c.family == ArchFamily::Qwen3) {
+    if (rd.bool_or("use_sliding_window", false) && rd.get("sliding_window"))
+      c.sliding_window = rd.positive_int("sliding_window");
+  }
+  if (const json* act = rd.get("hidden_act")) {
+    if (!act->is_string() || act->get<std::string>() != "silu")
+      fail("config", "{}: field 'hidden_act' {} is not supported (only silu)", where, act->dump());
+  }
+  if (const json* b = rd.get("bos_token_id"); b && b->is_number_integer()) c.bos_token_id = b->get<int64_t>();
+  if (const json* e = rd.get("eos_token_id")) {
+    if (e->is_number_integer()) c.eos_token_ids.push_back(e->get<int64_t>());
+    else if (e->is_array())
+      for (const auto& x : *e)
+        if (x.is_number_integer()) c.eos_token_ids.push_back(x.get<int64_t>());
+  }
+  const json* dt = rd.get("torch_dtype");
+  if (!dt) dt = rd.get("dtype");
+  if (dt && dt->is_string()) {
+    c.torch_dtype = dtype_from_torch_name(dt->get<std::string>());
+    if (!c.torch_dtype) fail("config", "{}: field 'torch_dtype' {} is not a known dtype", where, dt->dump());
+  }
+  return c;
+}
+
+}  // namespace evomerge

@@ -1,0 +1,112 @@
+#include "io/files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace evomerge {
+
+namespace fs = std::filesystem;
+
+std::string read_text_file(const fs::path& path, size_t max_bytes) {
+  std::error_code ec;
+  auto size = fs::file_size(path, ec);
+  if (ec) fail("io", "{}: cannot read: {}", path.string(), ec.message());
+  if (size > max_bytes) fail("io", "{}: file is {} bytes, larger than the {} allowed", path.string(), size, max_bytes);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("io", "{}: cannot open", path.string());
+  std::string text(size, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  if (static_cast<size_t>(in.gcount()) != size) fail("io", "{}: short read", path.string());
+  return text;
+}
+
+void write_all_at(int fd, const void* data, size_t size, uint64_t offset, const fs::path& path) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = pwrite(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("io", "{}: write failed: {}", path.string(), std::strerror(errno));
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+}
+
+void rename_file(const fs::path& from, const fs::path& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0)
+    fail("io", "cannot rename {} to {}: {}", from.string(), to.string(), std::strerror(errno));
+}
+
+void write_file_atomic(const fs::path& path, std::string_view contents) {
+  fs::path temp = path.parent_path() / ("." + path.filename().string() + ".tmp");
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("io", "{}: cannot create: {}", temp.string(), std::strerror(errno));
+  try {
+    write_all_at(fd, contents.data(), contents.size(), 0, temp);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(temp.c_str());
+    throw;
+  }
+  ::close(fd);
+  rename_file(temp, path);
+}
+
+void copy_file_atomic(const fs::path& from, const fs::path& to) {
+  fs::path temp = to.parent_path() / ("." + to.filename().string() + ".tmp");
+  std::error_code ec;
+  fs::copy_file(from, temp, fs::copy_options::overwrite_existing, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    fail("io", "cannot copy {} to {}", from.string(), to.string());
+  }
+  rename_file(temp, to);
+}
+
+StagedDir::StagedDir(fs::path final_path, bool replace_existing)
+    : final_path_(std::move(final_path)), replace_existing_(replace_existing) {
+  if (final_path_.filename().empty()) final_path_ = final_path_.parent_path();
+  std::error_code ec;
+  if (fs::exists(final_path_, ec) && !replace_existing_)
+    fail("io", "{}: output folder already exists (use --force to replace it)", final_path_.string());
+  fs::path parent = final_path_.has_parent_path() ? final_path_.parent_path() : fs::path(".");
+  fs::create_directories(parent, ec);
+  if (ec) fail("io", "{}: cannot create folder: {}", parent.string(), ec.message());
+  temp_path_ = parent / fmt::format(".{}.tmp-{}", final_path_.filename().string(), getpid());
+  fs::remove_all(temp_path_, ec);
+  fs::create_directory(temp_path_, ec);
+  if (ec) fail("io", "{}: cannot create folder: {}", temp_path_.string(), ec.message());
+}
+
+StagedDir::~StagedDir() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(temp_path_, ec);
+  }
+}
+
+void StagedDir::commit() {
+  EM_ASSERT(!committed_);
+  std::error_code ec;
+  fs::path old;
+  if (fs::exists(final_path_, ec)) {
+    if (!replace_existing_) fail("io", "{}: output folder already exists (use --force to replace it)", final_path_.string());
+    old = final_path_.parent_path() / fmt::format(".{}.old-{}", final_path_.filename().string(), getpid());
+    rename_file(final_path_, old);
+  }
+  rename_file(temp_path_, final_path_);
+  committed_ = true;
+  if (!old.empty()) fs::remove_all(old, ec);
+}
+
+}  // namespace evomerge
