@@ -1,0 +1,118 @@
+// The CPU inference engine for Llama-family decoders (Llama, Mistral, Qwen2, Qwen3), matching
+// Hugging Face transformers' forward pass: RMSNorm in f32, rotate-half RoPE (pairs (x[i], x[i+d/2]),
+// rope_theta, llama3 scaling), grouped-query attention with f32 softmax, SwiGLU, tied embeddings,
+// Qwen2 q/k/v biases, Qwen3 q_norm/k_norm. Weights stay in their stored dtype (BF16/F16/F32; mapped
+// or caller-owned); compute is f32.
+//
+// CONTRACT (written by the lead before the implementation; the implementer may add, not remove).
+// The scorer (eval/) and the evolution engine (evolve/) program against this header.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "arch/arch.h"
+#include "arch/config.h"
+#include "tensor/tensor.h"
+
+namespace evomerge {
+
+class Tokenizer;
+
+// Where the engine reads weights from. A model folder and an in-memory merged candidate both
+// implement it, so a candidate is scored with no file written.
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  virtual const ModelConfig& config() const = 0;
+  // The tensor named `name` (HF naming, see arch/arch.h); throws Error if absent. The view must stay
+  // valid, and its bytes unchanged, until the source is destroyed or the caller says otherwise
+  // (Engine::weights_changed()).
+  virtual TensorView tensor(std::string_view name) const = 0;
+  virtual bool has(std::string_view name) const = 0;
+};
+
+// A memory-mapped model folder.
+std::shared_ptr<WeightSource> open_folder_weights(std::string_view reference);
+// Weights held elsewhere (e.g. a merge written into caller-owned f32 buffers). `tensors` maps HF
+// names to views; the views must outlive the source.
+std::shared_ptr<WeightSource> make_memory_weights(ModelConfig config, std::map<std::string, TensorView> tensors);
+
+// One hop of a data-flow-space path: run layer `layer` of model `model`, with its input hidden state
+// multiplied by `input_scale` first. Embeddings, final norm and head come from model 0.
+struct LayerHop {
+  int model = 0;
+  int layer = 0;
+  float input_scale = 1.0f;
+};
+
+struct EngineOptions {
+  int threads = 0;          // 0: all cores
+  int max_context = 0;      // 0: the model's max_position_embeddings
+  int max_batch_tokens = 4096;  // prefill micro-batch (tokens across sequences)
+};
+
+class Engine {
+ public:
+  // One model, its own layers in order.
+  explicit Engine(std::shared_ptr<const WeightSource> weights, EngineOptions options = {});
+  // A layer path over several models that share a vocabulary and hidden size (DFS merges).
+  Engine(std::vector<std::shared_ptr<const WeightSource>> models, std::vector<LayerHop> path,
+         EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelConfig& config() const;  // model 0's config (layer count = path length)
+  // Call after the bytes behind the sources' views changed (a new candidate merged into the same
+  // buffers) so any cached conversions are refreshed. Cheap when nothing is cached.
+  void weights_changed();
+  // Replace the layer path (same models), e.g. for the next DFS candidate.
+  void set_path(std::vector<LayerHop> path);
+
+  // Logits for every position of each sequence: result[b] is [len_b x vocab] row-major f32
+  // (padded vocab entries beyond the tokenizer are left as computed; scorers mask them).
+  std::vector<std::vector<float>> forward_logits(const std::vector<std::vector<int32_t>>& sequences);
+
+  // Log-likelihood of `continuation` after `context` (lm-eval-harness loglikelihood). Requests with
+  // the same context share its prefill. `greedy` is true when every continuation token is the argmax.
+  struct LoglikRequest {
+    std::vector<int32_t> context;
+    std::vector<int32_t> continuation;
+  };
+  struct LoglikResult {
+    double logprob = 0.0;
+    bool greedy = false;
+    std::vector<float> token_logprobs;  // one per continuation token
+  };
+  std::vector<LoglikResult> loglikelihood(const std::vector<LoglikRequest>& requests);
+
+  // Batched greedy decoding. Stops per sequence at an EOS id (from the tokenizer, when given, else the
+  // config), at any stop string appearing in the decoded continuation (the text is cut before it), or
+  // after max_new_tokens. `on_token(request_index, token)` streams tokens as they are produced.
+  struct GenerateRequest {
+    std::vector<int32_t> prompt;
+    int max_new_tokens = 64;
+    std::vector<std::string> stop_strings;
+  };
+  enum class StopReason { Eos, StopString, MaxTokens, ContextFull };
+  struct GenerateResult {
+    std::vector<int32_t> tokens;  // generated ids (stop string tokens included, EOS excluded)
+    std::string text;             // decoded continuation, cut before the stop string
+    StopReason stop = StopReason::MaxTokens;
+  };
+  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests, const Tokenizer* tokenizer,
+                                       const std::function<void(size_t, int32_t)>& on_token = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace evomerge
