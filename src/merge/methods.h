@@ -1,0 +1,69 @@
+// The merge methods: a registry (parameters, defaults, base-model use) and the kernels, which work on
+// f32 arrays of one tensor. The plan (merge.h) fills parameters from the registry; the executors call
+// run_method(). Tests call run_method() directly on hand-computed tensors.
+//
+// Math and defaults follow docs/mergekit-compat.md (the behavioural spec of mergekit); where we fix
+// an upstream quirk instead of matching it, that file says so.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "merge/merge.h"
+#include "tensor/tensor.h"
+
+namespace evomerge {
+
+struct MethodParam {
+  std::string name;
+  std::optional<double> default_value;  // nullopt: required
+};
+
+enum class BaseUse { Ignored, Optional, Required };
+
+struct MethodSpec {
+  std::string name;
+  std::vector<MethodParam> globals;    // read from slice / top-level parameters (output tensor name)
+  std::vector<MethodParam> per_model;  // read from the model's own parameters first (input tensor name)
+  BaseUse base = BaseUse::Ignored;
+  int min_inputs = 1;   // tensors present, base included
+  int max_inputs = 0;   // 0: no limit
+  bool base_is_input = false;  // the base is one more weighted input (linear, karcher): its per-model
+                               // parameters are evaluated like the others'
+};
+
+const MethodSpec* find_method(std::string_view name);
+std::vector<std::string> method_names();
+
+// Runs `parallel(n_chunks, fn(chunk))` over chunks; the default runs them in order on this thread.
+// Kernels split elementwise work into fixed-size chunks and combine reductions chunk by chunk in
+// order, so results never depend on the number of threads.
+struct ParallelFor {
+  virtual ~ParallelFor() = default;
+  virtual void run(size_t n_chunks, const std::function<void(size_t)>& fn) const;
+};
+
+struct KernelArgs {
+  std::string_view tensor;                    // output tensor name (RNG key)
+  Shape shape;
+  std::vector<const float*> inputs;           // numel(shape) values each
+  std::vector<const ParamSet*> params;        // per input
+  int base = -1;                              // index into inputs, -1 if none
+  const ParamSet* globals = nullptr;
+  uint64_t seed = 0;
+  const ParallelFor* parallel = nullptr;      // nullptr: serial
+};
+
+// Computes the merged tensor into out[numel]. Throws Error for runtime conditions the plan cannot
+// see (e.g. "weights sum to zero" evaluated per tensor, multislerp's degenerate mean).
+void run_method(std::string_view method, const KernelArgs& args, float* out);
+
+// Counter-based random numbers (splitmix64 finaliser over a key and an index): uniform in [0,1).
+uint64_t rng_key(uint64_t seed, std::string_view tensor, uint64_t stream);
+double rng_uniform(uint64_t key, uint64_t index);
+
+}  // namespace evomerge
