@@ -77,10 +77,11 @@ ModelWeights ModelWeights::open(const fs::path& dir) {
     fail("model", "{}: no model.safetensors or model.safetensors.index.json", dir.string());
   }
   for (size_t f = 0; f < w.files_.size(); ++f) {
-    for (const auto& t : w.files_[f].tensors()) {
-      if (!w.index_.emplace(t.name, std::make_pair(f, &t)).second)
-        fail("model", "{}: tensor '{}' appears in more than one shard", dir.string(), t.name);
-      w.names_.push_back(t.name);
+    const auto& tensors = w.files_[f].tensors();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (!w.index_.emplace(tensors[i].name, std::make_pair(f, i)).second)
+        fail("model", "{}: tensor '{}' appears in more than one shard", dir.string(), tensors[i].name);
+      w.names_.push_back(tensors[i].name);
     }
   }
   return w;
@@ -88,13 +89,14 @@ ModelWeights ModelWeights::open(const fs::path& dir) {
 
 const TensorInfo* ModelWeights::find(std::string_view name) const {
   auto it = index_.find(name);
-  return it == index_.end() ? nullptr : it->second.second;
+  return it == index_.end() ? nullptr : &files_[it->second.first].tensors()[it->second.second];
 }
 
 TensorView ModelWeights::view(std::string_view name) const {
   auto it = index_.find(name);
   if (it == index_.end()) fail("model", "{}: tensor '{}' is missing", dir_.string(), name);
-  return files_[it->second.first].view(*it->second.second);
+  const SafetensorsFile& file = files_[it->second.first];
+  return file.view(file.tensors()[it->second.second]);
 }
 
 uint64_t ModelWeights::total_tensor_bytes() const {
@@ -149,7 +151,10 @@ fs::path resolve_model_path(std::string_view reference) {
     std::string rev = read_text_file(ref_main, 4096);
     while (!rev.empty() && (rev.back() == '\n' || rev.back() == ' ')) rev.pop_back();
     fs::path snap = snapshots / rev;
-    if (!rev.empty() && rev.find('/') == std::string::npos && fs::is_directory(snap, ec)) return snap;
+    // A revision is one folder name under snapshots/: never "..", "." or a path.
+    bool plain = !rev.empty() && rev != "." && rev != ".." && rev.find('/') == std::string::npos &&
+                 rev.find('\0') == std::string::npos;
+    if (plain && fs::is_directory(snap, ec)) return snap;
   }
   fs::path newest;
   fs::file_time_type newest_time{};

@@ -37,7 +37,8 @@ class ModelWeights {
   std::filesystem::path dir_;
   std::vector<SafetensorsFile> files_;
   std::vector<std::string> names_;
-  std::map<std::string, std::pair<size_t, const TensorInfo*>, std::less<>> index_;
+  // name -> (file index, tensor index in that file): indices, not pointers, so copies stay valid.
+  std::map<std::string, std::pair<size_t, size_t>, std::less<>> index_;
 };
 
 // Parses model.safetensors.index.json text: returns tensor name -> shard file name, after checking

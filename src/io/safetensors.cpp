@@ -199,6 +199,31 @@ ShardedWriter::ShardedWriter(std::filesystem::path dir, std::vector<TensorSpec> 
                              std::map<std::string, std::string> metadata)
     : dir_(std::move(dir)), specs_(std::move(specs)) {
   EM_ASSERT(max_shard_bytes > 0);
+  // The destructor does not run when a constructor throws: remove what was created so far here.
+  try {
+    plan_and_create(max_shard_bytes, metadata);
+  } catch (...) {
+    remove_temporaries();
+    throw;
+  }
+}
+
+void ShardedWriter::remove_temporaries() {
+  for (auto& shard : shards_) {
+    if (shard.fd >= 0) ::close(shard.fd);
+    shard.fd = -1;
+    std::error_code ec;
+    std::filesystem::remove(shard.temp_path, ec);
+  }
+}
+
+void ShardedWriter::plan_and_create(uint64_t max_shard_bytes, const std::map<std::string, std::string>& metadata) {
+  {
+    std::set<std::string_view> names;
+    for (const auto& spec : specs_)
+      if (!names.insert(spec.name).second)
+        fail("safetensors", "{}: tensor '{}' is written twice", dir_.string(), spec.name);
+  }
   // Greedy shard assignment in the given order.
   std::vector<std::vector<size_t>> groups;
   uint64_t current = 0;
@@ -242,7 +267,7 @@ ShardedWriter::ShardedWriter(std::filesystem::path dir, std::vector<TensorSpec> 
     shard.temp_path = dir_ / (std::string(".") + shard.name + ".tmp");
     shard.fd = ::open(shard.temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (shard.fd < 0) fail("io", "{}: cannot create: {}", shard.temp_path.string(), std::strerror(errno));
-    shards_.push_back(shard);
+    shards_.push_back(shard);  // from here on remove_temporaries() cleans it up
     std::string prefix(8, '\0');
     uint64_t len = text.size();
     for (int b = 0; b < 8; ++b) prefix[b] = static_cast<char>((len >> (8 * b)) & 0xff);
@@ -254,13 +279,7 @@ ShardedWriter::ShardedWriter(std::filesystem::path dir, std::vector<TensorSpec> 
 }
 
 ShardedWriter::~ShardedWriter() {
-  for (auto& shard : shards_) {
-    if (shard.fd >= 0) ::close(shard.fd);
-    if (!finished_) {
-      std::error_code ec;
-      std::filesystem::remove(shard.temp_path, ec);
-    }
-  }
+  if (!finished_) remove_temporaries();
 }
 
 void ShardedWriter::write(std::string_view name, std::span<const std::byte> bytes) {

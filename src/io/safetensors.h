@@ -133,6 +133,9 @@ class ShardedWriter {
     uint64_t nbytes = 0;
     bool written = false;
   };
+  void plan_and_create(uint64_t max_shard_bytes, const std::map<std::string, std::string>& metadata);
+  void remove_temporaries();  // closes and deletes the temporary shard files
+
   std::filesystem::path dir_;
   std::vector<TensorSpec> specs_;
   std::vector<Shard> shards_;
