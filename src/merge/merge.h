@@ -61,6 +61,10 @@ class SourceModel {
   const TensorInfo* info(std::string_view name) const;
   // Reads tensor `name` (a compute dtype) into dst[numel] as f32, with the LoRA delta added.
   void read_f32(std::string_view name, float* dst) const;
+  // The stored bytes (no LoRA) and, separately, the LoRA delta added onto dst[numel] (a no-op when
+  // the tensor has no adapter): the executor converts in parallel chunks, then adds the delta.
+  TensorView stored(std::string_view name) const;
+  void add_lora_delta(std::string_view name, float* dst) const;
   bool has_lora() const { return !lora_.empty(); }
   size_t lora_tensor_count() const { return lora_.size(); }
 

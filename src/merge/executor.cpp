@@ -1,0 +1,136 @@
+#include "merge/executor.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "tensor/convert.h"
+
+namespace evomerge {
+
+namespace {
+thread_local bool t_in_pool = false;
+constexpr size_t kConvertChunk = size_t{1} << 16;
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) {
+  int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 1; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void ThreadPool::worker_loop() {
+  t_in_pool = true;
+  uint64_t seen = 0;
+  for (;;) {
+    const std::function<void(size_t)>* job;
+    size_t n;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+      n = n_chunks_;
+    }
+    size_t done = 0;
+    for (size_t c; (c = next_.fetch_add(1)) < n; ++done) {
+      try {
+        (*job)(c);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    finished_ += done;
+    if (finished_ == n) done_.notify_all();
+  }
+}
+
+void ThreadPool::run(size_t n_chunks, const std::function<void(size_t)>& fn) const {
+  if (workers_.empty() || n_chunks <= 1 || t_in_pool) {
+    for (size_t c = 0; c < n_chunks; ++c) fn(c);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = &fn;
+    n_chunks_ = n_chunks;
+    next_ = 0;
+    finished_ = 0;
+    error_ = nullptr;
+    ++generation_;
+  }
+  wake_.notify_all();
+  size_t done = 0;
+  t_in_pool = true;
+  for (size_t c; (c = next_.fetch_add(1)) < n_chunks; ++done) {
+    try {
+      fn(c);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+  t_in_pool = false;
+  std::unique_lock<std::mutex> lock(mutex_);
+  finished_ += done;
+  done_.wait(lock, [&] { return finished_ == n_chunks; });
+  job_ = nullptr;
+  if (error_) std::rethrow_exception(error_);
+}
+
+void Merger::Impl::merge(const MergePlan& plan, const PlanTensor& t, float* dst) {
+  const size_t n = static_cast<size_t>(shape_numel(t.shape));
+  if (inputs.size() < t.inputs.size()) inputs.resize(t.inputs.size());
+  KernelArgs args;
+  args.tensor = t.name;
+  args.shape = t.shape;
+  args.base = t.base;
+  args.globals = &t.globals;
+  args.seed = plan.random_seed;
+  args.parallel = &pool;
+  const size_t chunks = (n + kConvertChunk - 1) / kConvertChunk;
+  for (size_t i = 0; i < t.inputs.size(); ++i) {
+    const PlanInput& in = t.inputs[i];
+    const SourceModel& m = *plan.models[in.model];
+    TensorView v = m.stored(in.tensor);
+    // Embedding rows beyond the common vocabulary are not read: the first n elements are the rows
+    // kept (row-major, same columns).
+    EM_ASSERT(static_cast<size_t>(v.numel()) >= n);
+    auto& buf = inputs[i];
+    if (buf.size() < n) buf.resize(n);
+    const size_t es = dtype_size(v.dtype);
+    pool.run(chunks, [&](size_t c) {
+      size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
+      convert_to_f32(v.dtype, v.data + b * es, buf.data() + b, e - b);
+    });
+    if (m.has_lora()) m.add_lora_delta(in.tensor, buf.data());
+    args.inputs.push_back(buf.data());
+    args.params.push_back(&in.params);
+  }
+  run_method(plan.method, args, dst);
+}
+
+float* Merger::Impl::out_scratch(size_t n) {
+  if (out.size() < n) out.resize(n);
+  return out.data();
+}
+
+void Merger::Impl::convert_out(const float* src, DType dtype, std::byte* dst, size_t n) {
+  const size_t es = dtype_size(dtype);
+  pool.run((n + kConvertChunk - 1) / kConvertChunk, [&](size_t c) {
+    size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
+    convert_from_f32(dtype, src + b, dst + b * es, e - b);
+  });
+}
+
+}  // namespace evomerge

@@ -1,0 +1,152 @@
+// Streaming a plan into a Hugging Face folder: tensors merged one at a time (each on all cores),
+// converted once to the output dtype and written by a background write while the next tensor
+// merges. Peak memory: the f32 inputs of one tensor + its f32 result + two output byte buffers.
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+
+#include "common/error.h"
+#include "common/progress.h"
+#include "io/files.h"
+#include "io/safetensors.h"
+#include "merge/executor.h"
+#include "merge/merge.h"
+
+namespace evomerge {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Asks the kernel to start reading a tensor's pages (the inputs of the next tensor) while this one
+// merges. Advisory only; errors are ignored.
+void prefetch(const TensorView& v) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t b = reinterpret_cast<uintptr_t>(v.data) & ~(page - 1);
+  uintptr_t e = reinterpret_cast<uintptr_t>(v.data) + v.nbytes;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_WILLNEED);
+}
+
+std::string model_card(const MergePlan& plan, const fs::path& out_dir) {
+  const MergeConfig& c = plan.config;
+  std::string yaml = c.source_text.empty() ? merge_config_to_yaml(c) : c.source_text;
+  std::string s = "---\nbase_model:\n";
+  for (const auto& m : plan.models) {
+    s += fmt::format("- {}\n", m->ref().path);
+    if (!m->ref().lora.empty()) s += fmt::format("- {}\n", m->ref().lora);
+  }
+  s += "library_name: transformers\ntags:\n- mergekit\n- merge\n- evomerge\n---\n";
+  s += fmt::format("# {}\n\nThis is a merge of pre-trained language models created with evomerge (mergekit-compatible).\n\n",
+                   out_dir.filename().string());
+  s += "## Merge Details\n### Merge Method\n\n";
+  const std::optional<ModelRef>& base = c.base_model;
+  s += fmt::format("This model was merged using the {} merge method", plan.method);
+  if (base && plan.method != "slerp") s += fmt::format(" using {} as a base", base->str());
+  s += ".\n\n### Models Merged\n\nThe following models were included in the merge:\n";
+  for (const auto& m : plan.models)
+    if (!base || plan.method == "slerp" || m->ref() != *base) s += fmt::format("* {}\n", m->reference());
+  s += "\n### Configuration\n\nThe following YAML configuration was used to produce this model:\n\n```yaml\n" + yaml;
+  if (!yaml.empty() && yaml.back() != '\n') s += "\n";
+  s += "```\n";
+  return s;
+}
+
+}  // namespace
+
+MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, const FolderOptions& options) {
+  auto t0 = std::chrono::steady_clock::now();
+  MergeStats stats;
+  // The tokenizer source, checked before anything is written.
+  const SourceModel* tok_model = plan.models[plan.donor].get();
+  const std::string& ts = plan.config.tokenizer_source;
+  if (!ts.empty() && ts != "base") {
+    ModelRef r = ModelRef::parse(ts, plan.config.where);
+    tok_model = nullptr;
+    for (const auto& m : plan.models)
+      if (m->ref() == r) tok_model = m.get();
+    if (!tok_model) fail("merge", "{}: tokenizer_source: '{}' is not one of the merged models", plan.config.where, ts);
+    if (tok_model->config().vocab_size != plan.out_config.vocab_size)
+      fail("merge", "{}: tokenizer_source: {} has vocab_size {} but the merged model has {} (embedding permutation is not supported)",
+           plan.config.where, ts, tok_model->config().vocab_size, plan.out_config.vocab_size);
+  }
+
+  StagedDir staged(out_dir, options.replace_existing);
+  std::vector<TensorSpec> specs;
+  for (const auto& t : plan.tensors) specs.push_back({t.name, t.dtype, t.shape});
+  ShardedWriter writer(staged.path(), specs, options.max_shard_bytes);
+
+  Progress progress("merge", plan.tensors.size(), "tensors", options_.progress);
+  size_t max_n = 0;
+  for (const auto& t : plan.tensors) max_n = std::max(max_n, static_cast<size_t>(shape_numel(t.shape)));
+  std::vector<std::byte> bytes[2];
+  std::future<void> pending[2];
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const PlanTensor& t = plan.tensors[i];
+    if (i + 1 < plan.tensors.size())
+      for (const auto& in : plan.tensors[i + 1].inputs) prefetch(plan.models[in.model]->stored(in.tensor));
+    const size_t n = static_cast<size_t>(shape_numel(t.shape));
+    float* f32 = impl_->out_scratch(max_n);
+    impl_->merge(plan, t, f32);
+    const size_t slot = i % 2;
+    if (pending[slot].valid()) pending[slot].get();  // the buffer's previous write is done
+    bytes[slot].resize(t.nbytes());
+    impl_->convert_out(f32, t.dtype, bytes[slot].data(), n);
+    pending[slot] = std::async(std::launch::async, [&writer, &bytes, slot, name = t.name] {
+      writer.write(name, {bytes[slot].data(), bytes[slot].size()});
+    });
+    for (const auto& in : t.inputs) stats.bytes_read += static_cast<uint64_t>(n) * dtype_size(plan.models[in.model]->info(in.tensor)->dtype);
+    stats.bytes_written += t.nbytes();
+    ++stats.tensors;
+    progress.add(1, t.nbytes());
+  }
+  for (auto& p : pending)
+    if (p.valid()) p.get();
+  writer.finish();
+  progress.finish();
+
+  const SourceModel& donor = *plan.models[plan.donor];
+  write_file_atomic(staged.path() / "config.json", plan.out_config_json.dump(2) + "\n");
+  if (options.copy_tokenizer) {
+    for (const auto& f : tok_model->folder().aux_files) {
+      bool tokenizer_file = f.starts_with("tokenizer") || f == "special_tokens_map.json" || f == "added_tokens.json" ||
+                            f == "vocab.json" || f == "merges.txt" || f.starts_with("chat_template");
+      const SourceModel& from = tokenizer_file ? *tok_model : donor;
+      if (tokenizer_file || &from == &donor) {
+        std::error_code ec;
+        if (fs::exists(from.folder().dir / f, ec)) copy_file_atomic(from.folder().dir / f, staged.path() / f);
+      }
+    }
+    if (tok_model != &donor)
+      for (const auto& f : donor.folder().aux_files) {
+        bool tokenizer_file = f.starts_with("tokenizer") || f == "special_tokens_map.json" || f == "added_tokens.json" ||
+                              f == "vocab.json" || f == "merges.txt" || f.starts_with("chat_template");
+        if (!tokenizer_file) copy_file_atomic(donor.folder().dir / f, staged.path() / f);
+      }
+  }
+  if (!plan.config.chat_template.empty()) {
+    fs::path tc = staged.path() / "tokenizer_config.json";
+    json j = json::object();
+    std::error_code ec;
+    if (fs::exists(tc, ec)) {
+      try {
+        j = json::parse(read_text_file(tc));
+      } catch (const json::exception& e) {
+        fail("merge", "{}: not valid JSON: {}", (tok_model->folder().dir / "tokenizer_config.json").string(), e.what());
+      }
+    }
+    j["chat_template"] = plan.config.chat_template;
+    write_file_atomic(tc, j.dump(2) + "\n");
+  }
+  write_file_atomic(staged.path() / "mergekit_config.yml",
+                    plan.config.source_text.empty() ? merge_config_to_yaml(plan.config) : plan.config.source_text);
+  if (options.write_model_card) write_file_atomic(staged.path() / "README.md", model_card(plan, out_dir));
+  staged.commit();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return stats;
+}
+
+}  // namespace evomerge
