@@ -11,7 +11,7 @@ mode="${1:---build}"
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libeigen3-dev libopenblas-dev libopenblas0-pthread libhwy-dev nlohmann-json3-dev libyaml-cpp-dev
-  libcli11-dev libfmt-dev libonig-dev libsqlite3-dev libopenmpi-dev openmpi-bin
+  libcli11-dev libfmt-dev libonig-dev libicu-dev zlib1g-dev libsqlite3-dev libopenmpi-dev openmpi-bin
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-yaml
 )
 missing=()
