@@ -77,6 +77,29 @@ RopeScaling parse_rope(const json* scaling, std::string_view where, const char* 
   return r;
 }
 
+// A hostile config must not make later stages loop or allocate without bound (expected_tensors
+// builds one spec per tensor; parameter counts must fit in int64).
+void check_size_bounds(const ModelConfig& c, std::string_view where) {
+  constexpr int64_t kMaxLayers = 1 << 16;
+  constexpr int64_t kMaxParameters = int64_t{1} << 48;
+  if (c.num_hidden_layers > kMaxLayers)
+    fail("config", "{}: field 'num_hidden_layers' ({}) exceeds the supported maximum of {}", where,
+         c.num_hidden_layers, kMaxLayers);
+  // Every field is <= 2^40 (Reader::positive_int), and each product below multiplies at most one
+  // checked (<= 2^48) quantity by one field, so nothing overflows 128 bits. Biases and norms are
+  // counted generously: this is an upper bound, not parameter_count().
+  using u128 = unsigned __int128;
+  auto too_big = [&] {
+    fail("config", "{}: the sizes in this config describe more than 2^48 parameters; not a real model", where);
+  };
+  const u128 h = c.hidden_size, v = c.vocab_size, inter = c.intermediate_size, hd = c.head_dim;
+  const u128 q = u128(c.num_attention_heads) * hd, kv = u128(c.num_key_value_heads) * hd;
+  if (q > kMaxParameters || kv > kMaxParameters) too_big();
+  const u128 per_layer = 2 * q * h + 2 * kv * h + 3 * inter * h + 2 * h + q + 2 * kv + inter + 2 * hd;
+  if (per_layer > kMaxParameters) too_big();
+  if (2 * v * h + h + per_layer * u128(c.num_hidden_layers) > kMaxParameters) too_big();
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const json& config, std::string_view where) {
@@ -126,16 +149,21 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
   // transformers >= 5 may fold rope_theta and the scaling into rope_parameters.
   const json* rope_params = rd.get("rope_parameters");
   double default_theta = 10000.0;
-  if (rope_params && rope_params->is_object()) {
-    if (auto it = rope_params->find("rope_theta"); it != rope_params->end() && it->is_number()) default_theta = it->get<double>();
-    c.rope_scaling = parse_rope(rope_params, where, "rope_parameters");
+  if (rope_params) {
+    c.rope_scaling = parse_rope(rope_params, where, "rope_parameters");  // fails unless an object
+    if (auto it = rope_params->find("rope_theta"); it != rope_params->end()) {
+      if (!it->is_number() || it->get<double>() <= 0)
+        fail("config", "{}: field 'rope_parameters.rope_theta' must be a positive number", where);
+      default_theta = it->get<double>();
+    }
   }
   c.rope_theta = rd.positive_number_or("rope_theta", default_theta);
   if (const json* scaling = rd.get("rope_scaling")) c.rope_scaling = parse_rope(scaling, where, "rope_scaling");
 
   c.tie_word_embeddings = rd.bool_or("tie_word_embeddings", false);
   bool attention_bias = rd.bool_or("attention_bias", false);
-  c.mlp_bias = rd.bool_or("mlp_bias", false);
+  // Only Llama's MLP reads mlp_bias; Mistral/Qwen2/Qwen3 build their MLP without biases.
+  c.mlp_bias = rd.bool_or("mlp_bias", false) && c.family == ArchFamily::Llama;
   switch (c.family) {
     case ArchFamily::Llama: c.qkv_bias = attention_bias; c.o_bias = attention_bias; break;
     case ArchFamily::Mistral: break;
@@ -152,19 +180,24 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
     if (!act->is_string() || act->get<std::string>() != "silu")
       fail("config", "{}: field 'hidden_act' {} is not supported (only silu)", where, act->dump());
   }
-  if (const json* b = rd.get("bos_token_id"); b && b->is_number_integer()) c.bos_token_id = b->get<int64_t>();
+  auto token_id = [&](const json& v, const char* key) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0)
+      fail("config", "{}: field '{}' must be a non-negative integer or a list of them, got {}", where, key, v.dump());
+    return v.get<int64_t>();
+  };
+  if (const json* b = rd.get("bos_token_id")) c.bos_token_id = token_id(*b, "bos_token_id");
   if (const json* e = rd.get("eos_token_id")) {
-    if (e->is_number_integer()) c.eos_token_ids.push_back(e->get<int64_t>());
-    else if (e->is_array())
-      for (const auto& x : *e)
-        if (x.is_number_integer()) c.eos_token_ids.push_back(x.get<int64_t>());
+    if (e->is_array())
+      for (const auto& x : *e) c.eos_token_ids.push_back(token_id(x, "eos_token_id"));
+    else
+      c.eos_token_ids.push_back(token_id(*e, "eos_token_id"));
   }
-  const json* dt = rd.get("torch_dtype");
-  if (!dt) dt = rd.get("dtype");
-  if (dt && dt->is_string()) {
-    c.torch_dtype = dtype_from_torch_name(dt->get<std::string>());
-    if (!c.torch_dtype) fail("config", "{}: field 'torch_dtype' {} is not a known dtype", where, dt->dump());
+  const char* dtype_key = rd.get("torch_dtype") ? "torch_dtype" : "dtype";  // transformers v5 writes "dtype"
+  if (const json* dt = rd.get(dtype_key)) {
+    if (dt->is_string()) c.torch_dtype = dtype_from_torch_name(dt->get<std::string>());
+    if (!c.torch_dtype) fail("config", "{}: field '{}' {} is not a known dtype", where, dtype_key, dt->dump());
   }
+  check_size_bounds(c, where);
   return c;
 }
 

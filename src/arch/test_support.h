@@ -1,0 +1,71 @@
+// Test helpers (header-only, not part of libevomerge): tiny configs of each supported family and
+// real-format model folders generated from them (config.json, safetensors weights, tag-along files).
+#pragma once
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "arch/arch.h"
+#include "arch/config.h"
+#include "io/files.h"
+#include "io/safetensors.h"
+#include "tensor/convert.h"
+
+namespace evomerge::testing {
+
+// A config.json for a tiny model of `family` ("llama", "mistral", "qwen2", "qwen3"): hidden 8,
+// intermediate 12, 2 layers, 2 heads (head_dim 4), 1 kv head, vocab 16.
+inline nlohmann::json tiny_config(std::string_view family = "llama") {
+  static const std::map<std::string_view, std::string_view> arch = {{"llama", "LlamaForCausalLM"},
+                                                                     {"mistral", "MistralForCausalLM"},
+                                                                     {"qwen2", "Qwen2ForCausalLM"},
+                                                                     {"qwen3", "Qwen3ForCausalLM"}};
+  nlohmann::json c = {{"architectures", {arch.at(family)}},
+                      {"model_type", family},
+                      {"vocab_size", 16},
+                      {"hidden_size", 8},
+                      {"intermediate_size", 12},
+                      {"num_hidden_layers", 2},
+                      {"num_attention_heads", 2},
+                      {"num_key_value_heads", 1},
+                      {"rms_norm_eps", 1e-6},
+                      {"rope_theta", 10000.0},
+                      {"max_position_embeddings", 64},
+                      {"tie_word_embeddings", false},
+                      {"hidden_act", "silu"},
+                      {"bos_token_id", 1},
+                      {"eos_token_id", 2},
+                      {"torch_dtype", "bfloat16"}};
+  if (family == "qwen3") c["head_dim"] = 4;
+  return c;
+}
+
+// Writes a complete model folder into `dir` (which must exist): config.json, every tensor the config
+// implies (deterministic values, `dtype`), sharded by `shard_bytes`, plus small tokenizer files.
+// Returns the specs written, in order.
+inline std::vector<TensorSpec> write_model_folder(const std::filesystem::path& dir, const nlohmann::json& config,
+                                                  DType dtype = DType::BF16,
+                                                  uint64_t shard_bytes = ShardedWriter::kDefaultShardBytes) {
+  ModelConfig c = parse_model_config(config, "test config");
+  std::vector<TensorSpec> specs = expected_tensors(c, dtype);
+  write_file_atomic(dir / "config.json", config.dump(2));
+  write_file_atomic(dir / "tokenizer_config.json", R"({"bos_token":"<s>","eos_token":"</s>"})");
+  write_file_atomic(dir / "generation_config.json", R"({"bos_token_id":1,"eos_token_id":2})");
+  ShardedWriter writer(dir, specs, shard_bytes);
+  for (size_t t = 0; t < specs.size(); ++t) {
+    const auto& s = specs[t];
+    std::vector<float> values(static_cast<size_t>(shape_numel(s.shape)));
+    bool norm = s.name.find("norm") != std::string::npos;
+    for (size_t j = 0; j < values.size(); ++j)
+      values[j] = (norm ? 1.0f : 0.0f) + 0.1f * std::sin(0.37f * static_cast<float>(j) + 1.3f * static_cast<float>(t));
+    Tensor tensor = Tensor::from_f32(s.shape, values, dtype);
+    writer.write(s.name, tensor.view().bytes());
+  }
+  writer.finish();
+  return specs;
+}
+
+}  // namespace evomerge::testing
