@@ -1,8 +1,8 @@
 // The CPU inference engine for Llama-family decoders (Llama, Mistral, Qwen2, Qwen3), matching
-// Hugging Face transformers' forward pass: RMSNorm in f32, rotate-half RoPE (pairs (x[i], x[i+d/2]),
-// rope_theta, llama3 scaling), grouped-query attention with f32 softmax, SwiGLU, tied embeddings,
-// Qwen2 q/k/v biases, Qwen3 q_norm/k_norm. Weights stay in their stored dtype (BF16/F16/F32; mapped
-// or caller-owned); compute is f32.
+// Hugging Face transformers' forward pass: RMSNorm in f32, rotate-half RoPE (pairs (x[i],
+// x[i+d/2]), rope_theta, llama3 scaling), grouped-query attention with f32 softmax, SwiGLU, tied
+// embeddings, Qwen2 q/k/v biases, Qwen3 q_norm/k_norm. Weights stay in their stored dtype
+// (BF16/F16/F32; mapped or caller-owned); compute is f32.
 //
 // CONTRACT (written by the lead before the implementation; the implementer may add, not remove).
 // The scorer (eval/) and the evolution engine (evolve/) program against this header.
@@ -31,8 +31,8 @@ class WeightSource {
  public:
   virtual ~WeightSource() = default;
   virtual const ModelConfig& config() const = 0;
-  // The tensor named `name` (HF naming, see arch/arch.h); throws Error if absent. The view must stay
-  // valid, and its bytes unchanged, until the source is destroyed or the caller says otherwise
+  // The tensor named `name` (HF naming, see arch/arch.h); throws Error if absent. The view must
+  // stay valid, and its bytes unchanged, until the source is destroyed or the caller says otherwise
   // (Engine::weights_changed()).
   virtual TensorView tensor(std::string_view name) const = 0;
   virtual bool has(std::string_view name) const = 0;
@@ -42,10 +42,21 @@ class WeightSource {
 std::shared_ptr<WeightSource> open_folder_weights(std::string_view reference);
 // Weights held elsewhere (e.g. a merge written into caller-owned f32 buffers). `tensors` maps HF
 // names to views; the views must outlive the source.
-std::shared_ptr<WeightSource> make_memory_weights(ModelConfig config, std::map<std::string, TensorView> tensors);
+std::shared_ptr<WeightSource> make_memory_weights(ModelConfig config,
+                                                  std::map<std::string, TensorView> tensors);
 
-// One hop of a data-flow-space path: run layer `layer` of model `model`, with its input hidden state
-// multiplied by `input_scale` first. Embeddings, final norm and head come from model 0.
+// One hop of a data-flow-space path: run layer `layer` of model `model`, with its input hidden
+// state multiplied by `input_scale` first. Embeddings, final norm and head come from model 0.
+//
+// Exact convention: the whole residual stream is scaled before the hop's layer,
+//   x <- input_scale * x;   x <- x + o_proj(Attn(RMSNorm1(x)));   x <- x +
+//   down(SwiGLU(RMSNorm2(x))),
+// so the scale carries on through the residual stream into later hops. Since RMSNorm(c*x) ==
+// RMSNorm(x) for c > 0 (up to eps), a path with scales s_1..s_K gives the same logits as the
+// unscaled model built from the same layers with hop k's o_proj and down_proj weights (and their
+// biases) multiplied by 1/P_k, P_k = s_1 * ... * s_k: the routed stream after hop k is P_k times
+// the plain one, and the final norm removes P_K. (Tested in layer_path_test.cpp; this is the DFS
+// export math.)
 struct LayerHop {
   int model = 0;
   int layer = 0;
@@ -53,9 +64,17 @@ struct LayerHop {
 };
 
 struct EngineOptions {
-  int threads = 0;          // 0: all cores
-  int max_context = 0;      // 0: the model's max_position_embeddings
+  int threads = 0;              // 0: all cores
+  int max_context = 0;          // 0: the model's max_position_embeddings
   int max_batch_tokens = 4096;  // prefill micro-batch (tokens across sequences)
+  // Added by the implementation:
+  // Keep f32 copies of BF16/F16 weight matrices (tiny models, repeated scoring): every matmul is
+  // then one sgemm with no conversion, at twice (bf16) the weight memory. weights_changed()
+  // refreshes them.
+  bool cache_f32_weights = false;
+  // > 0: ids >= score_vocab (the padded rows of a vocabulary larger than the tokenizer's) are
+  // masked out of loglikelihood()'s softmax and of greedy argmax. 0: the whole vocab_size.
+  int score_vocab = 0;
 };
 
 class Engine {
@@ -78,10 +97,12 @@ class Engine {
 
   // Logits for every position of each sequence: result[b] is [len_b x vocab] row-major f32
   // (padded vocab entries beyond the tokenizer are left as computed; scorers mask them).
-  std::vector<std::vector<float>> forward_logits(const std::vector<std::vector<int32_t>>& sequences);
+  std::vector<std::vector<float>> forward_logits(
+      const std::vector<std::vector<int32_t>>& sequences);
 
   // Log-likelihood of `continuation` after `context` (lm-eval-harness loglikelihood). Requests with
-  // the same context share its prefill. `greedy` is true when every continuation token is the argmax.
+  // the same context share its prefill. `greedy` is true when every continuation token is the
+  // argmax.
   struct LoglikRequest {
     std::vector<int32_t> context;
     std::vector<int32_t> continuation;
@@ -93,9 +114,10 @@ class Engine {
   };
   std::vector<LoglikResult> loglikelihood(const std::vector<LoglikRequest>& requests);
 
-  // Batched greedy decoding. Stops per sequence at an EOS id (from the tokenizer, when given, else the
-  // config), at any stop string appearing in the decoded continuation (the text is cut before it), or
-  // after max_new_tokens. `on_token(request_index, token)` streams tokens as they are produced.
+  // Batched greedy decoding. Stops per sequence at an EOS id (from the tokenizer, when given, else
+  // the config), at any stop string appearing in the decoded continuation (the text is cut before
+  // it), or after max_new_tokens. `on_token(request_index, token)` streams tokens as they are
+  // produced.
   struct GenerateRequest {
     std::vector<int32_t> prompt;
     int max_new_tokens = 64;
@@ -107,8 +129,28 @@ class Engine {
     std::string text;             // decoded continuation, cut before the stop string
     StopReason stop = StopReason::MaxTokens;
   };
-  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests, const Tokenizer* tokenizer,
+  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
+                                       const Tokenizer* tokenizer,
                                        const std::function<void(size_t, int32_t)>& on_token = {});
+  // The same without a Tokenizer object (added): `decode` turns generated ids into text (used for
+  // stop strings and GenerateResult::text; may be empty when no request has stop strings, text is
+  // then left empty), `eos_ids` end a sequence (empty: the config's eos ids). generate() with a
+  // tokenizer calls this with tokenizer->decode, tokenizer->eos_ids() and, when score_vocab is 0,
+  // masks argmax to the tokenizer's vocabulary.
+  using DecodeFn = std::function<std::string(std::span<const int32_t>)>;
+  std::vector<GenerateResult> generate_with(
+      const std::vector<GenerateRequest>& requests, const DecodeFn& decode,
+      std::vector<int32_t> eos_ids, const std::function<void(size_t, int32_t)>& on_token = {},
+      int argmax_vocab = 0);
+
+  // Counters since construction (added), for benches and the CLI.
+  struct Stats {
+    uint64_t prefill_tokens =
+        0;  // positions run by forward_logits, loglikelihood and prompt prefill
+    uint64_t decode_tokens = 0;  // positions run by generation steps (one per sequence per step)
+    uint64_t forward_calls = 0;  // micro-batches run
+  };
+  Stats stats() const;
 
  private:
   struct Impl;

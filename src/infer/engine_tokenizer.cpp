@@ -1,0 +1,17 @@
+// Engine::generate with a Tokenizer: the one part of the engine that needs the tokenizer stage.
+// Kept in its own file so programs that never call it do not link em_tokenize.
+#include "infer/engine.h"
+#include "tokenize/tokenizer.h"
+
+namespace evomerge {
+
+std::vector<Engine::GenerateResult> Engine::generate(
+    const std::vector<GenerateRequest>& requests, const Tokenizer* tokenizer,
+    const std::function<void(size_t, int32_t)>& on_token) {
+  if (!tokenizer) return generate_with(requests, {}, {}, on_token);
+  DecodeFn decode = [tokenizer](std::span<const int32_t> ids) { return tokenizer->decode(ids); };
+  // Ids past the tokenizer's vocabulary (padded embedding rows) are never produced.
+  return generate_with(requests, decode, tokenizer->eos_ids(), on_token, tokenizer->vocab_size());
+}
+
+}  // namespace evomerge

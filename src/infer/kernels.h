@@ -1,0 +1,98 @@
+// Internal to the inference stage: the thread pool and the matmul / vector kernels of the fast
+// path. Not a public header of evomerge (engine.h is); shared by engine.cpp, the tests and the
+// bench.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace evomerge::infer_detail {
+
+// A fixed set of worker threads. parallel_for(n, f) calls f(i, thread) for every i in [0, n) with
+// indices handed out dynamically (an atomic counter), `thread` in [0, size()) identifying the
+// caller so it can use per-thread scratch. The calling thread works too. No allocation per call.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  template <class F>
+  void parallel_for(int64_t n, F&& f) {
+    if (n <= 0) return;
+    if (n == 1 || workers_.empty()) {
+      for (int64_t i = 0; i < n; ++i) f(i, 0);
+      return;
+    }
+    run(
+        n,
+        [](void* ctx, int64_t i, int t) { (*static_cast<std::remove_reference_t<F>*>(ctx))(i, t); },
+        &f);
+  }
+
+ private:
+  using Fn = void (*)(void*, int64_t, int);
+  void run(int64_t n, Fn fn, void* ctx);
+  void work(int thread);
+  void worker_loop(int thread);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable start_cv_, done_cv_;
+  uint64_t generation_ = 0;
+  int busy_ = 0;
+  bool stop_ = false;
+  Fn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  int64_t n_ = 0;
+  alignas(64) std::atomic<int64_t> next_{0};
+};
+
+// A weight matrix W [rows x cols] (nn.Linear layout [out, in]) in its stored dtype, with an
+// optional f32 copy. f32() is the matrix as f32 when that needs no conversion (stored F32, or
+// cached).
+struct Matrix {
+  const std::byte* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+  std::vector<float> cache;  // f32 copy (cache option, or an unaligned F32 view)
+  const float* f32() const {
+    if (!cache.empty()) return cache.data();
+    return dtype == DType::F32 ? reinterpret_cast<const float*>(data) : nullptr;
+  }
+  void refresh(bool keep_f32_copy);  // (re)build `cache` after the bytes changed
+};
+
+// Per-thread scratch of the matmul kernels, sized on first use and reused.
+struct MatmulScratch {
+  std::vector<std::vector<float>> per_thread;
+};
+
+// Rows of W converted per sgemm block (per task) on the conversion path: 64 rows of a 4096-wide
+// matrix is 1 MiB of f32, which stays in L2 while sgemm consumes it.
+inline constexpr int64_t kBlockBytes = 1 << 20;
+// Below this many activation rows a bf16/f16 matrix is not converted for sgemm; each row of W is
+// converted once into L1 and dotted with every activation row (bandwidth-bound GEMV-like work).
+inline constexpr int64_t kFusedMaxRows = 8;
+
+// Y[n x W.rows] = X[n x W.cols] · Wᵀ, row-major, f32. Threads split W's rows; each runs OpenBLAS
+// sgemm single-threaded on its block (OpenBLAS must be set to 1 thread, the Engine does it).
+void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
+            MatmulScratch& scratch);
+
+// The plain version of linear(): scalar loops, double accumulation. For tests.
+void linear_reference(const Matrix& W, const float* X, int64_t n, float* Y);
+
+float dot(const float* a, const float* b, int64_t n);
+
+}  // namespace evomerge::infer_detail

@@ -1,0 +1,58 @@
+#include "infer/rope.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "common/error.h"
+
+namespace evomerge {
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  const int d = static_cast<int>(c.head_dim);
+  if (d <= 0 || d % 2 != 0)
+    fail("infer", "{}: head_dim {} must be even and positive for RoPE", c.architecture, d);
+  std::vector<float> inv(d / 2);
+  // torch: 1.0 / (base ** (arange(0, d, 2).float() / d)), all in f32.
+  for (int i = 0; i < d / 2; ++i) {
+    float expo = static_cast<float>(2 * i) / static_cast<float>(d);
+    inv[i] = 1.0f / std::pow(static_cast<float>(c.rope_theta), expo);
+  }
+  const auto& rs = c.rope_scaling;
+  if (rs.type == "default") return inv;
+  if (rs.type != "llama3")
+    fail("infer", "{}: rope type '{}' is not supported (supported: default, llama3)",
+         c.architecture, rs.type);
+  // _compute_llama3_parameters: long wavelengths are divided by `factor`, short ones kept, the band
+  // in between interpolated linearly in 1/wavelength. f32 tensor math as in transformers.
+  const float factor = static_cast<float>(rs.factor);
+  const float low = static_cast<float>(rs.low_freq_factor),
+              high = static_cast<float>(rs.high_freq_factor);
+  const float orig = static_cast<float>(rs.original_max_position_embeddings);
+  const float low_wl = orig / low, high_wl = orig / high;
+  if (!(high > low))
+    fail("infer", "{}: rope_scaling high_freq_factor must exceed low_freq_factor", c.architecture);
+  for (float& f : inv) {
+    float wavelen = static_cast<float>(2.0 * std::numbers::pi) / f;
+    float scaled = wavelen > low_wl ? f / factor : f;
+    if (!(wavelen < high_wl) && !(wavelen > low_wl)) {
+      float smooth = (orig / wavelen - low) / (high - low);
+      scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+    }
+    f = scaled;
+  }
+  return inv;
+}
+
+void rope_apply(float* x, int d, const float* inv_freq, int pos) {
+  const int half = d / 2;
+  const float p = static_cast<float>(pos);
+  for (int i = 0; i < half; ++i) {
+    float angle = p * inv_freq[i];
+    float c = std::cos(angle), s = std::sin(angle);
+    float a = x[i], b = x[i + half];
+    x[i] = a * c - b * s;
+    x[i + half] = b * c + a * s;
+  }
+}
+
+}  // namespace evomerge
