@@ -1,0 +1,89 @@
+// The fast matmul (threaded sgemm blocks, fused 16-bit GEMV) against the plain scalar one, and the
+// thread pool's coverage.
+#include "infer/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "tensor/convert.h"
+
+namespace evomerge::infer_detail {
+namespace {
+
+struct Owned {
+  std::vector<std::byte> bytes;
+  Matrix m;
+};
+
+Owned make_matrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {
+  std::vector<float> v(rows * cols);
+  uint32_t s = seed;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = static_cast<float>(static_cast<int32_t>(s >> 8) % 2001 - 1000) / 1000.0f;
+  }
+  Owned o;
+  o.bytes.resize(v.size() * dtype_size(dtype));
+  convert_from_f32(dtype, v.data(), o.bytes.data(), v.size());
+  o.m.data = o.bytes.data();
+  o.m.dtype = dtype;
+  o.m.rows = rows;
+  o.m.cols = cols;
+  return o;
+}
+
+TEST(Kernels, LinearMatchesReference) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    MatmulScratch scratch;
+    for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 53}, {300, 129}, {16, 16}}) {
+        Owned w = make_matrix(dt, rows, cols, 7);
+        for (bool cache : {false, true}) {
+          w.m.refresh(cache);
+          for (int64_t n : {1, 3, 8, 9, 40}) {
+            Owned x = make_matrix(DType::F32, n, cols, 3);
+            const float* xf = reinterpret_cast<const float*>(x.bytes.data());
+            std::vector<float> fast(n * rows, NAN), ref(n * rows);
+            linear(pool, w.m, xf, n, fast.data(), scratch);
+            linear_reference(w.m, xf, n, ref.data());
+            float diff = 0;
+            for (size_t i = 0; i < ref.size(); ++i)
+              diff = std::max(diff, std::fabs(fast[i] - ref[i]));
+            EXPECT_LE(diff, 2e-5f * std::sqrt(static_cast<float>(cols)))
+                << dtype_name(dt) << " " << rows << "x" << cols << " n=" << n
+                << " threads=" << threads;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Kernels, ThreadPoolCoversEveryIndexOnce) {
+  ThreadPool pool(3);
+  for (int64_t n : {0, 1, 2, 5, 1000}) {
+    std::vector<std::atomic<int>> hits(n);
+    std::atomic<int> bad_thread{0};
+    pool.parallel_for(n, [&](int64_t i, int t) {
+      hits[i]++;
+      if (t < 0 || t >= pool.size()) bad_thread++;
+    });
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << i;
+    EXPECT_EQ(bad_thread.load(), 0);
+  }
+}
+
+TEST(Kernels, DotHandlesTails) {
+  std::vector<float> a(37), b(37);
+  double expect = 0;
+  for (int i = 0; i < 37; ++i)
+    a[i] = 0.5f * i, b[i] = 1.0f - 0.25f * i, expect += a[i] * static_cast<double>(b[i]);
+  EXPECT_NEAR(dot(a.data(), b.data(), 37), expect, 1e-3);
+  EXPECT_EQ(dot(a.data(), b.data(), 0), 0.0f);
+}
+
+}  // namespace
+}  // namespace evomerge::infer_detail
