@@ -65,6 +65,7 @@ const std::vector<MethodSpec>& registry() {
 struct Run {
   const KernelArgs& a;
   size_t n;
+  const MethodSpec* spec = nullptr;
 
   size_t chunks() const { return (n + kChunk - 1) / kChunk; }
   template <typename F>
@@ -107,14 +108,16 @@ uint8_t* scratch_mask(size_t n) {
   return buf.data();
 }
 
+thread_local const MethodSpec* t_spec = nullptr;  // the method being run (for defaults)
+
 double param(const KernelArgs& a, const ParamSet* set, std::string_view name, bool global) {
   if (set) {
     auto it = set->find(name);
     if (it != set->end()) return it->second;
   }
-  // Callers that skip the plan (tests) get the registry default.
-  for (const auto& spec : registry())
-    for (const auto& p : global ? spec.globals : spec.per_model)
+  // Callers that skip the plan (tests) get the method's default.
+  if (t_spec)
+    for (const auto& p : global ? t_spec->globals : t_spec->per_model)
       if (p.name == name && p.default_value) return *p.default_value;
   fail(kStage, "tensor '{}': missing required parameter '{}'", a.tensor, name);
 }
@@ -134,9 +137,10 @@ void copy_to(const Run& r, const float* src, float* dst) {
   r.each([&](size_t b, size_t e) { std::copy(src + b, src + e, dst + b); });
 }
 
-// Marks, in `mask`, the elements whose rank under the order (value, index) ascending lies in
-// [lo, hi). Two nth_element selections find the boundary values (no full sort); ties at a boundary
-// are resolved by index so exactly hi - lo elements are kept.
+// Marks, in `mask`, the elements whose rank lies in [lo, hi) under the order "value ascending, ties
+// by index descending" (the reverse of a stable descending sort, so a top-k keeps the earliest of
+// equal values). Two nth_element selections find the boundary values (no full sort); ties at a
+// boundary are resolved by index so exactly hi - lo elements are kept.
 void rank_range_mask(const float* values, size_t n, size_t lo, size_t hi, uint8_t* mask) {
   if (lo >= hi || n == 0) {
     std::fill(mask, mask + n, 0);
@@ -144,30 +148,39 @@ void rank_range_mask(const float* values, size_t n, size_t lo, size_t hi, uint8_
   }
   float* tmp = scratch(63, n);
   std::copy(values, values + n, tmp);
-  float lo_v = -std::numeric_limits<float>::infinity(), hi_v = std::numeric_limits<float>::infinity();
-  size_t skip_lo = 0, take_hi = n;
-  if (lo > 0) {
-    std::nth_element(tmp, tmp + lo, tmp + n);
-    lo_v = tmp[lo];
-    size_t less = 0;
-    for (size_t i = 0; i < n; ++i) less += values[i] < lo_v;
-    skip_lo = lo - less;
-  }
-  if (hi < n) {
-    std::nth_element(tmp, tmp + hi, tmp + n);
-    hi_v = tmp[hi];
-    size_t less = 0;
-    for (size_t i = 0; i < n; ++i) less += values[i] < hi_v;
-    take_hi = hi - less;
-  }
+  // For a boundary rank r: its value v, the count of smaller values, and the count equal to v.
+  struct Bound {
+    float v = 0;
+    size_t less = 0, equal = 0;
+  };
+  auto bound = [&](size_t r) {
+    std::nth_element(tmp, tmp + r, tmp + n);
+    Bound b{tmp[r]};
+    for (size_t i = 0; i < n; ++i) {
+      b.less += values[i] < b.v;
+      b.equal += values[i] == b.v;
+    }
+    return b;
+  };
+  const bool has_lo = lo > 0, has_hi = hi < n;
+  Bound L = has_lo ? bound(lo) : Bound{}, H = has_hi ? bound(hi) : Bound{};
+  // The e-th (0-based, index order) element equal to a boundary value has rank less + equal-1-e.
   size_t eq_lo = 0, eq_hi = 0;
   for (size_t i = 0; i < n; ++i) {
     const float v = values[i];
-    bool ok_lo = lo == 0 || v > lo_v || (v == lo_v && eq_lo >= skip_lo);
-    bool ok_hi = hi >= n || v < hi_v || (v == hi_v && eq_hi < take_hi);
-    if (lo > 0 && v == lo_v) ++eq_lo;
-    if (hi < n && v == hi_v) ++eq_hi;
-    mask[i] = ok_lo && ok_hi;
+    bool ok = true;
+    if (has_lo) {
+      if (v < L.v) ok = false;
+      else if (v == L.v) ok = L.less + (L.equal - 1 - eq_lo++) >= lo;
+    }
+    if (has_hi) {
+      if (v > H.v) ok = false;
+      else if (v == H.v) {
+        const bool below = H.less + (H.equal - 1 - eq_hi++) < hi;
+        ok = ok && below;
+      }
+    }
+    mask[i] = ok;
   }
 }
 
@@ -875,7 +888,8 @@ double rng_uniform(uint64_t key, uint64_t index) {
 
 void run_method(std::string_view method, const KernelArgs& args, float* out) {
   EM_ASSERT(args.params.empty() || args.params.size() == args.inputs.size());
-  Run r{args, static_cast<size_t>(shape_numel(args.shape))};
+  Run r{args, static_cast<size_t>(shape_numel(args.shape)), find_method(method)};
+  t_spec = r.spec;
   if (args.inputs.empty()) fail(kStage, "{}: tensor '{}': no input tensors", method, args.tensor);
   if (method == "linear") return linear(r, out);
   if (method == "slerp") return slerp(r, out);
