@@ -48,7 +48,7 @@ void rename_file(const fs::path& from, const fs::path& to) {
 }
 
 void write_file_atomic(const fs::path& path, std::string_view contents) {
-  fs::path temp = path.parent_path() / ("." + path.filename().string() + ".tmp");
+  fs::path temp = path.parent_path() / fmt::format(".{}.tmp-{}", path.filename().string(), getpid());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("io", "{}: cannot create: {}", temp.string(), std::strerror(errno));
   try {
@@ -58,12 +58,16 @@ void write_file_atomic(const fs::path& path, std::string_view contents) {
     ::unlink(temp.c_str());
     throw;
   }
-  ::close(fd);
+  if (::close(fd) != 0) {  // delayed write errors (full disk on some file systems) surface here
+    int err = errno;
+    ::unlink(temp.c_str());
+    fail("io", "{}: write failed: {}", temp.string(), std::strerror(err));
+  }
   rename_file(temp, path);
 }
 
 void copy_file_atomic(const fs::path& from, const fs::path& to) {
-  fs::path temp = to.parent_path() / ("." + to.filename().string() + ".tmp");
+  fs::path temp = to.parent_path() / fmt::format(".{}.tmp-{}", to.filename().string(), getpid());
   std::error_code ec;
   fs::copy_file(from, temp, fs::copy_options::overwrite_existing, ec);
   if (ec) {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "io/files.h"
 
 namespace evomerge {
@@ -17,7 +18,7 @@ std::map<std::string, std::string> parse_safetensors_index(std::string_view json
   try {
     index = json::parse(json_text);
   } catch (const json::exception& e) {
-    fail("model", "{}: not valid JSON: {}", where, e.what());
+    fail("model", "{}: not valid JSON: {}", where, printable(e.what()));
   }
   if (!index.is_object()) fail("model", "{}: not a JSON object", where);
   auto wm = index.find("weight_map");
@@ -180,7 +181,7 @@ ModelFolder ModelFolder::open(std::string_view reference) {
   try {
     m.config = json::parse(read_text_file(config_path, 16u << 20));
   } catch (const json::exception& e) {
-    fail("model", "{}: not valid JSON: {}", config_path.string(), e.what());
+    fail("model", "{}: not valid JSON: {}", config_path.string(), printable(e.what()));
   }
   if (!m.config.is_object()) fail("model", "{}: not a JSON object", config_path.string());
   m.weights = ModelWeights::open(m.dir);

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "io/files.h"
 
 namespace evomerge {
@@ -27,6 +28,40 @@ uint64_t read_u64_le(const std::byte* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
   return v;
+}
+
+// Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). Returns the offset of the
+// first invalid byte, or npos.
+size_t first_invalid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;       // overlong
+      else if (c == 0xed) hi = 0x9f;  // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;       // overlong
+      else if (c == 0xf4) hi = 0x8f;  // > U+10FFFF
+    } else {
+      return i;
+    }
+    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; ++k)
+      if (p[i + k] < 0x80 || p[i + k] > 0xbf) return i;
+    i += len;
+  }
+  return std::string_view::npos;
 }
 
 TensorInfo parse_tensor_entry(const std::string& name, const json& entry, std::string_view where) {
@@ -91,11 +126,15 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
     }
     return true;
   };
+  if (size_t bad = first_invalid_utf8(header_json); bad != std::string_view::npos)
+    fail("safetensors", "{}: header is not valid UTF-8 (byte {} of the header)", where, bad);
   json header;
   try {
     header = json::parse(header_json.begin(), header_json.end(), on_event);
+  } catch (const json::parse_error& e) {
+    fail("safetensors", "{}: header is not valid JSON (byte {} of the header): {}", where, e.byte, printable(e.what()));
   } catch (const json::exception& e) {
-    fail("safetensors", "{}: header is not valid UTF-8 JSON: {}", where, e.what());
+    fail("safetensors", "{}: header is not valid JSON: {}", where, printable(e.what()));
   }
   if (!duplicate.empty()) fail("safetensors", "{}: duplicate tensor name '{}' in header", where, duplicate);
   if (!header.is_object()) fail("safetensors", "{}: header is not a JSON object", where);

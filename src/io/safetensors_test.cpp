@@ -275,3 +275,48 @@ TEST(SafetensorsParse, BufferBoundsChecks) {
 
 }  // namespace
 }  // namespace evomerge
+
+namespace evomerge {
+namespace {
+
+std::string header_error(const std::string& header, uint64_t data_bytes = 0) {
+  try {
+    parse_safetensors_header(header, data_bytes, "h");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(SafetensorsParse, Utf8NamesAcceptedInvalidSequencesRejected) {
+  // Valid: 2-, 3- and 4-byte sequences in tensor names.
+  auto h = parse_safetensors_header(fmt::format("{{{}}}", testing::entry("caf\xc3\xa9.\xe6\x97\xa5.\xf0\x9f\x98\x80", "U8", "[1]", 0, 1)), 1, "h");
+  EXPECT_EQ(h.tensors.at(0).name, "caf\xc3\xa9.\xe6\x97\xa5.\xf0\x9f\x98\x80");
+  // Invalid: lone continuation, overlong '/', UTF-16 surrogate, above U+10FFFF, cut-off sequence.
+  for (const char* bad : {"\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe6\x97", "\xff"}) {
+    std::string header = std::string("{\"") + bad + "\":{}}";
+    EXPECT_NE(header_error(header).find("header is not valid UTF-8 (byte 2 of the header)"), std::string::npos)
+        << header_error(header);
+  }
+}
+
+TEST(SafetensorsParse, ErrorTextStaysPrintable) {
+  std::string err = header_error(std::string("{\"a\":\x01}"));
+  EXPECT_NE(err.find("header is not valid JSON"), std::string::npos) << err;
+  for (unsigned char c : err) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << err;
+}
+
+TEST(SafetensorsParse, DuplicateMetadataAndNestedKeysAreNotTensorDuplicates) {
+  auto h = parse_safetensors_header(
+      fmt::format(R"({{"__metadata__":{{"format":"pt"}},{},{}}})", testing::entry("a", "U8", "[1]", 0, 1),
+                  testing::entry("b", "U8", "[1]", 1, 2)),
+      2, "h");
+  EXPECT_EQ(h.tensors.size(), 2u);
+  EXPECT_EQ(h.tensors[0].name, "a");
+  EXPECT_EQ(h.tensors[1].name, "b");
+  EXPECT_NE(header_error(R"({"__metadata__":{},"__metadata__":{}})").find("duplicate tensor name '__metadata__'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace evomerge
