@@ -71,6 +71,11 @@ Bpe Bpe::from_json(const json& m, std::string_view where) {
       fail("tokenizer", "{}: field 'model.vocab' entry '{}' has id {} outside [0, {})", where, it.key(), id, kMaxId);
     max_id = std::max(max_id, id);
   }
+  // Ids are dense in every real vocabulary; a very sparse one is rejected rather than allocating a
+  // table for ids nobody uses.
+  if (max_id >= static_cast<int64_t>(v->size()) * 2 + 1024)
+    fail("tokenizer", "{}: field 'model.vocab': highest id {} is far beyond the {} entries (ids must be dense)", where,
+         max_id, v->size());
   b.id_to_token_.assign(static_cast<size_t>(max_id + 1), {});
   b.has_id_.assign(static_cast<size_t>(max_id + 1), false);
   b.vocab_.reserve(v->size());
