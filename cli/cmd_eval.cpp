@@ -1,0 +1,250 @@
+// evomerge eval MODEL_OR_MERGE_CONFIG --task T.yaml [--task T2.yaml --weight 1 --weight 2] [--split S]
+//   [--limit N] [--json] [--output items.jsonl]
+// Scores a model folder, or a mergekit config merged in memory (no files written), on lm-eval-style
+// task files (docs/tasks.md): per-task scores with 95% intervals, the weighted total, and per-item
+// results as JSONL.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "command.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "eval/scorer.h"
+#include "infer/engine.h"
+#include "io/files.h"
+#include "io/model_folder.h"
+#include "merge/config.h"
+#include "merge/merge.h"
+#include "tokenize/tokenizer.h"
+
+namespace evomerge::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+struct EvalOptions {
+  std::string model;
+  std::vector<std::string> tasks;
+  std::vector<double> weights;
+  std::string split;
+  size_t limit = 0;
+  bool json = false;
+  std::string output;
+  int threads = 0;
+  size_t batch = 64;
+};
+
+// A merge config is a YAML file; anything else is a model folder (or an HF-cache org/name).
+bool is_merge_config(const std::string& arg) {
+  std::error_code ec;
+  return fs::is_regular_file(arg, ec);
+}
+
+std::string pct(double x) { return std::isnan(x) ? "-" : fmt::format("{:.2f}%", 100 * x); }
+
+std::string format_score(const eval::TaskScore& s) {
+  if (s.higher_is_better) return pct(s.score);
+  return fmt::format("{:.4f}", s.score);
+}
+std::string format_ci(const eval::TaskScore& s) {
+  if (s.failed || std::isnan(s.score)) return "";
+  if (s.higher_is_better) return fmt::format("[{}, {}]", pct(s.ci.lo), pct(s.ci.hi));
+  return fmt::format("[{:.4f}, {:.4f}]", s.ci.lo, s.ci.hi);
+}
+
+json item_json(const eval::TaskScore& s, const eval::ItemResult& it, eval::OutputType type) {
+  json j;
+  j["task"] = s.task;
+  j["split"] = s.split;
+  j["index"] = it.index;
+  j["prompt"] = it.prompt;
+  j["output"] = it.output;
+  if (type == eval::OutputType::GenerateUntil) j["extracted"] = it.extracted;
+  j["target"] = it.target;
+  if (type != eval::OutputType::LoglikelihoodRolling) j["correct"] = it.correct;
+  if (it.script_share >= 0) {
+    j["answer_matches"] = it.answer_matches;
+    j["script_share"] = it.script_share;
+    j["script_ok"] = it.script_ok;
+  }
+  if (type != eval::OutputType::GenerateUntil) {
+    j["logprob"] = it.logprob;
+    j["tokens"] = it.tokens;
+  }
+  if (type == eval::OutputType::Loglikelihood) j["greedy"] = it.greedy;
+  if (type == eval::OutputType::MultipleChoice) {
+    j["choice_logprobs"] = it.choice_logprobs;
+    j["pred"] = it.pred;
+    j["pred_norm"] = it.pred_norm;
+  }
+  return j;
+}
+
+int run_eval(const EvalOptions& opt) {
+  if (!opt.weights.empty() && opt.weights.size() != opt.tasks.size())
+    fail("eval", "--weight given {} times for {} --task files (give one weight per task, in order)", opt.weights.size(),
+         opt.tasks.size());
+  std::vector<eval::TaskEntry> entries;
+  for (size_t i = 0; i < opt.tasks.size(); ++i) entries.push_back({opt.tasks[i], opt.weights.empty() ? 1.0 : opt.weights[i]});
+  eval::Scorer scorer(entries, opt.split);  // every task file is read and checked before any model work
+
+  bool needs_engine = false;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) needs_engine = needs_engine || !scorer.task(t).spec().external;
+
+  // The candidate: a folder, or a merge in memory.
+  eval::Candidate cand;
+  std::shared_ptr<const WeightSource> weights;
+  std::optional<Tokenizer> tok;
+  std::unique_ptr<Engine> engine;
+  ModelCache cache;
+  std::unique_ptr<Merger> merger;
+  std::unique_ptr<MergedBuffers> buffers;
+  std::optional<MergePlan> plan;
+  fs::path tokenizer_dir;
+  std::string what;
+  if (is_merge_config(opt.model)) {
+    MergeConfig mc = load_merge_config(opt.model);
+    MergeOptions mo;
+    mo.threads = opt.threads;
+    plan = build_plan(mc, cache, mo);
+    merger = std::make_unique<Merger>(mo);
+    tokenizer_dir = plan->models.at(plan->donor)->folder().dir;
+    what = fmt::format("merge {} ({}, {} models)", opt.model, plan->method, plan->models.size());
+    if (needs_engine) {
+      // Buffers in the plan's output dtype: the same numbers a merged folder on disk would hold.
+      buffers = std::make_unique<MergedBuffers>(plan->tensors.empty() ? DType::F32 : plan->tensors[0].dtype);
+      buffers->prepare(*plan);
+      {
+        Progress p("merge", plan->tensors.size(), "tensors", true);
+        merger->merge_into(*plan, *buffers);
+        p.add(plan->tensors.size());
+        p.finish();
+      }
+      weights = make_memory_weights(buffers->config(), buffers->views());
+    }
+    cand.write_folder = [&](const fs::path& dir) {
+      FolderOptions fo;
+      fo.write_model_card = false;
+      merger->write_folder(*plan, dir, fo);
+    };
+  } else {
+    tokenizer_dir = resolve_model_path(opt.model);
+    cand.folder = tokenizer_dir;
+    what = tokenizer_dir.string();
+    if (needs_engine) weights = open_folder_weights(tokenizer_dir.string());
+  }
+  if (needs_engine) {
+    tok.emplace(Tokenizer::load(tokenizer_dir));
+    EngineOptions eo;
+    eo.threads = opt.threads;
+    if (tok->vocab_size() < weights->config().vocab_size) eo.score_vocab = tok->vocab_size();
+    engine = std::make_unique<Engine>(weights, eo);
+    cand.engine = engine.get();
+    cand.tokenizer = &*tok;
+  }
+
+  eval::ScoreOptions so;
+  so.micro_batch = opt.batch;
+  so.progress = true;
+  so.keep_text = true;
+  std::vector<std::vector<size_t>> items;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) items.push_back(scorer.all_items(t, opt.limit));
+  eval::ScoreReport rep;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) {
+    if (!scorer.task(t).spec().external && items[t].empty()) fail("eval", "{}: no items to score", opt.tasks[t]);
+    rep.tasks.push_back(scorer.score_task(t, cand, items[t], so));
+  }
+  std::vector<double> w;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) w.push_back(scorer.weight(t));
+  eval::aggregate_report(rep, w);
+
+  if (!opt.output.empty()) {
+    std::string lines;
+    for (size_t t = 0; t < rep.tasks.size(); ++t)
+      for (const auto& it : rep.tasks[t].items)
+        lines += item_json(rep.tasks[t], it, scorer.task(t).spec().output_type).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    write_file_atomic(opt.output, lines);
+  }
+
+  if (opt.json) {
+    json out;
+    out["model"] = opt.model;
+    out["candidate"] = what;
+    auto& list = out["tasks"] = json::array();
+    for (size_t t = 0; t < rep.tasks.size(); ++t) {
+      const auto& s = rep.tasks[t];
+      json j;
+      j["task"] = s.task;
+      j["file"] = opt.tasks[t];
+      j["split"] = s.split;
+      j["weight"] = scorer.weight(t);
+      j["metric"] = s.metric;
+      j["higher_is_better"] = s.higher_is_better;
+      j["n"] = s.scored;
+      j["failed"] = s.failed;
+      if (s.failed) {
+        j["error"] = s.error;
+      } else {
+        j["score"] = s.score;
+        j["ci95"] = {s.ci.lo, s.ci.hi};
+        j["metrics"] = s.metrics;
+      }
+      list.push_back(j);
+    }
+    out["failed"] = rep.failed;
+    if (!std::isnan(rep.total)) {
+      out["total"] = rep.total;
+      out["total_ci95"] = {rep.total_ci.lo, rep.total_ci.hi};
+    }
+    fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
+  } else {
+    fmt::print("candidate  {}\n\n", what);
+    fmt::print("{:<20} {:<8} {:>6} {:>7}  {:<16} {:>9}  {}\n", "task", "split", "n", "weight", "metric", "score", "95% CI");
+    for (size_t t = 0; t < rep.tasks.size(); ++t) {
+      const auto& s = rep.tasks[t];
+      if (s.failed) {
+        fmt::print("{:<20} {:<8} {:>6} {:>7g}  {:<16} {:>9}  {}\n", s.task, s.split, "-", scorer.weight(t), s.metric, "FAILED", s.error);
+        continue;
+      }
+      fmt::print("{:<20} {:<8} {:>6} {:>7g}  {:<16} {:>9}  {}\n", s.task, scorer.task(t).spec().external ? "-" : s.split,
+                 scorer.task(t).spec().external ? std::string("-") : std::to_string(s.scored), scorer.weight(t), s.metric,
+                 format_score(s), format_ci(s));
+      for (const auto& [name, v] : s.metrics)
+        if (name != s.metric)
+          fmt::print("{:<20} {:<8} {:>6} {:>7}  {:<16} {:>9}\n", "", "", "", "", name,
+                     (name.find("perplexity") != std::string::npos || name == "bits_per_byte") ? fmt::format("{:.4f}", v) : pct(v));
+    }
+    if (rep.tasks.size() > 1) {
+      if (rep.failed)
+        fmt::print("\ntotal: none (a task failed; a failed evaluation is never a score)\n");
+      else if (!std::isnan(rep.total))
+        fmt::print("\ntotal (weighted mean of accuracy tasks) {}  95% CI [{}, {}]\n", pct(rep.total), pct(rep.total_ci.lo),
+                   pct(rep.total_ci.hi));
+    }
+    if (!opt.output.empty()) fmt::print("\nper-item results: {}\n", opt.output);
+  }
+  return rep.failed ? 1 : 0;
+}
+
+const bool registered = register_command(
+    {"eval", "Score a model folder or a merge config (merged in memory) on task files", [](CLI::App& app) -> Runner {
+       auto opt = std::make_shared<EvalOptions>();
+       app.add_option("model", opt->model, "Model folder, HF-cache org/name, or a mergekit YAML config")->required();
+       app.add_option("--task", opt->tasks, "Task file (lm-eval-style YAML, see docs/tasks.md); repeatable")->required();
+       app.add_option("--weight", opt->weights, "Weight of each --task in the total, in order (default 1 each)");
+       app.add_option("--split", opt->split, "Split to score (default: each task's test_split)");
+       app.add_option("--limit", opt->limit, "Score only the first N items of each task");
+       app.add_flag("--json", opt->json, "Machine-readable output");
+       app.add_option("--output", opt->output, "Write per-item results (prompt, output, answer, target, correct) as JSONL");
+       app.add_option("--threads", opt->threads, "Engine threads (0: all cores)")->default_val(0);
+       app.add_option("--batch", opt->batch, "Items per engine call")->default_val(64)->check(CLI::Range(1, 100000));
+       return [opt] { return run_eval(*opt); };
+     }});
+
+}  // namespace
+}  // namespace evomerge::cli
