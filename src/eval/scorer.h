@@ -10,6 +10,8 @@
 // Items of a task go through Engine::generate / Engine::loglikelihood in micro-batches of
 // ScoreOptions::micro_batch items; after each micro-batch the race callback may stop the task.
 // Decoding is greedy (the engine's generate), so a score is a deterministic function of the weights.
+// A Scorer is immutable after construction: several threads may score different candidates (each with
+// its own Engine) through the same Scorer at once.
 #pragma once
 
 #include <cstddef>
