@@ -68,6 +68,22 @@ Engine::LoglikRequest encode_pair(const Prepared& p, const Tokenizer& tok, std::
   return r;
 }
 
+// Positions the engine can hold (the model's max_position_embeddings).
+size_t max_positions(const Engine& e) {
+  const int64_t m = e.config().max_position_embeddings;
+  return m > 0 ? static_cast<size_t>(m) : size_t{2048};
+}
+
+// Long contexts lose their oldest tokens (as lm-eval truncates from the left) so that context plus
+// `reserve` tokens fit the model's positions. A continuation that cannot fit at all is an error.
+void fit_context(std::vector<int32_t>& context, size_t reserve, size_t max_pos, const Task& task, size_t index) {
+  if (reserve + 1 > max_pos)
+    fail("eval", "{}: item {}: {} continuation/generation tokens do not fit the model's {} positions",
+         task.spec().file.string(), index, reserve, max_pos);
+  if (context.size() + reserve > max_pos)
+    context.erase(context.begin(), context.end() - static_cast<std::ptrdiff_t>(max_pos - reserve));
+}
+
 int64_t count_words(std::string_view s) {  // len(re.split(r"\s+", s)), as lm-eval counts words
   int64_t n = 1;
   bool in_space = false;
@@ -88,6 +104,9 @@ void score_generate(const Prepared& p, const Candidate& c, std::span<const size_
     prompts.push_back(model_prompt(p, it, *c.tokenizer));
     Engine::GenerateRequest r;
     r.prompt = encode_prompt(p, *c.tokenizer, prompts.back());
+    // Keep room for the answer (at most half the positions: a long prompt still keeps its end).
+    const size_t pos = max_positions(*c.engine);
+    fit_context(r.prompt, std::min(static_cast<size_t>(p.spec.max_gen_toks), pos / 2), pos, p.task, idx[k]);
     r.max_new_tokens = p.spec.max_gen_toks;
     r.stop_strings = p.spec.until;
     reqs.push_back(std::move(r));
@@ -155,6 +174,8 @@ void score_loglik(const Prepared& p, const Candidate& c, std::span<const size_t>
       } else {
         reqs.push_back(encode_pair(p, tok, prompts[k], p.spec.target_delimiter + it.target));
       }
+      for (size_t j = first[k]; j < reqs.size(); ++j)
+        fit_context(reqs[j].context, reqs[j].continuation.size(), static_cast<size_t>(max_len), p.task, idx[k]);
     }
   }
   first[idx.size()] = reqs.size();

@@ -291,6 +291,25 @@ TEST_F(ScorerTest, LoglikelihoodAccIsGreedyMatch) {
   EXPECT_NEAR(s.metrics["perplexity"], std::exp(-(ref[0].logprob + ref[1].logprob) / 3), 1e-9 * s.metrics["perplexity"]);
 }
 
+TEST_F(ScorerTest, LongContextsLoseTheirOldestTokens) {
+  // 100 characters of context + " cd" (3 tokens) on a 64-position model: the context keeps its last
+  // 61 tokens, as lm-eval truncates from the left.
+  std::string ctx;
+  for (int i = 0; i < 10; ++i) ctx += "0123456789";
+  write("long.jsonl", "{\"c\": \"" + ctx + "\", \"t\": \"cd\"}\n");
+  auto path = write("long.yaml",
+                    "task: long\ndataset_path: json\ndataset_kwargs: {data_files: {test: long.jsonl}}\n"
+                    "output_type: loglikelihood\ndoc_to_text: \"{{c}}\"\ndoc_to_target: \"{{t}}\"\n");
+  Scorer scorer({{path, 1.0}});
+  TaskScore s = scorer.score_task(0, candidate(), scorer.all_items(0));
+  std::vector<int32_t> whole = tok_->encode(ctx + " cd");  // BOS + 103 tokens
+  ASSERT_EQ(whole.size(), 104u);
+  std::vector<int32_t> kept(whole.end() - 64, whole.end());
+  double ref = seq_logprob(*engine_, kept, 61);
+  EXPECT_NEAR(s.items[0].logprob, ref, 2e-3 * std::fabs(ref));
+  EXPECT_EQ(s.items[0].tokens, 3);
+}
+
 TEST_F(ScorerTest, ExternalTaskAndWeightedTotals) {
   write("ext.sh", "test -f \"$1/config.json\" || { echo 'no model' >&2; exit 1; }\necho '{\"score\": 0.75}'\n");
   auto ext = write("ext.yaml", "task: ext\nexternal: {command: [sh, ext.sh], timeout_s: 20}\n");
