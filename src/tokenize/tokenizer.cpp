@@ -938,6 +938,17 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text_in, bool add_specia
   return out;
 }
 
+std::vector<std::string> Tokenizer::pre_tokens(std::string_view text_in) const {
+  const Impl& m = *impl_;
+  std::string text = tok::utf8_valid(text_in) ? std::string(text_in) : tok::utf8_lossy(text_in);
+  if (m.normalizer) text = m.normalizer->apply(std::move(text));
+  std::vector<Piece> pieces{{std::move(text), true}};
+  if (m.pre_tokenizer) m.pre_tokenizer->apply(pieces);
+  std::vector<std::string> out;
+  for (auto& p : pieces) out.push_back(std::move(p.text));
+  return out;
+}
+
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   const Impl& m = *impl_;
   std::vector<std::string> tokens;

@@ -52,6 +52,9 @@ class Tokenizer {
   // Text -> ids. Added/special tokens in the text are split out first. With add_special_tokens, the
   // BOS/EOS policy of the post-processor / tokenizer_config.json is applied (as HF's encode()).
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
+  // The pre-tokens BPE sees for plain text (no added-token splitting): after the normalizer and the
+  // pre-tokenizer, byte-level pieces in their mapped form ("Ġworld"). For tests and debugging.
+  std::vector<std::string> pre_tokens(std::string_view text) const;
   // Ids -> text (HF decode()). skip_special_tokens drops special added tokens.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
   // The vocabulary string of one id (e.g. "Ġworld"), as llama.cpp's tokenize tool prints pieces.
