@@ -1,0 +1,120 @@
+// The `evomerge evolve` config file (YAML). Every key is checked: unknown keys, wrong types and
+// out-of-range values are errors naming the file, line and key, before any work starts.
+//
+//   seed: 1
+//   tasks:                                  # fitness: weighted mean of the tasks' primary scores
+//     - {file: examples/tasks/arith.yaml, weight: 1}
+//   opt_split: opt                          # the split searched on
+//   test_split: test                        # the held-out split of the final table
+//   items_per_generation: 64                # items per task per generation (0: the whole split)
+//   fresh_items: false                      # a new item subset every generation (the paper's DFS)
+//   racing: false                           # stop scoring a candidate that cannot enter the top mu
+//   threads: 0
+//   ps:                                     # parameter-space search (optional)
+//     method: dare_ties                     # dare_ties | ties | task_arithmetic | linear | slerp
+//     base_model: examples/models/base
+//     models: [examples/models/math, examples/models/ja]
+//     layer_groups: 1                       # 1 .. num_layers
+//     filters: []                           # e.g. [self_attn, mlp]
+//     separate_embed_head: false
+//     normalize: false                      # absent: the method's default
+//     weight: [0, 1]                        # gene ranges
+//     density: [0, 1]
+//     t: [0, 1]
+//     init: 0.5                             # every gene's start (the paper's)
+//     sigma0: 0.1667                        # the paper's 1/6
+//     population: 0                         # 0: 4 + floor(3 ln n)
+//     generations: 20
+//     restarts: 0                           # IPOP
+//     separable: false
+//   dfs:                                    # data-flow-space search (optional; after ps when both)
+//     models: [ps, examples/models/ja]      # model A first; "ps" is the PS winner
+//     repeats: 3
+//     scaling: model_pair                   # full | model_pair
+//     scale: [0.1, 2.0]
+//     init_on: 0.5                          # model A's layers in repetition 1
+//     init_off: -0.5                        # every other indicator
+//     sigma0: 0.5
+//     population: 0
+//     generations: 20
+//     separable: true
+//     restarts: 0
+//   final:
+//     top: 3                                # best candidates re-scored on the test split
+//     uniform_grid: [0.3, 0.5, 0.7]         # weights of the uniform-merge baselines
+//     export_models: true                   # write the best PS / DFS models into the run folder
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace evomerge {
+
+struct EvolveTask {
+  std::filesystem::path file;
+  double weight = 1.0;
+};
+
+struct PsPhaseConfig {
+  std::string method = "dare_ties";
+  std::string base_model;
+  std::vector<std::string> models;
+  int layer_groups = 1;
+  std::vector<std::string> filters;
+  bool separate_embed_head = false;
+  std::optional<bool> normalize;
+  double weight_min = 0, weight_max = 1, density_min = 0, density_max = 1, t_min = 0, t_max = 1;
+  double init = 0.5;
+  double sigma0 = 1.0 / 6;
+  int population = 0;
+  int generations = 20;
+  int restarts = 0;
+  bool separable = false;
+};
+
+struct DfsPhaseConfig {
+  std::vector<std::string> models;  // "ps" = the PS winner
+  int repeats = 3;
+  std::string scaling = "model_pair";
+  double scale_min = 0.1, scale_max = 2.0;
+  double init_on = 0.5, init_off = -0.5;
+  double sigma0 = 0.5;
+  int population = 0;
+  int generations = 20;
+  bool separable = true;
+  int restarts = 0;
+};
+
+struct FinalConfig {
+  int top = 3;
+  std::vector<double> uniform_grid{0.3, 0.5, 0.7};
+  bool export_models = true;
+};
+
+struct EvolveConfig {
+  uint64_t seed = 1;
+  std::vector<EvolveTask> tasks;  // paths resolved against the config file's folder
+  std::string opt_split = "opt";
+  std::string test_split = "test";
+  size_t items_per_generation = 0;
+  bool fresh_items = false;
+  bool racing = false;
+  int threads = 0;
+  std::optional<PsPhaseConfig> ps;
+  std::optional<DfsPhaseConfig> dfs;
+  FinalConfig final;
+  std::string where = "<config>";
+
+  // The canonical form (every default spelled out): what the run store hashes.
+  nlohmann::json to_json() const;
+};
+
+EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view where,
+                                 const std::filesystem::path& base_dir = {});
+EvolveConfig load_evolve_config(const std::filesystem::path& path);
+
+}  // namespace evomerge
