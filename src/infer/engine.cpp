@@ -348,6 +348,7 @@ struct Engine::Impl {
     }
   }
   std::vector<int64_t> selected_;
+  std::vector<std::pair<int64_t, int64_t>> blocks_;  // attention row blocks: (first row, count)
 
   void run_hop(const Hop& hop, std::span<const Row> rows) {
     const LayerWeights& L = *hop.w;
@@ -390,40 +391,96 @@ struct Engine::Impl {
       std::copy(vr, vr + kvd, s.own_row(rows[r].pos, hop.kv_offset + kvd, kv_floats_per_pos));
     });
 
-    // Causal attention per (row, head) over the row's sequence positions [0, pos]; query head a
-    // reads kv head a / (nh / nkv) (repeat_kv). Softmax in f32.
+    // Causal attention over each row's sequence positions [0, pos]; query head a reads kv head
+    // a / (nh / nkv) (repeat_kv); softmax in f32. Work items are (block of consecutive rows of one
+    // sequence, head). Blocks of several rows (prefill) use sgemm for QKᵀ and PV; single rows
+    // (decode) use dot products.
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const int64_t group = nh / nkv;
     const int64_t window =
         c.sliding_window ? *c.sliding_window : std::numeric_limits<int64_t>::max();
-    pool.parallel_for(n * nh, [&](int64_t item, int thread) {
-      const int64_t r = item / nh, a = item % nh, gi = a / group;
-      const Row& row = rows[r];
-      Seq& s = *row.seq;
-      const float* qv = &q[r * qd + a * hd];
-      float* score = score_scratch[thread].data();
-      auto key_row = [&](int64_t j, int64_t off) -> const float* {
-        if (j < s.base) return s.parent->kv.data() + j * kv_floats_per_pos + off;
-        return s.kv.data() + (j - s.base) * kv_floats_per_pos + off;
+    constexpr int64_t kAttnRows = 64;
+    blocks_.clear();
+    for (int64_t r = 0; r < n; ++r) {
+      const bool extend = !blocks_.empty() && rows[r].seq == rows[r - 1].seq &&
+                          rows[r].pos == rows[r - 1].pos + 1 &&
+                          r - blocks_.back().first < kAttnRows;
+      if (extend)
+        ++blocks_.back().second;
+      else
+        blocks_.emplace_back(r, 1);
+    }
+    const int64_t kvfp = kv_floats_per_pos;
+    pool.parallel_for(static_cast<int64_t>(blocks_.size()) * nh, [&](int64_t item, int thread) {
+      const auto [r0, m] = blocks_[item / nh];
+      const int64_t a = item % nh, gi = a / group;
+      Seq& s = *rows[r0].seq;
+      const float* qv = &q[r0 * qd + a * hd];
+      float* out = &att[r0 * qd + a * hd];
+      auto key_base = [&](int64_t j,
+                          int64_t off) -> const float* {  // K (off) or V (off + kvd) row of key j
+        if (j < s.base) return s.parent->kv.data() + j * kvfp + off + gi * hd;
+        return s.kv.data() + (j - s.base) * kvfp + off + gi * hd;
       };
-      // Keys j with pos - j < sliding_window (Mistral: the newest `window` positions) are visible.
-      const int64_t first = std::max<int64_t>(0, row.pos - window + 1);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = first; j <= row.pos; ++j) {
-        float sc = infer_detail::dot(qv, key_row(j, hop.kv_offset) + gi * hd, hd) * scale;
-        score[j] = sc;
-        mx = std::max(mx, sc);
+      if (m < 4) {
+        float* score = score_scratch[thread].data();
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t pos = rows[r0 + i].pos;
+          const int64_t first = std::max<int64_t>(0, pos - window + 1);  // pos - j < window
+          float mx = -std::numeric_limits<float>::infinity();
+          for (int64_t j = first; j <= pos; ++j) {
+            float sc = infer_detail::dot(qv + i * qd, key_base(j, hop.kv_offset), hd) * scale;
+            score[j] = sc;
+            mx = std::max(mx, sc);
+          }
+          float sum = 0;
+          for (int64_t j = first; j <= pos; ++j) sum += (score[j] = std::exp(score[j] - mx));
+          const float inv = 1.0f / sum;
+          float* o = out + i * qd;
+          std::fill(o, o + hd, 0.0f);
+          for (int64_t j = first; j <= pos; ++j) {
+            const float p = score[j] * inv;
+            const float* vr = key_base(j, hop.kv_offset + kvd);
+            for (int64_t e = 0; e < hd; ++e) o[e] += p * vr[e];
+          }
+        }
+        return;
       }
-      float sum = 0;
-      for (int64_t j = first; j <= row.pos; ++j) sum += (score[j] = std::exp(score[j] - mx));
-      const float inv = 1.0f / sum;
-      float* out = &att[r * qd + a * hd];
-      std::fill(out, out + hd, 0.0f);
-      for (int64_t j = first; j <= row.pos; ++j) {
-        const float p = score[j] * inv;
-        const float* vr = key_row(j, hop.kv_offset + kvd) + gi * hd;
-        for (int64_t i = 0; i < hd; ++i) out[i] += p * vr[i];
+      // S[m x L] = Q_blk · K[0, L)ᵀ, keys from the parent's cache ([0, base)) and the own one.
+      const int64_t p0 = rows[r0].pos, L = rows[r0 + m - 1].pos + 1;
+      auto& S = score_scratch[thread];
+      if (static_cast<int64_t>(S.size()) < m * L) S.resize(m * L);
+      const int64_t nparent = std::min<int64_t>(s.base, L);
+      auto qk = [&](int64_t j0, int64_t j1) {
+        if (j1 <= j0) return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                    static_cast<int>(j1 - j0), static_cast<int>(hd), scale, qv,
+                    static_cast<int>(qd), key_base(j0, hop.kv_offset), static_cast<int>(kvfp), 0.0f,
+                    S.data() + j0, static_cast<int>(L));
+      };
+      qk(0, nparent);
+      qk(nparent, L);
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t pos = p0 + i, first = std::max<int64_t>(0, pos - window + 1);
+        float* row = S.data() + i * L;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = first; j <= pos; ++j) mx = std::max(mx, row[j]);
+        float sum = 0;
+        for (int64_t j = first; j <= pos; ++j) sum += (row[j] = std::exp(row[j] - mx));
+        const float inv = 1.0f / sum;
+        std::fill(row, row + first, 0.0f);
+        for (int64_t j = first; j <= pos; ++j) row[j] *= inv;
+        std::fill(row + pos + 1, row + L, 0.0f);  // causal: later keys of the block
       }
+      // O[m x hd] = P · V[0, L)
+      auto pv = [&](int64_t j0, int64_t j1, float beta) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                    static_cast<int>(hd), static_cast<int>(j1 - j0), 1.0f, S.data() + j0,
+                    static_cast<int>(L), key_base(j0, hop.kv_offset + kvd), static_cast<int>(kvfp),
+                    beta, out, static_cast<int>(qd));
+      };
+      if (nparent > 0) pv(0, nparent, 0.0f);
+      if (L > nparent) pv(nparent, L, nparent > 0 ? 1.0f : 0.0f);
     });
 
     infer_detail::linear(pool, L.o, att.data(), n, tmp.data(), mm);

@@ -176,14 +176,14 @@ TEST(Engine, LoglikelihoodMatchesLogits) {
   opt.threads = 2;
   Engine engine(w, opt);
   auto ctx_a = some_tokens(10, kVocab, 1), ctx_b = some_tokens(6, kVocab, 2);
-  std::vector<Engine::LoglikRequest> reqs = {{ctx_a, some_tokens(4, kVocab, 3)},
+  std::vector<Engine::LoglikRequest> reqs = {{ctx_a, some_tokens(9, kVocab, 3)},
                                              {ctx_b, some_tokens(1, kVocab, 4)},
                                              {ctx_a, some_tokens(3, kVocab, 5)},
                                              {ctx_a, some_tokens(1, kVocab, 6)}};
   auto before = engine.stats().prefill_tokens;
   auto res = engine.loglikelihood(reqs);
-  // Context a (10) and b (6) once each, plus continuation tokens but the last: 3 + 0 + 2 + 0.
-  EXPECT_EQ(engine.stats().prefill_tokens - before, 10u + 6u + 3u + 2u);
+  // Context a (10) and b (6) once each, plus continuation tokens but the last: 8 + 0 + 2 + 0.
+  EXPECT_EQ(engine.stats().prefill_tokens - before, 10u + 6u + 8u + 2u);
   ASSERT_EQ(res.size(), reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i) {
     std::vector<int32_t> full = reqs[i].context;

@@ -126,11 +126,13 @@ void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float*
     });
     return;
   }
-  // Blocks of W rows; with several threads, at least 4 blocks per thread so the split balances.
-  int64_t block = std::max<int64_t>(16, kBlockBytes / (4 * cols));
-  if (pool.size() > 1)
-    block =
-        std::min(block, std::max<int64_t>(16, (rows + 4 * pool.size() - 1) / (4 * pool.size())));
+  // Blocks of W rows, one sgemm each. Every block makes OpenBLAS pack all of X again, so blocks are
+  // as large as the conversion buffer allows (kBlockBytes of f32), their count a multiple of the
+  // thread count so the split balances.
+  const int64_t threads = pool.size();
+  const int64_t per_thread =
+      std::max<int64_t>(1, (rows * cols * 4 + threads * kBlockBytes - 1) / (threads * kBlockBytes));
+  int64_t block = std::max<int64_t>(16, (rows + threads * per_thread - 1) / (threads * per_thread));
   block = std::min(block, rows);
   const int64_t tasks = (rows + block - 1) / block;
   pool.parallel_for(tasks, [&](int64_t task, int thread) {
