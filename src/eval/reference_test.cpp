@@ -5,12 +5,15 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "eval/scorer.h"
 #include "infer/engine.h"
 #include "io/files.h"
+#include "merge/config.h"
+#include "merge/merge.h"
 #include "tokenize/tokenizer.h"
 
 namespace evomerge::eval {
@@ -18,7 +21,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kRoot = EVOMERGE_SOURCE_DIR;
+// The repository root; EVOMERGE_FIXTURES_ROOT points the tests at another copy of examples/ (e.g. a
+// freshly built fixture family) without touching the checkout.
+const fs::path kRoot = [] {
+  const char* env = std::getenv("EVOMERGE_FIXTURES_ROOT");
+  return fs::path(env && *env ? env : EVOMERGE_SOURCE_DIR);
+}();
 
 TEST(Reference, BundledModelsMatchPyTorchOnBundledTasks) {
   const fs::path models = kRoot / "examples" / "models";
@@ -66,6 +74,65 @@ TEST(Reference, BundledModelsMatchPyTorchOnBundledTasks) {
     }
   }
   EXPECT_GT(compared, 0u);
+}
+
+}  // namespace
+}  // namespace evomerge::eval
+
+namespace evomerge::eval {
+namespace {
+
+// The large fixture family's merge study (tools/fixtures/merge.py, PyTorch) records per-item
+// correctness on ja_math/test for the parents and for its best task-arithmetic merge (rounded to bf16,
+// as a stored merge would be). Our engine on the folders, and on the same merge done in memory by the
+// merge engine, must agree item by item. The first kItems items keep the test to seconds.
+TEST(Reference, LargeFamilyParentsAndInMemoryMergeMatchTheMergeStudy) {
+  constexpr size_t kItems = 150;
+  const fs::path large = kRoot / "examples" / "models" / "large";
+  const fs::path study_file = large / "merge_study-ja_math.json";
+  const fs::path task = kRoot / "examples" / "tasks" / "ja_math.yaml";
+  if (!fs::exists(study_file) || !fs::exists(task)) GTEST_SKIP() << "large fixtures or examples/tasks not present";
+  auto study = nlohmann::json::parse(read_text_file(study_file));
+  Scorer scorer({{task, 1.0}}, "test");
+  auto items = scorer.all_items(0, kItems);
+  auto check = [&](const std::string& what, const WeightSource& w, std::shared_ptr<const WeightSource> src,
+                   const Tokenizer& tok, const nlohmann::json& ref) {
+    EngineOptions eo;
+    if (tok.vocab_size() < w.config().vocab_size) eo.score_vocab = tok.vocab_size();
+    Engine engine(std::move(src), eo);
+    TaskScore s = scorer.score_task(0, {&engine, &tok, {}, {}}, items);
+    ASSERT_EQ(s.items.size(), items.size());
+    size_t diff = 0, correct = 0, ref_correct = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      bool r = ref["correct"][i].get<int>() != 0;
+      diff += r != s.items[i].correct;
+      correct += s.items[i].correct;
+      ref_correct += r;
+    }
+    EXPECT_EQ(diff, 0u) << what << ": " << correct << " correct vs reference " << ref_correct;
+  };
+  Tokenizer tok = Tokenizer::load(large / "base");
+  for (const char* parent : {"base", "math_en", "ja_cmp"}) {
+    auto w = open_folder_weights((large / parent).string());
+    check(parent, *w, w, tok, study["test"][parent]);
+  }
+  // The best task-arithmetic merge: theta = base + l0 (math_en - base) + l1 (ja_cmp - base), bf16.
+  const auto& best = study["test"]["best_task_arithmetic"];
+  const auto lam = best["params"]["lambda"];
+  std::string yaml = fmt::format(
+      "merge_method: task_arithmetic\nbase_model: {0}/base\nmodels:\n"
+      "  - model: {0}/math_en\n    parameters: {{weight: {1}}}\n"
+      "  - model: {0}/ja_cmp\n    parameters: {{weight: {2}}}\n"
+      "parameters: {{normalize: false}}\ndtype: bfloat16\n",
+      large.string(), lam[0].get<double>(), lam[1].get<double>());
+  ModelCache cache;
+  MergePlan plan = build_plan(parse_merge_config(yaml, "study.yaml"), cache);
+  MergedBuffers buffers(DType::BF16);
+  buffers.prepare(plan);
+  Merger merger;
+  merger.merge_into(plan, buffers);
+  auto w = make_memory_weights(buffers.config(), buffers.views());
+  check("best_task_arithmetic (in memory)", *w, w, tok, best);
 }
 
 }  // namespace
