@@ -21,8 +21,10 @@ std::vector<fs::path> fixture_models() {
   std::vector<fs::path> out;
   fs::path root = fs::path(EVOMERGE_SOURCE_DIR) / "examples" / "models";
   if (!fs::is_directory(root)) return out;
-  for (const auto& e : fs::directory_iterator(root))
-    if (fs::exists(e.path() / "reference.json") && fs::exists(e.path() / "config.json"))
+  // examples/models/<family>/<model>/ (or examples/models/<model>/)
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_directory() && fs::exists(e.path() / "reference.json") &&
+        fs::exists(e.path() / "config.json"))
       out.push_back(e.path());
   std::sort(out.begin(), out.end());
   return out;
@@ -61,6 +63,10 @@ TEST(Fixtures, LogitsMatchPyTorch) {
         d_plain = std::max(d_plain, std::fabs(plain[at] - want[i]));
         if (fast[at] > fast[(ids.size() - 1) * V + argmax]) argmax = i;
       }
+      ::testing::Test::RecordProperty(dir.filename().string() + "_max_abs_diff_fast",
+                                      std::to_string(d_fast));
+      ::testing::Test::RecordProperty(dir.filename().string() + "_max_abs_diff_reference",
+                                      std::to_string(d_plain));
       EXPECT_LE(d_fast, 1e-4) << dir.filename() << ": " << c.at("text");
       EXPECT_LE(d_plain, 1e-4) << dir.filename() << ": " << c.at("text");
       EXPECT_EQ(argmax, c.at("argmax").get<int64_t>()) << dir.filename();
