@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -28,15 +29,45 @@ const fs::path kRoot = [] {
   return fs::path(env && *env ? env : EVOMERGE_SOURCE_DIR);
 }();
 
+// Model folders with a reference.json: examples/models/<model>/ and examples/models/<family>/<model>/.
+std::vector<fs::path> reference_models() {
+  std::vector<fs::path> out;
+  const fs::path root = kRoot / "examples" / "models";
+  if (!fs::is_directory(root)) return out;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (!e.is_directory()) continue;
+    if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());
+    for (const auto& f : fs::directory_iterator(e.path()))
+      if (f.is_directory() && fs::exists(f.path() / "reference.json")) out.push_back(f.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Family folders with a merge study: examples/models/ and examples/models/<family>/.
+std::vector<fs::path> study_families() {
+  std::vector<fs::path> out;
+  const fs::path root = kRoot / "examples" / "models";
+  if (fs::exists(root / "merge_study-ja_math.json")) out.push_back(root);
+  if (fs::is_directory(root))
+    for (const auto& e : fs::directory_iterator(root))
+      if (e.is_directory() && fs::exists(e.path() / "merge_study-ja_math.json")) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 TEST(Reference, BundledModelsMatchPyTorchOnBundledTasks) {
-  const fs::path models = kRoot / "examples" / "models";
   const fs::path tasks = kRoot / "examples" / "tasks";
-  if (!fs::exists(models / "base" / "reference.json") || !fs::exists(tasks / "ja_math.yaml"))
-    GTEST_SKIP() << "bundled fixtures (examples/models, examples/tasks) are not present";
+  std::vector<fs::path> dirs;
+  for (const auto& d : reference_models()) {
+    auto ref = nlohmann::json::parse(read_text_file(d / "reference.json"));
+    if (ref.contains("tasks") && !ref["tasks"].empty()) dirs.push_back(d);
+  }
+  if (dirs.empty() || !fs::exists(tasks / "ja_math.yaml"))
+    GTEST_SKIP() << "no bundled model with per-item task references, or no examples/tasks";
   size_t compared = 0;
-  for (const char* name : {"base", "math_en", "ja_cmp"}) {
-    const fs::path dir = models / name;
-    if (!fs::exists(dir / "reference.json")) continue;
+  for (const fs::path& dir : dirs) {
+    const std::string name = dir.filename().string();
     auto ref = nlohmann::json::parse(read_text_file(dir / "reference.json"));
     if (!ref.contains("tasks")) continue;
     Tokenizer tok = Tokenizer::load(dir);
@@ -82,57 +113,57 @@ TEST(Reference, BundledModelsMatchPyTorchOnBundledTasks) {
 namespace evomerge::eval {
 namespace {
 
-// The large fixture family's merge study (tools/fixtures/merge.py, PyTorch) records per-item
+// Each fixture family's merge study (tools/fixtures/merge.py, PyTorch) records per-item
 // correctness on ja_math/test for the parents and for its best task-arithmetic merge (rounded to bf16,
 // as a stored merge would be). Our engine on the folders, and on the same merge done in memory by the
 // merge engine, must agree item by item. The first kItems items keep the test to seconds.
-TEST(Reference, LargeFamilyParentsAndInMemoryMergeMatchTheMergeStudy) {
+TEST(Reference, ParentsAndInMemoryMergeMatchTheMergeStudy) {
   constexpr size_t kItems = 150;
-  const fs::path large = kRoot / "examples" / "models" / "large";
-  const fs::path study_file = large / "merge_study-ja_math.json";
   const fs::path task = kRoot / "examples" / "tasks" / "ja_math.yaml";
-  if (!fs::exists(study_file) || !fs::exists(task)) GTEST_SKIP() << "large fixtures or examples/tasks not present";
-  auto study = nlohmann::json::parse(read_text_file(study_file));
+  const auto families = study_families();
+  if (families.empty() || !fs::exists(task)) GTEST_SKIP() << "no merge study (examples/models) or no examples/tasks";
   Scorer scorer({{task, 1.0}}, "test");
   auto items = scorer.all_items(0, kItems);
-  auto check = [&](const std::string& what, const WeightSource& w, std::shared_ptr<const WeightSource> src,
-                   const Tokenizer& tok, const nlohmann::json& ref) {
-    EngineOptions eo;
-    if (tok.vocab_size() < w.config().vocab_size) eo.score_vocab = tok.vocab_size();
-    Engine engine(std::move(src), eo);
-    TaskScore s = scorer.score_task(0, {&engine, &tok, {}, {}}, items);
-    ASSERT_EQ(s.items.size(), items.size());
-    size_t diff = 0, correct = 0, ref_correct = 0;
-    for (size_t i = 0; i < items.size(); ++i) {
-      bool r = ref["correct"][i].get<int>() != 0;
-      diff += r != s.items[i].correct;
-      correct += s.items[i].correct;
-      ref_correct += r;
-    }
-    EXPECT_EQ(diff, 0u) << what << ": " << correct << " correct vs reference " << ref_correct;
-  };
-  Tokenizer tok = Tokenizer::load(large / "base");
-  for (const char* parent : {"base", "math_en", "ja_cmp"}) {
-    auto w = open_folder_weights((large / parent).string());
-    check(parent, *w, w, tok, study["test"][parent]);
+  for (const fs::path& fam : families) {
+    auto study = nlohmann::json::parse(read_text_file(fam / "merge_study-ja_math.json"));
+    ASSERT_TRUE(study.contains("test")) << fam;
+    auto check = [&](const std::string& what, std::shared_ptr<const WeightSource> src, const Tokenizer& tok,
+                     const nlohmann::json& ref) {
+      EngineOptions eo;
+      if (tok.vocab_size() < src->config().vocab_size) eo.score_vocab = tok.vocab_size();
+      Engine engine(std::move(src), eo);
+      TaskScore s = scorer.score_task(0, {&engine, &tok, {}, {}}, items);
+      ASSERT_EQ(s.items.size(), items.size());
+      size_t diff = 0, correct = 0, ref_correct = 0;
+      for (size_t i = 0; i < items.size(); ++i) {
+        bool r = ref["correct"][i].get<int>() != 0;
+        diff += r != s.items[i].correct;
+        correct += s.items[i].correct;
+        ref_correct += r;
+      }
+      EXPECT_EQ(diff, 0u) << fam.string() << " " << what << ": " << correct << " correct vs reference " << ref_correct;
+    };
+    Tokenizer tok = Tokenizer::load(fam / "base");
+    for (const char* parent : {"base", "math_en", "ja_cmp"})
+      if (study["test"].contains(parent)) check(parent, open_folder_weights((fam / parent).string()), tok, study["test"][parent]);
+    // The best task-arithmetic merge: theta = base + l0 (math_en - base) + l1 (ja_cmp - base), bf16.
+    if (!study["test"].contains("best_task_arithmetic")) continue;
+    const auto& best = study["test"]["best_task_arithmetic"];
+    const auto lam = best["params"]["lambda"];
+    std::string yaml = fmt::format(
+        "merge_method: task_arithmetic\nbase_model: {0}/base\nmodels:\n"
+        "  - model: {0}/math_en\n    parameters: {{weight: {1}}}\n"
+        "  - model: {0}/ja_cmp\n    parameters: {{weight: {2}}}\n"
+        "parameters: {{normalize: false}}\ndtype: bfloat16\n",
+        fam.string(), lam[0].get<double>(), lam[1].get<double>());
+    ModelCache cache;
+    MergePlan plan = build_plan(parse_merge_config(yaml, "study.yaml"), cache);
+    MergedBuffers buffers(DType::BF16);
+    buffers.prepare(plan);
+    Merger merger;
+    merger.merge_into(plan, buffers);
+    check("best_task_arithmetic (in memory)", make_memory_weights(buffers.config(), buffers.views()), tok, best);
   }
-  // The best task-arithmetic merge: theta = base + l0 (math_en - base) + l1 (ja_cmp - base), bf16.
-  const auto& best = study["test"]["best_task_arithmetic"];
-  const auto lam = best["params"]["lambda"];
-  std::string yaml = fmt::format(
-      "merge_method: task_arithmetic\nbase_model: {0}/base\nmodels:\n"
-      "  - model: {0}/math_en\n    parameters: {{weight: {1}}}\n"
-      "  - model: {0}/ja_cmp\n    parameters: {{weight: {2}}}\n"
-      "parameters: {{normalize: false}}\ndtype: bfloat16\n",
-      large.string(), lam[0].get<double>(), lam[1].get<double>());
-  ModelCache cache;
-  MergePlan plan = build_plan(parse_merge_config(yaml, "study.yaml"), cache);
-  MergedBuffers buffers(DType::BF16);
-  buffers.prepare(plan);
-  Merger merger;
-  merger.merge_into(plan, buffers);
-  auto w = make_memory_weights(buffers.config(), buffers.views());
-  check("best_task_arithmetic (in memory)", *w, w, tok, best);
 }
 
 }  // namespace
