@@ -20,6 +20,7 @@
 #include "infer/engine.h"
 #include "infer/kernels.h"
 #include "infer/random_model.h"
+#include "tokenize/tokenizer.h"
 
 namespace evomerge {
 namespace {
@@ -208,6 +209,81 @@ BENCHMARK(BM_Decode)
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
     ->Iterations(2);
+
+// Questions per second on a bundled tiny model (examples/models/large/math_en, 6.7M params): 100
+// arithmetic questions in the fixtures' prompt format, batched.
+//  - generative: greedy until EOS or "\n", at most 16 new tokens (as the fixtures' task scoring);
+//  - choice: 4 candidate answers per question scored by loglikelihood (shared context).
+const fs::path kTinyModel = fs::path(EVOMERGE_SOURCE_DIR) / "examples/models/large/math_en";
+
+std::vector<std::pair<std::string, int>> questions() {
+  std::vector<std::pair<std::string, int>> q;  // (prompt, a + b); a and b kept in the prompt text
+  uint32_t s = 5;
+  for (int i = 0; i < 100; ++i) {
+    int a = static_cast<int>((s = s * 1664525u + 1013904223u) >> 24) % 90 + 10;
+    int b = static_cast<int>((s = s * 1664525u + 1013904223u) >> 24) % 90 + 10;
+    q.emplace_back("Question: What is " + std::to_string(a) + " plus " + std::to_string(b) + "?\nAnswer:", a + b);
+  }
+  return q;
+}
+
+void BM_TinyQuestionsGenerate(benchmark::State& state) {
+  if (!fs::exists(kTinyModel / "model.safetensors")) {
+    state.SkipWithError("examples/models/large/math_en is missing");
+    return;
+  }
+  Tokenizer tok = Tokenizer::load(kTinyModel);
+  EngineOptions opt;
+  opt.threads = bench_threads();
+  opt.cache_f32_weights = state.range(0) != 0;
+  Engine engine(open_folder_weights(kTinyModel.string()), opt);
+  std::vector<Engine::GenerateRequest> reqs;
+  for (const auto& [text, answer] : questions()) reqs.push_back({tok.encode(text), 16, {"\n"}});
+  int correct = 0;
+  for (auto _ : state) {
+    auto res = engine.generate(reqs, &tok);
+    correct = 0;
+    auto qs = questions();
+    for (size_t i = 0; i < res.size(); ++i) correct += res[i].text.find(std::to_string(qs[i].second)) != std::string::npos;
+  }
+  state.counters["questions/s"] = benchmark::Counter(100.0 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["correct"] = correct;
+}
+BENCHMARK(BM_TinyQuestionsGenerate)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_TinyQuestionsChoice(benchmark::State& state) {
+  if (!fs::exists(kTinyModel / "model.safetensors")) {
+    state.SkipWithError("examples/models/large/math_en is missing");
+    return;
+  }
+  Tokenizer tok = Tokenizer::load(kTinyModel);
+  EngineOptions opt;
+  opt.threads = bench_threads();
+  opt.cache_f32_weights = state.range(0) != 0;
+  Engine engine(open_folder_weights(kTinyModel.string()), opt);
+  std::vector<Engine::LoglikRequest> reqs;
+  for (const auto& [text, answer] : questions()) {
+    auto ctx = tok.encode(text);
+    // The fixtures answer " a + b = c": candidates differ only in c.
+    const size_t at = text.find("is ") + 3, plus = text.find(" plus "), end = text.find('?');
+    const std::string sum = " " + text.substr(at, plus - at) + " + " + text.substr(plus + 6, end - plus - 6) + " = ";
+    for (int d : {0, 1, -1, 10}) reqs.push_back({ctx, tok.encode(sum + std::to_string(answer + d), false)});
+  }
+  int correct = 0;
+  for (auto _ : state) {
+    auto res = engine.loglikelihood(reqs);
+    correct = 0;
+    for (size_t i = 0; i < res.size(); i += 4) {
+      size_t best = i;
+      for (size_t j = i + 1; j < i + 4; ++j)
+        if (res[j].logprob > res[best].logprob) best = j;
+      correct += best == i;
+    }
+  }
+  state.counters["questions/s"] = benchmark::Counter(100.0 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["correct"] = correct;
+}
+BENCHMARK(BM_TinyQuestionsChoice)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace evomerge

@@ -720,6 +720,7 @@ std::vector<Engine::GenerateResult> Engine::generate_with(
         std::min<size_t>(requests[i].prompt.size() + requests[i].max_new_tokens, m.max_context));
     m.reset_seq(s, nullptr, 0, std::max(cap, static_cast<int>(requests[i].prompt.size())));
     active[i] = requests[i].max_new_tokens > 0;
+    results[i].tokens.reserve(requests[i].max_new_tokens);  // no allocation in the decode loop
     if (!active[i]) continue;
     for (size_t t = 0; t < requests[i].prompt.size(); ++t) {
       rows.push_back(
