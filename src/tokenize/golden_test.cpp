@@ -5,7 +5,6 @@
 // licences. Llama-3's vocabulary cannot be committed: its test runs only when the script has fetched
 // it into tests/data/tokenizers/cache/ and skips with a message otherwise.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,6 +12,7 @@
 #include <sstream>
 
 #include "io/files.h"
+#include "tokenize/gzip.h"
 #include "tokenize/tokenizer.h"
 
 namespace evomerge {
@@ -21,22 +21,12 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kData = fs::path(EVOMERGE_SOURCE_DIR) / "tests/data/tokenizers";
 
-std::string gunzip_file(const fs::path& p) {
-  gzFile f = gzopen(p.c_str(), "rb");
-  if (!f) throw std::runtime_error("cannot open " + p.string());
-  std::string out;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  gzclose(f);
-  return out;
-}
 
 // Loads tokenizer.json(.gz) + tokenizer_config.json from dir; nullopt when absent.
 std::optional<Tokenizer> load_dir(const fs::path& dir) {
   std::string tj;
   if (fs::exists(dir / "tokenizer.json.gz"))
-    tj = gunzip_file(dir / "tokenizer.json.gz");
+    tj = tok::read_gzip_file(dir / "tokenizer.json.gz");
   else if (fs::exists(dir / "tokenizer.json"))
     tj = read_text_file(dir / "tokenizer.json");
   else

@@ -4,7 +4,6 @@
 #include "tokenize/tokenizer.h"
 
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <nlohmann/json.hpp>
 #include <random>
@@ -12,6 +11,7 @@
 #include "common/error.h"
 #include "io/files.h"
 #include "tokenize/bpe.h"
+#include "tokenize/gzip.h"
 #include "tokenize/regex.h"
 #include "tokenize/unicode.h"
 
@@ -116,13 +116,7 @@ TEST(Bpe, NoUnkTokenIsAClearError) {
 // The fast heap merge equals the plain O(n^2) reference on random words over a real vocabulary.
 TEST(Bpe, HeapMergeMatchesPlainReferenceOnQwen3Vocab) {
   const auto path = std::filesystem::path(EVOMERGE_SOURCE_DIR) / "tests/data/tokenizers/qwen3/tokenizer.json.gz";
-  gzFile f = gzopen(path.c_str(), "rb");
-  ASSERT_TRUE(f) << path;
-  std::string text;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  gzclose(f);
+  std::string text = tok::read_gzip_file(path);
   auto bpe = tok::Bpe::from_json(json::parse(text)["model"], "qwen3");
   std::mt19937 rng(1234);
   const std::vector<std::string> pool = {"a", "e", "t", "th", "in", "g", " ", "s", "er", "\xC3\xA9", "\xE4\xBD\xA0", "1", "'", "ab",
@@ -380,15 +374,7 @@ TEST(SpecialTokensPolicy, LlamaTokenizerClassFollowsAddBosAddEos) {
 
 TEST(SpecialTokensPolicy, RealFilesMistralAddsBosQwenAddsNothing) {
   const auto dir = std::filesystem::path(EVOMERGE_SOURCE_DIR) / "tests/data/tokenizers";
-  auto gunzip = [](const std::filesystem::path& p) {
-    gzFile f = gzopen(p.c_str(), "rb");
-    std::string s;
-    char buf[1 << 16];
-    int n;
-    while (f && (n = gzread(f, buf, sizeof buf)) > 0) s.append(buf, static_cast<size_t>(n));
-    if (f) gzclose(f);
-    return s;
-  };
+  auto gunzip = [](const std::filesystem::path& p) { return tok::read_gzip_file(p); };
   auto mistral = Tokenizer::from_json(gunzip(dir / "mistral-spm/tokenizer.json.gz"),
                                       read_text_file(dir / "mistral-spm/tokenizer_config.json"), "mistral-spm/tokenizer.json");
   EXPECT_EQ(mistral.special_tokens_policy().prefix, (Ids{1}));
