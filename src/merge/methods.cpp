@@ -18,6 +18,23 @@ constexpr std::string_view kStage = "merge";
 constexpr size_t kChunk = size_t{1} << 15;
 
 // ---------------------------------------------------------------------------------------------
+// Counter-based random bits: one splitmix64 finaliser over key + (index+1) * golden ratio.
+
+inline uint64_t mix64(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+// 53 random bits for element `index` of the stream `key`.
+inline uint64_t rng_bits(uint64_t key, uint64_t index) { return mix64(key + (index + 1) * 0x9e3779b97f4a7c15ull) >> 11; }
+// Keep when rng_bits < threshold: probability density (to 2^-53).
+inline uint64_t bernoulli_threshold(double density) {
+  if (density <= 0) return 0;
+  if (density >= 1) return uint64_t{1} << 53;
+  return static_cast<uint64_t>(density * 0x1.0p53);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Registry
 
 std::vector<MethodSpec> make_registry() {
@@ -235,7 +252,7 @@ void sparsify(const Run& r, Sparsifier kind, float* d, double density, double ex
       // Bernoulli(density) keep mask from the counter-based generator.
       r.each([&](size_t b, size_t e) {
         for (size_t i = b; i < e; ++i)
-          if (!(rng_uniform(key, i) < density)) d[i] = 0.0f;
+          if (!(rng_bits(key, i) < bernoulli_threshold(density))) d[i] = 0.0f;
       });
       break;
     }
@@ -312,11 +329,15 @@ void linear(const Run& r, float* out) {
     fail(kStage, "linear: tensor '{}': the weights sum to zero and normalize is true", a.tensor);
   const float inv = normalize ? static_cast<float>(1.0 / wsum) : 1.0f;
   r.each([&](size_t b, size_t e) {
-    for (size_t j = b; j < e; ++j) {
-      float s = 0;
-      for (size_t i = 0; i < m; ++i) s += w[i] * a.inputs[i][j];
-      out[j] = s * inv;
+    // input-outer, element-inner: contiguous loops the compiler vectorises
+    for (size_t j = b; j < e; ++j) out[j] = w[0] * a.inputs[0][j];
+    for (size_t i = 1; i < m; ++i) {
+      const float wi = w[i];
+      const float* x = a.inputs[i];
+      for (size_t j = b; j < e; ++j) out[j] += wi * x[j];
     }
+    if (inv != 1.0f)
+      for (size_t j = b; j < e; ++j) out[j] *= inv;
   });
 }
 
@@ -614,16 +635,39 @@ void gta(const Run& r, const GtaKind& kind, float* out) {
   const bool rescale = gparam(a, "rescale") != 0, normalize = gparam(a, "normalize") != 0;
   const double lambda = gparam(a, "lambda");
   std::vector<float*> d(m);
-  std::vector<float> w(m);
+  std::vector<float> w(m), ws(m);  // ws: weight times the rescale factor of that task vector
   for (size_t i = 0; i < m; ++i) {
     const float* T = a.inputs[idx[i]];
     d[i] = scratch(i, n);
+    w[i] = ws[i] = static_cast<float>(mparam(a, idx[i], "weight"));
+    const double density = kind.sparsifier == Sparsifier::None ? 1.0 : mparam(a, idx[i], "density");
+    if (kind.sparsifier == Sparsifier::Random && density < 1.0) {
+      // DARE in one pass: delta, Bernoulli keep, and both L1 norms; the rescale goes into ws.
+      const uint64_t key = rng_key(a.seed, a.tensor, idx[i]);
+      const uint64_t thr = bernoulli_threshold(density);
+      std::vector<double> l1b(r.chunks()), l1a(r.chunks());
+      float* di = d[i];
+      r.each([&](size_t b, size_t e) {
+        double sb = 0, sa = 0;
+        for (size_t j = b; j < e; ++j) {
+          const float x = T[j] - B[j];
+          const float kept = rng_bits(key, j) < thr ? x : 0.0f;
+          sb += std::fabs(x);
+          sa += std::fabs(kept);
+          di[j] = kept;
+        }
+        l1b[b / kChunk] = sb;
+        l1a[b / kChunk] = sa;
+      });
+      double before = 0, after = 0;
+      for (size_t c = 0; c < l1b.size(); ++c) before += l1b[c], after += l1a[c];
+      if (rescale && before >= 1e-7 && after >= 1e-7) ws[i] = static_cast<float>(w[i] * (before / after));
+      continue;
+    }
     r.each([&](size_t b, size_t e) {
       for (size_t j = b; j < e; ++j) d[i][j] = T[j] - B[j];
     });
-    w[i] = static_cast<float>(mparam(a, idx[i], "weight"));
-    if (kind.sparsifier != Sparsifier::None) {
-      const double density = mparam(a, idx[i], "density");
+    if (kind.sparsifier != Sparsifier::None && kind.sparsifier != Sparsifier::Random) {
       double extra = 0;
       if (kind.sparsifier == Sparsifier::MagnitudeOutliers) extra = mparam(a, idx[i], "gamma");
       if (kind.sparsifier == Sparsifier::DellaMagprune) extra = mparam(a, idx[i], "epsilon");
@@ -635,32 +679,44 @@ void gta(const Run& r, const GtaKind& kind, float* out) {
   const float lam = static_cast<float>(lambda);
   if (kind.consensus) {
     r.each([&](size_t b, size_t e) {
-      for (size_t j = b; j < e; ++j) {
-        float s = 0;
-        for (size_t i = 0; i < m; ++i) s += w[i] * d[i][j];
-        // Majority sign of the weighted sum (>= 0 counts as +); an exact zero never agrees.
-        const bool pos = s >= 0;
-        float delta = 0, den = 0;
-        for (size_t i = 0; i < m; ++i) {
-          const float wd = w[i] * d[i][j];
-          if (pos ? wd > 0 : wd < 0) {
-            delta += wd;
-            den += w[i];
-          }
+      // Per chunk, element-inner loops: S = sum of weighted deltas; then, per input, the entries whose
+      // sign agrees with S (>= 0 counts as +; an exact zero never agrees) add to delta and den.
+      thread_local std::vector<float> S, delta, den;
+      const size_t len = e - b;
+      S.assign(len, 0.0f);
+      delta.assign(len, 0.0f);
+      den.assign(len, 0.0f);
+      for (size_t i = 0; i < m; ++i) {
+        const float wi = ws[i];
+        const float* x = d[i] + b;
+        for (size_t j = 0; j < len; ++j) S[j] += wi * x[j];
+      }
+      for (size_t i = 0; i < m; ++i) {
+        const float wi = ws[i], wd_den = w[i];
+        const float* x = d[i] + b;
+        for (size_t j = 0; j < len; ++j) {
+          const float wd = wi * x[j];
+          const bool agree = S[j] >= 0 ? wd > 0 : wd < 0;
+          delta[j] += agree ? wd : 0.0f;
+          den[j] += agree ? wd_den : 0.0f;
         }
-        if (den == 0) den = 1;
-        if (normalize) delta /= den;
-        out[j] = B[j] + lam * delta;
+      }
+      for (size_t j = 0; j < len; ++j) {
+        float dl = delta[j];
+        if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
+        out[b + j] = B[b + j] + lam * dl;
       }
     });
   } else {
     const float inv = normalize ? static_cast<float>(1.0 / (std::fabs(wsum) < 1e-8 ? 1.0 : wsum)) : 1.0f;
     r.each([&](size_t b, size_t e) {
-      for (size_t j = b; j < e; ++j) {
-        float delta = 0;
-        for (size_t i = 0; i < m; ++i) delta += w[i] * d[i][j];
-        out[j] = B[j] + lam * (delta * inv);
+      for (size_t j = b; j < e; ++j) out[j] = 0.0f;
+      for (size_t i = 0; i < m; ++i) {
+        const float wi = ws[i];
+        const float* x = d[i];
+        for (size_t j = b; j < e; ++j) out[j] += wi * x[j];
       }
+      for (size_t j = b; j < e; ++j) out[j] = B[j] + lam * (out[j] * inv);
     });
   }
 }
@@ -882,9 +938,7 @@ uint64_t rng_key(uint64_t seed, std::string_view tensor, uint64_t stream) {
   return splitmix(splitmix(seed) ^ h) ^ splitmix(stream + 0x632be59bd9b4e019ull);
 }
 
-double rng_uniform(uint64_t key, uint64_t index) {
-  return static_cast<double>(splitmix(key ^ splitmix(index)) >> 11) * 0x1.0p-53;
-}
+double rng_uniform(uint64_t key, uint64_t index) { return static_cast<double>(rng_bits(key, index)) * 0x1.0p-53; }
 
 void run_method(std::string_view method, const KernelArgs& args, float* out) {
   EM_ASSERT(args.params.empty() || args.params.size() == args.inputs.size());

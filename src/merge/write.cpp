@@ -24,12 +24,16 @@ namespace {
 
 // Asks the kernel to start reading a tensor's pages (the inputs of the next tensor) while this one
 // merges. Advisory only; errors are ignored.
-void prefetch(const TensorView& v) {
+void advise(const TensorView& v, int advice) {
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   uintptr_t b = reinterpret_cast<uintptr_t>(v.data) & ~(page - 1);
   uintptr_t e = reinterpret_cast<uintptr_t>(v.data) + v.nbytes;
-  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_WILLNEED);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, advice);
 }
+void prefetch(const TensorView& v) { advise(v, MADV_WILLNEED); }
+// Drops a consumed input's pages from this process (they stay in the page cache), so resident
+// memory does not grow with the model size. Read-only mappings simply refault if touched again.
+void release(const TensorView& v) { advise(v, MADV_DONTNEED); }
 
 std::string model_card(const MergePlan& plan, const fs::path& out_dir) {
   const MergeConfig& c = plan.config;
@@ -91,6 +95,7 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
     const size_t n = static_cast<size_t>(shape_numel(t.shape));
     float* f32 = impl_->out_scratch(max_n);
     impl_->merge(plan, t, f32);
+    for (const auto& in : t.inputs) release(plan.models[in.model]->stored(in.tensor));
     const size_t slot = i % 2;
     if (pending[slot].valid()) pending[slot].get();  // the buffer's previous write is done
     bytes[slot].resize(t.nbytes());
