@@ -26,8 +26,15 @@ if ((${#missing[@]})); then
 fi
 
 jobs=$(nproc)
+echo "setup: building in build/ with $jobs jobs (log: build/build.log)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C build -j"$jobs" | grep -v '^\[' || true
+# Quiet on success; on failure show the end of the log (a pipe through grep would hide ninja's status).
+if ! ninja -C build -j"$jobs" >build/build.log 2>&1; then
+  echo "setup: build failed (full log: build/build.log)" >&2
+  grep -E 'error|FAILED' build/build.log | head -n 40 >&2 || true
+  tail -n 20 build/build.log >&2
+  exit 1
+fi
 test -x build/cli/evomerge
 
 case "$mode" in
