@@ -1,0 +1,41 @@
+// A whole `evomerge evolve` run: check everything (tasks, splits, models, architectures, the run
+// folder's config) before any work; PS search; its finalists (the best few candidates and the final
+// distribution mean) re-scored on the whole optimisation split to pick the winner; DFS search (with
+// the PS winner as model A when configured); the same for DFS; then the final table on the held-out
+// test split with the parents and the best uniform merge of a small grid beside them, with 95%
+// intervals; outputs (recipe YAML, model folders, results.md) in the run folder, all recorded in the
+// run store. Interrupted runs resume where they stopped (finished phases are not re-run).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "evolve/evolve_config.h"
+#include "evolve/search.h"
+#include "store/run_store.h"
+
+namespace evomerge {
+
+struct EvolveRunOptions {
+  std::filesystem::path run_dir;
+  std::string config_text;           // as written, stored for humans
+  int64_t stop_after_generations = 0;  // per phase and call (time boxing, tests); 0: run to the end
+  bool progress = true;
+  std::function<void(const std::string&)> log;  // one line per event; default: stderr
+};
+
+struct EvolveSummary {
+  bool complete = false;  // every phase finished and the final table written
+  std::optional<PhaseOutcome> ps, dfs;
+  std::vector<FinalResult> table;
+  std::vector<std::pair<std::string, std::string>> artifacts;
+};
+
+EvolveSummary run_evolve(const EvolveConfig& config, const EvolveRunOptions& options);
+
+// The final table as Markdown: label, split, score with 95% interval, per-task scores.
+std::string format_final_table(const std::vector<FinalResult>& rows);
+
+}  // namespace evomerge

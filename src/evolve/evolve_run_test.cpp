@@ -1,0 +1,193 @@
+#include "evolve/evolve_run.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/progress.h"
+#include "infer/random_model.h"
+#include "io/files.h"
+#include "merge/config.h"
+
+namespace fs = std::filesystem;
+using namespace evomerge;
+using json = nlohmann::json;
+
+namespace {
+
+// Character-level tokenizer files for the random models: ids 0..94 are ASCII 32..126, 95 '\n',
+// then <unk>, <s>, </s>.
+void write_tokenizer(const fs::path& dir) {
+  json vocab = json::object();
+  for (int c = 32; c < 127; ++c) vocab[std::string(1, static_cast<char>(c))] = c - 32;
+  vocab["\n"] = 95;
+  vocab["<unk>"] = 96;
+  vocab["<s>"] = 97;
+  vocab["</s>"] = 98;
+  auto added = [](int id, const char* s) {
+    return json{{"id", id}, {"content", s}, {"special", true}, {"single_word", false},
+                {"lstrip", false}, {"rstrip", false}, {"normalized", false}};
+  };
+  json tj{{"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", json::array()}}},
+          {"added_tokens", {added(97, "<s>"), added(98, "</s>")}}};
+  json tc{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"add_bos_token", true}, {"tokenizer_class", "LlamaTokenizer"}};
+  std::ofstream(dir / "tokenizer.json") << tj.dump();
+  std::ofstream(dir / "tokenizer_config.json") << tc.dump();
+}
+
+class EvolveRunTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    Progress::set_global_enabled(false);
+    dir_ = new fs::path(fs::temp_directory_path() / ("evomerge_evolve_run_test_" + std::to_string(::getpid())));
+    fs::create_directories(*dir_);
+    for (auto [name, seed] : {std::pair{"base", 1}, {"ft1", 2}, {"ft2", 3}}) {
+      RandomModelSpec spec;
+      spec.config = small_model_config("llama", 99, 32, 64, 3, 4, 2);
+      spec.config["max_position_embeddings"] = 64;
+      spec.config["bos_token_id"] = 97;
+      spec.config["eos_token_id"] = 98;
+      spec.seed = seed;
+      spec.stddev = 0.3f;
+      write_random_model(*dir_ / name, spec);
+      write_tokenizer(*dir_ / name);
+    }
+    for (const char* split : {"opt", "test"}) {
+      std::string data;
+      const char* qs[] = {"sky is", "fire is", "ice is", "grass is", "sun is", "snow is", "sea is", "coal is"};
+      for (int i = 0; i < 8; ++i)
+        data += fmt::format("{{\"q\": \"{} {}\", \"choices\": [\"blue\", \"hot\", \"cold\", \"green\"], \"label\": {}}}\n",
+                            split, qs[i], (i * 3 + split[0]) % 4);
+      std::ofstream(*dir_ / fmt::format("mc.{}.jsonl", split)) << data;
+    }
+    std::ofstream(*dir_ / "mc.yaml")
+        << "task: mc\ndataset_path: json\ndataset_kwargs: {data_files: {opt: mc.opt.jsonl, test: mc.test.jsonl}}\n"
+           "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Q: {{q}}\\nA:\"\n"
+           "doc_to_target: \"{{label}}\"\ndoc_to_choice: \"{{choices}}\"\nmetric_list: [{metric: acc}]\n";
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  static std::string config_text(int ps_generations = 2) {
+    return fmt::format(R"(seed: 3
+tasks: [{{file: mc.yaml, weight: 1}}]
+items_per_generation: 6
+threads: 1
+ps:
+  base_model: base
+  models: [ft1, ft2]
+  layer_groups: 1
+  population: 4
+  generations: {}
+dfs:
+  models: [ps, ft2]
+  repeats: 2
+  population: 4
+  generations: 2
+final: {{top: 1, uniform_grid: [0.5]}}
+)",
+                       ps_generations);
+  }
+  static EvolveSummary run(const fs::path& run_dir, int64_t stop_after = 0, int ps_generations = 2) {
+    const auto text = config_text(ps_generations);
+    EvolveRunOptions o;
+    o.run_dir = run_dir;
+    o.config_text = text;
+    o.stop_after_generations = stop_after;
+    o.progress = false;
+    o.log = [](const std::string&) {};
+    return run_evolve(parse_evolve_config(text, (*dir_ / "run.yml").string(), *dir_), o);
+  }
+  static fs::path* dir_;
+};
+fs::path* EvolveRunTest::dir_ = nullptr;
+
+}  // namespace
+
+TEST_F(EvolveRunTest, PsThenDfsWritesTableRecipeAndModels) {
+  const fs::path run_dir = *dir_ / "run_full";
+  const auto s = run(run_dir);
+  ASSERT_TRUE(s.complete);
+  ASSERT_TRUE(s.ps && s.dfs);
+  EXPECT_EQ(s.ps->generations, 2);
+  EXPECT_EQ(s.dfs->generations, 2);
+  // parents (base, ft1, ft2), the uniform merge, evolved PS, evolved PS+DFS
+  ASSERT_EQ(s.table.size(), 6u);
+  EXPECT_EQ(s.table[0].label, "parent: base");
+  EXPECT_NE(s.table[3].label.find("uniform"), std::string::npos);
+  EXPECT_NE(s.table[4].label.find("evolved PS"), std::string::npos);
+  EXPECT_NE(s.table[5].label.find("evolved PS+DFS"), std::string::npos);
+  for (const auto& r : s.table) {
+    EXPECT_EQ(r.split, "test");
+    EXPECT_GE(r.score, 0.0);
+    EXPECT_LE(r.score, 1.0);
+    EXPECT_LE(r.ci_low, r.score);
+    EXPECT_GE(r.ci_high, r.score);
+  }
+  // The recipe is a mergekit config the merge engine accepts.
+  const auto recipe = parse_merge_config(read_text_file(run_dir / "ps_best.yml"), "ps_best.yml");
+  EXPECT_EQ(recipe.merge_method, "dare_ties");
+  EXPECT_TRUE(fs::exists(run_dir / "ps_best_model" / "config.json"));
+  const auto dfs_cfg = json::parse(read_text_file(run_dir / "dfs_best_model" / "config.json"));
+  EXPECT_GE(dfs_cfg["num_hidden_layers"].get<int>(), 2);
+  EXPECT_TRUE(fs::exists(run_dir / "dfs_best_model" / "tokenizer.json"));
+  EXPECT_TRUE(fs::exists(run_dir / "results.md"));
+  EXPECT_EQ(s.artifacts.size(), 4u);
+}
+
+TEST_F(EvolveRunTest, InterruptedRunResumesToTheSameResult) {
+  const auto full = run(*dir_ / "run_a");
+  const fs::path b = *dir_ / "run_b";
+  int calls = 0;
+  EvolveSummary s;
+  do {
+    s = run(b, 1);
+    ++calls;
+  } while (!s.complete && calls < 10);
+  ASSERT_TRUE(s.complete);
+  EXPECT_GE(calls, 3);  // PS and DFS each paused after every generation
+  const auto ca = RunStore::open_existing(*dir_ / "run_a").candidates("dfs");
+  const auto cb = RunStore::open_existing(b).candidates("dfs");
+  ASSERT_EQ(ca.size(), cb.size());
+  for (size_t i = 0; i < ca.size(); ++i) EXPECT_EQ(ca[i].genome, cb[i].genome);
+  ASSERT_EQ(full.table.size(), s.table.size());
+  for (size_t i = 0; i < s.table.size(); ++i) {
+    EXPECT_EQ(full.table[i].label, s.table[i].label);
+    EXPECT_EQ(full.table[i].score, s.table[i].score);
+  }
+}
+
+TEST_F(EvolveRunTest, RefusesAFolderMadeByAnotherConfig) {
+  const fs::path run_dir = *dir_ / "run_c";
+  run(run_dir, 1);
+  try {
+    run(run_dir, 1, /*ps_generations=*/3);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/ps/generations"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(EvolveRunTest, BadInputsFailBeforeWork) {
+  auto bad = [&](const std::string& text, const std::string& needle) {
+    EvolveRunOptions o;
+    o.run_dir = *dir_ / "never";
+    o.progress = false;
+    o.log = [](const std::string&) {};
+    try {
+      run_evolve(parse_evolve_config(text, "bad.yml", *dir_), o);
+      FAIL() << "no error for " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(*dir_ / "never"));
+  };
+  bad("tasks: [mc.yaml]\nopt_split: train\nps: {base_model: base, models: [ft1]}\n", "no split 'train'");
+  bad("tasks: [missing.yaml]\nps: {base_model: base, models: [ft1]}\n", "missing.yaml");
+  bad("tasks: [mc.yaml]\nps: {base_model: base, models: [nowhere]}\n", "nowhere");
+  bad("tasks: [mc.yaml]\nps: {base_model: base, models: [ft1], layer_groups: 7}\n", "ps.layer_groups");
+}
