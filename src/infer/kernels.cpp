@@ -1,9 +1,11 @@
 #include "infer/kernels.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "common/error.h"
 #include "tensor/convert.h"
@@ -75,11 +77,15 @@ void Matrix::refresh(bool keep_f32_copy) {
 }
 
 float dot(const float* a, const float* b, int64_t n) {
-  // 16 independent partial sums: lets the compiler use full-width SIMD without -ffast-math.
-  float acc[16] = {};
+  // 64 independent partial sums = four 16-lane vectors: the compiler vectorises this without
+  // -ffast-math, and four accumulators hide the FMA latency (one would serialise on it).
+  float acc[64] = {};
   int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int l = 0; l < 64; ++l) acc[l] += a[i + l] * b[i + l];
   for (; i + 16 <= n; i += 16)
     for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
+  for (int l = 16; l < 64; ++l) acc[l & 15] += acc[l];
   float s = 0;
   for (int l = 0; l < 16; ++l) s += acc[l];
   for (; i < n; ++i) s += a[i] * b[i];
@@ -102,6 +108,46 @@ void sgemm_block(const float* X, int64_t n, const float* Wrows, int64_t r, int64
               static_cast<int>(cols), 0.0f, Y, static_cast<int>(ldy));
 }
 
+// out[r * out_stride] = dot(bf16 row w[cols], X[r][cols]) for r < N, in one pass over w: each chunk
+// of the weight row is widened to f32 in registers (bf16 -> f32 is a 16-bit shift) and used for all
+// N activation rows. Several independent accumulators per row hide the FMA latency.
+template <int N>
+void bf16_rows_dot(const uint16_t* w, const float* X, int64_t cols, float* out,
+                   int64_t out_stride) {
+  int64_t c = 0;
+  float sums[N] = {};
+#if defined(__AVX512F__)
+  constexpr int C = N == 1 ? 4 : N == 2 ? 2 : 1;  // 16-float chunks per step and row
+  __m512 acc[N][C];
+  for (int r = 0; r < N; ++r)
+    for (int k = 0; k < C; ++k) acc[r][k] = _mm512_setzero_ps();
+  for (; c + 16 * C <= cols; c += 16 * C) {
+    for (int k = 0; k < C; ++k) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c + 16 * k));
+      const __m512 wf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      for (int r = 0; r < N; ++r)
+        acc[r][k] = _mm512_fmadd_ps(wf, _mm512_loadu_ps(X + r * cols + c + 16 * k), acc[r][k]);
+    }
+  }
+  for (int r = 0; r < N; ++r) {
+    __m512 t = acc[r][0];
+    for (int k = 1; k < C; ++k) t = _mm512_add_ps(t, acc[r][k]);
+    sums[r] = _mm512_reduce_add_ps(t);
+  }
+#endif
+  for (int r = 0; r < N; ++r) {
+    float s = sums[r];
+    for (int64_t t = c; t < cols; ++t) s += bf16_to_f32(w[t]) * X[r * cols + t];
+    out[r * out_stride] = s;
+  }
+}
+
+using Bf16RowsFn = void (*)(const uint16_t*, const float*, int64_t, float*, int64_t);
+constexpr Bf16RowsFn kBf16Rows[] = {nullptr,          bf16_rows_dot<1>, bf16_rows_dot<2>,
+                                    bf16_rows_dot<3>, bf16_rows_dot<4>, bf16_rows_dot<5>,
+                                    bf16_rows_dot<6>, bf16_rows_dot<7>, bf16_rows_dot<8>};
+static_assert(std::size(kBf16Rows) == kFusedMaxRows + 1);
+
 }  // namespace
 
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
@@ -111,6 +157,18 @@ void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float*
   if (static_cast<int>(scratch.per_thread.size()) < pool.size())
     scratch.per_thread.resize(pool.size());
   const float* wf = W.f32();
+  if (!wf && n <= kFusedMaxRows && W.dtype == DType::BF16) {
+    // Few activation rows, bf16 weights: one pass over each weight row for all rows of X.
+    constexpr int64_t kRowsPerTask = 16;
+    const int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+    const auto* w16 = reinterpret_cast<const uint16_t*>(W.data);
+    const Bf16RowsFn fn = kBf16Rows[n];
+    pool.parallel_for(tasks, [&](int64_t task, int) {
+      for (int64_t r = task * kRowsPerTask; r < std::min(rows, (task + 1) * kRowsPerTask); ++r)
+        fn(w16 + r * cols, X, cols, Y + r, rows);
+    });
+    return;
+  }
   if (!wf && n <= kFusedMaxRows) {
     // Few activation rows: each W row is converted into an L1 buffer once and dotted with all rows
     // of X, so W's bytes are read once in their stored width (memory-bound decode).
