@@ -20,6 +20,7 @@ struct TokenizeOptions {
   bool json = false;
   bool ids_only = false;
   bool no_special = false;
+  bool pretokens = false;
 };
 
 int run_tokenize(const TokenizeOptions& opt) {
@@ -28,6 +29,11 @@ int run_tokenize(const TokenizeOptions& opt) {
   const auto dir = resolve_model_path(opt.model);
   Tokenizer tok = Tokenizer::load(dir);
   const std::string text = opt.text_file.empty() ? opt.text : read_text_file(opt.text_file, 64u << 20);
+  if (opt.pretokens) {
+    // The pre-tokens BPE sees (after normalizer and pre-tokenizer; byte-level pieces mapped).
+    for (const auto& p : tok.pre_tokens(text)) fmt::print("'{}'\n", p);
+    return 0;
+  }
   const std::vector<int32_t> ids = tok.encode(text, !opt.no_special);
   if (opt.ids_only) {
     fmt::print("[{}]\n", fmt::join(ids, ", "));
@@ -63,6 +69,7 @@ const bool registered = register_command({"tokenize", "Show the token ids and pi
                                             app.add_option("--text", opt->text, "The text itself");
                                             app.add_flag("--json", opt->json, "Machine-readable output: ids, pieces, decoded text");
                                             app.add_flag("--ids", opt->ids_only, "Print only the ids, as a list");
+                                            app.add_flag("--pretokens", opt->pretokens, "Print the pre-tokens instead (normalizer + pre-tokenizer output)");
                                             app.add_flag("--no-special", opt->no_special, "Do not add BOS/EOS (add_special_tokens=false)");
                                             return [opt] { return run_tokenize(*opt); };
                                           }});

@@ -722,6 +722,47 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
   std::string config;
   auto tc = model_dir / "tokenizer_config.json";
   if (std::filesystem::exists(tc)) config = read_text_file(tc, 64u << 20);
+  // Newer transformers versions keep some of tokenizer_config.json's fields in side files:
+  // special_tokens_map.json (bos/eos/unk/pad tokens) and chat_template.jinja / chat_template.json.
+  // Fold them in where tokenizer_config.json does not set the field itself.
+  auto sm = model_dir / "special_tokens_map.json", jinja = model_dir / "chat_template.jinja",
+       ctj = model_dir / "chat_template.json";
+  if (std::filesystem::exists(sm) || std::filesystem::exists(jinja) || std::filesystem::exists(ctj)) {
+    json cfg = json::object();
+    if (!config.empty()) {
+      try {
+        cfg = json::parse(config);
+      } catch (const json::exception& e) {
+        fail(kStage, "{}: not valid JSON: {}", tc.string(), e.what());
+      }
+      if (!cfg.is_object()) fail(kStage, "{}: top level must be an object", tc.string());
+    }
+    if (std::filesystem::exists(sm)) {
+      json m;
+      try {
+        m = json::parse(read_text_file(sm, 16u << 20));
+      } catch (const json::exception& e) {
+        fail(kStage, "{}: not valid JSON: {}", sm.string(), e.what());
+      }
+      if (!m.is_object()) fail(kStage, "{}: top level must be an object", sm.string());
+      for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token"})
+        if (m.contains(key) && (!cfg.contains(key) || cfg[key].is_null())) cfg[key] = m[key];
+    }
+    if (!cfg.contains("chat_template") || cfg["chat_template"].is_null()) {
+      if (std::filesystem::exists(jinja)) {
+        cfg["chat_template"] = read_text_file(jinja, 16u << 20);
+      } else if (std::filesystem::exists(ctj)) {
+        json c;
+        try {
+          c = json::parse(read_text_file(ctj, 16u << 20));
+        } catch (const json::exception& e) {
+          fail(kStage, "{}: not valid JSON: {}", ctj.string(), e.what());
+        }
+        if (c.is_object() && c.contains("chat_template")) cfg["chat_template"] = c["chat_template"];
+      }
+    }
+    config = cfg.dump();
+  }
   return from_json(tokenizer_json, config, tj.string());
 }
 

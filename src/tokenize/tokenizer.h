@@ -40,8 +40,10 @@ struct ChatMessage {
 
 class Tokenizer {
  public:
-  // Reads dir/tokenizer.json and, when present, dir/tokenizer_config.json. Errors name the file and
-  // the field ("[tokenizer] dir/tokenizer.json: model.type 'WordPiece' is not supported").
+  // Reads dir/tokenizer.json and, when present, dir/tokenizer_config.json, plus special_tokens_map.json
+  // and chat_template.jinja / chat_template.json for the fields tokenizer_config.json leaves unset.
+  // Errors name the file and the field ("[tokenizer] dir/tokenizer.json: model.type 'WordPiece' is
+  // not supported").
   static Tokenizer load(const std::filesystem::path& model_dir);
   static Tokenizer from_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json,
                              std::string_view where);

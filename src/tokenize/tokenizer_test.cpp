@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 #include <random>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "io/files.h"
@@ -416,6 +417,24 @@ TEST(ChatTemplate, Llama3MistralAndFallback) {
   EXPECT_EQ(make(t, cfg).apply_chat_template(msgs, true, &note), "user:  Hi \nassistant: Hello\nassistant:");
   EXPECT_NE(note.find("no chat_template"), std::string::npos);
   EXPECT_FALSE(make(t, cfg).chat_template());
+}
+
+TEST(Load, SideFilesFillWhatTokenizerConfigLeavesUnset) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / fmt::format("em-tok-load-{}", ::getpid());
+  fs::create_directories(dir);
+  write_file_atomic(dir / "tokenizer.json", with_bos_eos().dump());
+  write_file_atomic(dir / "tokenizer_config.json", json{{"eos_token", "</s>"}}.dump());
+  write_file_atomic(dir / "special_tokens_map.json", json{{"bos_token", {{"content", "<s>"}}}, {"eos_token", "<s>"}}.dump());
+  write_file_atomic(dir / "chat_template.jinja", "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}");
+  auto tok = Tokenizer::load(dir);
+  EXPECT_EQ(tok.bos_id(), 10);              // from special_tokens_map.json
+  EXPECT_EQ(tok.eos_ids(), (Ids{11}));      // tokenizer_config.json wins over the map
+  ASSERT_TRUE(tok.chat_template());
+  EXPECT_NE(tok.chat_template()->find("<|im_start|>"), std::string::npos);
+  write_file_atomic(dir / "special_tokens_map.json", "[oops");
+  EXPECT_NE(error_of([&] { Tokenizer::load(dir); }).find("special_tokens_map.json: not valid JSON"), std::string::npos);
+  fs::remove_all(dir);
 }
 
 // ---- decoders ----
