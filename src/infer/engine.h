@@ -77,6 +77,10 @@ struct EngineOptions {
   int score_vocab = 0;
 };
 
+// Threads: the engine parallelises with its own pool (options.threads) and calls OpenBLAS sgemm
+// single-threaded from each worker; constructing an Engine sets OpenBLAS to 1 thread process-wide.
+// One call at a time per Engine (calls reuse its buffers and KV caches); separate Engines may run
+// concurrently. The fast path is tested against reference_forward() (infer/reference_forward.h).
 class Engine {
  public:
   // One model, its own layers in order.

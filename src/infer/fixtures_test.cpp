@@ -11,6 +11,7 @@
 
 #include "infer/engine.h"
 #include "infer/reference_forward.h"
+#include "tokenize/tokenizer.h"
 
 namespace evomerge {
 namespace {
@@ -115,6 +116,40 @@ TEST(Fixtures, GreedyGenerationsMatchPyTorch) {
     auto res = engine.generate_with(reqs, {}, {-1});
     for (size_t i = 0; i < reqs.size(); ++i)
       EXPECT_EQ(res[i].tokens, want[i]) << dir.filename() << " prompt " << i;
+  }
+}
+
+// generate() with the model's own tokenizer: stops at its EOS (the reference generation shows where
+// the model emits it) and at stop strings, with the text decoded and cut.
+TEST(Fixtures, GenerateWithTokenizerStopsAtEosAndStopStrings) {
+  auto models = fixture_models();
+  if (models.empty()) GTEST_SKIP() << "no examples/models/*/reference.json (fixtures not built)";
+  for (const auto& dir : models) {
+    auto ref = load_reference(dir);
+    Tokenizer tok = Tokenizer::load(dir);
+    EngineOptions opt;
+    opt.threads = 2;
+    Engine engine(open_folder_weights(dir.string()), opt);
+    const auto eos = ref.at("eos_token_id").get<int32_t>();
+    for (const auto& g : ref.at("greedy")) {
+      auto prompt = ids_of(g.at("ids"));
+      auto expect = ids_of(g.at("new_ids"));
+      auto res = engine.generate({{prompt, static_cast<int>(expect.size()), {}}}, &tok)[0];
+      auto at = std::find(expect.begin(), expect.end(), eos);
+      std::vector<int32_t> until_eos(expect.begin(), at);
+      EXPECT_EQ(res.tokens, until_eos) << dir.filename();
+      EXPECT_EQ(res.stop,
+                at == expect.end() ? Engine::StopReason::MaxTokens : Engine::StopReason::Eos);
+      EXPECT_EQ(res.text, tok.decode(until_eos)) << dir.filename();
+      // A stop string taken from the middle of that text: cut before it.
+      if (res.text.size() >= 4) {
+        const std::string stop = res.text.substr(res.text.size() / 2, 2);
+        auto cut = engine.generate({{prompt, static_cast<int>(expect.size()), {stop}}}, &tok)[0];
+        EXPECT_EQ(cut.stop, Engine::StopReason::StopString);
+        EXPECT_EQ(cut.text, res.text.substr(0, res.text.find(stop)))
+            << dir.filename() << " stop '" << stop << "'";
+      }
+    }
   }
 }
 
