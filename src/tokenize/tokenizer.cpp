@@ -156,7 +156,16 @@ struct Normalizer {
   }
 };
 
+// Sequences nest; the depth is bounded so that a hostile file cannot overflow the stack. The depth is
+// the number of list indices in the field path ("normalizer.normalizers[0].normalizers[2]" is 2).
+void check_depth(std::string_view where, const std::string& path) {
+  constexpr long kMaxDepth = 32;
+  if (std::count(path.begin(), path.end(), '[') > kMaxDepth)
+    fail(kStage, "{}: field '{}' nests Sequences deeper than {}", where, path, kMaxDepth);
+}
+
 Normalizer parse_normalizer(const json& j, std::string_view where, const std::string& path) {
+  check_depth(where, path);
   std::string type = get_string(j, "type", where, path);
   Normalizer n{};
   if (type == "NFC") n.kind = Normalizer::Kind::NFC;
@@ -381,6 +390,7 @@ void parse_prepend_scheme(const json& j, std::string_view where, const std::stri
 }
 
 PreTokenizer parse_pre_tokenizer(const json& j, std::string_view where, const std::string& path) {
+  check_depth(where, path);
   std::string type = get_string(j, "type", where, path);
   PreTokenizer p{};
   if (type == "ByteLevel") {
@@ -526,6 +536,7 @@ struct DecodeStep {
 };
 
 void parse_decoder(const json& j, std::string_view where, const std::string& path, std::vector<DecodeStep>& steps) {
+  check_depth(where, path);
   std::string type = get_string(j, "type", where, path);
   DecodeStep d{};
   if (type == "Sequence") {
@@ -590,8 +601,12 @@ class AddedMatcher {
     if (t->content.empty()) return;
     auto& b = buckets_[static_cast<unsigned char>(t->content[0])];
     b.push_back(t);
-    std::stable_sort(b.begin(), b.end(), [](auto* x, auto* y) { return x->content.size() > y->content.size(); });
     empty_ = false;
+  }
+  // Longest first within each bucket, so the first hit at a position is the leftmost-longest match.
+  void finish() {
+    for (auto& b : buckets_)
+      std::stable_sort(b.begin(), b.end(), [](auto* x, auto* y) { return x->content.size() > y->content.size(); });
   }
   bool empty() const { return empty_; }
 
@@ -828,6 +843,8 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       impl->vocab_size = std::max(impl->vocab_size, a.id + 1);
     }
     for (const auto& a : impl->added) (a.normalized ? impl->normalized_matcher : impl->raw_matcher).add(&a);
+    impl->raw_matcher.finish();
+    impl->normalized_matcher.finish();
   }
 
   if (auto n = root.find("normalizer"); n != root.end() && !n->is_null()) impl->normalizer = parse_normalizer(*n, where, "normalizer");
@@ -881,6 +898,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   } else if (auto pp = root.find("post_processor"); pp != root.end() && !pp->is_null()) {
     std::vector<std::string> kinds;
     std::function<void(const json&, const std::string&)> parse_pp = [&](const json& j, const std::string& path) {
+      check_depth(where, path);
       std::string t = get_string(j, "type", where, path);
       kinds.push_back(t);
       std::vector<int32_t> pre, post;

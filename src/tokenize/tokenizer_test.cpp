@@ -509,6 +509,11 @@ TEST(BadInput, ErrorsNameTheFileAndTheField) {
             std::string::npos);
   EXPECT_NE(error_of([] { Tokenizer::load("/nonexistent-model-dir"); }).find("/nonexistent-model-dir/tokenizer.json: file not found"),
             std::string::npos);
+  json deep = {{"type", "Lowercase"}};
+  for (int i = 0; i < 40; ++i) deep = {{"type", "Sequence"}, {"normalizers", {deep}}};
+  json nest = base();
+  nest["normalizer"] = deep;
+  EXPECT_NE(err(nest).find("nests Sequences deeper than 32"), std::string::npos);
   json cfg = {{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true}};
   EXPECT_NE(error_of([&] { make(base(), cfg); }).find("field 'add_bos_token' is true but bos_token is missing"), std::string::npos);
 }
