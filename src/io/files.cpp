@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -86,7 +87,9 @@ StagedDir::StagedDir(fs::path final_path, bool replace_existing)
   fs::path parent = final_path_.has_parent_path() ? final_path_.parent_path() : fs::path(".");
   fs::create_directories(parent, ec);
   if (ec) fail("io", "{}: cannot create folder: {}", parent.string(), ec.message());
-  temp_path_ = parent / fmt::format(".{}.tmp-{}", final_path_.filename().string(), getpid());
+  // pid + a per-process counter: two staged folders for the same name never share a temporary.
+  static std::atomic<unsigned> counter{0};
+  temp_path_ = parent / fmt::format(".{}.tmp-{}-{}", final_path_.filename().string(), getpid(), counter++);
   fs::remove_all(temp_path_, ec);
   fs::create_directory(temp_path_, ec);
   if (ec) fail("io", "{}: cannot create folder: {}", temp_path_.string(), ec.message());
@@ -105,10 +108,15 @@ void StagedDir::commit() {
   fs::path old;
   if (fs::exists(final_path_, ec)) {
     if (!replace_existing_) fail("io", "{}: output folder already exists (use --force to replace it)", final_path_.string());
-    old = final_path_.parent_path() / fmt::format(".{}.old-{}", final_path_.filename().string(), getpid());
+    old = temp_path_.string() + ".old";
     rename_file(final_path_, old);
   }
-  rename_file(temp_path_, final_path_);
+  try {
+    rename_file(temp_path_, final_path_);
+  } catch (const Error&) {
+    if (!old.empty()) std::rename(old.c_str(), final_path_.c_str());  // put the previous folder back
+    throw;
+  }
   committed_ = true;
   if (!old.empty()) fs::remove_all(old, ec);
 }

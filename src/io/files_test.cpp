@@ -145,6 +145,20 @@ TEST(StagedDir, FolderCreatedMeanwhileIsNotClobbered) {
   EXPECT_EQ(read_bytes(out / "theirs.txt"), "theirs");
 }
 
+TEST(StagedDir, TwoStagingsOfOneNameDoNotShareATemporary) {
+  TempDir root;
+  StagedDir a(root / "out", true);
+  write_bytes(a.path() / "a.txt", "a");
+  StagedDir b(root / "out", true);
+  EXPECT_NE(a.path(), b.path());
+  EXPECT_TRUE(fs::exists(a.path() / "a.txt"));  // b's set-up did not wipe a's work
+  write_bytes(b.path() / "b.txt", "b");
+  a.commit();
+  b.commit();  // --force: replaces a's result
+  EXPECT_EQ(listing(root / "out"), (std::vector<std::string>{"b.txt"}));
+  EXPECT_EQ(listing(root.path()), (std::vector<std::string>{"out"}));
+}
+
 TEST(StagedDir, TrailingSlashIsTheSameFolder) {
   TempDir root;
   {

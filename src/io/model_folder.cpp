@@ -113,7 +113,8 @@ std::vector<std::string> list_aux_files(const fs::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (!entry.is_regular_file()) continue;
+    std::error_code entry_ec;
+    if (!entry.is_regular_file(entry_ec)) continue;  // follows symlinks (HF cache snapshots link to blobs)
     std::string name = entry.path().filename().string();
     if (kWeights.count(name) || name.starts_with(".")) continue;
     if (name.ends_with(".safetensors") || name.ends_with(".bin") || name.ends_with(".pt") || name.ends_with(".gguf"))
@@ -160,7 +161,8 @@ fs::path resolve_model_path(std::string_view reference) {
   fs::path newest;
   fs::file_time_type newest_time{};
   for (const auto& entry : fs::directory_iterator(snapshots, ec)) {
-    if (!entry.is_directory()) continue;
+    std::error_code entry_ec;
+    if (!entry.is_directory(entry_ec)) continue;
     auto t = entry.last_write_time(ec);
     if (newest.empty() || t > newest_time) {
       newest = entry.path();

@@ -259,9 +259,12 @@ void ShardedWriter::remove_temporaries() {
 void ShardedWriter::plan_and_create(uint64_t max_shard_bytes, const std::map<std::string, std::string>& metadata) {
   {
     std::set<std::string_view> names;
-    for (const auto& spec : specs_)
+    for (const auto& spec : specs_) {
+      if (spec.name == "__metadata__")
+        fail("safetensors", "{}: a tensor cannot be named '__metadata__' (reserved by the format)", dir_.string());
       if (!names.insert(spec.name).second)
         fail("safetensors", "{}: tensor '{}' is written twice", dir_.string(), spec.name);
+    }
   }
   // Greedy shard assignment in the given order.
   std::vector<std::vector<size_t>> groups;

@@ -250,6 +250,13 @@ TEST(SafetensorsWriter, DuplicateNameFailsAndLeavesNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
+TEST(SafetensorsWriter, MetadataIsNotATensorName) {
+  TempDir dir;
+  std::string err = error_of([&] { ShardedWriter w(dir.path(), {{"__metadata__", DType::U8, {1}}}); });
+  EXPECT_NE(err.find("cannot be named '__metadata__'"), std::string::npos) << err;
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
 TEST(SafetensorsWriter, MissingFolderIsAnError) {
   TempDir dir;
   std::string err = error_of([&] { ShardedWriter w(dir / "no/such", {{"a", DType::U8, {1}}}); });
