@@ -71,6 +71,10 @@ TEST(RegexExtract, FindallSemanticsLikeLmEval) {
   EXPECT_EQ(regex_extract("答え: 東京 です", "\\p{Han}+", 0, "x"), "答");
   EXPECT_EQ(regex_extract("答え: 東京 です", "\\p{Han}+", -1, "x"), "東京");
   EXPECT_THROW(regex_extract("x", "(unclosed", 0, ""), Error);
+  // The paper's extraction (docs/tasks.md): \d*\.?\d+, last match; "1,000" reads as "000", i.e. 0.
+  EXPECT_EQ(regex_extract("the total is 1,000", "\\d*\\.?\\d+", -1, "[invalid]"), "000");
+  EXPECT_FALSE(answers_match("000", "1000", MetricSpec{}));
+  EXPECT_EQ(regex_extract("costs 3.50", "\\d*\\.?\\d+", -1, "[invalid]"), "3.50");
 }
 
 TEST(AnswerFilter, Pipeline) {
