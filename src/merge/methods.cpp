@@ -648,13 +648,28 @@ void gta(const Run& r, const GtaKind& kind, float* out) {
       std::vector<double> l1b(r.chunks()), l1a(r.chunks());
       float* di = d[i];
       r.each([&](size_t b, size_t e) {
+        // 16 float lanes (vectorised), flushed into doubles every 1024 elements for accuracy.
         double sb = 0, sa = 0;
-        for (size_t j = b; j < e; ++j) {
-          const float x = T[j] - B[j];
-          const float kept = rng_bits(key, j) < thr ? x : 0.0f;
-          sb += std::fabs(x);
-          sa += std::fabs(kept);
-          di[j] = kept;
+        size_t j = b;
+        while (j < e) {
+          const size_t stop = std::min(e, j + 1024);
+          float lb[16] = {}, la[16] = {};
+          for (; j + 16 <= stop; j += 16)
+            for (size_t k = 0; k < 16; ++k) {
+              const float x = T[j + k] - B[j + k];
+              const float kept = rng_bits(key, j + k) < thr ? x : 0.0f;
+              lb[k] += std::fabs(x);
+              la[k] += std::fabs(kept);
+              di[j + k] = kept;
+            }
+          for (; j < stop; ++j) {
+            const float x = T[j] - B[j];
+            const float kept = rng_bits(key, j) < thr ? x : 0.0f;
+            lb[0] += std::fabs(x);
+            la[0] += std::fabs(kept);
+            di[j] = kept;
+          }
+          for (size_t k = 0; k < 16; ++k) sb += lb[k], sa += la[k];
         }
         l1b[b / kChunk] = sb;
         l1a[b / kChunk] = sa;
@@ -667,44 +682,57 @@ void gta(const Run& r, const GtaKind& kind, float* out) {
     r.each([&](size_t b, size_t e) {
       for (size_t j = b; j < e; ++j) d[i][j] = T[j] - B[j];
     });
-    if (kind.sparsifier != Sparsifier::None && kind.sparsifier != Sparsifier::Random) {
+  }
+  // Selection-based sparsifiers: one task vector per thread (each selection is serial).
+  if (kind.sparsifier != Sparsifier::None && kind.sparsifier != Sparsifier::Random) {
+    auto one = [&](size_t i) {
       double extra = 0;
       if (kind.sparsifier == Sparsifier::MagnitudeOutliers) extra = mparam(a, idx[i], "gamma");
       if (kind.sparsifier == Sparsifier::DellaMagprune) extra = mparam(a, idx[i], "epsilon");
-      sparsify(r, kind.sparsifier, d[i], density, extra, rescale, rng_key(a.seed, a.tensor, idx[i]), a.shape);
-    }
+      sparsify(r, kind.sparsifier, d[i], mparam(a, idx[i], "density"), extra, rescale, rng_key(a.seed, a.tensor, idx[i]),
+               a.shape);
+    };
+    if (a.parallel) a.parallel->run(m, one);
+    else
+      for (size_t i = 0; i < m; ++i) one(i);
   }
   double wsum = 0;
   for (float x : w) wsum += x;
   const float lam = static_cast<float>(lambda);
   if (kind.consensus) {
-    r.each([&](size_t b, size_t e) {
-      // Per chunk, element-inner loops: S = sum of weighted deltas; then, per input, the entries whose
-      // sign agrees with S (>= 0 counts as +; an exact zero never agrees) add to delta and den.
-      thread_local std::vector<float> S, delta, den;
-      const size_t len = e - b;
-      S.assign(len, 0.0f);
-      delta.assign(len, 0.0f);
-      den.assign(len, 0.0f);
-      for (size_t i = 0; i < m; ++i) {
-        const float wi = ws[i];
-        const float* x = d[i] + b;
-        for (size_t j = 0; j < len; ++j) S[j] += wi * x[j];
-      }
-      for (size_t i = 0; i < m; ++i) {
-        const float wi = ws[i], wd_den = w[i];
-        const float* x = d[i] + b;
-        for (size_t j = 0; j < len; ++j) {
-          const float wd = wi * x[j];
-          const bool agree = S[j] >= 0 ? wd > 0 : wd < 0;
-          delta[j] += agree ? wd : 0.0f;
-          den[j] += agree ? wd_den : 0.0f;
+    r.each([&](size_t cb, size_t ce) {
+      // Per block of 4096 elements, element-inner loops: S = sum of weighted deltas; then, per input,
+      // the entries whose sign agrees with S (>= 0 counts as +; an exact zero never agrees) add to
+      // delta and den. Stack buffers: thread_local ones would cost a TLS lookup per access.
+      constexpr size_t kBlock = 4096;
+      float S[kBlock], delta[kBlock], den[kBlock];
+      for (size_t b = cb; b < ce; b += kBlock) {
+        const size_t len = std::min(kBlock, ce - b);
+        std::fill(S, S + len, 0.0f);
+        std::fill(delta, delta + len, 0.0f);
+        std::fill(den, den + len, 0.0f);
+        for (size_t i = 0; i < m; ++i) {
+          const float wi = ws[i];
+          const float* x = d[i] + b;
+          for (size_t j = 0; j < len; ++j) S[j] += wi * x[j];
         }
-      }
-      for (size_t j = 0; j < len; ++j) {
-        float dl = delta[j];
-        if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
-        out[b + j] = B[b + j] + lam * dl;
+        for (size_t i = 0; i < m; ++i) {
+          const float wi = ws[i], wd_den = w[i];
+          const float* x = d[i] + b;
+          for (size_t j = 0; j < len; ++j) {
+            const float wd = wi * x[j];
+            // agree: same sign as the vote (a zero never agrees); written branch-free to vectorise
+            const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
+            const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
+            delta[j] += keep * wd;
+            den[j] += keep * wd_den;
+          }
+        }
+        for (size_t j = 0; j < len; ++j) {
+          float dl = delta[j];
+          if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
+          out[b + j] = B[b + j] + lam * dl;
+        }
       }
     });
   } else {
