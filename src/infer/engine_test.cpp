@@ -112,6 +112,36 @@ TEST(Engine, BatchedEqualsOneAtATime) {
   }
 }
 
+// Sequences longer than one attention block (64 rows) and a continuation longer than one block
+// on top of a shared context: the sgemm attention over parent and own cache, block by block.
+TEST(Engine, LongSequencesAcrossAttentionBlocks) {
+  TempDir dir("long");
+  for (const char* family : {"llama", "mistral"}) {
+    auto cfg = small_model_config(family, kVocab, 64, 96, 1, 4, 2);
+    if (std::string(family) == "mistral") cfg["sliding_window"] = 37;
+    auto w = random_model(dir, family, cfg, 29);
+    EngineOptions opt;
+    opt.threads = 2;
+    opt.max_batch_tokens = 100;  // micro-batches split the sequence too
+    Engine engine(w, opt);
+    auto seq = some_tokens(150, kVocab, 77);
+    auto ref = reference_forward(*w, seq);
+    EXPECT_LE(max_abs_diff(engine.forward_logits({seq})[0], ref), kTol) << family;
+    // Context 70, continuation 80 (79 rows fed as a child of the context's cache).
+    Engine::LoglikRequest req{std::vector<int32_t>(seq.begin(), seq.begin() + 70),
+                              std::vector<int32_t>(seq.begin() + 70, seq.end())};
+    auto res = engine.loglikelihood({req, req})[0];
+    double expect = 0;
+    for (size_t t = 70; t < seq.size(); ++t) {
+      const float* row = &ref[(t - 1) * kVocab];
+      double mx = *std::max_element(row, row + kVocab), sum = 0;
+      for (int j = 0; j < kVocab; ++j) sum += std::exp(row[j] - mx);
+      expect += row[seq[t]] - mx - std::log(sum);
+    }
+    EXPECT_NEAR(res.logprob, expect, 1e-3) << family;
+  }
+}
+
 TEST(Engine, ThreadCountDoesNotChangeResults) {
   TempDir dir("threads");
   auto w = random_model(dir, "m", small_model_config("qwen2", kVocab, 64, 96, 2, 4, 2), 3);
