@@ -187,6 +187,7 @@ int run_eval(const EvalOptions& opt) {
       j["higher_is_better"] = s.higher_is_better;
       j["n"] = s.scored;
       j["failed"] = s.failed;
+      if (!s.note.empty()) j["note"] = s.note;
       if (s.failed) {
         j["error"] = s.error;
       } else {
@@ -226,6 +227,8 @@ int run_eval(const EvalOptions& opt) {
         fmt::print("\ntotal (weighted mean of accuracy tasks) {}  95% CI [{}, {}]\n", pct(rep.total), pct(rep.total_ci.lo),
                    pct(rep.total_ci.hi));
     }
+    for (const auto& s : rep.tasks)
+      if (!s.note.empty()) fmt::print("\nnote ({}): {}\n", s.task, s.note);
     if (!opt.output.empty()) fmt::print("\nper-item results: {}\n", opt.output);
   }
   return rep.failed ? 1 : 0;

@@ -29,6 +29,7 @@ struct Prepared {
   const TaskSpec& spec;
   AnswerFilter filter;
   std::vector<int> script_ids;
+  mutable std::string note;  // the tokenizer's account of the chat template, from the first item
   Prepared(const Task& t)
       : task(t), spec(t.spec()), filter(t.spec().filter, t.spec().file.string()) {
     if (spec.answer_script) script_ids = resolve_scripts(spec.answer_script->scripts, spec.file.string());
@@ -40,7 +41,10 @@ struct Prepared {
 std::string model_prompt(const Prepared& p, const TaskItem& item, const Tokenizer& tok) {
   if (!p.spec.chat_template) return item.context;
   std::vector<ChatMessage> msgs{{"user", item.context}};
-  return tok.apply_chat_template(msgs, /*add_generation_prompt=*/true);
+  std::string note;
+  std::string text = tok.apply_chat_template(msgs, /*add_generation_prompt=*/true, &note);
+  if (p.note.empty()) p.note = note;
+  return text;
 }
 
 // Chat-rendered prompts carry their own special tokens (as HF apply_chat_template(tokenize=True)).
@@ -492,6 +496,7 @@ TaskScore Scorer::score_task(size_t t, const Candidate& c, std::span<const size_
     }
   }
   progress.finish();
+  s.note = p.note;
   aggregate_task_score(task, s);
   return s;
 }

@@ -83,6 +83,7 @@ struct TaskScore {
   bool stopped_early = false;
   bool failed = false;            // external evaluator failed: no score (score is NaN)
   std::string error;              // why it failed
+  std::string note;               // chat_template tasks: how the tokenizer rendered the template
   std::vector<ItemResult> items;  // in the order of the requested indices (first `scored` of them)
 };
 

@@ -291,6 +291,28 @@ TEST_F(ScorerTest, LoglikelihoodAccIsGreedyMatch) {
   EXPECT_NEAR(s.metrics["perplexity"], std::exp(-(ref[0].logprob + ref[1].logprob) / 3), 1e-9 * s.metrics["perplexity"]);
 }
 
+TEST_F(ScorerTest, ChatTemplateWrapsTheContext) {
+  write("chat.jsonl", "{\"q\": \"2 plus 2\", \"a\": \"4\"}\n");
+  auto path = write("chat.yaml",
+                    "task: chat\ndataset_path: json\ndataset_kwargs: {data_files: {test: chat.jsonl}}\n"
+                    "output_type: generate_until\ndoc_to_text: \"{{q}}?\"\ndoc_to_target: \"{{a}}\"\n"
+                    "generation_kwargs: {max_gen_toks: 5}\nchat_template: true\n");
+  Scorer scorer({{path, 1.0}});
+  TaskScore s = scorer.score_task(0, candidate(), scorer.all_items(0));
+  std::vector<ChatMessage> msgs{{"user", "2 plus 2?"}};
+  std::string note;
+  const std::string expect = tok_->apply_chat_template(msgs, true, &note);
+  EXPECT_EQ(s.items[0].prompt, expect);
+  EXPECT_NE(expect, "2 plus 2?");
+  EXPECT_EQ(s.note, note);
+  EXPECT_FALSE(s.note.empty());
+  // The rendered prompt carries its own special tokens: encoded without adding BOS.
+  Engine::GenerateRequest r;
+  r.prompt = tok_->encode(expect, false);
+  r.max_new_tokens = 5;
+  EXPECT_EQ(s.items[0].output, engine_->generate({r}, tok_.get())[0].text);
+}
+
 TEST_F(ScorerTest, LongContextsLoseTheirOldestTokens) {
   // 100 characters of context + " cd" (3 tokens) on a 64-position model: the context keeps its last
   // 61 tokens, as lm-eval truncates from the left.
