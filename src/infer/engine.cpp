@@ -659,14 +659,26 @@ std::vector<Engine::LoglikResult> Engine::loglikelihood(
       for (size_t req : ctx_requests[row_ctx[r]]) score(req, 0, logits);
     });
     // 2. Continuations, each a child sequence of its context's cache: feed all but the last token.
+    // Children are run in batches of about `budget` rows, reusing their cache slots, so memory
+    // stays bounded however many continuations share a context.
     rows.clear();
     std::vector<std::pair<size_t, size_t>>
         row_req;  // row -> (request, continuation token predicted)
     size_t child = c1 - c0;
+    auto flush = [&] {
+      m.stats.prefill_tokens += rows.size();
+      m.forward(rows, [&](size_t r, const float* logits) {
+        score(row_req[r].first, row_req[r].second, logits);
+      });
+      rows.clear();
+      row_req.clear();
+      child = c1 - c0;
+    };
     for (size_t c = c0; c < c1; ++c) {
       for (size_t req : ctx_requests[c]) {
         const auto& cont = requests[req].continuation;
         if (cont.size() < 2) continue;
+        if (!rows.empty() && rows.size() + cont.size() - 1 > budget) flush();
         const int base = static_cast<int>(contexts[c]->size());
         Impl::Seq& s = m.seq(child++);
         m.reset_seq(s, &m.seq(c - c0), base, base + static_cast<int>(cont.size()) - 1);
@@ -676,10 +688,7 @@ std::vector<Engine::LoglikResult> Engine::loglikelihood(
         }
       }
     }
-    m.stats.prefill_tokens += rows.size();
-    m.forward(rows, [&](size_t r, const float* logits) {
-      score(row_req[r].first, row_req[r].second, logits);
-    });
+    if (!rows.empty()) flush();
     c0 = c1;
   }
   return results;

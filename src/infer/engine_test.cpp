@@ -199,11 +199,16 @@ TEST(Engine, MemoryWeightsEqualFolderWeights) {
 
 // log P(continuation | context) equals the sum of log-softmax values read off forward_logits, with
 // shared contexts computed once.
-TEST(Engine, LoglikelihoodMatchesLogits) {
+class Loglikelihood : public ::testing::TestWithParam<int> {};
+
+// Parameter: max_batch_tokens. 2 makes every context its own group and splits the continuations
+// into several batches (cache slots reused); 4096 runs everything together.
+TEST_P(Loglikelihood, MatchesLogits) {
   TempDir dir("loglik");
   auto w = random_model(dir, "m", small_model_config("llama", kVocab, 64, 96, 2, 4, 2), 13);
   EngineOptions opt;
   opt.threads = 2;
+  opt.max_batch_tokens = GetParam();
   Engine engine(w, opt);
   auto ctx_a = some_tokens(10, kVocab, 1), ctx_b = some_tokens(6, kVocab, 2);
   std::vector<Engine::LoglikRequest> reqs = {{ctx_a, some_tokens(9, kVocab, 3)},
@@ -240,6 +245,8 @@ TEST(Engine, LoglikelihoodMatchesLogits) {
   auto g = engine.loglikelihood({{ctx_b, {best}}});
   EXPECT_TRUE(g[0].greedy);
 }
+
+INSTANTIATE_TEST_SUITE_P(BatchSizes, Loglikelihood, ::testing::Values(4096, 2));
 
 TEST(Engine, ScoreVocabMasksPaddedRows) {
   TempDir dir("scorevocab");
