@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "tensor/convert.h"
 
 namespace evomerge {
 
@@ -163,21 +164,13 @@ void rank_range_mask(const float* values, size_t n, size_t lo, size_t hi, uint8_
     std::fill(mask, mask + n, 0);
     return;
   }
-  float* tmp = scratch(63, n);
-  std::copy(values, values + n, tmp);
-  // For a boundary rank r: its value v, the count of smaller values, and the count equal to v.
   struct Bound {
     float v = 0;
     size_t less = 0, equal = 0;
   };
   auto bound = [&](size_t r) {
-    std::nth_element(tmp, tmp + r, tmp + n);
-    Bound b{tmp[r]};
-    for (size_t i = 0; i < n; ++i) {
-      b.less += values[i] < b.v;
-      b.equal += values[i] == b.v;
-    }
-    return b;
+    RankValue rv = rank_value(values, n, r);
+    return Bound{rv.value, rv.less, rv.equal};
   };
   const bool has_lo = lo > 0, has_hi = hi < n;
   Bound L = has_lo ? bound(lo) : Bound{}, H = has_hi ? bound(hi) : Bound{};
@@ -934,6 +927,58 @@ void ram(const Run& r, bool plus, float* out) {
 }
 
 }  // namespace
+
+RankValue rank_value_reference(const float* values, size_t n, size_t r) {
+  EM_ASSERT(r < n);
+  std::vector<float> tmp(values, values + n);
+  std::nth_element(tmp.begin(), tmp.begin() + static_cast<std::ptrdiff_t>(r), tmp.end());
+  RankValue rv{tmp[r], 0, 0};
+  for (size_t i = 0; i < n; ++i) {
+    rv.less += values[i] < rv.value;
+    rv.equal += values[i] == rv.value;
+  }
+  return rv;
+}
+
+namespace {
+// Order-preserving map of a float to uint32 (-0 and +0 map alike; NaNs are not expected).
+inline uint32_t float_key(float v) {
+  uint32_t b = f32_to_bits(v == 0.0f ? 0.0f : v);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+inline float key_float(uint32_t k) { return bits_to_f32((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
+}  // namespace
+
+RankValue rank_value(const float* values, size_t n, size_t r) {
+  // Radix select on the 32-bit keys: digits of 11, 11 and 10 bits, most significant first. Each
+  // pass histograms the elements whose higher digits match the prefix found so far.
+  EM_ASSERT(r < n);
+  constexpr int kShift[3] = {21, 10, 0};
+  constexpr uint32_t kWidth[3] = {11, 11, 10};
+  uint32_t prefix = 0, prefix_mask = 0;
+  size_t less = 0, equal = 0;
+  std::vector<size_t> hist;
+  for (int p = 0; p < 3; ++p) {
+    const uint32_t digit_mask = (1u << kWidth[p]) - 1;
+    hist.assign(size_t{1} << kWidth[p], 0);
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t k = float_key(values[i]);
+      if ((k & prefix_mask) == prefix) ++hist[(k >> kShift[p]) & digit_mask];
+    }
+    size_t need = r - less;
+    uint32_t b = 0;
+    for (; b < hist.size(); ++b) {
+      if (need < hist[b]) break;
+      need -= hist[b];
+      less += hist[b];
+    }
+    EM_ASSERT(b < hist.size());
+    prefix |= b << kShift[p];
+    prefix_mask |= digit_mask << kShift[p];
+    equal = hist[b];
+  }
+  return {key_float(prefix), less, equal};
+}
 
 void ParallelFor::run(size_t n_chunks, const std::function<void(size_t)>& fn) const {
   for (size_t c = 0; c < n_chunks; ++c) fn(c);

@@ -63,6 +63,18 @@ struct KernelArgs {
 // see (e.g. "weights sum to zero" evaluated per tensor, multislerp's degenerate mean).
 void run_method(std::string_view method, const KernelArgs& args, float* out);
 
+// The value of rank r (0-based, ascending) among values[0..n), with how many values are smaller and
+// how many are equal to it: the selection behind TIES, breadcrumbs and SCE top-k. rank_value is a
+// 3-pass radix select on the float bits; rank_value_reference (nth_element on a copy) is the plain
+// version it is tested against.
+struct RankValue {
+  float value = 0;
+  size_t less = 0;
+  size_t equal = 0;
+};
+RankValue rank_value(const float* values, size_t n, size_t r);
+RankValue rank_value_reference(const float* values, size_t n, size_t r);
+
 // Counter-based random numbers (splitmix64 finaliser over a key and an index): uniform in [0,1).
 uint64_t rng_key(uint64_t seed, std::string_view tensor, uint64_t stream);
 double rng_uniform(uint64_t key, uint64_t index);

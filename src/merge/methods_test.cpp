@@ -359,3 +359,30 @@ TEST(Rng, UniformAndKeyed) {
 
 }  // namespace
 }  // namespace evomerge
+
+namespace evomerge {
+namespace {
+
+TEST(Selection, RadixSelectMatchesNthElement) {
+  // Values with many ties (bf16-like grid), negatives, zeros of both signs.
+  std::vector<float> v(5000);
+  uint64_t x = 12345;
+  for (auto& f : v) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    int q = static_cast<int>((x >> 33) % 41) - 20;
+    f = q == 0 ? ((x >> 20) & 1 ? -0.0f : 0.0f) : static_cast<float>(q) * 0.125f;
+  }
+  v[17] = 1e30f;
+  v[18] = -1e-30f;
+  for (size_t r : {size_t{0}, size_t{1}, size_t{17}, size_t{2499}, size_t{2500}, size_t{4998}, size_t{4999}}) {
+    RankValue a = rank_value(v.data(), v.size(), r), b = rank_value_reference(v.data(), v.size(), r);
+    EXPECT_EQ(a.value, b.value) << r;
+    EXPECT_EQ(a.less, b.less) << r;
+    EXPECT_EQ(a.equal, b.equal) << r;
+  }
+  float one[1] = {-3.5f};
+  EXPECT_EQ(rank_value(one, 1, 0).value, -3.5f);
+}
+
+}  // namespace
+}  // namespace evomerge
