@@ -233,12 +233,23 @@ void sparsify(const Run& r, Sparsifier kind, float* d, double density, double ex
       r.each([&](size_t b, size_t e) {
         for (size_t i = b; i < e; ++i) mag[i] = std::fabs(d[i]);
       });
-      uint8_t* mask = scratch_mask(n);
-      rank_range_mask(mag, n, n - std::min(k, n), n, mask);
-      r.each([&](size_t b, size_t e) {
-        for (size_t i = b; i < e; ++i)
-          if (!mask[i]) d[i] = 0.0f;
-      });
+      if (k == 0) {
+        std::fill(d, d + n, 0.0f);
+        break;
+      }
+      if (k >= n) break;
+      // Keep ranks [n-k, n) of |d| (ties by index: the earliest equal values are kept first).
+      const RankValue rv = rank_value(mag, n, n - k);
+      size_t quota = rv.less + rv.equal - (n - k);  // equal values to keep
+      for (size_t i = 0; i < n; ++i) {
+        const float m = mag[i];
+        if (m > rv.value) continue;
+        if (m == rv.value && quota > 0) {
+          --quota;
+          continue;
+        }
+        d[i] = 0.0f;
+      }
       break;
     }
     case Sparsifier::Random: {
