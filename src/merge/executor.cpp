@@ -37,8 +37,11 @@ void ThreadPool::worker_loop() {
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
+      // Woke after that run had ended: nothing to do (and job_ may already be gone).
+      if (!job_) continue;
       job = job_;
       n = n_chunks_;
+      ++active_;  // run() may not end (and destroy the job) or start the next one until we leave
     }
     size_t done = 0;
     for (size_t c; (c = next_.fetch_add(1)) < n; ++done) {
@@ -51,7 +54,8 @@ void ThreadPool::worker_loop() {
     }
     std::lock_guard<std::mutex> lock(mutex_);
     finished_ += done;
-    if (finished_ == n) done_.notify_all();
+    --active_;
+    done_.notify_all();
   }
 }
 
@@ -61,7 +65,10 @@ void ThreadPool::run(size_t n_chunks, const std::function<void(size_t)>& fn) con
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
+    // A worker still inside the previous run would otherwise see next_ reset below and call the
+    // previous (destroyed) job.
+    done_.wait(lock, [&] { return active_ == 0; });
     job_ = &fn;
     n_chunks_ = n_chunks;
     next_ = 0;
@@ -83,7 +90,7 @@ void ThreadPool::run(size_t n_chunks, const std::function<void(size_t)>& fn) con
   t_in_pool = false;
   std::unique_lock<std::mutex> lock(mutex_);
   finished_ += done;
-  done_.wait(lock, [&] { return finished_ == n_chunks; });
+  done_.wait(lock, [&] { return finished_ == n_chunks && active_ == 0; });
   job_ = nullptr;
   if (error_) std::rethrow_exception(error_);
 }

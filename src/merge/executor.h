@@ -31,6 +31,7 @@ class ThreadPool : public ParallelFor {
   mutable size_t n_chunks_ = 0;
   mutable std::atomic<size_t> next_{0};
   mutable size_t finished_ = 0;
+  mutable size_t active_ = 0;  // workers holding the current job (see worker_loop)
   mutable uint64_t generation_ = 0;
   mutable std::exception_ptr error_;
   bool stop_ = false;
