@@ -1,12 +1,15 @@
 // evomerge inspect PATH: what a model folder holds.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "arch/arch.h"
 #include "command.h"
+#include "common/error.h"
 #include "common/progress.h"
+#include "common/text.h"
 
 namespace evomerge::cli {
 namespace {
@@ -89,7 +92,14 @@ const bool registered = register_command({"inspect", "Describe a model folder: a
                                             app.add_option("model", opt->model, "Model folder or HF-cache org/name")->required();
                                             app.add_flag("--tensors", opt->tensors, "List every tensor");
                                             app.add_flag("--json", opt->json, "Machine-readable output");
-                                            return [opt] { return run_inspect(*opt); };
+                                            return [opt] {
+                                              try {
+                                                return run_inspect(*opt);
+                                              } catch (const std::filesystem::filesystem_error& e) {
+                                                // e.g. a folder we may not list: one clear error, not a crash
+                                                fail("io", "{}", printable(e.what()));
+                                              }
+                                            };
                                           }});
 
 }  // namespace
