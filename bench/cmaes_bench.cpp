@@ -1,5 +1,5 @@
-// The optimiser's own cost, and the cost of materialising a PS candidate in memory versus writing it
-// to disk and reloading it (what tools that shell out to a merge CLI do). docs/benchmarks.md,
+// The optimiser's own cost, and the cost of materialising a PS candidate in memory versus writing
+// it to disk and reloading it (what tools that shell out to a merge CLI do). docs/benchmarks.md,
 // section "evolve".
 //
 //   ./build/bench/bench_cmaes --benchmark_filter=Cmaes      # ask+tell per generation
@@ -60,10 +60,10 @@ static void BM_CmaesGeneration(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_CmaesGeneration)
-    ->Args({6, 0})       // the paper's PS: 3 models x (weight, density)
-    ->Args({48, 0})      // 3 models x 8 layer groups x 2
+    ->Args({6, 0})   // the paper's PS: 3 models x (weight, density)
+    ->Args({48, 0})  // 3 models x 8 layer groups x 2
     ->Args({200, 0})
-    ->Args({4288, 1})    // the paper's DFS: T = 192 plus a full 64 x 64 W, sep-CMA
+    ->Args({4288, 1})  // the paper's DFS: T = 192 plus a full 64 x 64 W, sep-CMA
     ->Unit(benchmark::kMicrosecond);
 
 namespace {
@@ -133,7 +133,8 @@ static void BM_CandidateInMemory(benchmark::State& state) {
 }
 BENCHMARK(BM_CandidateInMemory)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The round trip other tools make: merge to a folder (bf16 safetensors), reload it, build an engine.
+// The round trip other tools make: merge to a folder (bf16 safetensors), reload it, build an
+// engine.
 static void BM_CandidateViaDisk(benchmark::State& state) {
   Progress::set_global_enabled(false);
   const PsGenome g = models().genome();

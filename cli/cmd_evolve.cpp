@@ -27,7 +27,8 @@ int run_evolve_command(const EvolveOptions& opt) {
   ro.stop_after_generations = opt.stop_after;
   const EvolveSummary s = run_evolve(cfg, ro);
   if (!s.complete) {
-    fmt::print("paused; run the same command again to continue from {}\n", (ro.run_dir / "run.db").string());
+    fmt::print("paused; run the same command again to continue from {}\n",
+               (ro.run_dir / "run.db").string());
     return 0;
   }
   fmt::print("\n{}\n", format_final_table(s.table));
@@ -39,8 +40,11 @@ const bool registered = register_command(
     {"evolve", "Evolve a merge recipe with CMA-ES (parameter space, data-flow space, or both)",
      [](CLI::App& app) -> Runner {
        auto opt = std::make_shared<EvolveOptions>();
-       app.add_option("config", opt->config, "Evolution config (YAML; see src/evolve/evolve_config.h)")->required();
-       app.add_option("--run", opt->run, "Run folder (created, or resumed when it exists)")->required();
+       app.add_option("config", opt->config,
+                      "Evolution config (YAML; see src/evolve/evolve_config.h)")
+           ->required();
+       app.add_option("--run", opt->run, "Run folder (created, or resumed when it exists)")
+           ->required();
        app.add_option("--stop-after", opt->stop_after,
                       "Pause each phase after this many generations in this call (resume later)");
        return [opt] { return run_evolve_command(*opt); };

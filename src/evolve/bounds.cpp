@@ -17,7 +17,8 @@ BoxTransform::BoxTransform(std::vector<double> lower, std::vector<double> upper)
     const double lb = lower_[i], ub = upper_[i];
     const bool free = std::isinf(lb) && std::isinf(ub) && lb < 0 && ub > 0;
     if (!free && !(std::isfinite(lb) && std::isfinite(ub) && lb < ub))
-      fail("cmaes", "bounds[{}]: need finite lower < upper (or both infinite), got [{}, {}]", i, lb, ub);
+      fail("cmaes", "bounds[{}]: need finite lower < upper (or both infinite), got [{}, {}]", i, lb,
+           ub);
     if (free) continue;
     al_[i] = std::min((ub - lb) / 2, std::max(1.0, std::abs(lb)) / 20);
     au_[i] = std::min((ub - lb) / 2, std::max(1.0, std::abs(ub)) / 20);

@@ -1,6 +1,7 @@
-// Box constraints by a smooth, periodic transform (after pycma's BoxConstraintsLinQuadTransformation):
-// each coordinate is mapped R -> [lb, ub] by a C^1 function that is the identity on [lb + al, ub - au],
-// quadratic in the margins, and mirrored / periodic outside, with period 2 (ub - lb + al + au).
+// Box constraints by a smooth, periodic transform (after pycma's
+// BoxConstraintsLinQuadTransformation): each coordinate is mapped R -> [lb, ub] by a C^1 function
+// that is the identity on [lb + al, ub - au], quadratic in the margins, and mirrored / periodic
+// outside, with period 2 (ub - lb + al + au).
 //
 // The optimiser samples in the unbounded space; f is evaluated at transform(x); the *untransformed*
 // sample updates the distribution (the transform is part of f). inverse() maps a feasible starting

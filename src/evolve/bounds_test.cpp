@@ -9,8 +9,8 @@
 using evomerge::BoxTransform;
 
 TEST(BoxTransform, HandValuesOnUnitBox) {
-  BoxTransform t({0.0}, {1.0});  // margins al = au = min(0.5, 1/20) = 0.05
-  EXPECT_DOUBLE_EQ(t.transform(0, 0.5), 0.5);    // identity inside [0.05, 0.95]
+  BoxTransform t({0.0}, {1.0});                // margins al = au = min(0.5, 1/20) = 0.05
+  EXPECT_DOUBLE_EQ(t.transform(0, 0.5), 0.5);  // identity inside [0.05, 0.95]
   EXPECT_DOUBLE_EQ(t.transform(0, 0.05), 0.05);
   EXPECT_DOUBLE_EQ(t.transform(0, 0.95), 0.95);
   EXPECT_DOUBLE_EQ(t.transform(0, 0.0), 0.0125);  // (0 + 0.05)^2 / (4 * 0.05)
@@ -48,7 +48,8 @@ TEST(BoxTransform, RangeContinuityAndSmoothness) {
 TEST(BoxTransform, InverseRoundTrips) {
   BoxTransform t({0.0, -1.0}, {1.0, 10.0});
   for (double y = 0.0; y <= 1.0; y += 0.001) EXPECT_NEAR(t.transform(0, t.inverse(0, y)), y, 1e-12);
-  for (double y = -1.0; y <= 10.0; y += 0.01) EXPECT_NEAR(t.transform(1, t.inverse(1, y)), y, 1e-12);
+  for (double y = -1.0; y <= 10.0; y += 0.01)
+    EXPECT_NEAR(t.transform(1, t.inverse(1, y)), y, 1e-12);
   // inverse maps into the fundamental interval [lb - al, ub + au].
   EXPECT_DOUBLE_EQ(t.inverse(0, 0.0), -0.05);
   EXPECT_DOUBLE_EQ(t.inverse(0, 1.0), 1.05);

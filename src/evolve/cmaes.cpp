@@ -16,7 +16,8 @@ CmaesParams CmaesParams::defaults(int n, int lambda, bool active, bool separable
   EM_ASSERT(n >= 1);
   CmaesParams p;
   p.n = n;
-  p.lambda = lambda > 0 ? lambda : 4 + static_cast<int>(std::floor(3 * std::log(static_cast<double>(n))));
+  p.lambda =
+      lambda > 0 ? lambda : 4 + static_cast<int>(std::floor(3 * std::log(static_cast<double>(n))));
   EM_ASSERT(p.lambda >= 2);
   p.mu = p.lambda / 2;
   const double dn = n;
@@ -65,20 +66,34 @@ CmaesParams CmaesParams::defaults(int n, int lambda, bool active, bool separable
 
 std::string_view stop_reason_name(StopReason reason) {
   switch (reason) {
-    case StopReason::None: return "none";
-    case StopReason::MaxFevals: return "maxfevals";
-    case StopReason::MaxIter: return "maxiter";
-    case StopReason::FTarget: return "ftarget";
-    case StopReason::TolFun: return "tolfun";
-    case StopReason::TolX: return "tolx";
-    case StopReason::TolUpSigma: return "tolupsigma";
-    case StopReason::ConditionCov: return "conditioncov";
-    case StopReason::NoEffectAxis: return "noeffectaxis";
-    case StopReason::NoEffectCoord: return "noeffectcoord";
-    case StopReason::FlatFitness: return "flatfitness";
-    case StopReason::Stagnation: return "stagnation";
-    case StopReason::MaxGenerations: return "maxgenerations";
-    case StopReason::Manual: return "manual";
+    case StopReason::None:
+      return "none";
+    case StopReason::MaxFevals:
+      return "maxfevals";
+    case StopReason::MaxIter:
+      return "maxiter";
+    case StopReason::FTarget:
+      return "ftarget";
+    case StopReason::TolFun:
+      return "tolfun";
+    case StopReason::TolX:
+      return "tolx";
+    case StopReason::TolUpSigma:
+      return "tolupsigma";
+    case StopReason::ConditionCov:
+      return "conditioncov";
+    case StopReason::NoEffectAxis:
+      return "noeffectaxis";
+    case StopReason::NoEffectCoord:
+      return "noeffectcoord";
+    case StopReason::FlatFitness:
+      return "flatfitness";
+    case StopReason::Stagnation:
+      return "stagnation";
+    case StopReason::MaxGenerations:
+      return "maxgenerations";
+    case StopReason::Manual:
+      return "manual";
   }
   return "?";
 }
@@ -91,18 +106,23 @@ bool stop_is_global(StopReason reason) {
 // ---------------------------------------------------------------------------------------------
 // Construction and runs
 
-Cmaes::Cmaes(const Eigen::VectorXd& x0, double sigma0, CmaesOptions options) : options_(std::move(options)) {
+Cmaes::Cmaes(const Eigen::VectorXd& x0, double sigma0, CmaesOptions options)
+    : options_(std::move(options)) {
   const auto n = x0.size();
   if (n < 1) fail("cmaes", "x0 is empty");
-  if (!(sigma0 > 0) || !std::isfinite(sigma0)) fail("cmaes", "sigma0 must be positive, got {}", sigma0);
+  if (!(sigma0 > 0) || !std::isfinite(sigma0))
+    fail("cmaes", "sigma0 must be positive, got {}", sigma0);
   if (!options_.lower.empty() || !options_.upper.empty()) {
-    if (options_.lower.size() != static_cast<size_t>(n) || options_.upper.size() != static_cast<size_t>(n))
+    if (options_.lower.size() != static_cast<size_t>(n) ||
+        options_.upper.size() != static_cast<size_t>(n))
       fail("cmaes", "bounds have {} / {} entries for dimension {}", options_.lower.size(),
            options_.upper.size(), n);
     bounds_ = BoxTransform(options_.lower, options_.upper);
   }
-  if (options_.lambda != 0 && options_.lambda < 2) fail("cmaes", "lambda must be >= 2, got {}", options_.lambda);
-  if (!(options_.incpopsize >= 1)) fail("cmaes", "incpopsize must be >= 1, got {}", options_.incpopsize);
+  if (options_.lambda != 0 && options_.lambda < 2)
+    fail("cmaes", "lambda must be >= 2, got {}", options_.lambda);
+  if (!(options_.incpopsize >= 1))
+    fail("cmaes", "incpopsize must be >= 1, got {}", options_.incpopsize);
   for (Eigen::Index i = 0; i < n; ++i)
     if (!std::isfinite(x0[i])) fail("cmaes", "x0[{}] is not finite", i);
   rng_ = Rng(options_.seed);
@@ -134,10 +154,12 @@ void Cmaes::start_run(const Eigen::VectorXd& x0_unbounded, int lambda) {
   hist_best_.clear();
   hist_median_.clear();
   const double dn = n, dl = params_.lambda;
-  max_iter_ = options_.max_iter >= 0 ? options_.max_iter
-                                     : static_cast<int64_t>(100 + 150 * (dn + 3) * (dn + 3) / std::sqrt(dl));
-  tol_stagnation_ = options_.tol_stagnation >= 0 ? options_.tol_stagnation
-                                                 : static_cast<int64_t>(100 + 100 * std::pow(dn, 1.5) / dl);
+  max_iter_ = options_.max_iter >= 0
+                  ? options_.max_iter
+                  : static_cast<int64_t>(100 + 150 * (dn + 3) * (dn + 3) / std::sqrt(dl));
+  tol_stagnation_ = options_.tol_stagnation >= 0
+                        ? options_.tol_stagnation
+                        : static_cast<int64_t>(100 + 100 * std::pow(dn, 1.5) / dl);
   asked_ = false;
   arz_.clear();
   arx_.clear();
@@ -152,7 +174,8 @@ const std::vector<Eigen::VectorXd>& Cmaes::ask() {
   Eigen::VectorXd z(n);
   for (int k = 0; k < params_.lambda; ++k) {
     for (int i = 0; i < n; ++i) z[i] = rng_.normal();
-    Eigen::VectorXd y = options_.separable ? Eigen::VectorXd(D_.cwiseProduct(z)) : Eigen::VectorXd(B_ * D_.cwiseProduct(z));
+    Eigen::VectorXd y = options_.separable ? Eigen::VectorXd(D_.cwiseProduct(z))
+                                           : Eigen::VectorXd(B_ * D_.cwiseProduct(z));
     arz_[k] = mean_ + sigma_ * y;
     arx_[k] = bounds_.transform(arz_[k]);
   }
@@ -217,13 +240,15 @@ void Cmaes::tell(const std::vector<double>& fitness) {
   mean_ += params_.cm * sigma_ * yw;
 
   const Eigen::VectorXd c_inv_yw = inv_sqrt_c(yw);
-  ps_ = (1 - params_.cs) * ps_ + std::sqrt(params_.cs * (2 - params_.cs) * params_.mueff) * c_inv_yw;
+  ps_ =
+      (1 - params_.cs) * ps_ + std::sqrt(params_.cs * (2 - params_.cs) * params_.mueff) * c_inv_yw;
   // h_sigma with the tutorial's bias correction for the zero start; g = completed generations.
   const double g1 = static_cast<double>(run_generation_ + 1);
   const double ps_norm = ps_.norm();
   const bool hsig = ps_norm / std::sqrt(1 - std::pow(1 - params_.cs, 2 * g1)) <
                     (1.4 + 2.0 / (n + 1)) * params_.chi_n;
-  pc_ = (1 - params_.cc) * pc_ + (hsig ? std::sqrt(params_.cc * (2 - params_.cc) * params_.mueff) : 0.0) * yw;
+  pc_ = (1 - params_.cc) * pc_ +
+        (hsig ? std::sqrt(params_.cc * (2 - params_.cc) * params_.mueff) : 0.0) * yw;
 
   // Active weights: negative ones rescaled so each negative step has squared Mahalanobis length n.
   std::vector<double> wo(lambda);
@@ -261,7 +286,8 @@ void Cmaes::tell(const std::vector<double>& fitness) {
   last_.lambda = lambda;
   last_.best = sorted_f.front();
   last_.worst = sorted_f.back();
-  last_.median = lambda % 2 ? sorted_f[lambda / 2] : 0.5 * (sorted_f[lambda / 2 - 1] + sorted_f[lambda / 2]);
+  last_.median =
+      lambda % 2 ? sorted_f[lambda / 2] : 0.5 * (sorted_f[lambda / 2 - 1] + sorted_f[lambda / 2]);
   last_.sigma = sigma_;
 
   // Histories (bounded to what the criteria read).
@@ -277,9 +303,12 @@ void Cmaes::tell(const std::vector<double>& fitness) {
 
   // Global criteria first.
   StopReason reason = StopReason::None;
-  if (best_f_ <= options_.ftarget) reason = StopReason::FTarget;
-  else if (options_.max_fevals > 0 && fevals_ >= options_.max_fevals) reason = StopReason::MaxFevals;
-  else if (options_.max_generations > 0 && generation_ >= options_.max_generations) reason = StopReason::MaxGenerations;
+  if (best_f_ <= options_.ftarget)
+    reason = StopReason::FTarget;
+  else if (options_.max_fevals > 0 && fevals_ >= options_.max_fevals)
+    reason = StopReason::MaxFevals;
+  else if (options_.max_generations > 0 && generation_ >= options_.max_generations)
+    reason = StopReason::MaxGenerations;
   if (reason != StopReason::None) {
     stop_ = reason;
     return;
@@ -311,9 +340,12 @@ StopReason Cmaes::check_local_stop(const std::vector<double>& sorted_f) {
 
   // Flat fitness: the best equals the 75th percentile (quantised accuracies produce this).
   const int q75 = std::min(lambda - 1, static_cast<int>(0.75 * lambda));
-  if (sorted_f[0] == sorted_f[q75]) ++flat_count_;
-  else flat_count_ = 0;
-  if (options_.tol_flat_fitness >= 0 && flat_count_ > options_.tol_flat_fitness) return StopReason::FlatFitness;
+  if (sorted_f[0] == sorted_f[q75])
+    ++flat_count_;
+  else
+    flat_count_ = 0;
+  if (options_.tol_flat_fitness >= 0 && flat_count_ > options_.tol_flat_fitness)
+    return StopReason::FlatFitness;
 
   const size_t tolfun_window = 10 + static_cast<size_t>(std::ceil(30.0 * n / lambda));
   // Only once the best-f history window is full, so one lucky flat generation does not end a run.
@@ -347,7 +379,8 @@ StopReason Cmaes::check_local_stop(const std::vector<double>& sorted_f) {
     }
     if (no_effect) return StopReason::NoEffectAxis;
     for (int i = 0; i < n; ++i)
-      if (mean_[i] + 0.2 * sigma_ * std::sqrt(c_diag(i)) == mean_[i]) return StopReason::NoEffectCoord;
+      if (mean_[i] + 0.2 * sigma_ * std::sqrt(c_diag(i)) == mean_[i])
+        return StopReason::NoEffectCoord;
   }
 
   if (tol_stagnation_ > 0 && run_generation_ > tol_stagnation_) {
@@ -361,8 +394,10 @@ StopReason Cmaes::check_local_stop(const std::vector<double>& sorted_f) {
       auto window = [&](const std::vector<double>& h, size_t from_end, size_t len) {
         return std::vector<double>(h.end() - from_end, h.end() - from_end + len);
       };
-      const bool best_stuck = median(window(hist_best_, w, w)) >= median(window(hist_best_, 2 * w, w));
-      const bool median_stuck = median(window(hist_median_, w, w)) >= median(window(hist_median_, 2 * w, w));
+      const bool best_stuck =
+          median(window(hist_best_, w, w)) >= median(window(hist_best_, 2 * w, w));
+      const bool median_stuck =
+          median(window(hist_median_, w, w)) >= median(window(hist_median_, 2 * w, w));
       if (best_stuck && median_stuck) return StopReason::Stagnation;
     }
   }
@@ -405,15 +440,19 @@ std::vector<double> get_vec(const nlohmann::json& j) {
   for (const auto& x : j) v.push_back(get_num(x));
   return v;
 }
-nlohmann::json evec(const Eigen::VectorXd& v) { return vec(std::vector<double>(v.data(), v.data() + v.size())); }
+nlohmann::json evec(const Eigen::VectorXd& v) {
+  return vec(std::vector<double>(v.data(), v.data() + v.size()));
+}
 Eigen::VectorXd get_evec(const nlohmann::json& j, Eigen::Index n) {
   const auto v = get_vec(j);
-  if (static_cast<Eigen::Index>(v.size()) != n) fail("cmaes", "state: vector of {} entries, expected {}", v.size(), n);
+  if (static_cast<Eigen::Index>(v.size()) != n)
+    fail("cmaes", "state: vector of {} entries, expected {}", v.size(), n);
   return Eigen::Map<const Eigen::VectorXd>(v.data(), n);
 }
 nlohmann::json emat(const Eigen::MatrixXd& m) {
   // Column-major, as Eigen stores it.
-  return {{"rows", m.rows()}, {"cols", m.cols()},
+  return {{"rows", m.rows()},
+          {"cols", m.cols()},
           {"data", vec(std::vector<double>(m.data(), m.data() + m.size()))}};
 }
 Eigen::MatrixXd get_emat(const nlohmann::json& j, Eigen::Index rows, Eigen::Index cols) {
@@ -421,7 +460,8 @@ Eigen::MatrixXd get_emat(const nlohmann::json& j, Eigen::Index rows, Eigen::Inde
     fail("cmaes", "state: matrix is {}x{}, expected {}x{}", j.at("rows").get<Eigen::Index>(),
          j.at("cols").get<Eigen::Index>(), rows, cols);
   const auto v = get_vec(j.at("data"));
-  if (static_cast<Eigen::Index>(v.size()) != rows * cols) fail("cmaes", "state: matrix data has {} entries", v.size());
+  if (static_cast<Eigen::Index>(v.size()) != rows * cols)
+    fail("cmaes", "state: matrix data has {} entries", v.size());
   return Eigen::Map<const Eigen::MatrixXd>(v.data(), rows, cols);
 }
 
@@ -458,7 +498,8 @@ nlohmann::json Cmaes::to_json() const {
   s["n"] = params_.n;
   s["run_lambda"] = params_.lambda;
   const auto& r = rng_.state();
-  s["rng"] = {{"s", {r.s[0], r.s[1], r.s[2], r.s[3]}}, {"has_spare", r.has_spare}, {"spare", num(r.spare)}};
+  s["rng"] = {
+      {"s", {r.s[0], r.s[1], r.s[2], r.s[3]}}, {"has_spare", r.has_spare}, {"spare", num(r.spare)}};
   s["x0"] = evec(x0_);
   s["sigma0"] = num(sigma0_);
   s["mean"] = evec(mean_);
@@ -481,9 +522,14 @@ nlohmann::json Cmaes::to_json() const {
   s["stop"] = std::string(stop_reason_name(stop_));
   s["best_x"] = evec(best_x_);
   s["best_f"] = num(best_f_);
-  s["last"] = {{"generation", last_.generation}, {"restart", last_.restart}, {"lambda", last_.lambda},
-               {"best", num(last_.best)},        {"median", num(last_.median)}, {"worst", num(last_.worst)},
-               {"sigma", num(last_.sigma)},      {"local_stop", std::string(stop_reason_name(last_.local_stop))}};
+  s["last"] = {{"generation", last_.generation},
+               {"restart", last_.restart},
+               {"lambda", last_.lambda},
+               {"best", num(last_.best)},
+               {"median", num(last_.median)},
+               {"worst", num(last_.worst)},
+               {"sigma", num(last_.sigma)},
+               {"local_stop", std::string(stop_reason_name(last_.local_stop))}};
   return s;
 }
 
@@ -497,7 +543,8 @@ StopReason parse_stop(const std::string& s) {
 
 Cmaes Cmaes::from_json(const nlohmann::json& s) {
   try {
-    if (s.value("format", "") != "evomerge-cmaes-1") fail("cmaes", "state: not an evomerge-cmaes-1 state");
+    if (s.value("format", "") != "evomerge-cmaes-1")
+      fail("cmaes", "state: not an evomerge-cmaes-1 state");
     Cmaes es;
     const auto& o = s.at("options");
     auto& op = es.options_;
@@ -555,7 +602,8 @@ Cmaes Cmaes::from_json(const nlohmann::json& s) {
     es.flat_count_ = s.at("flat_count").get<int>();
     es.hist_best_ = get_vec(s.at("hist_best"));
     es.hist_median_ = get_vec(s.at("hist_median"));
-    if (es.hist_best_.size() != es.hist_median_.size()) fail("cmaes", "state: history lengths differ");
+    if (es.hist_best_.size() != es.hist_median_.size())
+      fail("cmaes", "state: history lengths differ");
     es.stop_ = parse_stop(s.at("stop").get<std::string>());
     es.best_x_ = get_evec(s.at("best_x"), n);
     es.best_f_ = get_num(s.at("best_f"));
@@ -574,7 +622,9 @@ Cmaes Cmaes::from_json(const nlohmann::json& s) {
   }
 }
 
-std::vector<uint8_t> Cmaes::to_blob() const { return nlohmann::json::to_cbor(to_json()); }
+std::vector<uint8_t> Cmaes::to_blob() const {
+  return nlohmann::json::to_cbor(to_json());
+}
 
 Cmaes Cmaes::from_blob(const std::vector<uint8_t>& blob) {
   nlohmann::json j;

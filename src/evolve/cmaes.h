@@ -31,7 +31,8 @@
 namespace evomerge {
 
 // Default strategy parameters for dimension n and population lambda (tutorial Table 1, eq. 48-57,
-// alpha_cov = 2). `separable`: pycma's sep-CMA learning rates for c_1, c_mu, c_c (Ros & Hansen 2008).
+// alpha_cov = 2). `separable`: pycma's sep-CMA learning rates for c_1, c_mu, c_c (Ros & Hansen
+// 2008).
 struct CmaesParams {
   int n = 0;
   int lambda = 0;
@@ -39,26 +40,26 @@ struct CmaesParams {
   std::vector<double> weights;  // lambda entries: mu positive (sum 1), then the active negatives
   double mueff = 0, mueff_neg = 0;
   double cm = 1, cs = 0, ds = 0, cc = 0, c1 = 0, cmu = 0;
-  double chi_n = 0;       // E||N(0, I)||
-  double sum_w_neg = 0;   // sum of the negative weights (0 with active off)
-  int eigen_gap = 1;      // generations between eigendecompositions: max(1, floor(1/(10 n (c1+cmu))))
+  double chi_n = 0;      // E||N(0, I)||
+  double sum_w_neg = 0;  // sum of the negative weights (0 with active off)
+  int eigen_gap = 1;  // generations between eigendecompositions: max(1, floor(1/(10 n (c1+cmu))))
 
   static CmaesParams defaults(int n, int lambda = 0, bool active = true, bool separable = false);
 };
 
 enum class StopReason {
   None,
-  MaxFevals,       // the evaluation budget (shared by all restarts) is spent
-  MaxIter,         // generations of this run >= max_iter
-  FTarget,         // best f <= ftarget
-  TolFun,          // range of this generation's f and of the full best-f history window < tolfun
-  TolX,            // all sigma*sqrt(C_ii) and sigma*|p_c,i| < tolx
-  TolUpSigma,      // sigma*sqrt(max C_ii) > tolfacupx * sigma0 (divergence)
-  ConditionCov,    // cond(C) > tol_condition_cov
-  NoEffectAxis,    // m + 0.1 sigma d_i b_i == m for axis i = g mod n
-  NoEffectCoord,   // m_i + 0.2 sigma sqrt(C_ii) == m_i for some i
-  FlatFitness,     // best f == 75th-percentile f for more than tol_flat_fitness generations in a row
-  Stagnation,      // medians of the best and median f did not improve over a window
+  MaxFevals,      // the evaluation budget (shared by all restarts) is spent
+  MaxIter,        // generations of this run >= max_iter
+  FTarget,        // best f <= ftarget
+  TolFun,         // range of this generation's f and of the full best-f history window < tolfun
+  TolX,           // all sigma*sqrt(C_ii) and sigma*|p_c,i| < tolx
+  TolUpSigma,     // sigma*sqrt(max C_ii) > tolfacupx * sigma0 (divergence)
+  ConditionCov,   // cond(C) > tol_condition_cov
+  NoEffectAxis,   // m + 0.1 sigma d_i b_i == m for axis i = g mod n
+  NoEffectCoord,  // m_i + 0.2 sigma sqrt(C_ii) == m_i for some i
+  FlatFitness,    // best f == 75th-percentile f for more than tol_flat_fitness generations in a row
+  Stagnation,     // medians of the best and median f did not improve over a window
   MaxGenerations,  // total generations over all restarts >= max_generations
   Manual,          // request_stop()
 };
@@ -67,9 +68,9 @@ std::string_view stop_reason_name(StopReason reason);
 bool stop_is_global(StopReason reason);
 
 struct CmaesOptions {
-  int lambda = 0;            // 0: 4 + floor(3 ln n)
-  bool active = true;        // negative weights (active covariance update)
-  bool separable = false;    // diagonal C (sep-CMA)
+  int lambda = 0;                    // 0: 4 + floor(3 ln n)
+  bool active = true;                // negative weights (active covariance update)
+  bool separable = false;            // diagonal C (sep-CMA)
   std::vector<double> lower, upper;  // empty: unbounded
   uint64_t seed = 1;
 
@@ -82,7 +83,7 @@ struct CmaesOptions {
   double tolx = 1e-11;
   double tolfacupx = 1e3;
   double tol_condition_cov = 1e14;
-  int tol_flat_fitness = 1;  // flat generations tolerated; -1 disables
+  int tol_flat_fitness = 1;     // flat generations tolerated; -1 disables
   int64_t tol_stagnation = -1;  // -1: 100 + 100 n^1.5 / lambda; 0 disables
   bool check_no_effect = true;
 
@@ -134,7 +135,9 @@ class Cmaes {
   double sigma() const { return sigma_; }
   const Eigen::VectorXd& mean() const { return mean_; }  // unbounded space
   const Eigen::MatrixXd& covariance() const { return C_; }
-  Eigen::VectorXd mean_x() const { return bounds_.transform(mean_); }  // the distribution mean, feasible
+  Eigen::VectorXd mean_x() const {
+    return bounds_.transform(mean_);
+  }                                                          // the distribution mean, feasible
   const Eigen::VectorXd& best_x() const { return best_x_; }  // best point ever told, feasible
   double best_f() const { return best_f_; }
   const BoxTransform& bounds() const { return bounds_; }
@@ -162,9 +165,9 @@ class Cmaes {
   double sigma0_ = 1;
   Eigen::VectorXd mean_;
   double sigma_ = 1;
-  Eigen::MatrixXd C_;   // full mode: n x n; sep mode: n x 1 (the diagonal)
-  Eigen::MatrixXd B_;   // eigenvectors (full mode)
-  Eigen::VectorXd D_;   // sqrt of eigenvalues (full) or of diag C (sep)
+  Eigen::MatrixXd C_;  // full mode: n x n; sep mode: n x 1 (the diagonal)
+  Eigen::MatrixXd B_;  // eigenvectors (full mode)
+  Eigen::VectorXd D_;  // sqrt of eigenvalues (full) or of diag C (sep)
   Eigen::VectorXd ps_, pc_;
   int64_t eigen_generation_ = 0;  // run generation of the last decomposition
 

@@ -26,7 +26,8 @@ void expect_printed(double actual, const std::string& printed, const char* what,
   const auto dot = mant.find('.');
   int decimals = dot == std::string::npos ? 0 : static_cast<int>(mant.size() - dot - 1);
   int exp10 = 0;
-  if (printed.find_first_of("eE") != std::string::npos) exp10 = std::stoi(printed.substr(printed.find_first_of("eE") + 1));
+  if (printed.find_first_of("eE") != std::string::npos)
+    exp10 = std::stoi(printed.substr(printed.find_first_of("eE") + 1));
   const double half_unit = 0.5 * std::pow(10.0, exp10 - decimals);
   const double tol = std::max(1e-6 * std::abs(v), half_unit * (1 + 1e-9));
   EXPECT_NEAR(actual, v, tol) << what << " at n=" << n;
@@ -40,12 +41,18 @@ struct Anchor {
 
 // cmaes.md section 1.2, "Tutorial formulas" table.
 const Anchor kAnchors[] = {
-    {2, 6, 3, "2.02861", "0.446205", "1.44620", "0.624555", "0.154815", "0.0578591", "0.637043", "-2.20732", "1.25427", 1},
-    {5, 8, 4, "2.60018", "0.365088", "1.36509", "0.450200", "0.0472923", "0.0381692", "0.529930", "-2.23902", "2.12852", 1},
-    {10, 10, 5, "3.16730", "0.284429", "1.28443", "0.294990", "0.0152838", "0.0201543", "0.456273", "-1.75834", "3.08473", 1},
-    {20, 12, 6, "3.72946", "0.199428", "1.19943", "0.171767", "0.00437235", "0.0081914", "0.402403", "-1.53377", "4.41677", 1},
-    {40, 15, 7, "4.54092", "0.132031", "1.13203", "0.0930092", "0.00116943", "0.0031225", "0.344796", "-1.37452", "6.28522", 1},
-    {200, 19, 9, "5.64757", "0.036305", "1.03631", "0.0197408", "4.93494e-05", "0.000187438", "0.290678", "-1.26328", "14.1245", 2},
+    {2, 6, 3, "2.02861", "0.446205", "1.44620", "0.624555", "0.154815", "0.0578591", "0.637043",
+     "-2.20732", "1.25427", 1},
+    {5, 8, 4, "2.60018", "0.365088", "1.36509", "0.450200", "0.0472923", "0.0381692", "0.529930",
+     "-2.23902", "2.12852", 1},
+    {10, 10, 5, "3.16730", "0.284429", "1.28443", "0.294990", "0.0152838", "0.0201543", "0.456273",
+     "-1.75834", "3.08473", 1},
+    {20, 12, 6, "3.72946", "0.199428", "1.19943", "0.171767", "0.00437235", "0.0081914", "0.402403",
+     "-1.53377", "4.41677", 1},
+    {40, 15, 7, "4.54092", "0.132031", "1.13203", "0.0930092", "0.00116943", "0.0031225",
+     "0.344796", "-1.37452", "6.28522", 1},
+    {200, 19, 9, "5.64757", "0.036305", "1.03631", "0.0197408", "4.93494e-05", "0.000187438",
+     "0.290678", "-1.26328", "14.1245", 2},
 };
 
 }  // namespace
@@ -76,8 +83,11 @@ TEST(CmaesParams, DefaultsMatchTheAnchorTable) {
 
 TEST(CmaesParams, SeparableRatesMatchPycma) {
   // cmaes.md section 1.2, pycma 4.4.0 column "sep: c_1 / c_mu / c_c".
-  const struct { int n; const char *c1, *cmu, *cc; } rows[] = {
-      {2, "0.171153", "0.08898", "0.637691"},   {5, "0.100078", "0.0809983", "0.494812"},
+  const struct {
+    int n;
+    const char *c1, *cmu, *cc;
+  } rows[] = {
+      {2, "0.171153", "0.08898", "0.637691"},     {5, "0.100078", "0.0809983", "0.494812"},
       {10, "0.0600915", "0.0715158", "0.363662"}, {20, "0.034328", "0.0565386", "0.252595"},
       {40, "0.0189528", "0.0445641", "0.173117"}, {200, "0.00437996", "0.0157084", "0.0727447"},
   };
@@ -103,11 +113,14 @@ namespace {
 
 using Fn = std::function<double(const Eigen::VectorXd&)>;
 
-double sphere(const Eigen::VectorXd& x) { return x.squaredNorm(); }
+double sphere(const Eigen::VectorXd& x) {
+  return x.squaredNorm();
+}
 double ellipsoid(const Eigen::VectorXd& x) {
   const auto n = x.size();
   double f = 0;
-  for (Eigen::Index i = 0; i < n; ++i) f += std::pow(1e6, static_cast<double>(i) / (n - 1)) * x[i] * x[i];
+  for (Eigen::Index i = 0; i < n; ++i)
+    f += std::pow(1e6, static_cast<double>(i) / (n - 1)) * x[i] * x[i];
   return f;
 }
 double rosenbrock(const Eigen::VectorXd& x) {
@@ -118,7 +131,8 @@ double rosenbrock(const Eigen::VectorXd& x) {
 }
 double rastrigin(const Eigen::VectorXd& x) {
   double f = 10.0 * x.size();
-  for (Eigen::Index i = 0; i < x.size(); ++i) f += x[i] * x[i] - 10 * std::cos(2 * std::numbers::pi * x[i]);
+  for (Eigen::Index i = 0; i < x.size(); ++i)
+    f += x[i] * x[i] - 10 * std::cos(2 * std::numbers::pi * x[i]);
   return f;
 }
 
@@ -187,8 +201,8 @@ TEST(Cmaes, ActiveUpdateBeatsPassiveOnEllipsoid) {
   passive.active = false;
   const auto a = median_of(evals_to_target(ellipsoid, 10, 5, {}));
   const auto p = median_of(evals_to_target(ellipsoid, 10, 5, passive));
-  std::printf("ellipsoid n=10 median evaluations: active %lld passive %lld\n", static_cast<long long>(a),
-              static_cast<long long>(p));
+  std::printf("ellipsoid n=10 median evaluations: active %lld passive %lld\n",
+              static_cast<long long>(a), static_cast<long long>(p));
   EXPECT_LT(a, p);
 }
 
@@ -256,7 +270,8 @@ TEST(Cmaes, TerminationSaysWhichCriterionFired) {
   }
   {
     CmaesOptions opt;
-    const auto es = run([](const Eigen::VectorXd&) { return 0.5; }, Eigen::VectorXd::Zero(3), 1.0, opt);
+    const auto es =
+        run([](const Eigen::VectorXd&) { return 0.5; }, Eigen::VectorXd::Zero(3), 1.0, opt);
     EXPECT_EQ(es.stop_reason(), StopReason::FlatFitness);
     EXPECT_EQ(es.generation(), 2);  // tolerated once, stops on the second flat generation
   }
@@ -283,7 +298,8 @@ TEST(Cmaes, TerminationSaysWhichCriterionFired) {
   }
   {
     CmaesOptions opt;  // f decreasing without bound as x grows: sigma diverges
-    const auto es = run([](const Eigen::VectorXd& x) { return -x.sum(); }, Eigen::VectorXd::Zero(2), 1.0, opt);
+    const auto es =
+        run([](const Eigen::VectorXd& x) { return -x.sum(); }, Eigen::VectorXd::Zero(2), 1.0, opt);
     EXPECT_EQ(es.stop_reason(), StopReason::TolUpSigma);
   }
   EXPECT_EQ(evomerge::stop_reason_name(StopReason::ConditionCov), "conditioncov");
@@ -295,7 +311,8 @@ TEST(Cmaes, BoundsKeepEveryPointFeasibleAndReachTheBoundary) {
   opt.upper.assign(3, 1.0);
   opt.max_fevals = 3000;
   opt.seed = 4;
-  // Optimum (2, 0.5, -1) lies outside the box in coordinates 0 and 2: the box optimum is (1, .5, 0).
+  // Optimum (2, 0.5, -1) lies outside the box in coordinates 0 and 2: the box optimum is (1, .5,
+  // 0).
   Cmaes es(Eigen::VectorXd::Constant(3, 0.5), 0.3, opt);
   while (!es.stopped()) {
     const auto& X = es.ask();
@@ -336,8 +353,11 @@ TEST(Cmaes, NanFitnessRanksWorst) {
   opt.max_fevals = 2000;
   opt.seed = 11;
   // Half the space is "failed" (NaN); the optimum at 1 lies in the valid half.
-  const auto es = run([](const Eigen::VectorXd& x) { return x[0] < 0 ? std::nan("") : (x.array() - 1).square().sum(); },
-                      Eigen::VectorXd::Constant(2, 2.0), 0.5, opt);
+  const auto es = run(
+      [](const Eigen::VectorXd& x) {
+        return x[0] < 0 ? std::nan("") : (x.array() - 1).square().sum();
+      },
+      Eigen::VectorXd::Constant(2, 2.0), 0.5, opt);
   EXPECT_LT(es.best_f(), 1e-6);
 }
 
@@ -368,7 +388,8 @@ void check_resume(CmaesOptions opt, int n, int split_generation) {
   while (!c.stopped()) step(c, trace_c);
 
   ASSERT_EQ(trace_a.size(), trace_b.size());
-  for (size_t i = 0; i < trace_a.size(); ++i) ASSERT_EQ(trace_a[i], trace_b[i]) << i;  // bit for bit
+  for (size_t i = 0; i < trace_a.size(); ++i)
+    ASSERT_EQ(trace_a[i], trace_b[i]) << i;  // bit for bit
   ASSERT_EQ(trace_a, trace_c);
   EXPECT_EQ(a.stop_reason(), b.stop_reason());
   EXPECT_EQ(a.restarts_done(), b.restarts_done());

@@ -12,16 +12,18 @@
 
 namespace evomerge {
 
-void export_dfs_model(const std::vector<std::shared_ptr<const WeightSource>>& models, const std::vector<LayerHop>& path,
-                      const nlohmann::json& config_json_a, const std::filesystem::path& out_dir,
-                      const DfsExportOptions& options) {
+void export_dfs_model(const std::vector<std::shared_ptr<const WeightSource>>& models,
+                      const std::vector<LayerHop>& path, const nlohmann::json& config_json_a,
+                      const std::filesystem::path& out_dir, const DfsExportOptions& options) {
   if (models.empty()) fail("evolve", "dfs export: no models");
   if (path.empty()) fail("evolve", "dfs export: empty layer path");
   nlohmann::json cfg_json = config_json_a;
   cfg_json["num_hidden_layers"] = static_cast<int64_t>(path.size());
   DType dtype = DType::F32;
-  if (options.dtype) dtype = *options.dtype;
-  else if (auto t = models[0]->config().torch_dtype; t && dtype_is_compute(*t)) dtype = *t;
+  if (options.dtype)
+    dtype = *options.dtype;
+  else if (auto t = models[0]->config().torch_dtype; t && dtype_is_compute(*t))
+    dtype = *t;
   cfg_json["torch_dtype"] = std::string(dtype_torch_name(dtype));
   // Per-layer lists (e.g. Qwen's layer_types) would no longer match the layer count.
   if (cfg_json.contains("layer_types")) cfg_json.erase("layer_types");
@@ -42,9 +44,10 @@ void export_dfs_model(const std::vector<std::shared_ptr<const WeightSource>>& mo
     if (hop.model < 0 || hop.model >= static_cast<int>(models.size()))
       fail("evolve", "dfs export: hop {} names model {} of {}", k, hop.model, models.size());
     if (hop.layer < 0 || hop.layer >= models[hop.model]->config().num_hidden_layers)
-      fail("evolve", "dfs export: hop {} names layer {} of model {} ({} layers)", k, hop.layer, hop.model,
-           models[hop.model]->config().num_hidden_layers);
-    if (!(hop.input_scale > 0)) fail("evolve", "dfs export: hop {} has input scale {} (must be > 0)", k, hop.input_scale);
+      fail("evolve", "dfs export: hop {} names layer {} of model {} ({} layers)", k, hop.layer,
+           hop.model, models[hop.model]->config().num_hidden_layers);
+    if (!(hop.input_scale > 0))
+      fail("evolve", "dfs export: hop {} has input scale {} (must be > 0)", k, hop.input_scale);
     p *= hop.input_scale;
     prefix[k] = p;
   }
@@ -57,17 +60,23 @@ void export_dfs_model(const std::vector<std::shared_ptr<const WeightSource>>& mo
       s.model = models[hop.model].get();
       s.name = layer_tensor_name(hop.layer, loc->suffix);
       const auto r = loc->role;
-      if (r == TensorRole::O || r == TensorRole::OBias || r == TensorRole::Down || r == TensorRole::DownBias)
+      if (r == TensorRole::O || r == TensorRole::OBias || r == TensorRole::Down ||
+          r == TensorRole::DownBias)
         s.scale = 1.0 / prefix[static_cast<size_t>(loc->layer)];
     } else if (loc->role == TensorRole::LmHead && !s.model->has(spec.name)) {
-      s.name = "model.embed_tokens.weight";  // a tied model A exported untied (only if the config says so)
+      s.name = "model.embed_tokens.weight";  // a tied model A exported untied (only if the config
+                                             // says so)
     }
     const TensorView v = s.model->tensor(s.name);
     if (v.shape != spec.shape)
-      fail("evolve", "dfs export: tensor '{}' of model {} has shape {}, the exported layer needs {} (models must share layer shapes)",
-           s.name, loc->place == TensorPlace::Layer ? path[static_cast<size_t>(loc->layer)].model : 0,
+      fail("evolve",
+           "dfs export: tensor '{}' of model {} has shape {}, the exported layer needs {} (models "
+           "must share layer shapes)",
+           s.name,
+           loc->place == TensorPlace::Layer ? path[static_cast<size_t>(loc->layer)].model : 0,
            shape_string(v.shape), shape_string(spec.shape));
-    if (!dtype_is_compute(v.dtype)) fail("evolve", "dfs export: tensor '{}' has dtype {}", s.name, dtype_name(v.dtype));
+    if (!dtype_is_compute(v.dtype))
+      fail("evolve", "dfs export: tensor '{}' has dtype {}", s.name, dtype_name(v.dtype));
     sources.push_back(std::move(s));
   }
 
@@ -96,8 +105,10 @@ void export_dfs_model(const std::vector<std::shared_ptr<const WeightSource>>& mo
       copy_file_atomic(options.aux_from / f, staged.path() / f);
     }
   nlohmann::json hops = nlohmann::json::array();
-  for (const auto& h : path) hops.push_back({{"model", h.model}, {"layer", h.layer}, {"input_scale", h.input_scale}});
-  write_file_atomic(staged.path() / "evomerge_dfs_path.json", nlohmann::json{{"path", hops}}.dump(2) + "\n");
+  for (const auto& h : path)
+    hops.push_back({{"model", h.model}, {"layer", h.layer}, {"input_scale", h.input_scale}});
+  write_file_atomic(staged.path() / "evomerge_dfs_path.json",
+                    nlohmann::json{{"path", hops}}.dump(2) + "\n");
   staged.commit();
 }
 

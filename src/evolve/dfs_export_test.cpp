@@ -15,13 +15,14 @@ using namespace evomerge;
 
 namespace {
 struct Dir {
-  fs::path path = fs::temp_directory_path() / ("evomerge_dfs_export_test_" + std::to_string(::getpid()));
+  fs::path path =
+      fs::temp_directory_path() / ("evomerge_dfs_export_test_" + std::to_string(::getpid()));
   Dir() { fs::create_directories(path); }
   ~Dir() { fs::remove_all(path); }
 };
 
-nlohmann::json write_model(const fs::path& dir, int layers, uint64_t seed, const std::string& family = "llama",
-                           double eps = 1e-6) {
+nlohmann::json write_model(const fs::path& dir, int layers, uint64_t seed,
+                           const std::string& family = "llama", double eps = 1e-6) {
   RandomModelSpec spec;
   spec.config = small_model_config(family, 64, 32, 48, layers, 4, 2);
   spec.config["rms_norm_eps"] = eps;
@@ -42,10 +43,11 @@ TEST(DfsExport, ExportedStandardModelMatchesTheRoutedEngine) {
     Dir d;
     const auto cfg_a = write_model(d.path / "a", 3, 1, family, eps);
     write_model(d.path / "b", 2, 2, family, eps);
-    std::vector<std::shared_ptr<const WeightSource>> models{open_folder_weights((d.path / "a").string()),
-                                                            open_folder_weights((d.path / "b").string())};
+    std::vector<std::shared_ptr<const WeightSource>> models{
+        open_folder_weights((d.path / "a").string()), open_folder_weights((d.path / "b").string())};
     // Scales far from 1 so an unfolded export would differ clearly; B's layer 0 used twice.
-    const std::vector<LayerHop> path{{0, 0, 1.0f}, {1, 0, 1.7f}, {0, 1, 0.6f}, {1, 0, 1.3f}, {1, 1, 0.8f}, {0, 2, 1.9f}};
+    const std::vector<LayerHop> path{{0, 0, 1.0f}, {1, 0, 1.7f}, {0, 1, 0.6f},
+                                     {1, 0, 1.3f}, {1, 1, 0.8f}, {0, 2, 1.9f}};
     EngineOptions eo;
     eo.threads = 1;
     Engine routed(models, path, eo);
@@ -76,10 +78,14 @@ TEST(DfsExport, ExportedStandardModelMatchesTheRoutedEngine) {
     Engine unscaled(open_folder_weights((d.path / "unit").string()), eo);
     const auto c = unscaled.forward_logits(seqs);
     float diff_unit = 0;
-    for (size_t i = 0; i < a[0].size(); ++i) diff_unit = std::max(diff_unit, std::fabs(a[0][i] - c[0][i]));
-    if (eps < 1e-9) EXPECT_GT(diff_unit, 1000 * max_diff) << family;
-    else EXPECT_LT(max_diff, 1e-3f * std::max(1.0f, max_abs)) << family;
-    std::printf("%s eps=%g: export vs routed max |diff| %g (unfolded export: %g)\n", family, eps, max_diff, diff_unit);
+    for (size_t i = 0; i < a[0].size(); ++i)
+      diff_unit = std::max(diff_unit, std::fabs(a[0][i] - c[0][i]));
+    if (eps < 1e-9)
+      EXPECT_GT(diff_unit, 1000 * max_diff) << family;
+    else
+      EXPECT_LT(max_diff, 1e-3f * std::max(1.0f, max_abs)) << family;
+    std::printf("%s eps=%g: export vs routed max |diff| %g (unfolded export: %g)\n", family, eps,
+                max_diff, diff_unit);
   }
 }
 
@@ -90,8 +96,9 @@ TEST(DfsExport, BadPathsFailBeforeWriting) {
   wide.config = small_model_config("llama", 64, 32, 96, 2, 4, 2);  // different intermediate size
   wide.dtype = DType::F32;
   write_random_model(d.path / "wide", wide);
-  std::vector<std::shared_ptr<const WeightSource>> models{open_folder_weights((d.path / "a").string()),
-                                                          open_folder_weights((d.path / "wide").string())};
+  std::vector<std::shared_ptr<const WeightSource>> models{
+      open_folder_weights((d.path / "a").string()),
+      open_folder_weights((d.path / "wide").string())};
   EXPECT_THROW(export_dfs_model(models, {{0, 0, 1}, {0, 5, 1}}, cfg_a, d.path / "o1"), Error);
   EXPECT_THROW(export_dfs_model(models, {{0, 0, 1}, {0, 1, -1}}, cfg_a, d.path / "o2"), Error);
   EXPECT_THROW(export_dfs_model(models, {{0, 0, 1}, {1, 1, 1}}, cfg_a, d.path / "o3"), Error);

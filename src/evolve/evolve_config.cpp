@@ -15,12 +15,14 @@ namespace {
 // Errors name the file, the YAML line and the key path: "run.yml:7: ps.layer_groups: ...".
 struct Ctx {
   std::string where;
-  [[noreturn]] void bad(const YAML::Node& n, const std::string& key, const std::string& what) const {
+  [[noreturn]] void bad(const YAML::Node& n, const std::string& key,
+                        const std::string& what) const {
     const int line = n.IsDefined() ? n.Mark().line + 1 : 0;
     if (line > 0) fail("evolve-config", "{}:{}: {}: {}", where, line, key, what);
     fail("evolve-config", "{}: {}: {}", where, key, what);
   }
-  void only(const YAML::Node& n, const std::string& prefix, std::initializer_list<const char*> known) const {
+  void only(const YAML::Node& n, const std::string& prefix,
+            std::initializer_list<const char*> known) const {
     if (!n.IsMap()) bad(n, prefix.empty() ? "(top level)" : prefix, "expected a mapping");
     for (const auto& kv : n) {
       const auto key = kv.first.as<std::string>();
@@ -29,7 +31,8 @@ struct Ctx {
       if (!ok) {
         std::string list;
         for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
-        bad(kv.first, prefix.empty() ? key : prefix + "." + key, "unknown key (known: " + list + ")");
+        bad(kv.first, prefix.empty() ? key : prefix + "." + key,
+            "unknown key (known: " + list + ")");
       }
     }
   }
@@ -82,13 +85,15 @@ std::string model_path(const std::string& ref, const std::filesystem::path& base
   // (an "org/name" cache reference, an absolute path) is kept as written.
   if (ref == "ps" || base_dir.empty()) return ref;
   const std::filesystem::path p(ref);
-  if (p.is_relative() && std::filesystem::exists(base_dir / p)) return (base_dir / p).lexically_normal().string();
+  if (p.is_relative() && std::filesystem::exists(base_dir / p))
+    return (base_dir / p).lexically_normal().string();
   return ref;
 }
 
 }  // namespace
 
-EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view where, const std::filesystem::path& base_dir) {
+EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view where,
+                                 const std::filesystem::path& base_dir) {
   Ctx c{std::string(where)};
   YAML::Node root;
   try {
@@ -98,9 +103,11 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   }
   EvolveConfig cfg;
   cfg.where = std::string(where);
-  c.only(root, "", {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items", "racing",
-                    "threads", "ps", "dfs", "final"});
-  if (root["seed"]) cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
+  c.only(root, "",
+         {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items",
+          "racing", "threads", "ps", "dfs", "final"});
+  if (root["seed"])
+    cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
   if (!root["tasks"] || !root["tasks"].IsSequence() || root["tasks"].size() == 0)
     c.bad(root["tasks"], "tasks", "a non-empty list of {file, weight} is required");
   for (size_t i = 0; i < root["tasks"].size(); ++i) {
@@ -116,29 +123,39 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
       if (n["weight"]) t.weight = c.number(n["weight"], key + ".weight");
       if (!(t.weight > 0)) c.bad(n["weight"], key + ".weight", "must be positive");
     }
-    if (t.file.is_relative() && !base_dir.empty() && std::filesystem::exists(base_dir / t.file)) t.file = base_dir / t.file;
+    if (t.file.is_relative() && !base_dir.empty() && std::filesystem::exists(base_dir / t.file))
+      t.file = base_dir / t.file;
     cfg.tasks.push_back(t);
   }
   if (root["opt_split"]) cfg.opt_split = c.str(root["opt_split"], "opt_split");
   if (root["test_split"]) cfg.test_split = c.str(root["test_split"], "test_split");
   if (root["items_per_generation"])
-    cfg.items_per_generation = static_cast<size_t>(c.integer(root["items_per_generation"], "items_per_generation", 0, 1 << 24));
+    cfg.items_per_generation = static_cast<size_t>(
+        c.integer(root["items_per_generation"], "items_per_generation", 0, 1 << 24));
   if (root["fresh_items"]) cfg.fresh_items = c.boolean(root["fresh_items"], "fresh_items");
   if (root["racing"]) cfg.racing = c.boolean(root["racing"], "racing");
-  if (root["threads"]) cfg.threads = static_cast<int>(c.integer(root["threads"], "threads", 0, 1024));
+  if (root["threads"])
+    cfg.threads = static_cast<int>(c.integer(root["threads"], "threads", 0, 1024));
 
   if (const auto n = root["ps"]) {
-    c.only(n, "ps", {"method", "base_model", "models", "layer_groups", "filters", "separate_embed_head", "normalize",
-                     "weight", "density", "t", "init", "sigma0", "population", "generations", "restarts", "separable"});
+    c.only(n, "ps",
+           {"method", "base_model", "models", "layer_groups", "filters", "separate_embed_head",
+            "normalize", "weight", "density", "t", "init", "sigma0", "population", "generations",
+            "restarts", "separable"});
     PsPhaseConfig p;
     if (n["method"]) p.method = c.str(n["method"], "ps.method");
-    if (n["base_model"]) p.base_model = model_path(c.str(n["base_model"], "ps.base_model"), base_dir);
+    if (n["base_model"])
+      p.base_model = model_path(c.str(n["base_model"], "ps.base_model"), base_dir);
     if (!n["models"]) c.bad(n, "ps.models", "is required");
-    for (const auto& m : c.strings(n["models"], "ps.models")) p.models.push_back(model_path(m, base_dir));
+    for (const auto& m : c.strings(n["models"], "ps.models"))
+      p.models.push_back(model_path(m, base_dir));
     if (p.models.empty()) c.bad(n["models"], "ps.models", "needs at least one model");
-    if (n["layer_groups"]) p.layer_groups = static_cast<int>(c.integer(n["layer_groups"], "ps.layer_groups", 1, 1 << 16));
+    if (n["layer_groups"])
+      p.layer_groups =
+          static_cast<int>(c.integer(n["layer_groups"], "ps.layer_groups", 1, 1 << 16));
     if (n["filters"]) p.filters = c.strings(n["filters"], "ps.filters");
-    if (n["separate_embed_head"]) p.separate_embed_head = c.boolean(n["separate_embed_head"], "ps.separate_embed_head");
+    if (n["separate_embed_head"])
+      p.separate_embed_head = c.boolean(n["separate_embed_head"], "ps.separate_embed_head");
     if (n["normalize"]) p.normalize = c.boolean(n["normalize"], "ps.normalize");
     if (n["weight"]) std::tie(p.weight_min, p.weight_max) = c.range(n["weight"], "ps.weight");
     if (n["density"]) std::tie(p.density_min, p.density_max) = c.range(n["density"], "ps.density");
@@ -146,50 +163,65 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     if (n["init"]) p.init = c.number(n["init"], "ps.init");
     if (n["sigma0"]) p.sigma0 = c.number(n["sigma0"], "ps.sigma0");
     if (!(p.sigma0 > 0)) c.bad(n["sigma0"], "ps.sigma0", "must be positive");
-    if (n["population"]) p.population = static_cast<int>(c.integer(n["population"], "ps.population", 0, 100000));
+    if (n["population"])
+      p.population = static_cast<int>(c.integer(n["population"], "ps.population", 0, 100000));
     if (p.population == 1) c.bad(n["population"], "ps.population", "must be 0 (default) or >= 2");
-    if (n["generations"]) p.generations = static_cast<int>(c.integer(n["generations"], "ps.generations", 1, 1000000));
-    if (n["restarts"]) p.restarts = static_cast<int>(c.integer(n["restarts"], "ps.restarts", 0, 100));
+    if (n["generations"])
+      p.generations = static_cast<int>(c.integer(n["generations"], "ps.generations", 1, 1000000));
+    if (n["restarts"])
+      p.restarts = static_cast<int>(c.integer(n["restarts"], "ps.restarts", 0, 100));
     if (n["separable"]) p.separable = c.boolean(n["separable"], "ps.separable");
     cfg.ps = p;
   }
   if (const auto n = root["dfs"]) {
-    c.only(n, "dfs", {"models", "repeats", "scaling", "scale", "init_on", "init_off", "sigma0", "population",
-                      "generations", "separable", "restarts"});
+    c.only(n, "dfs",
+           {"models", "repeats", "scaling", "scale", "init_on", "init_off", "sigma0", "population",
+            "generations", "separable", "restarts"});
     DfsPhaseConfig d;
     if (!n["models"]) c.bad(n, "dfs.models", "is required");
-    for (const auto& m : c.strings(n["models"], "dfs.models")) d.models.push_back(model_path(m, base_dir));
+    for (const auto& m : c.strings(n["models"], "dfs.models"))
+      d.models.push_back(model_path(m, base_dir));
     if (d.models.size() < 1) c.bad(n["models"], "dfs.models", "needs at least one model");
     for (size_t i = 1; i < d.models.size(); ++i)
-      if (d.models[i] == "ps") c.bad(n["models"], "dfs.models", "'ps' (the PS winner) can only be model A, the first");
-    if (d.models[0] == "ps" && !cfg.ps) c.bad(n["models"], "dfs.models", "'ps' needs a ps: section");
+      if (d.models[i] == "ps")
+        c.bad(n["models"], "dfs.models", "'ps' (the PS winner) can only be model A, the first");
+    if (d.models[0] == "ps" && !cfg.ps)
+      c.bad(n["models"], "dfs.models", "'ps' needs a ps: section");
     if (n["repeats"]) d.repeats = static_cast<int>(c.integer(n["repeats"], "dfs.repeats", 1, 16));
     if (n["scaling"]) d.scaling = c.str(n["scaling"], "dfs.scaling");
-    if (d.scaling != "full" && d.scaling != "model_pair") c.bad(n["scaling"], "dfs.scaling", "expected full or model_pair");
+    if (d.scaling != "full" && d.scaling != "model_pair")
+      c.bad(n["scaling"], "dfs.scaling", "expected full or model_pair");
     if (n["scale"]) std::tie(d.scale_min, d.scale_max) = c.range(n["scale"], "dfs.scale");
     if (!(d.scale_min > 0)) c.bad(n["scale"], "dfs.scale", "scales must stay positive (min > 0)");
     if (n["init_on"]) d.init_on = c.number(n["init_on"], "dfs.init_on");
     if (n["init_off"]) d.init_off = c.number(n["init_off"], "dfs.init_off");
     if (n["sigma0"]) d.sigma0 = c.number(n["sigma0"], "dfs.sigma0");
     if (!(d.sigma0 > 0)) c.bad(n["sigma0"], "dfs.sigma0", "must be positive");
-    if (n["population"]) d.population = static_cast<int>(c.integer(n["population"], "dfs.population", 0, 100000));
+    if (n["population"])
+      d.population = static_cast<int>(c.integer(n["population"], "dfs.population", 0, 100000));
     if (d.population == 1) c.bad(n["population"], "dfs.population", "must be 0 (default) or >= 2");
-    if (n["generations"]) d.generations = static_cast<int>(c.integer(n["generations"], "dfs.generations", 1, 1000000));
+    if (n["generations"])
+      d.generations = static_cast<int>(c.integer(n["generations"], "dfs.generations", 1, 1000000));
     if (n["separable"]) d.separable = c.boolean(n["separable"], "dfs.separable");
-    if (n["restarts"]) d.restarts = static_cast<int>(c.integer(n["restarts"], "dfs.restarts", 0, 100));
+    if (n["restarts"])
+      d.restarts = static_cast<int>(c.integer(n["restarts"], "dfs.restarts", 0, 100));
     cfg.dfs = d;
   }
-  if (!cfg.ps && !cfg.dfs) c.bad(root, "ps/dfs", "at least one of the sections ps: and dfs: is required");
+  if (!cfg.ps && !cfg.dfs)
+    c.bad(root, "ps/dfs", "at least one of the sections ps: and dfs: is required");
   if (const auto n = root["final"]) {
     c.only(n, "final", {"top", "uniform_grid", "export_models"});
     if (n["top"]) cfg.final.top = static_cast<int>(c.integer(n["top"], "final.top", 0, 100));
     if (n["uniform_grid"]) {
-      if (!n["uniform_grid"].IsSequence()) c.bad(n["uniform_grid"], "final.uniform_grid", "expected a list of numbers");
+      if (!n["uniform_grid"].IsSequence())
+        c.bad(n["uniform_grid"], "final.uniform_grid", "expected a list of numbers");
       cfg.final.uniform_grid.clear();
       for (size_t i = 0; i < n["uniform_grid"].size(); ++i)
-        cfg.final.uniform_grid.push_back(c.number(n["uniform_grid"][i], fmt::format("final.uniform_grid[{}]", i)));
+        cfg.final.uniform_grid.push_back(
+            c.number(n["uniform_grid"][i], fmt::format("final.uniform_grid[{}]", i)));
     }
-    if (n["export_models"]) cfg.final.export_models = c.boolean(n["export_models"], "final.export_models");
+    if (n["export_models"])
+      cfg.final.export_models = c.boolean(n["export_models"], "final.export_models");
   }
   return cfg;
 }
@@ -202,7 +234,8 @@ EvolveConfig load_evolve_config(const std::filesystem::path& path) {
 nlohmann::json EvolveConfig::to_json() const {
   nlohmann::json j;
   j["seed"] = seed;
-  for (const auto& t : tasks) j["tasks"].push_back({{"file", t.file.string()}, {"weight", t.weight}});
+  for (const auto& t : tasks)
+    j["tasks"].push_back({{"file", t.file.string()}, {"weight", t.weight}});
   j["opt_split"] = opt_split;
   j["test_split"] = test_split;
   j["items_per_generation"] = items_per_generation;
@@ -211,21 +244,35 @@ nlohmann::json EvolveConfig::to_json() const {
   // threads does not change results, so it is left out of the identity (a resume may use others).
   if (ps) {
     const auto& p = *ps;
-    j["ps"] = {{"method", p.method}, {"base_model", p.base_model}, {"models", p.models}, {"layer_groups", p.layer_groups},
-               {"filters", p.filters}, {"separate_embed_head", p.separate_embed_head},
+    j["ps"] = {{"method", p.method},
+               {"base_model", p.base_model},
+               {"models", p.models},
+               {"layer_groups", p.layer_groups},
+               {"filters", p.filters},
+               {"separate_embed_head", p.separate_embed_head},
                {"normalize", p.normalize ? nlohmann::json(*p.normalize) : nlohmann::json(nullptr)},
-               {"weight", {p.weight_min, p.weight_max}}, {"density", {p.density_min, p.density_max}},
-               {"t", {p.t_min, p.t_max}}, {"init", p.init}, {"sigma0", p.sigma0}, {"population", p.population},
-               {"generations", p.generations}, {"restarts", p.restarts}, {"separable", p.separable}};
+               {"weight", {p.weight_min, p.weight_max}},
+               {"density", {p.density_min, p.density_max}},
+               {"t", {p.t_min, p.t_max}},
+               {"init", p.init},
+               {"sigma0", p.sigma0},
+               {"population", p.population},
+               {"generations", p.generations},
+               {"restarts", p.restarts},
+               {"separable", p.separable}};
   }
   if (dfs) {
     const auto& d = *dfs;
-    j["dfs"] = {{"models", d.models}, {"repeats", d.repeats}, {"scaling", d.scaling},
-                {"scale", {d.scale_min, d.scale_max}}, {"init_on", d.init_on}, {"init_off", d.init_off},
-                {"sigma0", d.sigma0}, {"population", d.population}, {"generations", d.generations},
-                {"separable", d.separable}, {"restarts", d.restarts}};
+    j["dfs"] = {{"models", d.models},           {"repeats", d.repeats},
+                {"scaling", d.scaling},         {"scale", {d.scale_min, d.scale_max}},
+                {"init_on", d.init_on},         {"init_off", d.init_off},
+                {"sigma0", d.sigma0},           {"population", d.population},
+                {"generations", d.generations}, {"separable", d.separable},
+                {"restarts", d.restarts}};
   }
-  j["final"] = {{"top", final.top}, {"uniform_grid", final.uniform_grid}, {"export_models", final.export_models}};
+  j["final"] = {{"top", final.top},
+                {"uniform_grid", final.uniform_grid},
+                {"export_models", final.export_models}};
   return j;
 }
 

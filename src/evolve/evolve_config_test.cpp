@@ -35,7 +35,8 @@ dfs:
   scaling: full
   generations: 3
 final: {top: 2, uniform_grid: [0.5]}
-)", "run.yml");
+)",
+                                     "run.yml");
   EXPECT_EQ(c.seed, 9u);
   ASSERT_EQ(c.tasks.size(), 2u);
   EXPECT_EQ(c.tasks[0].weight, 2.0);
@@ -57,7 +58,8 @@ final: {top: 2, uniform_grid: [0.5]}
 }
 
 TEST(EvolveConfig, BadInputNamesLineAndKey) {
-  expect_error("tasks: [a.yaml]\nps: {models: [a], bogus: 1}\n", "run.yml:2: ps.bogus: unknown key");
+  expect_error("tasks: [a.yaml]\nps: {models: [a], bogus: 1}\n",
+               "run.yml:2: ps.bogus: unknown key");
   expect_error("tasks: [a.yaml]\nps: {models: [a], layer_groups: 0}\n", "ps.layer_groups");
   expect_error("tasks: [a.yaml]\n", "at least one of the sections");
   expect_error("ps: {models: [a]}\n", "tasks");

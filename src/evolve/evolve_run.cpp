@@ -50,25 +50,30 @@ Scored score_all(const eval::Scorer& scorer, Engine& engine, const Tokenizer& to
   Scored s;
   s.score = rep.failed ? NAN : rep.total;
   s.ci = rep.total_ci;
-  for (const auto& t : rep.tasks) s.tasks[t.task] = std::isfinite(t.score) ? nlohmann::json(t.score) : nlohmann::json(nullptr);
+  for (const auto& t : rep.tasks)
+    s.tasks[t.task] = std::isfinite(t.score) ? nlohmann::json(t.score) : nlohmann::json(nullptr);
   return s;
 }
 
 // Distinct finalists of a phase: the top `k` ok candidates by fitness, then the distribution mean.
-std::vector<std::pair<std::string, std::vector<double>>> finalists(const RunStore& store, const std::string& phase,
-                                                                   const PhaseOutcome& outcome, int k) {
+std::vector<std::pair<std::string, std::vector<double>>> finalists(const RunStore& store,
+                                                                   const std::string& phase,
+                                                                   const PhaseOutcome& outcome,
+                                                                   int k) {
   auto cands = store.candidates(phase);
-  std::stable_sort(cands.begin(), cands.end(), [](const CandidateRecord& a, const CandidateRecord& b) {
-    const double fa = a.ok ? a.fitness : -INFINITY, fb = b.ok ? b.fitness : -INFINITY;
-    return fa > fb;
-  });
+  std::stable_sort(
+      cands.begin(), cands.end(), [](const CandidateRecord& a, const CandidateRecord& b) {
+        const double fa = a.ok ? a.fitness : -INFINITY, fb = b.ok ? b.fitness : -INFINITY;
+        return fa > fb;
+      });
   std::vector<std::pair<std::string, std::vector<double>>> out;
   std::set<std::vector<double>> seen;
   for (const auto& c : cands) {
     if (static_cast<int>(out.size()) >= k || !c.ok) break;
     auto g = c.genome.get<std::vector<double>>();
     if (!seen.insert(g).second) continue;
-    out.push_back({fmt::format("{} #{} (gen {}, idx {})", phase, out.size() + 1, c.generation, c.index), g});
+    out.push_back(
+        {fmt::format("{} #{} (gen {}, idx {})", phase, out.size() + 1, c.generation, c.index), g});
   }
   out.push_back({phase + " mean", outcome.mean_x});
   return out;
@@ -82,14 +87,17 @@ std::string format_final_table(const std::vector<FinalResult>& rows) {
     std::string tasks;
     for (auto it = r.task_scores.begin(); it != r.task_scores.end(); ++it)
       tasks += fmt::format("{}{}: {}", tasks.empty() ? "" : ", ", it.key(),
-                           it.value().is_number() ? fmt::format("{:.3f}", it.value().get<double>()) : std::string("-"));
-    s += fmt::format("| {} | {} | {:.3f} | [{:.3f}, {:.3f}] | {} |\n", r.label, r.split, r.score, r.ci_low, r.ci_high, tasks);
+                           it.value().is_number() ? fmt::format("{:.3f}", it.value().get<double>())
+                                                  : std::string("-"));
+    s += fmt::format("| {} | {} | {:.3f} | [{:.3f}, {:.3f}] | {} |\n", r.label, r.split, r.score,
+                     r.ci_low, r.ci_high, tasks);
   }
   return s;
 }
 
 EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) {
-  auto log = opts.log ? opts.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  auto log =
+      opts.log ? opts.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
 
   // ---- Everything that can be wrong with the inputs, before any work.
   std::vector<std::shared_ptr<const eval::Task>> tasks;
@@ -98,8 +106,8 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     auto task = std::make_shared<const eval::Task>(eval::Task::load(t.file));
     for (const auto& split : {cfg.opt_split, cfg.test_split})
       if (!task->has_split(split))
-        fail("evolve", "{}: task '{}' has no split '{}' (it has: {})", cfg.where, task->name(), split,
-             fmt::join(task->split_names(), ", "));
+        fail("evolve", "{}: task '{}' has no split '{}' (it has: {})", cfg.where, task->name(),
+             split, fmt::join(task->split_names(), ", "));
     tasks.push_back(task);
     weights.push_back(t.weight);
   }
@@ -112,24 +120,36 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     if (!cfg.ps->base_model.empty()) refs.insert(refs.begin(), cfg.ps->base_model);
     for (const auto& r : refs) {
       const Model m = Model::open(r);
-      if (!ps_config) ps_config = m.config;
-      else if (m.config.num_hidden_layers != ps_config->num_hidden_layers || m.config.hidden_size != ps_config->hidden_size ||
-               m.config.vocab_size != ps_config->vocab_size || m.config.intermediate_size != ps_config->intermediate_size)
-        fail("evolve", "{}: ps.models: '{}' has a different architecture ({} layers, hidden {}, vocab {}) from '{}'",
-             cfg.where, r, m.config.num_hidden_layers, m.config.hidden_size, m.config.vocab_size, refs[0]);
+      if (!ps_config)
+        ps_config = m.config;
+      else if (m.config.num_hidden_layers != ps_config->num_hidden_layers ||
+               m.config.hidden_size != ps_config->hidden_size ||
+               m.config.vocab_size != ps_config->vocab_size ||
+               m.config.intermediate_size != ps_config->intermediate_size)
+        fail("evolve",
+             "{}: ps.models: '{}' has a different architecture ({} layers, hidden {}, vocab {}) "
+             "from '{}'",
+             cfg.where, r, m.config.num_hidden_layers, m.config.hidden_size, m.config.vocab_size,
+             refs[0]);
     }
   }
   std::vector<ModelConfig> dfs_configs;
   if (cfg.dfs) {
     for (const auto& r : cfg.dfs->models) {
       const ModelConfig c = r == "ps" ? *ps_config : Model::open(r).config;
-      if (!dfs_configs.empty() && (c.vocab_size != dfs_configs[0].vocab_size || c.hidden_size != dfs_configs[0].hidden_size))
-        fail("evolve", "{}: dfs.models: '{}' has vocab {} / hidden {}, model A has {} / {} (DFS needs one vocabulary and hidden size)",
-             cfg.where, r, c.vocab_size, c.hidden_size, dfs_configs[0].vocab_size, dfs_configs[0].hidden_size);
+      if (!dfs_configs.empty() && (c.vocab_size != dfs_configs[0].vocab_size ||
+                                   c.hidden_size != dfs_configs[0].hidden_size))
+        fail("evolve",
+             "{}: dfs.models: '{}' has vocab {} / hidden {}, model A has {} / {} (DFS needs one "
+             "vocabulary and hidden size)",
+             cfg.where, r, c.vocab_size, c.hidden_size, dfs_configs[0].vocab_size,
+             dfs_configs[0].hidden_size);
       dfs_configs.push_back(c);
     }
   }
-  const std::string tok_ref = cfg.ps ? (cfg.ps->base_model.empty() ? cfg.ps->models[0] : cfg.ps->base_model) : cfg.dfs->models[0];
+  const std::string tok_ref =
+      cfg.ps ? (cfg.ps->base_model.empty() ? cfg.ps->models[0] : cfg.ps->base_model)
+             : cfg.dfs->models[0];
   const Tokenizer tokenizer = Tokenizer::load(resolve_model_path(tok_ref));
 
   PsSpaceOptions ps_space;
@@ -157,7 +177,8 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
   info.seed = cfg.seed;
   info.evomerge_version = kVersion;
   RunStore store = RunStore::open(opts.run_dir, info);
-  if (store.resumed()) log(fmt::format("resuming run {} (created {})", opts.run_dir.string(), store.info().created));
+  if (store.resumed())
+    log(fmt::format("resuming run {} (created {})", opts.run_dir.string(), store.info().created));
 
   EngineOptions eo;
   eo.threads = cfg.threads;
@@ -171,15 +192,19 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
 
   EvolveSummary summary;
   auto report_line = [&](const GenerationReport& r) {
-    log(fmt::format("[{}] gen {:>3}  best {:.4f}  median {:.4f}  best-so-far {:.4f}  sigma {:.4f}  lambda {}  {:.2f} cand/s{}{}",
-                    r.phase, r.generation, r.best, r.median, r.best_so_far, r.sigma, r.lambda, r.evals_per_second,
-                    r.failed ? fmt::format("  failed {}", r.failed) : std::string(),
-                    r.local_stop != StopReason::None ? fmt::format("  (restart after {})", stop_reason_name(r.local_stop))
-                                                     : std::string()));
+    log(fmt::format(
+        "[{}] gen {:>3}  best {:.4f}  median {:.4f}  best-so-far {:.4f}  sigma {:.4f}  lambda {}  "
+        "{:.2f} cand/s{}{}",
+        r.phase, r.generation, r.best, r.median, r.best_so_far, r.sigma, r.lambda,
+        r.evals_per_second, r.failed ? fmt::format("  failed {}", r.failed) : std::string(),
+        r.local_stop != StopReason::None
+            ? fmt::format("  (restart after {})", stop_reason_name(r.local_stop))
+            : std::string()));
   };
   auto run_with_progress = [&](Evaluator& ev, const PhaseSpec& spec, int generations) {
     Progress progress(spec.name, static_cast<uint64_t>(generations), "gen", opts.progress);
-    if (auto last = store.last_state(spec.name)) progress.add(static_cast<uint64_t>(last->generation));
+    if (auto last = store.last_state(spec.name))
+      progress.add(static_cast<uint64_t>(last->generation));
     auto out = run_phase(store, ev, spec, [&](const GenerationReport& r) {
       report_line(r);
       progress.set_note(fmt::format("best {:.3f} sigma {:.3f}", r.best_so_far, r.sigma));
@@ -226,13 +251,16 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     spec.items_seed = derive_seed(cfg.seed, 2);
     spec.fresh_items_each_generation = cfg.fresh_items;
     spec.stop_after_generations = opts.stop_after_generations;
-    log(fmt::format("[ps] {} over {} models, {} genes, {} generations", cfg.ps->method, cfg.ps->models.size(),
-                    ps_genome->dimension(), cfg.ps->generations));
+    log(fmt::format("[ps] {} over {} models, {} genes, {} generations", cfg.ps->method,
+                    cfg.ps->models.size(), ps_genome->dimension(), cfg.ps->generations));
     summary.ps = run_with_progress(*ps_eval, spec, cfg.ps->generations);
-    log(fmt::format("[ps] {} after {} generations ({}), {} evaluations", summary.ps->finished ? "finished" : "paused",
-                    summary.ps->generations, stop_reason_name(summary.ps->stop), summary.ps->evaluations));
+    log(fmt::format("[ps] {} after {} generations ({}), {} evaluations",
+                    summary.ps->finished ? "finished" : "paused", summary.ps->generations,
+                    stop_reason_name(summary.ps->stop), summary.ps->evaluations));
     if (!summary.ps->finished) return summary;
-    ps_winner = pick_winner("ps", *summary.ps, [&](const std::vector<double>& x) -> Engine& { return ps_eval->load(x); });
+    ps_winner = pick_winner("ps", *summary.ps, [&](const std::vector<double>& x) -> Engine& {
+      return ps_eval->load(x);
+    });
   }
 
   // ---- DFS
@@ -263,7 +291,8 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
       }
     }
     DfsSpaceOptions ds;
-    for (const auto& c : dfs_configs) ds.layers_per_model.push_back(static_cast<int>(c.num_hidden_layers));
+    for (const auto& c : dfs_configs)
+      ds.layers_per_model.push_back(static_cast<int>(c.num_hidden_layers));
     ds.repeats = cfg.dfs->repeats;
     ds.scaling = cfg.dfs->scaling == "full" ? DfsScaling::Full : DfsScaling::ModelPair;
     ds.scale_min = cfg.dfs->scale_min;
@@ -288,13 +317,16 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     spec.items_seed = derive_seed(cfg.seed, 4);
     spec.fresh_items_each_generation = cfg.fresh_items;
     spec.stop_after_generations = opts.stop_after_generations;
-    log(fmt::format("[dfs] {} models, T = {}, {} genes, {} generations", dfs_models.size(), genome.indicator_size(),
-                    genome.dimension(), cfg.dfs->generations));
+    log(fmt::format("[dfs] {} models, T = {}, {} genes, {} generations", dfs_models.size(),
+                    genome.indicator_size(), genome.dimension(), cfg.dfs->generations));
     summary.dfs = run_with_progress(*dfs_eval, spec, cfg.dfs->generations);
-    log(fmt::format("[dfs] {} after {} generations ({}), {} evaluations", summary.dfs->finished ? "finished" : "paused",
-                    summary.dfs->generations, stop_reason_name(summary.dfs->stop), summary.dfs->evaluations));
+    log(fmt::format("[dfs] {} after {} generations ({}), {} evaluations",
+                    summary.dfs->finished ? "finished" : "paused", summary.dfs->generations,
+                    stop_reason_name(summary.dfs->stop), summary.dfs->evaluations));
     if (!summary.dfs->finished) return summary;
-    dfs_winner = pick_winner("dfs", *summary.dfs, [&](const std::vector<double>& x) -> Engine& { return dfs_eval->load(x); });
+    dfs_winner = pick_winner("dfs", *summary.dfs, [&](const std::vector<double>& x) -> Engine& {
+      return dfs_eval->load(x);
+    });
   }
 
   // ---- Final table on the test split.
@@ -310,7 +342,8 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     r.ci_high = s.ci.hi;
     r.details = std::move(details);
     store.add_final_result(r);
-    log(fmt::format("[final] {}: {} {:.4f} [{:.4f}, {:.4f}]", label, cfg.test_split, r.score, r.ci_low, r.ci_high));
+    log(fmt::format("[final] {}: {} {:.4f} [{:.4f}, {:.4f}]", label, cfg.test_split, r.score,
+                    r.ci_low, r.ci_high));
   };
   std::set<std::string> parents;
   if (cfg.ps) {
@@ -328,24 +361,31 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     // The best uniform merge of the grid, chosen on the optimisation split like the evolved ones.
     double best_opt = -INFINITY, best_w = 0;
     for (double w : cfg.final.uniform_grid) {
-      const auto x = ps_genome->uniform_point(std::clamp(w, ps_space.weight_min, ps_space.weight_max),
-                                              std::clamp(0.5, ps_space.density_min, ps_space.density_max));
+      const auto x =
+          ps_genome->uniform_point(std::clamp(w, ps_space.weight_min, ps_space.weight_max),
+                                   std::clamp(0.5, ps_space.density_min, ps_space.density_max));
       const double s = score_all(opt_scorer, ps_eval->load(x), tokenizer).score;
       log(fmt::format("[final] uniform weight {}: {} {:.4f}", w, cfg.opt_split, s));
       if (s > best_opt) best_opt = s, best_w = w;
     }
-    const auto x = ps_genome->uniform_point(std::clamp(best_w, ps_space.weight_min, ps_space.weight_max),
-                                            std::clamp(0.5, ps_space.density_min, ps_space.density_max));
+    const auto x =
+        ps_genome->uniform_point(std::clamp(best_w, ps_space.weight_min, ps_space.weight_max),
+                                 std::clamp(0.5, ps_space.density_min, ps_space.density_max));
     add_row(fmt::format("uniform {} w={}", ps_genome->options().method, best_w), ps_eval->load(x),
             {{"weight", best_w}, {"opt_score", best_opt}});
   }
   if (ps_winner)
     add_row("evolved PS (" + ps_winner->label + ")", ps_eval->load(ps_winner->x),
-            {{"genome", ps_winner->x}, {"opt_score", ps_winner->opt_score}, {"params", ps_genome->describe(ps_winner->x)}});
+            {{"genome", ps_winner->x},
+             {"opt_score", ps_winner->opt_score},
+             {"params", ps_genome->describe(ps_winner->x)}});
   if (dfs_winner)
-    add_row(std::string(cfg.ps && cfg.dfs->models[0] == "ps" ? "evolved PS+DFS" : "evolved DFS") + " (" + dfs_winner->label + ")",
+    add_row(std::string(cfg.ps && cfg.dfs->models[0] == "ps" ? "evolved PS+DFS" : "evolved DFS") +
+                " (" + dfs_winner->label + ")",
             dfs_eval->load(dfs_winner->x),
-            {{"genome", dfs_winner->x}, {"opt_score", dfs_winner->opt_score}, {"params", dfs_eval->genome().describe(dfs_winner->x)}});
+            {{"genome", dfs_winner->x},
+             {"opt_score", dfs_winner->opt_score},
+             {"params", dfs_eval->genome().describe(dfs_winner->x)}});
 
   // ---- Outputs.
   if (ps_winner) {
@@ -363,7 +403,8 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     DfsExportOptions eopt;
     eopt.aux_from = aux_a;
     eopt.replace_existing = true;
-    export_dfs_model(dfs_models, dfs_eval->genome().decode(dfs_winner->x), config_json_a, opts.run_dir / "dfs_best_model", eopt);
+    export_dfs_model(dfs_models, dfs_eval->genome().decode(dfs_winner->x), config_json_a,
+                     opts.run_dir / "dfs_best_model", eopt);
     store.add_artifact("dfs-model", opts.run_dir / "dfs_best_model");
   }
   summary.table = store.final_results();

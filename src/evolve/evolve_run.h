@@ -3,8 +3,8 @@
 // distribution mean) re-scored on the whole optimisation split to pick the winner; DFS search (with
 // the PS winner as model A when configured); the same for DFS; then the final table on the held-out
 // test split with the parents and the best uniform merge of a small grid beside them, with 95%
-// intervals; outputs (recipe YAML, model folders, results.md) in the run folder, all recorded in the
-// run store. Interrupted runs resume where they stopped (finished phases are not re-run).
+// intervals; outputs (recipe YAML, model folders, results.md) in the run folder, all recorded in
+// the run store. Interrupted runs resume where they stopped (finished phases are not re-run).
 #pragma once
 
 #include <filesystem>
@@ -20,7 +20,7 @@ namespace evomerge {
 
 struct EvolveRunOptions {
   std::filesystem::path run_dir;
-  std::string config_text;           // as written, stored for humans
+  std::string config_text;             // as written, stored for humans
   int64_t stop_after_generations = 0;  // per phase and call (time boxing, tests); 0: run to the end
   bool progress = true;
   std::function<void(const std::string&)> log;  // one line per event; default: stderr

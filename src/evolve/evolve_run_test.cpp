@@ -28,12 +28,16 @@ void write_tokenizer(const fs::path& dir) {
   vocab["<s>"] = 97;
   vocab["</s>"] = 98;
   auto added = [](int id, const char* s) {
-    return json{{"id", id}, {"content", s}, {"special", true}, {"single_word", false},
+    return json{{"id", id},        {"content", s},    {"special", true},    {"single_word", false},
                 {"lstrip", false}, {"rstrip", false}, {"normalized", false}};
   };
-  json tj{{"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", json::array()}}},
+  json tj{{"model",
+           {{"type", "BPE"}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", json::array()}}},
           {"added_tokens", {added(97, "<s>"), added(98, "</s>")}}};
-  json tc{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"add_bos_token", true}, {"tokenizer_class", "LlamaTokenizer"}};
+  json tc{{"bos_token", "<s>"},
+          {"eos_token", "</s>"},
+          {"add_bos_token", true},
+          {"tokenizer_class", "LlamaTokenizer"}};
   std::ofstream(dir / "tokenizer.json") << tj.dump();
   std::ofstream(dir / "tokenizer_config.json") << tc.dump();
 }
@@ -42,7 +46,8 @@ class EvolveRunTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     Progress::set_global_enabled(false);
-    dir_ = new fs::path(fs::temp_directory_path() / ("evomerge_evolve_run_test_" + std::to_string(::getpid())));
+    dir_ = new fs::path(fs::temp_directory_path() /
+                        ("evomerge_evolve_run_test_" + std::to_string(::getpid())));
     fs::create_directories(*dir_);
     for (auto [name, seed] : {std::pair{"base", 1}, {"ft1", 2}, {"ft2", 3}}) {
       RandomModelSpec spec;
@@ -57,16 +62,21 @@ class EvolveRunTest : public ::testing::Test {
     }
     for (const char* split : {"opt", "test"}) {
       std::string data;
-      const char* qs[] = {"sky is", "fire is", "ice is", "grass is", "sun is", "snow is", "sea is", "coal is"};
+      const char* qs[] = {"sky is", "fire is", "ice is", "grass is",
+                          "sun is", "snow is", "sea is", "coal is"};
       for (int i = 0; i < 8; ++i)
-        data += fmt::format("{{\"q\": \"{} {}\", \"choices\": [\"blue\", \"hot\", \"cold\", \"green\"], \"label\": {}}}\n",
-                            split, qs[i], (i * 3 + split[0]) % 4);
+        data += fmt::format(
+            "{{\"q\": \"{} {}\", \"choices\": [\"blue\", \"hot\", \"cold\", \"green\"], \"label\": "
+            "{}}}\n",
+            split, qs[i], (i * 3 + split[0]) % 4);
       std::ofstream(*dir_ / fmt::format("mc.{}.jsonl", split)) << data;
     }
     std::ofstream(*dir_ / "mc.yaml")
-        << "task: mc\ndataset_path: json\ndataset_kwargs: {data_files: {opt: mc.opt.jsonl, test: mc.test.jsonl}}\n"
+        << "task: mc\ndataset_path: json\ndataset_kwargs: {data_files: {opt: mc.opt.jsonl, test: "
+           "mc.test.jsonl}}\n"
            "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Q: {{q}}\\nA:\"\n"
-           "doc_to_target: \"{{label}}\"\ndoc_to_choice: \"{{choices}}\"\nmetric_list: [{metric: acc}]\n";
+           "doc_to_target: \"{{label}}\"\ndoc_to_choice: \"{{choices}}\"\nmetric_list: [{metric: "
+           "acc}]\n";
   }
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);
@@ -92,7 +102,8 @@ final: {{top: 1, uniform_grid: [0.5]}}
 )",
                        ps_generations);
   }
-  static EvolveSummary run(const fs::path& run_dir, int64_t stop_after = 0, int ps_generations = 2) {
+  static EvolveSummary run(const fs::path& run_dir, int64_t stop_after = 0,
+                           int ps_generations = 2) {
     const auto text = config_text(ps_generations);
     EvolveRunOptions o;
     o.run_dir = run_dir;
@@ -186,8 +197,10 @@ TEST_F(EvolveRunTest, BadInputsFailBeforeWork) {
     }
     EXPECT_FALSE(fs::exists(*dir_ / "never"));
   };
-  bad("tasks: [mc.yaml]\nopt_split: train\nps: {base_model: base, models: [ft1]}\n", "no split 'train'");
+  bad("tasks: [mc.yaml]\nopt_split: train\nps: {base_model: base, models: [ft1]}\n",
+      "no split 'train'");
   bad("tasks: [missing.yaml]\nps: {base_model: base, models: [ft1]}\n", "missing.yaml");
   bad("tasks: [mc.yaml]\nps: {base_model: base, models: [nowhere]}\n", "nowhere");
-  bad("tasks: [mc.yaml]\nps: {base_model: base, models: [ft1], layer_groups: 7}\n", "ps.layer_groups");
+  bad("tasks: [mc.yaml]\nps: {base_model: base, models: [ft1], layer_groups: 7}\n",
+      "ps.layer_groups");
 }

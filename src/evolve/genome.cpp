@@ -1,8 +1,8 @@
 #include "evolve/genome.h"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cmath>
-#include <fmt/format.h>
 #include <limits>
 
 #include "common/error.h"
@@ -19,32 +19,46 @@ std::string GeneInfo::name() const {
 // ---------------------------------------------------------------------------------------------
 // PS
 
-bool PsGenome::uses_density() const { return options_.method == "dare_ties" || options_.method == "ties"; }
-bool PsGenome::is_slerp() const { return options_.method == "slerp"; }
+bool PsGenome::uses_density() const {
+  return options_.method == "dare_ties" || options_.method == "ties";
+}
+bool PsGenome::is_slerp() const {
+  return options_.method == "slerp";
+}
 
 PsGenome::PsGenome(PsSpaceOptions options) : options_(std::move(options)) {
   const auto& o = options_;
   static const char* kMethods[] = {"dare_ties", "ties", "task_arithmetic", "linear", "slerp"};
   if (std::find(std::begin(kMethods), std::end(kMethods), o.method) == std::end(kMethods))
-    fail("evolve", "ps.method: '{}' is not searchable (use dare_ties, ties, task_arithmetic, linear or slerp)", o.method);
+    fail(
+        "evolve",
+        "ps.method: '{}' is not searchable (use dare_ties, ties, task_arithmetic, linear or slerp)",
+        o.method);
   if (o.models.empty()) fail("evolve", "ps.models: at least one model is needed");
-  if (is_slerp() && o.models.size() != 2) fail("evolve", "ps.models: slerp merges exactly 2 models, got {}", o.models.size());
-  const bool needs_base = o.method == "dare_ties" || o.method == "ties" || o.method == "task_arithmetic";
-  if (needs_base && o.base_model.empty()) fail("evolve", "ps.base_model: method '{}' needs a base model", o.method);
+  if (is_slerp() && o.models.size() != 2)
+    fail("evolve", "ps.models: slerp merges exactly 2 models, got {}", o.models.size());
+  const bool needs_base =
+      o.method == "dare_ties" || o.method == "ties" || o.method == "task_arithmetic";
+  if (needs_base && o.base_model.empty())
+    fail("evolve", "ps.base_model: method '{}' needs a base model", o.method);
   if (o.num_layers < 1) fail("evolve", "ps: the models have no layers ({})", o.num_layers);
   if (o.layer_groups < 1 || o.layer_groups > o.num_layers)
-    fail("evolve", "ps.layer_groups: {} is not in [1, {}] (the number of layers)", o.layer_groups, o.num_layers);
+    fail("evolve", "ps.layer_groups: {} is not in [1, {}] (the number of layers)", o.layer_groups,
+         o.num_layers);
   auto check_range = [](const char* what, double lo, double hi, double init) {
     if (!(lo < hi) || !std::isfinite(lo) || !std::isfinite(hi))
       fail("evolve", "ps.{}: range [{}, {}] is empty", what, lo, hi);
-    if (!(init >= lo && init <= hi)) fail("evolve", "ps.{}: initial value {} is outside [{}, {}]", what, init, lo, hi);
+    if (!(init >= lo && init <= hi))
+      fail("evolve", "ps.{}: initial value {} is outside [{}, {}]", what, init, lo, hi);
   };
   check_range("weight", o.weight_min, o.weight_max, o.init_weight);
   check_range("density", o.density_min, o.density_max, o.init_density);
   check_range("t", o.t_min, o.t_max, o.init_t);
-  if (o.density_min < 0 || o.density_max > 1) fail("evolve", "ps.density: range must lie in [0, 1]");
+  if (o.density_min < 0 || o.density_max > 1)
+    fail("evolve", "ps.density: range must lie in [0, 1]");
   for (const auto& f : o.filters)
-    if (f.empty() || f == "*") fail("evolve", "ps.filters: an empty or '*' filter is implied; list only substrings");
+    if (f.empty() || f == "*")
+      fail("evolve", "ps.filters: an empty or '*' filter is implied; list only substrings");
 
   for (int g = 0; g < o.layer_groups; ++g) {
     const int a = static_cast<int>(static_cast<int64_t>(g) * o.num_layers / o.layer_groups);
@@ -78,19 +92,25 @@ PsGenome::PsGenome(PsSpaceOptions options) : options_(std::move(options)) {
 std::vector<double> PsGenome::lower() const {
   std::vector<double> v;
   for (const auto& g : genes_)
-    v.push_back(g.param == "weight" ? options_.weight_min : g.param == "density" ? options_.density_min : options_.t_min);
+    v.push_back(g.param == "weight"    ? options_.weight_min
+                : g.param == "density" ? options_.density_min
+                                       : options_.t_min);
   return v;
 }
 std::vector<double> PsGenome::upper() const {
   std::vector<double> v;
   for (const auto& g : genes_)
-    v.push_back(g.param == "weight" ? options_.weight_max : g.param == "density" ? options_.density_max : options_.t_max);
+    v.push_back(g.param == "weight"    ? options_.weight_max
+                : g.param == "density" ? options_.density_max
+                                       : options_.t_max);
   return v;
 }
 std::vector<double> PsGenome::initial() const {
   std::vector<double> v;
   for (const auto& g : genes_)
-    v.push_back(g.param == "weight" ? options_.init_weight : g.param == "density" ? options_.init_density : options_.init_t);
+    v.push_back(g.param == "weight"    ? options_.init_weight
+                : g.param == "density" ? options_.init_density
+                                       : options_.init_t);
   return v;
 }
 
@@ -102,30 +122,35 @@ std::vector<double> PsGenome::uniform_point(double weight, double density_or_t) 
 
 namespace {
 // Index of gene (slot, filter, model, param) in the layout; -1 when absent.
-int find_gene(const std::vector<GeneInfo>& genes, const std::string& slot, const std::string& filter, int model,
-              const std::string& param) {
+int find_gene(const std::vector<GeneInfo>& genes, const std::string& slot,
+              const std::string& filter, int model, const std::string& param) {
   for (size_t i = 0; i < genes.size(); ++i)
-    if (genes[i].slot == slot && genes[i].filter == filter && genes[i].model == model && genes[i].param == param)
+    if (genes[i].slot == slot && genes[i].filter == filter && genes[i].model == model &&
+        genes[i].param == param)
       return static_cast<int>(i);
   return -1;
 }
 }  // namespace
 
 MergeConfig PsGenome::decode(std::span<const double> x) const {
-  if (x.size() != genes_.size()) fail("evolve", "PS genome has {} values, the space has {} genes", x.size(), genes_.size());
+  if (x.size() != genes_.size())
+    fail("evolve", "PS genome has {} values, the space has {} genes", x.size(), genes_.size());
   const auto& o = options_;
   MergeConfig cfg;
   cfg.merge_method = o.method;
   cfg.where = "<evolved candidate>";
   if (o.out_dtype) cfg.out_dtype = o.out_dtype;
   std::optional<ModelRef> base;
-  if (!o.base_model.empty()) base = ModelRef::parse(o.base_model, "ps.base_model");
-  else if (is_slerp()) base = ModelRef::parse(o.models[0], "ps.models[0]");
+  if (!o.base_model.empty())
+    base = ModelRef::parse(o.base_model, "ps.base_model");
+  else if (is_slerp())
+    base = ModelRef::parse(o.models[0], "ps.models[0]");
   cfg.base_model = base;
-  if (o.normalize && o.method != "slerp") cfg.parameters["normalize"] = ParamValue::constant(*o.normalize ? 1.0 : 0.0);
+  if (o.normalize && o.method != "slerp")
+    cfg.parameters["normalize"] = ParamValue::constant(*o.normalize ? 1.0 : 0.0);
 
-  // The value of parameter `param` of `model` for the tensors of `slot`, as a filter list when there
-  // are several filter sets or embed/head cases.
+  // The value of parameter `param` of `model` for the tensors of `slot`, as a filter list when
+  // there are several filter sets or embed/head cases.
   const int n_groups = static_cast<int>(groups_.size());
   auto value_for = [&](int group, int model, const std::string& param) -> ParamValue {
     std::vector<std::pair<std::string, ParamValue>> cases;
@@ -133,7 +158,9 @@ MergeConfig PsGenome::decode(std::span<const double> x) const {
     if (o.separate_embed_head) {
       // Pre-weights take their parameters from the first slice, post-weights from the last
       // (mergekit-compat.md section 5), so those slices carry the embed / head cases.
-      if (group == 0) cases.push_back({"embed_tokens", ParamValue::constant(x[find_gene(genes_, "embed", "*", model, param)])});
+      if (group == 0)
+        cases.push_back({"embed_tokens",
+                         ParamValue::constant(x[find_gene(genes_, "embed", "*", model, param)])});
       if (group == n_groups - 1) {
         const double h = x[find_gene(genes_, "head", "*", model, param)];
         cases.push_back({"lm_head", ParamValue::constant(h)});
@@ -150,7 +177,8 @@ MergeConfig PsGenome::decode(std::span<const double> x) const {
   };
 
   std::vector<ModelRef> refs;
-  for (size_t m = 0; m < o.models.size(); ++m) refs.push_back(ModelRef::parse(o.models[m], fmt::format("ps.models[{}]", m)));
+  for (size_t m = 0; m < o.models.size(); ++m)
+    refs.push_back(ModelRef::parse(o.models[m], fmt::format("ps.models[{}]", m)));
   for (int g = 0; g < n_groups; ++g) {
     OutputSlice slice;
     const auto [a, b] = groups_[g];
@@ -162,7 +190,8 @@ MergeConfig PsGenome::decode(std::span<const double> x) const {
       for (size_t m = 0; m < refs.size(); ++m) {
         SliceSource src{refs[m], a, b, {}, 0};
         src.parameters["weight"] = value_for(g, static_cast<int>(m), "weight");
-        if (uses_density()) src.parameters["density"] = value_for(g, static_cast<int>(m), "density");
+        if (uses_density())
+          src.parameters["density"] = value_for(g, static_cast<int>(m), "density");
         slice.sources.push_back(std::move(src));
       }
       // With slices the base model is not added automatically (mergekit-compat.md section 1.4).
@@ -174,10 +203,13 @@ MergeConfig PsGenome::decode(std::span<const double> x) const {
   return cfg;
 }
 
-std::string PsGenome::to_yaml(std::span<const double> x) const { return merge_config_to_yaml(decode(x)); }
+std::string PsGenome::to_yaml(std::span<const double> x) const {
+  return merge_config_to_yaml(decode(x));
+}
 
 nlohmann::json PsGenome::describe(std::span<const double> x) const {
-  if (x.size() != genes_.size()) fail("evolve", "PS genome has {} values, the space has {} genes", x.size(), genes_.size());
+  if (x.size() != genes_.size())
+    fail("evolve", "PS genome has {} values, the space has {} genes", x.size(), genes_.size());
   nlohmann::json j;
   j["method"] = options_.method;
   j["slots"] = slots_;
@@ -211,17 +243,24 @@ DfsGenome::DfsGenome(DfsSpaceOptions options) : options_(std::move(options)) {
     offsets_.push_back(total_layers_);
     total_layers_ += o.layers_per_model[m];
   }
-  if (o.repeats < 1 || o.repeats > 16) fail("evolve", "dfs.repeats: {} is not in [1, 16]", o.repeats);
+  if (o.repeats < 1 || o.repeats > 16)
+    fail("evolve", "dfs.repeats: {} is not in [1, 16]", o.repeats);
   if (!(o.scale_min > 0 && o.scale_min < o.scale_max && std::isfinite(o.scale_max)))
-    fail("evolve", "dfs.scale: range [{}, {}] must be positive and non-empty", o.scale_min, o.scale_max);
+    fail("evolve", "dfs.scale: range [{}, {}] must be positive and non-empty", o.scale_min,
+         o.scale_max);
   if (!(o.init_scale >= o.scale_min && o.init_scale <= o.scale_max))
-    fail("evolve", "dfs.init_scale: {} is outside [{}, {}]", o.init_scale, o.scale_min, o.scale_max);
-  if (o.scaling == DfsScaling::Full && static_cast<int64_t>(total_layers_) * total_layers_ > 4'000'000)
-    fail("evolve", "dfs.scaling: full W would have {} entries; use scaling: model_pair", int64_t{total_layers_} * total_layers_);
+    fail("evolve", "dfs.init_scale: {} is outside [{}, {}]", o.init_scale, o.scale_min,
+         o.scale_max);
+  if (o.scaling == DfsScaling::Full &&
+      static_cast<int64_t>(total_layers_) * total_layers_ > 4'000'000)
+    fail("evolve", "dfs.scaling: full W would have {} entries; use scaling: model_pair",
+         int64_t{total_layers_} * total_layers_);
 }
 
 int DfsGenome::scale_size() const {
-  const int k = options_.scaling == DfsScaling::Full ? total_layers_ : static_cast<int>(options_.layers_per_model.size());
+  const int k = options_.scaling == DfsScaling::Full
+                    ? total_layers_
+                    : static_cast<int>(options_.layers_per_model.size());
   return k * k;
 }
 
@@ -263,7 +302,8 @@ double DfsGenome::scale(std::span<const double> x, int from, int to) const {
 }
 
 std::vector<LayerHop> DfsGenome::decode(std::span<const double> x) const {
-  if (x.size() != dimension()) fail("evolve", "DFS genome has {} values, the space has {}", x.size(), dimension());
+  if (x.size() != dimension())
+    fail("evolve", "DFS genome has {} values, the space has {}", x.size(), dimension());
   const int last_a = options_.layers_per_model[0] - 1;
   const int T = indicator_size();
   std::vector<int> globals{0};  // fixed start: model A's first layer

@@ -1,21 +1,23 @@
 // Search spaces: how a CMA-ES point (already mapped into its box, evolve/bounds.h) becomes a
 // candidate merge.
 //
-// PS (parameter space): merge parameters per source model and per layer group, optionally per tensor
-// filter, over a base method. Decoded into a mergekit-style config of the merge engine with one slice
-// per layer group (mergekit-evolve's "discrete" layout), so the recipe is exportable as YAML that
-// `evomerge merge` and mergekit run. Weights are not forced to sum to 1 (the paper's best summed ~2).
+// PS (parameter space): merge parameters per source model and per layer group, optionally per
+// tensor filter, over a base method. Decoded into a mergekit-style config of the merge engine with
+// one slice per layer group (mergekit-evolve's "discrete" layout), so the recipe is exportable as
+// YAML that `evomerge merge` and mergekit run. Weights are not forced to sum to 1 (the paper's best
+// summed ~2).
 //
-//   gene layout: for each slot (layer groups 0..G-1, then "embed" and "head" when separate), for each
-//   filter set ("self_attn", "mlp", ..., then "*" for the rest; just "*" without filters), for each
-//   evolved model: weight, then density (ties / dare_ties). slerp: one t per slot and filter set.
+//   gene layout: for each slot (layer groups 0..G-1, then "embed" and "head" when separate), for
+//   each filter set ("self_attn", "mlp", ..., then "*" for the rest; just "*" without filters), for
+//   each evolved model: weight, then density (ties / dare_ties). slerp: one t per slot and filter
+//   set.
 //
-// DFS (data-flow space, paper section 3.2): an indicator array I of length T = M * r over the M layers
-// of all models laid out in order (model 0's layers first) and repeated r times; layer t mod M is on
-// the path when I[t] > 0. Then a scaling matrix W: W[i][j] scales the hidden state passed from layer
-// i to layer j (global layer indices), or per model pair in the reduced form. The path starts with
-// model 0's first layer and ends with its last layer (the paper's model A); embeddings, final norm and
-// head are model 0's. Decoded into infer/engine.h LayerHops.
+// DFS (data-flow space, paper section 3.2): an indicator array I of length T = M * r over the M
+// layers of all models laid out in order (model 0's layers first) and repeated r times; layer t mod
+// M is on the path when I[t] > 0. Then a scaling matrix W: W[i][j] scales the hidden state passed
+// from layer i to layer j (global layer indices), or per model pair in the reduced form. The path
+// starts with model 0's first layer and ends with its last layer (the paper's model A); embeddings,
+// final norm and head are model 0's. Decoded into infer/engine.h LayerHops.
 #pragma once
 
 #include <cstddef>
@@ -31,18 +33,19 @@
 namespace evomerge {
 
 struct PsSpaceOptions {
-  std::string method = "dare_ties";    // dare_ties, ties, task_arithmetic, linear, slerp
-  std::vector<std::string> models;     // evolved source models (references); slerp: exactly 2
-  std::string base_model;              // ties/dare_ties/task_arithmetic: required; slerp: default models[0]
-  int num_layers = 0;                  // layers of the (common) architecture
-  int layer_groups = 1;                // 1 .. num_layers (groups of nearly equal size, in order)
-  bool separate_embed_head = false;    // own genes for embed_tokens and for model.norm + lm_head
-  std::vector<std::string> filters;    // tensor-name substrings with their own genes, e.g. self_attn, mlp
+  std::string method = "dare_ties";  // dare_ties, ties, task_arithmetic, linear, slerp
+  std::vector<std::string> models;   // evolved source models (references); slerp: exactly 2
+  std::string base_model;  // ties/dare_ties/task_arithmetic: required; slerp: default models[0]
+  int num_layers = 0;      // layers of the (common) architecture
+  int layer_groups = 1;    // 1 .. num_layers (groups of nearly equal size, in order)
+  bool separate_embed_head = false;  // own genes for embed_tokens and for model.norm + lm_head
+  std::vector<std::string>
+      filters;  // tensor-name substrings with their own genes, e.g. self_attn, mlp
   double weight_min = 0.0, weight_max = 1.0;
   double density_min = 0.0, density_max = 1.0;
   double t_min = 0.0, t_max = 1.0;
   double init_weight = 0.5, init_density = 0.5, init_t = 0.5;  // the paper starts every gene at 0.5
-  std::optional<bool> normalize;       // ties/dare_ties/task_arithmetic/linear; unset: method default
+  std::optional<bool> normalize;  // ties/dare_ties/task_arithmetic/linear; unset: method default
   std::optional<DType> out_dtype;
 };
 
@@ -105,9 +108,9 @@ class DfsGenome {
   explicit DfsGenome(DfsSpaceOptions options);
 
   const DfsSpaceOptions& options() const { return options_; }
-  int total_layers() const { return total_layers_; }   // M
+  int total_layers() const { return total_layers_; }                       // M
   int indicator_size() const { return total_layers_ * options_.repeats; }  // T
-  int scale_size() const;                                // M*M, or K*K per model pair
+  int scale_size() const;  // M*M, or K*K per model pair
   size_t dimension() const { return static_cast<size_t>(indicator_size() + scale_size()); }
   // Indicator genes are unbounded (-inf, inf); scale genes are in [scale_min, scale_max].
   std::vector<double> lower() const;
@@ -119,8 +122,8 @@ class DfsGenome {
   int global_index(int model, int layer) const;
 
   // The path: model A's layer 0, then every layer t mod M with I[t] > 0 in order of t (t = 0, the
-  // fixed start itself, is skipped), then model A's last layer unless the path already ends with it.
-  // Hop k > 0 has input_scale W[prev][this]; hop 0 reads the embeddings and has scale 1.
+  // fixed start itself, is skipped), then model A's last layer unless the path already ends with
+  // it. Hop k > 0 has input_scale W[prev][this]; hop 0 reads the embeddings and has scale 1.
   std::vector<LayerHop> decode(std::span<const double> x) const;
   nlohmann::json describe(std::span<const double> x) const;
 

@@ -45,8 +45,10 @@ TEST(PsGenome, LayoutAndDecodeOnHandMadeGenome) {
   EXPECT_EQ(s0.sources[0].model.path, "m/a");
   EXPECT_EQ(s0.sources[0].layer_start, 0);
   EXPECT_EQ(s0.sources[0].layer_end, 4);
-  EXPECT_DOUBLE_EQ(value(s0.sources[0].parameters, "weight", "model.layers.1.mlp.up_proj.weight"), 0.1);
-  EXPECT_DOUBLE_EQ(value(s0.sources[0].parameters, "density", "model.layers.1.mlp.up_proj.weight"), 0.2);
+  EXPECT_DOUBLE_EQ(value(s0.sources[0].parameters, "weight", "model.layers.1.mlp.up_proj.weight"),
+                   0.1);
+  EXPECT_DOUBLE_EQ(value(s0.sources[0].parameters, "density", "model.layers.1.mlp.up_proj.weight"),
+                   0.2);
   EXPECT_DOUBLE_EQ(value(s0.sources[1].parameters, "weight", "x"), 0.3);
   EXPECT_DOUBLE_EQ(value(s0.sources[1].parameters, "density", "x"), 0.4);
   EXPECT_EQ(s0.sources[2].model.path, "m/base");
@@ -80,14 +82,16 @@ TEST(PsGenome, FiltersAndSeparateEmbedHead) {
   EXPECT_DOUBLE_EQ(value(p0, "weight", "model.layers.0.self_attn.q_proj.weight"), 0.01);
   EXPECT_DOUBLE_EQ(value(p0, "weight", "model.layers.0.mlp.down_proj.weight"), 0.03);
   EXPECT_DOUBLE_EQ(value(p0, "weight", "model.embed_tokens.weight"), 0.13);
-  EXPECT_DOUBLE_EQ(value(c.slices[0].sources[1].parameters, "weight", "model.embed_tokens.weight"), 0.14);
+  EXPECT_DOUBLE_EQ(value(c.slices[0].sources[1].parameters, "weight", "model.embed_tokens.weight"),
+                   0.14);
   const auto& p2 = c.slices[2].sources[1].parameters;
   EXPECT_DOUBLE_EQ(value(p2, "weight", "model.layers.5.self_attn.o_proj.weight"), 0.10);
   EXPECT_DOUBLE_EQ(value(p2, "weight", "model.layers.5.input_layernorm.weight"), 0.12);
   EXPECT_DOUBLE_EQ(value(p2, "weight", "lm_head.weight"), 0.16);
   EXPECT_DOUBLE_EQ(value(p2, "weight", "model.norm.weight"), 0.16);
   // The middle slice has no embed/head cases: embed_tokens falls to the catch-all.
-  EXPECT_DOUBLE_EQ(value(c.slices[1].sources[0].parameters, "weight", "model.embed_tokens.weight"), 0.07);
+  EXPECT_DOUBLE_EQ(value(c.slices[1].sources[0].parameters, "weight", "model.embed_tokens.weight"),
+                   0.07);
 }
 
 TEST(PsGenome, YamlRoundTripsThroughTheMergeConfigParser) {
@@ -106,7 +110,8 @@ TEST(PsGenome, YamlRoundTripsThroughTheMergeConfigParser) {
   EXPECT_EQ(back.parameters.at("normalize").evaluate("x", 0).value(), 0.0);
   for (size_t s = 0; s < back.slices.size(); ++s)
     for (size_t k = 0; k < 2; ++k)
-      for (const char* tensor : {"model.layers.1.mlp.gate_proj.weight", "model.layers.1.self_attn.k_proj.weight"})
+      for (const char* tensor :
+           {"model.layers.1.mlp.gate_proj.weight", "model.layers.1.self_attn.k_proj.weight"})
         for (const char* key : {"weight", "density"})
           EXPECT_DOUBLE_EQ(value(back.slices[s].sources[k].parameters, key, tensor),
                            value(direct.slices[s].sources[k].parameters, key, tensor))
@@ -170,10 +175,10 @@ TEST(DfsGenome, DecodeHandMadeGenomeWithFullW) {
   EXPECT_EQ(g.global_index(1, 1), 4);
 
   std::vector<double> x(35, -1.0);
-  x[0] = 1;   // A0 in repetition 1: the fixed start, not repeated
-  x[1] = 1;   // A1
-  x[3] = 1;   // B0
-  x[9] = 1;   // B1 in repetition 2
+  x[0] = 1;  // A0 in repetition 1: the fixed start, not repeated
+  x[1] = 1;  // A1
+  x[3] = 1;  // B0
+  x[9] = 1;  // B1 in repetition 2
   for (int i = 0; i < 5; ++i)
     for (int j = 0; j < 5; ++j) x[10 + i * 5 + j] = 1.0 + 0.01 * (i * 5 + j);
   const auto path = g.decode(x);
@@ -183,7 +188,7 @@ TEST(DfsGenome, DecodeHandMadeGenomeWithFullW) {
     EXPECT_EQ(path[k].model, want[k][0]) << k;
     EXPECT_EQ(path[k].layer, want[k][1]) << k;
   }
-  EXPECT_FLOAT_EQ(path[0].input_scale, 1.0f);           // reads the embeddings
+  EXPECT_FLOAT_EQ(path[0].input_scale, 1.0f);               // reads the embeddings
   EXPECT_FLOAT_EQ(path[1].input_scale, 1.0f + 0.01f * 1);   // W[0][1]
   EXPECT_FLOAT_EQ(path[2].input_scale, 1.0f + 0.01f * 8);   // W[1][3]
   EXPECT_FLOAT_EQ(path[3].input_scale, 1.0f + 0.01f * 19);  // W[3][4]
@@ -227,7 +232,7 @@ TEST(DfsGenome, ModelPairScalingAndInitialPath) {
   EXPECT_EQ(g.upper()[18], 2.0);
 
   std::vector<double> x(19, -1.0);
-  x[4] = 1;  // B1 (global 4) in repetition 1
+  x[4] = 1;                                            // B1 (global 4) in repetition 1
   x[15] = 0.5, x[16] = 0.6, x[17] = 0.7, x[18] = 0.8;  // W[A][A], W[A][B], W[B][A], W[B][B]
   const auto p = g.decode(x);
   ASSERT_EQ(p.size(), 3u);  // A0, B1, A2

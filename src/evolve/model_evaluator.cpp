@@ -16,13 +16,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // The mu-th best fitness among the finished candidates of this generation (nullopt until mu exist).
 std::optional<double> mu_th_best(std::vector<double> done, size_t mu) {
   if (mu == 0 || done.size() < mu) return std::nullopt;
-  std::nth_element(done.begin(), done.begin() + static_cast<std::ptrdiff_t>(mu - 1), done.end(), std::greater<>());
+  std::nth_element(done.begin(), done.begin() + static_cast<std::ptrdiff_t>(mu - 1), done.end(),
+                   std::greater<>());
   return done[mu - 1];
 }
 
 template <typename LoadFn>
-std::vector<Evaluation> evaluate_all(const eval::Scorer& scorer, const Tokenizer& tokenizer, const ScoringOptions& options,
-                                     const std::vector<std::vector<double>>& genomes, uint64_t item_seed, LoadFn&& load) {
+std::vector<Evaluation> evaluate_all(const eval::Scorer& scorer, const Tokenizer& tokenizer,
+                                     const ScoringOptions& options,
+                                     const std::vector<std::vector<double>>& genomes,
+                                     uint64_t item_seed, LoadFn&& load) {
   const auto items = select_items(scorer, options.items_per_task, item_seed);
   std::vector<Evaluation> out;
   std::vector<double> finished;
@@ -55,19 +58,22 @@ std::vector<Evaluation> evaluate_all(const eval::Scorer& scorer, const Tokenizer
 }
 }  // namespace
 
-std::vector<std::vector<size_t>> select_items(const eval::Scorer& scorer, size_t items_per_task, uint64_t seed) {
+std::vector<std::vector<size_t>> select_items(const eval::Scorer& scorer, size_t items_per_task,
+                                              uint64_t seed) {
   std::vector<std::vector<size_t>> items(scorer.num_tasks());
   for (size_t t = 0; t < scorer.num_tasks(); ++t) {
     const size_t n = scorer.split_size(t);
-    if (items_per_task == 0 || items_per_task >= n) items[t] = scorer.all_items(t);
-    else items[t] = scorer.sample_items(t, items_per_task, seed + t);
+    if (items_per_task == 0 || items_per_task >= n)
+      items[t] = scorer.all_items(t);
+    else
+      items[t] = scorer.sample_items(t, items_per_task, seed + t);
   }
   return items;
 }
 
 Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokenizer& tokenizer,
-                        const std::vector<std::vector<size_t>>& items, const ScoringOptions& options,
-                        std::optional<double> race_threshold) {
+                        const std::vector<std::vector<size_t>>& items,
+                        const ScoringOptions& options, std::optional<double> race_threshold) {
   Evaluation e;
   eval::Candidate cand{&engine, &tokenizer, {}, {}};
   eval::ScoreOptions so;
@@ -78,7 +84,8 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
   if (race_threshold) {
     const double thr = *race_threshold;
     so.race = [&](const eval::RaceUpdate& u) {
-      const double bound = (u.correct + static_cast<double>(u.total - u.done)) / static_cast<double>(u.total);
+      const double bound =
+          (u.correct + static_cast<double>(u.total - u.done)) / static_cast<double>(u.total);
       optimistic = bound;
       return bound >= thr;
     };
@@ -97,7 +104,8 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
   bool raced_out = false;
   for (size_t t = 0; t < rep.tasks.size(); ++t) {
     const auto& ts = rep.tasks[t];
-    e.task_scores[ts.task] = std::isfinite(ts.score) ? nlohmann::json(ts.score) : nlohmann::json(nullptr);
+    e.task_scores[ts.task] =
+        std::isfinite(ts.score) ? nlohmann::json(ts.score) : nlohmann::json(nullptr);
     raced_out |= ts.stopped_early;
     if (options.keep_items) {
       ItemResults ir;
@@ -124,8 +132,9 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
 
 // ---------------------------------------------------------------------------------------------
 
-PsEvaluator::PsEvaluator(PsGenome genome, const eval::Scorer& scorer, const Tokenizer& tokenizer, ScoringOptions options,
-                         MergeOptions merge_options, EngineOptions engine_options)
+PsEvaluator::PsEvaluator(PsGenome genome, const eval::Scorer& scorer, const Tokenizer& tokenizer,
+                         ScoringOptions options, MergeOptions merge_options,
+                         EngineOptions engine_options)
     : genome_(std::move(genome)),
       scorer_(scorer),
       tokenizer_(tokenizer),
@@ -153,7 +162,8 @@ Engine& PsEvaluator::load(std::span<const double> x) {
   return *engine_;
 }
 
-std::vector<Evaluation> PsEvaluator::evaluate(const std::vector<std::vector<double>>& genomes, uint64_t item_seed) {
+std::vector<Evaluation> PsEvaluator::evaluate(const std::vector<std::vector<double>>& genomes,
+                                              uint64_t item_seed) {
   return evaluate_all(scorer_, tokenizer_, options_, genomes, item_seed,
                       [&](const std::vector<double>& x, nlohmann::json& params) -> Engine& {
                         params = genome_.describe(x);
@@ -161,16 +171,22 @@ std::vector<Evaluation> PsEvaluator::evaluate(const std::vector<std::vector<doub
                       });
 }
 
-DfsEvaluator::DfsEvaluator(DfsGenome genome, std::vector<std::shared_ptr<const WeightSource>> models,
-                           const eval::Scorer& scorer, const Tokenizer& tokenizer, ScoringOptions options,
-                           EngineOptions engine_options)
-    : genome_(std::move(genome)), models_(std::move(models)), scorer_(scorer), tokenizer_(tokenizer), options_(options) {
+DfsEvaluator::DfsEvaluator(DfsGenome genome,
+                           std::vector<std::shared_ptr<const WeightSource>> models,
+                           const eval::Scorer& scorer, const Tokenizer& tokenizer,
+                           ScoringOptions options, EngineOptions engine_options)
+    : genome_(std::move(genome)),
+      models_(std::move(models)),
+      scorer_(scorer),
+      tokenizer_(tokenizer),
+      options_(options) {
   if (models_.size() != genome_.options().layers_per_model.size())
-    fail("evolve", "dfs: {} models but the genome was built for {}", models_.size(), genome_.options().layers_per_model.size());
+    fail("evolve", "dfs: {} models but the genome was built for {}", models_.size(),
+         genome_.options().layers_per_model.size());
   for (size_t m = 0; m < models_.size(); ++m)
     if (models_[m]->config().num_hidden_layers != genome_.options().layers_per_model[m])
-      fail("evolve", "dfs.models[{}]: has {} layers, the genome expects {}", m, models_[m]->config().num_hidden_layers,
-           genome_.options().layers_per_model[m]);
+      fail("evolve", "dfs.models[{}]: has {} layers, the genome expects {}", m,
+           models_[m]->config().num_hidden_layers, genome_.options().layers_per_model[m]);
   engine_ = std::make_unique<Engine>(models_, genome_.decode(genome_.initial()), engine_options);
 }
 
@@ -179,7 +195,8 @@ Engine& DfsEvaluator::load(std::span<const double> x) {
   return *engine_;
 }
 
-std::vector<Evaluation> DfsEvaluator::evaluate(const std::vector<std::vector<double>>& genomes, uint64_t item_seed) {
+std::vector<Evaluation> DfsEvaluator::evaluate(const std::vector<std::vector<double>>& genomes,
+                                               uint64_t item_seed) {
   return evaluate_all(scorer_, tokenizer_, options_, genomes, item_seed,
                       [&](const std::vector<double>& x, nlohmann::json& params) -> Engine& {
                         params = genome_.describe(x);

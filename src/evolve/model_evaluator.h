@@ -28,23 +28,27 @@ struct ScoringOptions {
   size_t items_per_task = 0;  // items of the optimisation split per generation; 0: all
   bool racing = false;
   size_t micro_batch = 16;
-  bool keep_items = true;     // per-item results into the run store
+  bool keep_items = true;  // per-item results into the run store
 };
 
 // The items of each task for one generation (same for every candidate of the generation).
-std::vector<std::vector<size_t>> select_items(const eval::Scorer& scorer, size_t items_per_task, uint64_t seed);
+std::vector<std::vector<size_t>> select_items(const eval::Scorer& scorer, size_t items_per_task,
+                                              uint64_t seed);
 
 // Scores a loaded engine on `items`; `race_threshold` (if set, single-task scorers) is the fitness
 // a candidate must still be able to reach.
 Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokenizer& tokenizer,
-                        const std::vector<std::vector<size_t>>& items, const ScoringOptions& options,
+                        const std::vector<std::vector<size_t>>& items,
+                        const ScoringOptions& options,
                         std::optional<double> race_threshold = std::nullopt);
 
 class PsEvaluator : public Evaluator {
  public:
-  PsEvaluator(PsGenome genome, const eval::Scorer& scorer, const Tokenizer& tokenizer, ScoringOptions options,
-              MergeOptions merge_options = {}, EngineOptions engine_options = {});
-  std::vector<Evaluation> evaluate(const std::vector<std::vector<double>>& genomes, uint64_t item_seed) override;
+  PsEvaluator(PsGenome genome, const eval::Scorer& scorer, const Tokenizer& tokenizer,
+              ScoringOptions options, MergeOptions merge_options = {},
+              EngineOptions engine_options = {});
+  std::vector<Evaluation> evaluate(const std::vector<std::vector<double>>& genomes,
+                                   uint64_t item_seed) override;
 
   // Merges genome x into the buffers and returns the engine over them (final scoring, DFS model A).
   Engine& load(std::span<const double> x);
@@ -72,9 +76,11 @@ class PsEvaluator : public Evaluator {
 class DfsEvaluator : public Evaluator {
  public:
   // models[0] is model A (its embeddings, final norm and head are used).
-  DfsEvaluator(DfsGenome genome, std::vector<std::shared_ptr<const WeightSource>> models, const eval::Scorer& scorer,
-               const Tokenizer& tokenizer, ScoringOptions options, EngineOptions engine_options = {});
-  std::vector<Evaluation> evaluate(const std::vector<std::vector<double>>& genomes, uint64_t item_seed) override;
+  DfsEvaluator(DfsGenome genome, std::vector<std::shared_ptr<const WeightSource>> models,
+               const eval::Scorer& scorer, const Tokenizer& tokenizer, ScoringOptions options,
+               EngineOptions engine_options = {});
+  std::vector<Evaluation> evaluate(const std::vector<std::vector<double>>& genomes,
+                                   uint64_t item_seed) override;
   Engine& load(std::span<const double> x);
   const DfsGenome& genome() const { return genome_; }
   const std::vector<std::shared_ptr<const WeightSource>>& models() const { return models_; }

@@ -26,12 +26,16 @@ Tokenizer char_tokenizer() {
   vocab["<s>"] = 97;
   vocab["</s>"] = 98;
   auto added = [](int id, const char* s) {
-    return json{{"id", id}, {"content", s}, {"special", true}, {"single_word", false},
+    return json{{"id", id},        {"content", s},    {"special", true},    {"single_word", false},
                 {"lstrip", false}, {"rstrip", false}, {"normalized", false}};
   };
-  json tj{{"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", json::array()}}},
+  json tj{{"model",
+           {{"type", "BPE"}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", json::array()}}},
           {"added_tokens", {added(97, "<s>"), added(98, "</s>")}}};
-  json tc{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"add_bos_token", true}, {"tokenizer_class", "LlamaTokenizer"}};
+  json tc{{"bos_token", "<s>"},
+          {"eos_token", "</s>"},
+          {"add_bos_token", true},
+          {"tokenizer_class", "LlamaTokenizer"}};
   return Tokenizer::from_json(tj.dump(), tc.dump(), "test/tokenizer.json");
 }
 
@@ -39,10 +43,12 @@ class ModelEvaluatorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     Progress::set_global_enabled(false);
-    dir_ = new fs::path(fs::temp_directory_path() / ("evomerge_model_evaluator_test_" + std::to_string(::getpid())));
+    dir_ = new fs::path(fs::temp_directory_path() /
+                        ("evomerge_model_evaluator_test_" + std::to_string(::getpid())));
     fs::create_directories(*dir_);
     // A base and two "fine-tunes" of one tiny Llama (4 layers), plus a 3-layer model B for DFS.
-    for (auto [name, seed, layers] : {std::tuple{"base", 1, 4}, {"ft1", 2, 4}, {"ft2", 3, 4}, {"b3", 4, 3}}) {
+    for (auto [name, seed, layers] :
+         {std::tuple{"base", 1, 4}, {"ft1", 2, 4}, {"ft2", 3, 4}, {"b3", 4, 3}}) {
       RandomModelSpec spec;
       spec.config = small_model_config("llama", kVocab, 32, 64, layers, 4, 2);
       spec.config["max_position_embeddings"] = 64;
@@ -54,13 +60,18 @@ class ModelEvaluatorTest : public ::testing::Test {
       write_random_model(*dir_ / name, spec);
     }
     std::string data;
-    const char* qs[] = {"sky is", "fire is", "ice is", "grass is", "sun is", "snow is", "sea is", "coal is"};
+    const char* qs[] = {"sky is", "fire is", "ice is", "grass is",
+                        "sun is", "snow is", "sea is", "coal is"};
     for (int i = 0; i < 8; ++i)
-      data += fmt::format("{{\"q\": \"{}\", \"choices\": [\"blue\", \"hot\", \"cold\", \"green\"], \"label\": {}}}\n", qs[i], i % 4);
+      data += fmt::format(
+          "{{\"q\": \"{}\", \"choices\": [\"blue\", \"hot\", \"cold\", \"green\"], \"label\": "
+          "{}}}\n",
+          qs[i], i % 4);
     std::ofstream(*dir_ / "mc.jsonl") << data;
     std::ofstream(*dir_ / "mc.yaml")
         << "task: mc\ndataset_path: json\ndataset_kwargs: {data_files: {test: mc.jsonl}}\n"
-           "output_type: multiple_choice\ndoc_to_text: \"Q: {{q}}\\nA:\"\ndoc_to_target: \"{{label}}\"\n"
+           "output_type: multiple_choice\ndoc_to_text: \"Q: {{q}}\\nA:\"\ndoc_to_target: "
+           "\"{{label}}\"\n"
            "doc_to_choice: \"{{choices}}\"\nmetric_list: [{metric: acc}]\n";
   }
   static void TearDownTestSuite() {
@@ -78,7 +89,8 @@ class ModelEvaluatorTest : public ::testing::Test {
     return o;
   }
   // Scores a model folder directly (the reference the in-memory path must equal).
-  Evaluation score_folder(const eval::Scorer& scorer, const fs::path& folder, const std::vector<std::vector<size_t>>& items) {
+  Evaluation score_folder(const eval::Scorer& scorer, const fs::path& folder,
+                          const std::vector<std::vector<size_t>>& items) {
     EngineOptions eo;
     eo.threads = 1;
     Engine engine(open_folder_weights(folder.string()), eo);
@@ -142,7 +154,8 @@ TEST_F(ModelEvaluatorTest, DfsPathOfModelAAloneEqualsModelA) {
   DfsGenome genome(o);
   EngineOptions eo;
   eo.threads = 1;
-  DfsEvaluator ev(genome, {open_folder_weights(model("base")), open_folder_weights(model("b3"))}, scorer, tok_, {}, eo);
+  DfsEvaluator ev(genome, {open_folder_weights(model("base")), open_folder_weights(model("b3"))},
+                  scorer, tok_, {}, eo);
   auto routed = genome.initial();  // model A in order, scales 1
   auto other = routed;
   other[5] = 1.0;  // add B's layer 1 after A's layers
@@ -168,7 +181,8 @@ TEST_F(ModelEvaluatorTest, BadMergeIsAFailedCandidateNotACrash) {
 
 TEST_F(ModelEvaluatorTest, ItemSubsetsAreSharedAndSeeded) {
   eval::Scorer scorer({{*dir_ / "mc.yaml", 1.0}});
-  const auto a = select_items(scorer, 3, 42), b = select_items(scorer, 3, 42), c = select_items(scorer, 0, 42);
+  const auto a = select_items(scorer, 3, 42), b = select_items(scorer, 3, 42),
+             c = select_items(scorer, 0, 42);
   EXPECT_EQ(a, b);
   EXPECT_EQ(a[0].size(), 3u);
   EXPECT_EQ(c[0].size(), 8u);

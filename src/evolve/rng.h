@@ -1,6 +1,6 @@
 // The optimiser's own random number generator, so a seeded run replays bit for bit on any standard
-// library: xoshiro256** (Blackman & Vigna) seeded through splitmix64, uniforms from the top 53 bits,
-// and normals by the Box-Muller transform written here (std::normal_distribution's output is
+// library: xoshiro256** (Blackman & Vigna) seeded through splitmix64, uniforms from the top 53
+// bits, and normals by the Box-Muller transform written here (std::normal_distribution's output is
 // implementation-defined and differs between libstdc++ and libc++).
 //
 // The only platform-dependent pieces are std::log/std::cos/std::sin in normal(); on one machine and

@@ -14,7 +14,9 @@ nlohmann::json num(double v) {
   if (std::isfinite(v)) return v;
   return nullptr;
 }
-double get_num(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
+double get_num(const nlohmann::json& j) {
+  return j.is_number() ? j.get<double>() : std::nan("");
+}
 }  // namespace
 
 nlohmann::json PhaseOutcome::to_json() const {
@@ -49,7 +51,8 @@ uint64_t generation_item_seed(const PhaseSpec& spec, int64_t generation) {
   // Mix the phase name in, so PS and DFS draw different subsets from one run seed.
   uint64_t x = spec.items_seed;
   for (unsigned char c : spec.name) x = x * 131 + c;
-  if (spec.fresh_items_each_generation) x += 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(generation);
+  if (spec.fresh_items_each_generation)
+    x += 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(generation);
   return splitmix64(x);
 }
 
@@ -65,18 +68,20 @@ PhaseOutcome run_phase(RunStore& store, Evaluator& evaluator, const PhaseSpec& s
   if (auto last = store.last_state(spec.name)) {
     es = Cmaes::from_blob(last->state);
     if (es->dimension() != static_cast<int>(spec.x0.size()))
-      fail("evolve", "{}: stored phase '{}' has dimension {}, the config gives {}", store.path().string(), spec.name,
-           es->dimension(), spec.x0.size());
+      fail("evolve", "{}: stored phase '{}' has dimension {}, the config gives {}",
+           store.path().string(), spec.name, es->dimension(), spec.x0.size());
     outcome.resumed = true;
   } else {
     CmaesOptions opt = spec.cmaes;
     opt.lower = spec.lower;
     opt.upper = spec.upper;
-    es.emplace(Eigen::Map<const Eigen::VectorXd>(spec.x0.data(), static_cast<Eigen::Index>(spec.x0.size())),
+    es.emplace(Eigen::Map<const Eigen::VectorXd>(spec.x0.data(),
+                                                 static_cast<Eigen::Index>(spec.x0.size())),
                spec.sigma0, opt);
   }
 
-  double best_so_far = es->best_f() < std::numeric_limits<double>::infinity() ? -es->best_f() : -INFINITY;
+  double best_so_far =
+      es->best_f() < std::numeric_limits<double>::infinity() ? -es->best_f() : -INFINITY;
   int64_t ran = 0;
   while (!es->stopped()) {
     const int64_t generation = es->generation() + 1;
@@ -85,9 +90,11 @@ PhaseOutcome run_phase(RunStore& store, Evaluator& evaluator, const PhaseSpec& s
     for (const auto& x : X) genomes.emplace_back(x.data(), x.data() + x.size());
     const auto t0 = std::chrono::steady_clock::now();
     auto evals = evaluator.evaluate(genomes, generation_item_seed(spec, generation));
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (evals.size() != genomes.size())
-      fail("evolve", "the evaluator returned {} results for {} candidates", evals.size(), genomes.size());
+      fail("evolve", "the evaluator returned {} results for {} candidates", evals.size(),
+           genomes.size());
 
     // CMA-ES minimises: f = -fitness; a failed candidate ranks worst (NaN).
     std::vector<double> f(evals.size());
@@ -140,7 +147,8 @@ PhaseOutcome run_phase(RunStore& store, Evaluator& evaluator, const PhaseSpec& s
       on_generation(rep);
     }
     ++ran;
-    if (spec.stop_after_generations > 0 && ran >= spec.stop_after_generations && !es->stopped()) break;
+    if (spec.stop_after_generations > 0 && ran >= spec.stop_after_generations && !es->stopped())
+      break;
   }
 
   outcome.finished = es->stopped();

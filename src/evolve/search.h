@@ -1,6 +1,6 @@
 // The search loop of one phase (PS or DFS): CMA-ES ask -> evaluate a whole generation -> tell ->
-// persist the generation (candidates + optimiser state, one transaction) -> report. Resumes from the
-// run store's last complete generation; a resumed run with the same seed ends exactly where an
+// persist the generation (candidates + optimiser state, one transaction) -> report. Resumes from
+// the run store's last complete generation; a resumed run with the same seed ends exactly where an
 // uninterrupted one would (the optimiser state is restored bit for bit, and each generation's item
 // subset is a pure function of the run seed and the generation number).
 //
@@ -35,16 +35,17 @@ class Evaluator {
   virtual ~Evaluator() = default;
   // Every genome of a generation, in order. `item_seed` selects the generation's item subset: all
   // candidates of one generation are scored on the same items (common random numbers).
-  virtual std::vector<Evaluation> evaluate(const std::vector<std::vector<double>>& genomes, uint64_t item_seed) = 0;
+  virtual std::vector<Evaluation> evaluate(const std::vector<std::vector<double>>& genomes,
+                                           uint64_t item_seed) = 0;
 };
 
 struct PhaseSpec {
-  std::string name;                    // "ps", "dfs": the run store's phase key
-  std::vector<double> x0;              // feasible start
-  std::vector<double> lower, upper;    // empty: unbounded (entries may be +-inf for free genes)
-  double sigma0 = 1.0 / 6;             // the paper's (Optuna's) default for [0, 1] genes
-  CmaesOptions cmaes;                  // lambda, seed, separable, restarts, termination
-  uint64_t items_seed = 0;             // seed of the item subsets
+  std::string name;                  // "ps", "dfs": the run store's phase key
+  std::vector<double> x0;            // feasible start
+  std::vector<double> lower, upper;  // empty: unbounded (entries may be +-inf for free genes)
+  double sigma0 = 1.0 / 6;           // the paper's (Optuna's) default for [0, 1] genes
+  CmaesOptions cmaes;                // lambda, seed, separable, restarts, termination
+  uint64_t items_seed = 0;           // seed of the item subsets
   bool fresh_items_each_generation = false;  // the paper's DFS minibatches; else one fixed subset
   // Return (unfinished) after this many generations in this call; 0: run to the end. For
   // time-boxed runs and the resume tests.
@@ -65,14 +66,14 @@ struct GenerationReport {
 };
 
 struct PhaseOutcome {
-  bool finished = false;   // the optimiser stopped (false: stop_after_generations returned early)
-  bool resumed = false;    // continued from a stored state
+  bool finished = false;  // the optimiser stopped (false: stop_after_generations returned early)
+  bool resumed = false;   // continued from a stored state
   StopReason stop = StopReason::None;
   int64_t generations = 0;
   int64_t evaluations = 0;
-  std::vector<double> best_x;    // best evaluated genome (feasible)
+  std::vector<double> best_x;  // best evaluated genome (feasible)
   double best_fitness = 0;
-  std::vector<double> mean_x;    // the final distribution mean (feasible): a less noisy pick
+  std::vector<double> mean_x;  // the final distribution mean (feasible): a less noisy pick
   nlohmann::json to_json() const;
   static PhaseOutcome from_json(const nlohmann::json& j);
 };

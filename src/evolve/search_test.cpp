@@ -17,20 +17,23 @@ namespace {
 struct TempDir {
   fs::path path;
   explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("evomerge-search-test-" + name + "-" + std::to_string(::getpid()));
+    path = fs::temp_directory_path() /
+           ("evomerge-search-test-" + name + "-" + std::to_string(::getpid()));
     fs::remove_all(path);
   }
   ~TempDir() { fs::remove_all(path); }
 };
 
-// A quantised, item-based stand-in for "accuracy of a merge": 40 items, item i is answered correctly
-// when the candidate is within radius r_i of the target (r_i spread over [0.05, 0.6]); the generation's
-// subset of 20 items comes from item_seed. Fails (like a broken merge) when x[0] > 0.95.
+// A quantised, item-based stand-in for "accuracy of a merge": 40 items, item i is answered
+// correctly when the candidate is within radius r_i of the target (r_i spread over [0.05, 0.6]);
+// the generation's subset of 20 items comes from item_seed. Fails (like a broken merge) when x[0] >
+// 0.95.
 class ToyEvaluator : public Evaluator {
  public:
   int calls = 0;
   std::vector<uint64_t> seeds;
-  std::vector<Evaluation> evaluate(const std::vector<std::vector<double>>& genomes, uint64_t item_seed) override {
+  std::vector<Evaluation> evaluate(const std::vector<std::vector<double>>& genomes,
+                                   uint64_t item_seed) override {
     ++calls;
     seeds.push_back(item_seed);
     Rng rng(item_seed);
@@ -98,7 +101,8 @@ TEST(RunPhase, PersistsEveryGenerationAndImproves) {
   auto store = RunStore::open(dir.path, info());
   ToyEvaluator ev;
   std::vector<GenerationReport> reports;
-  const auto out = run_phase(store, ev, spec(), [&](const GenerationReport& r) { reports.push_back(r); });
+  const auto out =
+      run_phase(store, ev, spec(), [&](const GenerationReport& r) { reports.push_back(r); });
   EXPECT_TRUE(out.finished);
   ASSERT_EQ(static_cast<int64_t>(reports.size()), out.generations);
   EXPECT_EQ(store.last_state("ps")->generation, out.generations);

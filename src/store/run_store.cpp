@@ -1,12 +1,12 @@
 #include "store/run_store.h"
 
+#include <fmt/format.h>
 #include <bit>
 #include <chrono>
 #include <cmath>
-#include <utility>
 #include <cstring>
 #include <ctime>
-#include <fmt/format.h>
+#include <utility>
 
 #include "common/error.h"
 
@@ -96,7 +96,8 @@ std::string now_utc() {
 // A prepared statement with positional binds; finalised on scope exit.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const std::string& sql, const std::filesystem::path& where) : db_(db), where_(where) {
+  Stmt(sqlite3* db, const std::string& sql, const std::filesystem::path& where)
+      : db_(db), where_(where) {
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK)
       fail("store", "{}: {} (in: {})", where_.string(), sqlite3_errmsg(db), sql);
   }
@@ -104,7 +105,9 @@ class Stmt {
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
-  Stmt& bind(int i, const std::string& v) { return check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT)); }
+  Stmt& bind(int i, const std::string& v) {
+    return check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
   Stmt& bind(int i, int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
   Stmt& bind(int i, double v) { return check(sqlite3_bind_double(s_, i, v)); }
   Stmt& bind_blob(int i, const void* p, size_t n) {
@@ -144,7 +147,8 @@ class Stmt {
   std::filesystem::path where_;
 };
 
-nlohmann::json parse_json_column(const std::string& text, const std::filesystem::path& where, const char* column) {
+nlohmann::json parse_json_column(const std::string& text, const std::filesystem::path& where,
+                                 const char* column) {
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
@@ -160,8 +164,10 @@ std::vector<uint8_t> to_le_bytes(const std::vector<T>& v) {
   return out;
 }
 template <typename T>
-std::vector<T> from_le_bytes(const std::vector<uint8_t>& b, size_t n, const std::filesystem::path& where) {
-  if (b.size() != n * sizeof(T)) fail("store", "{}: item_result blob of {} bytes for {} items", where.string(), b.size(), n);
+std::vector<T> from_le_bytes(const std::vector<uint8_t>& b, size_t n,
+                             const std::filesystem::path& where) {
+  if (b.size() != n * sizeof(T))
+    fail("store", "{}: item_result blob of {} bytes for {} items", where.string(), b.size(), n);
   std::vector<T> out(n);
   if (n) std::memcpy(out.data(), b.data(), b.size());
   return out;
@@ -220,8 +226,10 @@ RunStore RunStore::open(const std::filesystem::path& dir, RunInfo info) {
       for (size_t i = 0; i < patch.size() && i < 8; ++i)
         fields += (i ? ", " : "") + patch[i].value("path", std::string("?"));
       if (patch.size() > 8) fields += fmt::format(", ... ({} in all)", patch.size());
-      fail("store", "{}: this run folder was made by a different config (differs at {}); refusing to resume "
-           "it: use a new --run folder, or the original config", store.path_.string(), fields.empty() ? "?" : fields);
+      fail("store",
+           "{}: this run folder was made by a different config (differs at {}); refusing to resume "
+           "it: use a new --run folder, or the original config",
+           store.path_.string(), fields.empty() ? "?" : fields);
     }
     store.info_ = old.info_;
     store.resumed_ = true;
@@ -232,7 +240,8 @@ RunStore RunStore::open(const std::filesystem::path& dir, RunInfo info) {
   store.exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str());
   info.created = now_utc();
   Stmt(store.db_,
-       "INSERT INTO run (id, config_json, config_text, config_hash, created, evomerge_version, seed) "
+       "INSERT INTO run (id, config_json, config_text, config_hash, created, evomerge_version, "
+       "seed) "
        "VALUES (1, ?, ?, ?, ?, ?, ?)",
        store.path_)
       .bind(1, info.config.dump())
@@ -250,17 +259,20 @@ RunStore RunStore::open(const std::filesystem::path& dir, RunInfo info) {
 RunStore RunStore::open_existing(const std::filesystem::path& dir) {
   RunStore store;
   store.path_ = dir / "run.db";
-  if (!std::filesystem::exists(store.path_)) fail("store", "{}: no run database here", store.path_.string());
+  if (!std::filesystem::exists(store.path_))
+    fail("store", "{}: no run database here", store.path_.string());
   store.db_ = open_db(store.path_, false);
   store.exec("PRAGMA foreign_keys=ON;");
   {
     Stmt v(store.db_, "PRAGMA user_version", store.path_);
     v.step();
     if (v.i64(0) != kSchemaVersion)
-      fail("store", "{}: schema version {} (this evomerge reads version {})", store.path_.string(), v.i64(0),
-           kSchemaVersion);
+      fail("store", "{}: schema version {} (this evomerge reads version {})", store.path_.string(),
+           v.i64(0), kSchemaVersion);
   }
-  Stmt q(store.db_, "SELECT config_json, config_text, config_hash, created, evomerge_version, seed FROM run WHERE id = 1",
+  Stmt q(store.db_,
+         "SELECT config_json, config_text, config_hash, created, evomerge_version, seed FROM run "
+         "WHERE id = 1",
          store.path_);
   if (!q.step()) fail("store", "{}: table 'run' has no row", store.path_.string());
   store.info_.config = parse_json_column(q.text(0), store.path_, "run.config_json");
@@ -274,7 +286,10 @@ RunStore RunStore::open_existing(const std::filesystem::path& dir) {
 }
 
 RunStore::RunStore(RunStore&& o) noexcept
-    : db_(std::exchange(o.db_, nullptr)), path_(std::move(o.path_)), info_(std::move(o.info_)), resumed_(o.resumed_) {}
+    : db_(std::exchange(o.db_, nullptr)),
+      path_(std::move(o.path_)),
+      info_(std::move(o.info_)),
+      resumed_(o.resumed_) {}
 RunStore& RunStore::operator=(RunStore&& o) noexcept {
   if (this != &o) {
     if (db_) sqlite3_close(db_);
@@ -289,42 +304,60 @@ RunStore::~RunStore() {
   if (db_) sqlite3_close(db_);
 }
 
-void RunStore::commit_generation(const std::vector<CandidateRecord>& candidates, const OptimiserState& state) {
+void RunStore::commit_generation(const std::vector<CandidateRecord>& candidates,
+                                 const OptimiserState& state) {
   exec("BEGIN IMMEDIATE");
   try {
     {
       Stmt dup(db_, "SELECT 1 FROM optimiser_state WHERE phase = ? AND generation = ?", path_);
       dup.bind(1, state.phase).bind(2, state.generation);
-      if (dup.step()) fail("store", "{}: generation {} of phase '{}' is already stored", path_.string(), state.generation, state.phase);
+      if (dup.step())
+        fail("store", "{}: generation {} of phase '{}' is already stored", path_.string(),
+             state.generation, state.phase);
     }
     for (const auto& c : candidates) {
       EM_ASSERT(c.phase == state.phase && c.generation == state.generation);
       Stmt ins(db_,
-               "INSERT INTO candidate (phase, generation, idx, genome, params, task_scores, fitness, status, error, "
+               "INSERT INTO candidate (phase, generation, idx, genome, params, task_scores, "
+               "fitness, status, error, "
                "eval_seconds, merge_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                path_);
       ins.bind(1, c.phase).bind(2, c.generation).bind(3, static_cast<int64_t>(c.index));
       ins.bind(4, c.genome.dump()).bind(5, c.params.dump()).bind(6, c.task_scores.dump());
-      if (c.ok && std::isfinite(c.fitness)) ins.bind(7, c.fitness);
-      else ins.bind_null(7);
+      if (c.ok && std::isfinite(c.fitness))
+        ins.bind(7, c.fitness);
+      else
+        ins.bind_null(7);
       ins.bind(8, std::string(c.ok ? "ok" : "failed"));
-      if (c.ok) ins.bind_null(9);
-      else ins.bind(9, c.error);
+      if (c.ok)
+        ins.bind_null(9);
+      else
+        ins.bind(9, c.error);
       ins.bind(10, c.eval_seconds).bind(11, c.merge_seconds);
       ins.step();
       const int64_t id = sqlite3_last_insert_rowid(db_);
       for (const auto& it : c.items) {
         EM_ASSERT(it.items.size() == it.scores.size());
         const auto ib = to_le_bytes(it.items), sb = to_le_bytes(it.scores);
-        Stmt ir(db_, "INSERT INTO item_result (candidate_id, task, split, n_items, items, scores) VALUES (?, ?, ?, ?, ?, ?)",
+        Stmt ir(db_,
+                "INSERT INTO item_result (candidate_id, task, split, n_items, items, scores) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 path_);
-        ir.bind(1, id).bind(2, it.task).bind(3, it.split).bind(4, static_cast<int64_t>(it.items.size()));
+        ir.bind(1, id)
+            .bind(2, it.task)
+            .bind(3, it.split)
+            .bind(4, static_cast<int64_t>(it.items.size()));
         ir.bind_blob(5, ib.data(), ib.size()).bind_blob(6, sb.data(), sb.size());
         ir.step();
       }
     }
-    Stmt st(db_, "INSERT INTO optimiser_state (phase, generation, state, extra, created) VALUES (?, ?, ?, ?, ?)", path_);
-    st.bind(1, state.phase).bind(2, state.generation).bind_blob(3, state.state.data(), state.state.size());
+    Stmt st(db_,
+            "INSERT INTO optimiser_state (phase, generation, state, extra, created) VALUES (?, ?, "
+            "?, ?, ?)",
+            path_);
+    st.bind(1, state.phase)
+        .bind(2, state.generation)
+        .bind_blob(3, state.state.data(), state.state.size());
     st.bind(4, state.extra.dump()).bind(5, now_utc());
     st.step();
     exec("COMMIT");
@@ -335,7 +368,10 @@ void RunStore::commit_generation(const std::vector<CandidateRecord>& candidates,
 }
 
 std::optional<OptimiserState> RunStore::last_state(const std::string& phase) const {
-  Stmt q(db_, "SELECT generation, state, extra FROM optimiser_state WHERE phase = ? ORDER BY generation DESC LIMIT 1", path_);
+  Stmt q(db_,
+         "SELECT generation, state, extra FROM optimiser_state WHERE phase = ? ORDER BY generation "
+         "DESC LIMIT 1",
+         path_);
   q.bind(1, phase);
   if (!q.step()) return std::nullopt;
   OptimiserState s;
@@ -348,12 +384,15 @@ std::optional<OptimiserState> RunStore::last_state(const std::string& phase) con
 
 namespace {
 constexpr const char* kCandidateColumns =
-    "id, phase, generation, idx, genome, params, task_scores, fitness, status, error, eval_seconds, merge_seconds";
+    "id, phase, generation, idx, genome, params, task_scores, fitness, status, error, "
+    "eval_seconds, merge_seconds";
 }
 
-std::vector<CandidateRecord> RunStore::candidates(const std::string& phase, int64_t generation, bool with_items) const {
-  std::string sql = fmt::format("SELECT {} FROM candidate WHERE phase = ?{} ORDER BY generation, idx", kCandidateColumns,
-                                generation >= 0 ? " AND generation = ?" : "");
+std::vector<CandidateRecord> RunStore::candidates(const std::string& phase, int64_t generation,
+                                                  bool with_items) const {
+  std::string sql =
+      fmt::format("SELECT {} FROM candidate WHERE phase = ?{} ORDER BY generation, idx",
+                  kCandidateColumns, generation >= 0 ? " AND generation = ?" : "");
   Stmt q(db_, sql, path_);
   q.bind(1, phase);
   if (generation >= 0) q.bind(2, generation);
@@ -376,14 +415,18 @@ std::vector<CandidateRecord> RunStore::candidates(const std::string& phase, int6
   }
   if (with_items) {
     for (auto& c : out) {
-      Stmt ir(db_, "SELECT task, split, n_items, items, scores FROM item_result WHERE candidate_id = ? ORDER BY task, split", path_);
+      Stmt ir(db_,
+              "SELECT task, split, n_items, items, scores FROM item_result WHERE candidate_id = ? "
+              "ORDER BY task, split",
+              path_);
       ir.bind(1, c.id);
       while (ir.step()) {
         ItemResults r;
         r.task = ir.text(0);
         r.split = ir.text(1);
         const auto n = ir.i64(2);
-        if (n < 0 || n > (int64_t{1} << 31)) fail("store", "{}: item_result n_items {} out of range", path_.string(), n);
+        if (n < 0 || n > (int64_t{1} << 31))
+          fail("store", "{}: item_result n_items {} out of range", path_.string(), n);
         r.items = from_le_bytes<int32_t>(ir.blob(3), static_cast<size_t>(n), path_);
         r.scores = from_le_bytes<float>(ir.blob(4), static_cast<size_t>(n), path_);
         c.items.push_back(std::move(r));
@@ -395,7 +438,8 @@ std::vector<CandidateRecord> RunStore::candidates(const std::string& phase, int6
 
 std::optional<CandidateRecord> RunStore::best_candidate(const std::string& phase) const {
   Stmt q(db_,
-         "SELECT generation, idx FROM candidate WHERE phase = ? AND status = 'ok' AND fitness IS NOT NULL "
+         "SELECT generation, idx FROM candidate WHERE phase = ? AND status = 'ok' AND fitness IS "
+         "NOT NULL "
          "ORDER BY fitness DESC, generation, idx LIMIT 1",
          path_);
   q.bind(1, phase);
@@ -407,7 +451,9 @@ std::optional<CandidateRecord> RunStore::best_candidate(const std::string& phase
 }
 
 void RunStore::set_phase_done(const std::string& phase, const nlohmann::json& result) {
-  Stmt(db_, "INSERT OR REPLACE INTO phase (name, status, result, finished) VALUES (?, 'done', ?, ?)", path_)
+  Stmt(db_,
+       "INSERT OR REPLACE INTO phase (name, status, result, finished) VALUES (?, 'done', ?, ?)",
+       path_)
       .bind(1, phase)
       .bind(2, result.dump())
       .bind(3, now_utc())
@@ -423,7 +469,8 @@ std::optional<nlohmann::json> RunStore::phase_result(const std::string& phase) c
 
 void RunStore::add_final_result(const FinalResult& r) {
   Stmt(db_,
-       "INSERT INTO final_result (label, split, task_scores, score, ci_low, ci_high, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+       "INSERT INTO final_result (label, split, task_scores, score, ci_low, ci_high, details) "
+       "VALUES (?, ?, ?, ?, ?, ?, ?)",
        path_)
       .bind(1, r.label)
       .bind(2, r.split)
@@ -436,7 +483,10 @@ void RunStore::add_final_result(const FinalResult& r) {
 }
 
 std::vector<FinalResult> RunStore::final_results() const {
-  Stmt q(db_, "SELECT label, split, task_scores, score, ci_low, ci_high, details FROM final_result ORDER BY id", path_);
+  Stmt q(db_,
+         "SELECT label, split, task_scores, score, ci_low, ci_high, details FROM final_result "
+         "ORDER BY id",
+         path_);
   std::vector<FinalResult> out;
   while (q.step()) {
     FinalResult r;
@@ -452,7 +502,9 @@ std::vector<FinalResult> RunStore::final_results() const {
   return out;
 }
 
-void RunStore::clear_final_results() { exec("DELETE FROM final_result"); }
+void RunStore::clear_final_results() {
+  exec("DELETE FROM final_result");
+}
 
 void RunStore::add_artifact(const std::string& kind, const std::filesystem::path& path) {
   Stmt(db_, "INSERT INTO artifact (kind, path, created) VALUES (?, ?, ?)", path_)

@@ -4,8 +4,8 @@
 // the schema with example queries.
 //
 // Atomicity: commit_generation() writes a generation's candidates, their item results and the
-// optimiser state in one transaction, so after a crash the database holds whole generations only and
-// resume continues from the last one (last_state()).
+// optimiser state in one transaction, so after a crash the database holds whole generations only
+// and resume continues from the last one (last_state()).
 //
 // Identity: a run folder belongs to one config. open() on an existing folder compares the config
 // hash and refuses ("[store] runs/x/run.db: made by a different config (differs at /ps/granularity,
@@ -23,8 +23,8 @@
 
 namespace evomerge {
 
-// Stable 64-bit FNV-1a of the config's canonical JSON (json::dump(): keys sorted), as 16 hex digits.
-// An identity check, not a security measure.
+// Stable 64-bit FNV-1a of the config's canonical JSON (json::dump(): keys sorted), as 16 hex
+// digits. An identity check, not a security measure.
 std::string config_hash(const nlohmann::json& config);
 
 struct RunInfo {
@@ -49,13 +49,13 @@ struct ItemResults {
 struct CandidateRecord {
   std::string phase;  // "ps", "dfs", ...
   int64_t generation = 0;
-  int index = 0;  // position in the generation's population
+  int index = 0;          // position in the generation's population
   nlohmann::json genome;  // the raw genome (array of numbers)
   nlohmann::json params;  // the decoded candidate (merge parameters or layer path), for queries
   nlohmann::json task_scores = nlohmann::json::object();  // {"task": score}
-  double fitness = 0;      // the optimiser's view (higher is better)
+  double fitness = 0;                                     // the optimiser's view (higher is better)
   bool ok = true;
-  std::string error;       // when !ok
+  std::string error;  // when !ok
   double eval_seconds = 0;
   double merge_seconds = 0;
   std::vector<ItemResults> items;
@@ -64,8 +64,8 @@ struct CandidateRecord {
 
 struct OptimiserState {
   std::string phase;
-  int64_t generation = 0;  // the generation this state follows (1 = after the first)
-  std::vector<uint8_t> state;   // opaque (Cmaes::to_blob())
+  int64_t generation = 0;      // the generation this state follows (1 = after the first)
+  std::vector<uint8_t> state;  // opaque (Cmaes::to_blob())
   nlohmann::json extra = nlohmann::json::object();  // e.g. item-subset RNG, evaluation counters
 };
 
@@ -73,7 +73,7 @@ struct FinalResult {
   std::string label;  // "parent: A", "uniform best", "ps best #1", "ps mean", ...
   std::string split;
   nlohmann::json task_scores = nlohmann::json::object();
-  double score = 0;  // weighted fitness
+  double score = 0;                // weighted fitness
   double ci_low = 0, ci_high = 0;  // 95% interval of `score`
   nlohmann::json details = nlohmann::json::object();
 };
@@ -98,7 +98,8 @@ class RunStore {
 
   // One transaction: the candidates (with item results) and the optimiser state. Fails (and writes
   // nothing) if that phase/generation is already stored.
-  void commit_generation(const std::vector<CandidateRecord>& candidates, const OptimiserState& state);
+  void commit_generation(const std::vector<CandidateRecord>& candidates,
+                         const OptimiserState& state);
   // The state after the last complete generation of `phase`, if any.
   std::optional<OptimiserState> last_state(const std::string& phase) const;
   // Candidates of one generation (generation < 0: all of the phase), ordered by generation, index.

@@ -65,7 +65,8 @@ TEST(RunStore, CreatesWalDatabaseAndRoundTripsGenerations) {
     EXPECT_FALSE(store.resumed());
     EXPECT_EQ(store.info().config_hash, config_hash(make_info().config));
     EXPECT_FALSE(store.last_state("ps").has_value());
-    store.commit_generation({make_candidate("ps", 1, 0, 0.5), make_candidate("ps", 1, 1, 0.75)}, make_state("ps", 1));
+    store.commit_generation({make_candidate("ps", 1, 0, 0.5), make_candidate("ps", 1, 1, 0.75)},
+                            make_state("ps", 1));
     auto failed = make_candidate("ps", 2, 0, 0.0);
     failed.ok = false;
     failed.error = "merge failed: tensor x";
@@ -110,11 +111,13 @@ TEST(RunStore, GenerationIsAtomic) {
   auto store = RunStore::open(dir.path, make_info());
   store.commit_generation({make_candidate("ps", 1, 0, 0.5)}, make_state("ps", 1));
   // A second commit of generation 1 fails and leaves nothing of itself behind.
-  EXPECT_THROW(store.commit_generation({make_candidate("ps", 1, 5, 0.9)}, make_state("ps", 1)), Error);
-  // A duplicate candidate index inside one generation violates UNIQUE: nothing of it is written.
-  EXPECT_THROW(store.commit_generation({make_candidate("ps", 2, 0, 0.1), make_candidate("ps", 2, 0, 0.2)},
-                                       make_state("ps", 2)),
+  EXPECT_THROW(store.commit_generation({make_candidate("ps", 1, 5, 0.9)}, make_state("ps", 1)),
                Error);
+  // A duplicate candidate index inside one generation violates UNIQUE: nothing of it is written.
+  EXPECT_THROW(
+      store.commit_generation({make_candidate("ps", 2, 0, 0.1), make_candidate("ps", 2, 0, 0.2)},
+                              make_state("ps", 2)),
+      Error);
   EXPECT_EQ(store.candidates("ps").size(), 1u);
   EXPECT_EQ(store.last_state("ps")->generation, 1);
   // The store is still usable afterwards.
@@ -165,7 +168,8 @@ TEST(RunStore, CorruptOrForeignDatabaseFailsClearly) {
   fs::create_directories(dir.path);
   {
     std::FILE* f = std::fopen((dir.path / "run.db").c_str(), "wb");
-    std::fputs("this is not a database, just text that is long enough to look like a header......", f);
+    std::fputs("this is not a database, just text that is long enough to look like a header......",
+               f);
     std::fclose(f);
   }
   EXPECT_THROW(RunStore::open(dir.path, make_info()), Error);
