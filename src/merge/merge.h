@@ -177,7 +177,8 @@ struct MergeStats {
 };
 
 // Runs plans. Owns a thread pool and per-thread f32 scratch that is kept between calls, so merging
-// many candidates allocates nothing after the first.
+// many candidates allocates nothing after the first. One thread uses a Merger at a time (it
+// parallelises internally); use one Merger per concurrent caller.
 class Merger {
  public:
   explicit Merger(MergeOptions options = {});

@@ -229,20 +229,16 @@ void sparsify(const Run& r, Sparsifier kind, float* d, double density, double ex
     case Sparsifier::Magnitude: {
       // Top-k of |d|, k = int(density * n). mergekit asserts k > 0; we return zeros instead.
       const size_t k = density <= 0 ? 0 : static_cast<size_t>(density * static_cast<double>(n));
-      float* mag = scratch(62, n);
-      r.each([&](size_t b, size_t e) {
-        for (size_t i = b; i < e; ++i) mag[i] = std::fabs(d[i]);
-      });
       if (k == 0) {
         std::fill(d, d + n, 0.0f);
         break;
       }
       if (k >= n) break;
       // Keep ranks [n-k, n) of |d| (ties by index: the earliest equal values are kept first).
-      const RankValue rv = rank_value(mag, n, n - k);
+      const RankValue rv = rank_value_of_abs(d, n, n - k);
       size_t quota = rv.less + rv.equal - (n - k);  // equal values to keep
       for (size_t i = 0; i < n; ++i) {
-        const float m = mag[i];
+        const float m = std::fabs(d[i]);
         if (m > rv.value) continue;
         if (m == rv.value && quota > 0) {
           --quota;
@@ -960,20 +956,22 @@ inline uint32_t float_key(float v) {
 inline float key_float(uint32_t k) { return bits_to_f32((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
 }  // namespace
 
-RankValue rank_value(const float* values, size_t n, size_t r) {
-  // Radix select on the 32-bit keys: digits of 11, 11 and 10 bits, most significant first. Each
-  // pass histograms the elements whose higher digits match the prefix found so far.
+namespace {
+// Radix select on 32-bit keys: digits of 11, 11 and 10 bits, most significant first. Each pass
+// histograms the elements whose higher digits match the prefix found so far.
+template <typename KeyOf>
+uint32_t radix_select(size_t n, size_t r, KeyOf key_of, size_t& less, size_t& equal) {
   EM_ASSERT(r < n);
   constexpr int kShift[3] = {21, 10, 0};
   constexpr uint32_t kWidth[3] = {11, 11, 10};
   uint32_t prefix = 0, prefix_mask = 0;
-  size_t less = 0, equal = 0;
+  less = equal = 0;
   std::vector<size_t> hist;
   for (int p = 0; p < 3; ++p) {
     const uint32_t digit_mask = (1u << kWidth[p]) - 1;
     hist.assign(size_t{1} << kWidth[p], 0);
     for (size_t i = 0; i < n; ++i) {
-      const uint32_t k = float_key(values[i]);
+      const uint32_t k = key_of(i);
       if ((k & prefix_mask) == prefix) ++hist[(k >> kShift[p]) & digit_mask];
     }
     size_t need = r - less;
@@ -988,7 +986,24 @@ RankValue rank_value(const float* values, size_t n, size_t r) {
     prefix_mask |= digit_mask << kShift[p];
     equal = hist[b];
   }
-  return {key_float(prefix), less, equal};
+  return prefix;
+}
+}  // namespace
+
+RankValue rank_value(const float* values, size_t n, size_t r) {
+  RankValue rv;
+  uint32_t k = radix_select(n, r, [values](size_t i) { return float_key(values[i]); }, rv.less, rv.equal);
+  rv.value = key_float(k);
+  return rv;
+}
+
+RankValue rank_value_of_abs(const float* values, size_t n, size_t r) {
+  // |x| is non-negative: its key is its bits with the top bit set (no separate |x| buffer).
+  RankValue rv;
+  uint32_t k = radix_select(n, r, [values](size_t i) { return f32_to_bits(std::fabs(values[i])) | 0x80000000u; }, rv.less,
+                            rv.equal);
+  rv.value = key_float(k);
+  return rv;
 }
 
 void ParallelFor::run(size_t n_chunks, const std::function<void(size_t)>& fn) const {

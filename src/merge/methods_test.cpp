@@ -380,6 +380,14 @@ TEST(Selection, RadixSelectMatchesNthElement) {
     EXPECT_EQ(a.less, b.less) << r;
     EXPECT_EQ(a.equal, b.equal) << r;
   }
+  std::vector<float> absv(v.size());
+  for (size_t i = 0; i < v.size(); ++i) absv[i] = std::fabs(v[i]);
+  for (size_t r : {size_t{0}, size_t{1200}, size_t{4999}}) {
+    RankValue a = rank_value_of_abs(v.data(), v.size(), r), b = rank_value_reference(absv.data(), absv.size(), r);
+    EXPECT_EQ(a.value, b.value) << r;
+    EXPECT_EQ(a.less, b.less) << r;
+    EXPECT_EQ(a.equal, b.equal) << r;
+  }
   float one[1] = {-3.5f};
   EXPECT_EQ(rank_value(one, 1, 0).value, -3.5f);
 }
