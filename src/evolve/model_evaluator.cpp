@@ -83,7 +83,8 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
   double optimistic = NAN;
   if (race_threshold) {
     const double thr = *race_threshold;
-    so.race = [&](const eval::RaceUpdate& u) {
+    so.race = [thr,
+               &optimistic](const eval::RaceUpdate& u) {  // thr by value: it dies with this block
       const double bound =
           (u.correct + static_cast<double>(u.total - u.done)) / static_cast<double>(u.total);
       optimistic = bound;
