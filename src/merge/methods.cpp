@@ -237,15 +237,18 @@ void sparsify(const Run& r, Sparsifier kind, float* d, double density, double ex
       // Keep ranks [n-k, n) of |d| (ties by index: the earliest equal values are kept first).
       const RankValue rv = rank_value_of_abs(d, n, n - k);
       size_t quota = rv.less + rv.equal - (n - k);  // equal values to keep
-      for (size_t i = 0; i < n; ++i) {
-        const float m = std::fabs(d[i]);
-        if (m > rv.value) continue;
-        if (m == rv.value && quota > 0) {
-          --quota;
-          continue;
-        }
-        d[i] = 0.0f;
-      }
+      const float v = rv.value;
+      // Branch-free (vectorised) cut below the threshold, then, only when some values equal to the
+      // threshold must go, a second pass keeping the first `quota` of them.
+      r.each([&](size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i) d[i] = std::fabs(d[i]) >= v ? d[i] : 0.0f;
+      });
+      if (quota < rv.equal)
+        for (size_t i = 0; i < n; ++i)
+          if (std::fabs(d[i]) == v) {
+            if (quota > 0) --quota;
+            else d[i] = 0.0f;
+          }
       break;
     }
     case Sparsifier::Random: {
