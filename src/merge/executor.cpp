@@ -106,23 +106,26 @@ void Merger::Impl::merge(const MergePlan& plan, const PlanTensor& t, float* dst)
   args.seed = plan.random_seed;
   args.parallel = &pool;
   const size_t chunks = (n + kConvertChunk - 1) / kConvertChunk;
+  std::vector<TensorView> views(t.inputs.size());
   for (size_t i = 0; i < t.inputs.size(); ++i) {
     const PlanInput& in = t.inputs[i];
-    const SourceModel& m = *plan.models[in.model];
-    TensorView v = m.stored(in.tensor);
+    views[i] = plan.models[in.model]->stored(in.tensor);
     // Embedding rows beyond the common vocabulary are not read: the first n elements are the rows
     // kept (row-major, same columns).
-    EM_ASSERT(static_cast<size_t>(v.numel()) >= n);
-    auto& buf = inputs[i];
-    if (buf.size() < n) buf.resize(n);
-    const size_t es = dtype_size(v.dtype);
-    pool.run(chunks, [&](size_t c) {
-      size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
-      convert_to_f32(v.dtype, v.data + b * es, buf.data() + b, e - b);
-    });
-    if (m.has_lora()) m.add_lora_delta(in.tensor, buf.data());
-    args.inputs.push_back(buf.data());
+    EM_ASSERT(static_cast<size_t>(views[i].numel()) >= n);
+    if (inputs[i].size() < n) inputs[i].resize(n);
+    args.inputs.push_back(inputs[i].data());
     args.params.push_back(&in.params);
+  }
+  // One parallel region converts every input (fewer fork/join points).
+  pool.run(chunks * t.inputs.size(), [&](size_t c) {
+    const size_t i = c / chunks, b = (c % chunks) * kConvertChunk, e = std::min(n, b + kConvertChunk);
+    const size_t es = dtype_size(views[i].dtype);
+    convert_to_f32(views[i].dtype, views[i].data + b * es, inputs[i].data() + b, e - b);
+  });
+  for (size_t i = 0; i < t.inputs.size(); ++i) {
+    const SourceModel& m = *plan.models[t.inputs[i].model];
+    if (m.has_lora()) m.add_lora_delta(t.inputs[i].tensor, inputs[i].data());
   }
   run_method(plan.method, args, dst);
 }
