@@ -26,6 +26,7 @@ class MergeFolders : public ::testing::Test {
     Progress::set_global_enabled(false);
     root_ = fs::temp_directory_path() / ("evomerge_merge_test_" + std::to_string(getpid()));
     fs::remove_all(root_);
+    fs::create_directories(root_ / "out");  // each test may run alone (ctest runs them one by one)
     make_tiny_model(root_ / "base", 1);
     make_tiny_model(root_ / "a", 2);
     make_tiny_model(root_ / "b", 3);
