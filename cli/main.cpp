@@ -51,6 +51,11 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "evomerge: error: out of memory\n");
     return 1;
+  } catch (const std::exception& e) {
+    // Safety net: library code reports outside-input problems as evomerge::Error; anything else
+    // (a std::filesystem error, say) still becomes one line and status 1, never terminate().
+    std::fprintf(stderr, "evomerge: error: %s\n", e.what());
+    return 1;
   }
   return 0;
 }

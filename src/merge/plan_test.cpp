@@ -325,6 +325,8 @@ TEST_F(MergeFolders, BadInputsFailClearlyAndLeaveNothing) {
                             ", parameters: {weight: 1, density: 0.5, epsilon: 0.5}}\n",
        "density 0.5 and epsilon 0.5"},
   };
+  // ctest runs each test in its own process: the folder earlier tests would have made may be absent.
+  fs::create_directories(root_ / "out");
   for (const auto& c : cases) {
     fs::path dir = out("bad");
     std::string e = merge_error(c.yaml, dir);
