@@ -39,6 +39,9 @@ class MergeFolders : public ::testing::Test {
     TinySpec tied;
     tied.tied = true;
     make_tiny_model(root_ / "tied", 6, tied);
+    TinySpec big_vocab;
+    big_vocab.vocab = 20;
+    make_tiny_model(root_ / "vocab20", 7, big_vocab);
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
 
@@ -274,6 +277,37 @@ TEST_F(MergeFolders, TiedInputsContributeEmbeddingsAsHead) {
   auto head = tensor_f32(dir, "lm_head.weight");
   auto e = tensor_f32(root_ / "tied", "model.embed_tokens.weight"), h = tensor_f32(root_ / "a", "lm_head.weight");
   for (size_t i = 0; i < head.size(); ++i) ASSERT_NEAR(head[i], 0.5f * (e[i] + h[i]), 1e-6);
+}
+
+TEST_F(MergeFolders, EmbeddingRowsRectifiedAndSliceEnds) {
+  // vocab 16 and 20: linear keeps the common 16 rows and says so in config.json (mergekit does not).
+  std::string yaml = "merge_method: linear\nout_dtype: float32\nmodels:\n  - {model: " + p("a") +
+                     ", parameters: {weight: 1}}\n  - {model: " + p("vocab20") + ", parameters: {weight: 3}}\n";
+  ModelCache cache;
+  MergePlan plan = build_plan(parse_merge_config(yaml), cache);
+  EXPECT_EQ(plan.find("model.embed_tokens.weight")->shape, (Shape{16, 8}));
+  EXPECT_EQ(plan.find("lm_head.weight")->shape, (Shape{16, 8}));
+  EXPECT_EQ(plan.out_config.vocab_size, 16);
+  Merger merger;
+  std::vector<float> e(16 * 8);
+  merger.merge_tensor_f32(plan, 0, e.data());
+  auto x = tensor_f32(root_ / "a", "model.embed_tokens.weight"), y = tensor_f32(root_ / "vocab20", "model.embed_tokens.weight");
+  for (size_t i = 0; i < e.size(); ++i) ASSERT_NEAR(e[i], (x[i] + 3 * y[i]) / 4, 1e-6);
+  // Gradients at slice ends: a 3-layer slice spans t = 0, 0.5, 1; a 1-layer slice has t = 1.
+  std::string sl = "merge_method: linear\nslices:\n"
+                   "  - sources:\n    - {model: " + p("a") + ", layer_range: [0, 3], parameters: {weight: [0, 1]}}\n"
+                   "    - {model: " + p("b") + ", layer_range: [0, 3], parameters: {weight: 1}}\n"
+                   "  - sources:\n    - {model: " + p("a") + ", layer_range: [3, 4], parameters: {weight: [0, 1]}}\n"
+                   "    - {model: " + p("b") + ", layer_range: [3, 4], parameters: {weight: 1}}\n";
+  MergePlan sp = build_plan(parse_merge_config(sl), cache);
+  auto wa = [&](const std::string& n) { return sp.find(n)->inputs[0].params.at("weight"); };
+  EXPECT_DOUBLE_EQ(wa("model.layers.0.mlp.up_proj.weight"), 0.0);
+  EXPECT_DOUBLE_EQ(wa("model.layers.1.mlp.up_proj.weight"), 0.5);
+  EXPECT_DOUBLE_EQ(wa("model.layers.2.mlp.up_proj.weight"), 1.0);
+  EXPECT_DOUBLE_EQ(wa("model.layers.3.mlp.up_proj.weight"), 1.0);
+  EXPECT_DOUBLE_EQ(wa("model.embed_tokens.weight"), 0.0);  // pre-layer: t = 0
+  EXPECT_DOUBLE_EQ(wa("lm_head.weight"), 0.0);             // post-layer: t = 0 (mergekit >= 0.1.2)
+  EXPECT_EQ(sp.out_config.num_hidden_layers, 4);
 }
 
 // ------------------------------------------------------------------------------------------------
