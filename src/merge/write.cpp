@@ -106,6 +106,8 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
     for (const auto& in : t.inputs) stats.bytes_read += static_cast<uint64_t>(n) * dtype_size(plan.models[in.model]->info(in.tensor)->dtype);
     stats.bytes_written += t.nbytes();
     ++stats.tensors;
+    progress.set_note(fmt::format("{} / {} written", format_bytes(static_cast<double>(stats.bytes_written)),
+                                  format_bytes(static_cast<double>(plan.output_bytes()))));
     progress.add(1, t.nbytes());
   }
   for (auto& p : pending)
