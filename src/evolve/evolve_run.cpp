@@ -215,18 +215,26 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
   };
 
   // Picks a phase's winner among its finalists by the whole optimisation split.
-  struct Winner {
+  struct Finalist {
     std::string label;
     std::vector<double> x;
     double opt_score = NAN;
   };
+  struct Winner : Finalist {
+    std::vector<Finalist> others;  // the finalists not selected, also reported on the test split
+  };
   auto pick_winner = [&](const std::string& phase, const PhaseOutcome& outcome, auto&& load) {
     Winner w;
+    std::vector<Finalist> all;
     for (const auto& [label, x] : finalists(store, phase, outcome, std::max(1, cfg.final.top))) {
       const auto s = score_all(opt_scorer, load(x), tokenizer);
       log(fmt::format("[{}] finalist {}: {} {:.4f}", phase, label, cfg.opt_split, s.score));
-      if (std::isnan(w.opt_score) || s.score > w.opt_score) w = {label, x, s.score};
+      all.push_back({label, x, s.score});
     }
+    for (const auto& f : all)
+      if (std::isnan(w.opt_score) || f.opt_score > w.opt_score) static_cast<Finalist&>(w) = f;
+    for (const auto& f : all)
+      if (f.label != w.label) w.others.push_back(f);
     return w;
   };
 
@@ -386,6 +394,17 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
             {{"genome", dfs_winner->x},
              {"opt_score", dfs_winner->opt_score},
              {"params", dfs_eval->genome().describe(dfs_winner->x)}});
+
+  // The other finalists on the test split too, for the record: the winners above were selected on
+  // the optimisation split alone, so these rows cannot change which model is exported.
+  auto add_unselected = [&](const std::optional<Winner>& w, const char* phase, auto&& load) {
+    if (!w) return;
+    for (const auto& f : w->others)
+      add_row(fmt::format("{} finalist {} (not selected)", phase, f.label), load(f.x),
+              {{"genome", f.x}, {"opt_score", f.opt_score}});
+  };
+  add_unselected(ps_winner, "PS", [&](const std::vector<double>& x) -> Engine& { return ps_eval->load(x); });
+  add_unselected(dfs_winner, "DFS", [&](const std::vector<double>& x) -> Engine& { return dfs_eval->load(x); });
 
   // ---- Outputs.
   if (ps_winner) {
