@@ -9,6 +9,7 @@
 #include "arch/test_support.h"
 #include "common/error.h"
 #include "io/test_support.h"
+#include "common/test_util.h"
 
 namespace evomerge {
 namespace {
@@ -16,14 +17,7 @@ namespace {
 using json = nlohmann::json;
 using testing::TempDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing_util::error_of;
 
 TEST(ClassifyTensor, KnownNames) {
   auto e = classify_tensor("model.embed_tokens.weight");

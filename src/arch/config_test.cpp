@@ -9,20 +9,14 @@
 #include "arch/arch.h"
 #include "arch/test_support.h"
 #include "common/error.h"
+#include "common/test_util.h"
 
 namespace evomerge {
 namespace {
 
 using json = nlohmann::json;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing_util::error_of;
 
 // meta-llama/Llama-3.2-1B config.json (transformers 4.45).
 const char* kLlama32_1B = R"({

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "io/files.h"
 #include "io/test_support.h"
+#include "common/test_util.h"
 
 namespace evomerge {
 namespace {
@@ -19,14 +20,7 @@ using testing::raw_safetensors;
 using testing::TempDir;
 using testing::write_bytes;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing_util::error_of;
 
 // Sets an environment variable for the scope of a test, restoring the previous value.
 class ScopedEnv {

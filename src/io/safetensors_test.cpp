@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "io/test_support.h"
+#include "common/test_util.h"
 
 namespace evomerge {
 namespace {
@@ -26,14 +27,7 @@ std::vector<std::byte> random_bytes(size_t n, uint32_t seed) {
   return out;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing_util::error_of;
 
 // The writer's exact output for a small model, written out by hand from the format spec: metadata
 // first, tensors ordered by element size (largest first, stable), header padded with spaces to a

@@ -15,6 +15,7 @@
 #include "tokenize/gzip.h"
 #include "tokenize/regex.h"
 #include "tokenize/unicode.h"
+#include "common/test_util.h"
 
 namespace evomerge {
 namespace {
@@ -37,14 +38,7 @@ Tokenizer make(const json& tokenizer, const json& config = json()) {
 
 json base(json model = tiny_model()) { return json{{"model", model}, {"added_tokens", json::array()}}; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing_util::error_of;
 
 // ---- BPE ----
 
