@@ -238,33 +238,43 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     return w;
   };
 
+  // One phase's optimiser settings from its config section (PS and DFS share the fields). Seeds are
+  // derived per phase: `seed_index` for CMA-ES, `seed_index + 1` for the item subsets.
+  auto phase_spec = [&](const char* name, const auto& genome, const auto& phase, uint64_t seed_index) {
+    PhaseSpec spec;
+    spec.name = name;
+    spec.x0 = genome.initial();
+    spec.lower = genome.lower();
+    spec.upper = genome.upper();
+    spec.sigma0 = phase.sigma0;
+    spec.cmaes.lambda = phase.population;
+    spec.cmaes.seed = derive_seed(cfg.seed, seed_index);
+    spec.cmaes.max_generations = phase.generations;
+    spec.cmaes.restarts = phase.restarts;
+    spec.cmaes.separable = phase.separable;
+    // Accuracies are quantised: equal scores are common and not a reason to stop (cmaes.md 4.4).
+    spec.cmaes.tol_flat_fitness = -1;
+    spec.items_seed = derive_seed(cfg.seed, seed_index + 1);
+    spec.fresh_items_each_generation = cfg.fresh_items;
+    spec.stop_after_generations = opts.stop_after_generations;
+    return spec;
+  };
+  auto log_phase_end = [&](const char* name, const PhaseOutcome& outcome) {
+    log(fmt::format("[{}] {} after {} generations ({}), {} evaluations", name,
+                    outcome.finished ? "finished" : "paused", outcome.generations,
+                    stop_reason_name(outcome.stop), outcome.evaluations));
+  };
+
   // ---- PS
   std::unique_ptr<PsEvaluator> ps_eval;
   std::optional<Winner> ps_winner;
   if (cfg.ps) {
     ps_eval = std::make_unique<PsEvaluator>(*ps_genome, opt_scorer, tokenizer, so, mo, eo);
-    PhaseSpec spec;
-    spec.name = "ps";
-    spec.x0 = ps_genome->initial();
-    spec.lower = ps_genome->lower();
-    spec.upper = ps_genome->upper();
-    spec.sigma0 = cfg.ps->sigma0;
-    spec.cmaes.lambda = cfg.ps->population;
-    spec.cmaes.seed = derive_seed(cfg.seed, 1);
-    spec.cmaes.max_generations = cfg.ps->generations;
-    spec.cmaes.restarts = cfg.ps->restarts;
-    spec.cmaes.separable = cfg.ps->separable;
-    // Accuracies are quantised: equal scores are common and not a reason to stop (cmaes.md 4.4).
-    spec.cmaes.tol_flat_fitness = -1;
-    spec.items_seed = derive_seed(cfg.seed, 2);
-    spec.fresh_items_each_generation = cfg.fresh_items;
-    spec.stop_after_generations = opts.stop_after_generations;
+    const PhaseSpec spec = phase_spec("ps", *ps_genome, *cfg.ps, 1);
     log(fmt::format("[ps] {} over {} models, {} genes, {} generations", cfg.ps->method,
                     cfg.ps->models.size(), ps_genome->dimension(), cfg.ps->generations));
     summary.ps = run_with_progress(*ps_eval, spec, cfg.ps->generations);
-    log(fmt::format("[ps] {} after {} generations ({}), {} evaluations",
-                    summary.ps->finished ? "finished" : "paused", summary.ps->generations,
-                    stop_reason_name(summary.ps->stop), summary.ps->evaluations));
+    log_phase_end("ps", *summary.ps);
     if (!summary.ps->finished) return summary;
     ps_winner = pick_winner("ps", *summary.ps, [&](const std::vector<double>& x) -> Engine& {
       return ps_eval->load(x);
@@ -310,27 +320,11 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     ds.init_off = cfg.dfs->init_off;
     DfsGenome genome(ds);
     dfs_eval = std::make_unique<DfsEvaluator>(genome, dfs_models, opt_scorer, tokenizer, so, eo);
-    PhaseSpec spec;
-    spec.name = "dfs";
-    spec.x0 = genome.initial();
-    spec.lower = genome.lower();
-    spec.upper = genome.upper();
-    spec.sigma0 = cfg.dfs->sigma0;
-    spec.cmaes.lambda = cfg.dfs->population;
-    spec.cmaes.seed = derive_seed(cfg.seed, 3);
-    spec.cmaes.max_generations = cfg.dfs->generations;
-    spec.cmaes.restarts = cfg.dfs->restarts;
-    spec.cmaes.separable = cfg.dfs->separable;
-    spec.cmaes.tol_flat_fitness = -1;
-    spec.items_seed = derive_seed(cfg.seed, 4);
-    spec.fresh_items_each_generation = cfg.fresh_items;
-    spec.stop_after_generations = opts.stop_after_generations;
+    const PhaseSpec spec = phase_spec("dfs", genome, *cfg.dfs, 3);
     log(fmt::format("[dfs] {} models, T = {}, {} genes, {} generations", dfs_models.size(),
                     genome.indicator_size(), genome.dimension(), cfg.dfs->generations));
     summary.dfs = run_with_progress(*dfs_eval, spec, cfg.dfs->generations);
-    log(fmt::format("[dfs] {} after {} generations ({}), {} evaluations",
-                    summary.dfs->finished ? "finished" : "paused", summary.dfs->generations,
-                    stop_reason_name(summary.dfs->stop), summary.dfs->evaluations));
+    log_phase_end("dfs", *summary.dfs);
     if (!summary.dfs->finished) return summary;
     dfs_winner = pick_winner("dfs", *summary.dfs, [&](const std::vector<double>& x) -> Engine& {
       return dfs_eval->load(x);
