@@ -18,6 +18,7 @@
 #include "infer/engine.h"
 #include "infer/random_model.h"
 #include "tokenize/tokenizer.h"
+#include "tokenize/test_support.h"
 
 namespace evomerge::eval {
 namespace {
@@ -25,22 +26,8 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// Character-level tokenizer: ids 0..94 are ASCII 32..126, 95 is '\n', then <unk>, <s>, </s>.
-constexpr int kVocab = 99;
-Tokenizer char_tokenizer() {
-  json vocab = json::object();
-  for (int c = 32; c < 127; ++c) vocab[std::string(1, static_cast<char>(c))] = c - 32;
-  vocab["\n"] = 95;
-  vocab["<unk>"] = 96;
-  vocab["<s>"] = 97;
-  vocab["</s>"] = 98;
-  json tj{{"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", json::array()}}},
-          {"added_tokens",
-           {{{"id", 97}, {"content", "<s>"}, {"special", true}, {"single_word", false}, {"lstrip", false}, {"rstrip", false}, {"normalized", false}},
-            {{"id", 98}, {"content", "</s>"}, {"special", true}, {"single_word", false}, {"lstrip", false}, {"rstrip", false}, {"normalized", false}}}}};
-  json tc{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"add_bos_token", true}, {"tokenizer_class", "LlamaTokenizer"}};
-  return Tokenizer::from_json(tj.dump(), tc.dump(), "test/tokenizer.json");
-}
+constexpr int kVocab = testing_util::kCharTokenizerVocab;
+using testing_util::char_tokenizer;
 
 double log_softmax_at(const float* row, int vocab, int id) {
   double mx = row[0];

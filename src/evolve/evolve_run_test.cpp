@@ -11,6 +11,7 @@
 #include "infer/random_model.h"
 #include "io/files.h"
 #include "merge/config.h"
+#include "tokenize/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace evomerge;
@@ -18,29 +19,7 @@ using json = nlohmann::json;
 
 namespace {
 
-// Character-level tokenizer files for the random models: ids 0..94 are ASCII 32..126, 95 '\n',
-// then <unk>, <s>, </s>.
-void write_tokenizer(const fs::path& dir) {
-  json vocab = json::object();
-  for (int c = 32; c < 127; ++c) vocab[std::string(1, static_cast<char>(c))] = c - 32;
-  vocab["\n"] = 95;
-  vocab["<unk>"] = 96;
-  vocab["<s>"] = 97;
-  vocab["</s>"] = 98;
-  auto added = [](int id, const char* s) {
-    return json{{"id", id},        {"content", s},    {"special", true},    {"single_word", false},
-                {"lstrip", false}, {"rstrip", false}, {"normalized", false}};
-  };
-  json tj{{"model",
-           {{"type", "BPE"}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", json::array()}}},
-          {"added_tokens", {added(97, "<s>"), added(98, "</s>")}}};
-  json tc{{"bos_token", "<s>"},
-          {"eos_token", "</s>"},
-          {"add_bos_token", true},
-          {"tokenizer_class", "LlamaTokenizer"}};
-  std::ofstream(dir / "tokenizer.json") << tj.dump();
-  std::ofstream(dir / "tokenizer_config.json") << tc.dump();
-}
+void write_tokenizer(const fs::path& dir) { testing_util::write_char_tokenizer(dir); }
 
 class EvolveRunTest : public ::testing::Test {
  protected:

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "infer/random_model.h"
+#include "tokenize/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace evomerge;
@@ -16,28 +17,8 @@ using json = nlohmann::json;
 
 namespace {
 
-// Character-level tokenizer: ids 0..94 are ASCII 32..126, 95 is '\n', then <unk>, <s>, </s>.
-constexpr int kVocab = 99;
-Tokenizer char_tokenizer() {
-  json vocab = json::object();
-  for (int c = 32; c < 127; ++c) vocab[std::string(1, static_cast<char>(c))] = c - 32;
-  vocab["\n"] = 95;
-  vocab["<unk>"] = 96;
-  vocab["<s>"] = 97;
-  vocab["</s>"] = 98;
-  auto added = [](int id, const char* s) {
-    return json{{"id", id},        {"content", s},    {"special", true},    {"single_word", false},
-                {"lstrip", false}, {"rstrip", false}, {"normalized", false}};
-  };
-  json tj{{"model",
-           {{"type", "BPE"}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", json::array()}}},
-          {"added_tokens", {added(97, "<s>"), added(98, "</s>")}}};
-  json tc{{"bos_token", "<s>"},
-          {"eos_token", "</s>"},
-          {"add_bos_token", true},
-          {"tokenizer_class", "LlamaTokenizer"}};
-  return Tokenizer::from_json(tj.dump(), tc.dump(), "test/tokenizer.json");
-}
+constexpr int kVocab = testing_util::kCharTokenizerVocab;
+using testing_util::char_tokenizer;
 
 class ModelEvaluatorTest : public ::testing::Test {
  protected:
