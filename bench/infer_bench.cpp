@@ -227,23 +227,28 @@ std::vector<std::pair<std::string, int>> questions() {
   return q;
 }
 
+// The bundled model on the bench's threads; state.range(0) != 0 keeps f32 copies of the weights.
+Engine tiny_engine(const benchmark::State& state) {
+  EngineOptions opt;
+  opt.threads = bench_threads();
+  opt.cache_f32_weights = state.range(0) != 0;
+  return Engine(open_folder_weights(kTinyModel.string()), opt);
+}
+
 void BM_TinyQuestionsGenerate(benchmark::State& state) {
   if (!fs::exists(kTinyModel / "model.safetensors")) {
     state.SkipWithError("examples/models/large/math_en is missing");
     return;
   }
   Tokenizer tok = Tokenizer::load(kTinyModel);
-  EngineOptions opt;
-  opt.threads = bench_threads();
-  opt.cache_f32_weights = state.range(0) != 0;
-  Engine engine(open_folder_weights(kTinyModel.string()), opt);
+  Engine engine = tiny_engine(state);
+  const auto qs = questions();
   std::vector<Engine::GenerateRequest> reqs;
-  for (const auto& [text, answer] : questions()) reqs.push_back({tok.encode(text), 16, {"\n"}});
+  for (const auto& [text, answer] : qs) reqs.push_back({tok.encode(text), 16, {"\n"}});
   int correct = 0;
   for (auto _ : state) {
     auto res = engine.generate(reqs, &tok);
     correct = 0;
-    auto qs = questions();
     for (size_t i = 0; i < res.size(); ++i) correct += res[i].text.find(std::to_string(qs[i].second)) != std::string::npos;
   }
   state.counters["questions/s"] = benchmark::Counter(100.0 * state.iterations(), benchmark::Counter::kIsRate);
@@ -257,10 +262,7 @@ void BM_TinyQuestionsChoice(benchmark::State& state) {
     return;
   }
   Tokenizer tok = Tokenizer::load(kTinyModel);
-  EngineOptions opt;
-  opt.threads = bench_threads();
-  opt.cache_f32_weights = state.range(0) != 0;
-  Engine engine(open_folder_weights(kTinyModel.string()), opt);
+  Engine engine = tiny_engine(state);
   std::vector<Engine::LoglikRequest> reqs;
   for (const auto& [text, answer] : questions()) {
     auto ctx = tok.encode(text);
