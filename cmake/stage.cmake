@@ -13,7 +13,7 @@ function(evomerge_stage name)
     file(GLOB tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cpp)
     if(tests)
       add_executable(test_${name} ${tests})
-      target_link_libraries(test_${name} PRIVATE em_${name} GTest::gtest GTest::gtest_main)
+      target_link_libraries(test_${name} PRIVATE em_${name} evomerge_test_options GTest::gtest GTest::gtest_main)
       gtest_discover_tests(test_${name}
         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
         PROPERTIES LABELS ${name}

@@ -27,7 +27,10 @@ fi
 
 jobs=$(nproc)
 echo "setup: building in build/ with $jobs jobs (log: build/build.log)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+launcher=()
+# A compiler cache where the machine has one (developers' rebuilds; CI builds without it).
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
 # Quiet on success; on failure show the end of the log (a pipe through grep would hide ninja's status).
 if ! ninja -C build -j"$jobs" >build/build.log 2>&1; then
   echo "setup: build failed (full log: build/build.log)" >&2
