@@ -109,6 +109,41 @@ TEST(Ties, ExactTieInTheVoteGoesPositive) {
   expect_near(c.run("ties"), {1.0f});
 }
 
+TEST(Ties, ExactTieWithWeightsThatAreNotPowersOfTwoGoesPositive) {
+  // w_a * d_a == -(w_b * d_b) exactly in float (the products are the same two factors), so the vote
+  // S = fl(w_a d_a) + fl(w_b d_b) is exactly 0 and counts as + (mergekit: sign = (sum >= 0)). An
+  // FMA-contracted S = fma(w_b, d_b, fl(w_a d_a)) would instead be the rounding residual of either
+  // sign: this test fails wherever the merge kernels are built with floating-point contraction.
+  // Long enough that the vectorised loop body (not only the scalar tail) is exercised.
+  constexpr size_t n = 515;
+  std::vector<float> zero(n, 0.0f), da(n), db(n), va(n), vb(n);
+  for (size_t j = 0; j < n; ++j) {
+    da[j] = 0.3f;  // weight 0.7: w_a d_a = fl(0.7 * 0.3)
+    db[j] = -0.7f;  // weight 0.3: w_b d_b = -fl(0.3 * 0.7)
+    va[j] = 0.1f * static_cast<float>(j + 1);  // weights 0.3 / 0.3 on +v and -v
+    vb[j] = -va[j];
+  }
+  for (const char* method : {"ties", "dare_ties", "breadcrumbs_ties"}) {
+    SCOPED_TRACE(method);
+    ParamSet pa{{"weight", 0.7}, {"density", 1.0}}, pb{{"weight", 0.3}, {"density", 1.0}};
+    if (std::string_view(method) == "breadcrumbs_ties") pa["gamma"] = pb["gamma"] = 0.0;
+    Case c{{zero, da, db}, {{}, pa, pb}};
+    c.base = 0;
+    c.globals["normalize"] = 1;
+    // only the + entry is kept, normalised by its weight: 0.7 * 0.3 / 0.7
+    const float kept = (0.7f * 0.3f) / 0.7f;
+    auto out = c.run(method);
+    for (size_t j = 0; j < n; ++j) ASSERT_EQ(out[j], kept) << "element " << j;
+
+    pa["weight"] = pb["weight"] = 0.3;
+    Case c2{{zero, va, vb}, {{}, pa, pb}};
+    c2.base = 0;
+    c2.globals["normalize"] = 1;
+    out = c2.run(method);
+    for (size_t j = 0; j < n; ++j) ASSERT_EQ(out[j], (0.3f * va[j]) / 0.3f) << "element " << j;
+  }
+}
+
 TEST(Ties, NegativeWeightFlipsTheVote) {
   // weighted deltas: 1*1 = 1, -2*1 = -2 -> S = -1, only the second agrees: -2 / (-2) = 1 (normalised)
   Case c{{{0}, {1}, {1}}, {{}, {{"weight", 1}}, {{"weight", -2}}}};
