@@ -37,6 +37,7 @@ struct EvalOptions {
   std::string output;
   int threads = 0;
   size_t batch = 64;
+  bool strict = false;  // merge configs: warnings are errors
 };
 
 // A merge config is a YAML file; anything else is a model folder (or an HF-cache org/name).
@@ -111,7 +112,9 @@ int run_eval(const EvalOptions& opt) {
     MergeConfig mc = load_merge_config(opt.model);
     MergeOptions mo;
     mo.threads = opt.threads;
+    mo.strict = opt.strict;
     plan = build_plan(mc, cache, mo);
+    for (const auto& w : plan->warnings) fmt::print(stderr, "warning: {}\n", w);
     merger = std::make_unique<Merger>(mo);
     tokenizer_dir = plan->models.at(plan->donor)->folder().dir;
     what = fmt::format("merge {} ({}, {} models)", opt.model, plan->method, plan->models.size());
@@ -245,6 +248,9 @@ const bool registered = register_command(
        app.add_flag("--json", opt->json, "Machine-readable output");
        app.add_option("--output", opt->output, "Write per-item results (prompt, output, answer, target, correct) as JSONL");
        app.add_option("--threads", opt->threads, "Engine threads (0: all cores)")->default_val(0);
+       app.add_flag(
+           "--strict", opt->strict,
+           "For a merge config: keys and parameters with no effect are errors, not warnings");
        app.add_option("--batch", opt->batch, "Items per engine call")->default_val(64)->check(CLI::Range(1, 100000));
        return [opt] { return run_eval(*opt); };
      }});

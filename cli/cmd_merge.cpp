@@ -22,6 +22,7 @@ struct MergeCliOptions {
   bool write_model_card = true;
   bool dry_run = false;
   bool force = false;
+  bool strict = false;
 };
 
 // mergekit's size syntax: a number with an optional K/M/B suffix (10^3, 10^6, 10^9) bytes.
@@ -53,8 +54,10 @@ int run_merge(const MergeCliOptions& o) {
   mo.allow_crimes = o.allow_crimes;
   mo.random_seed = o.seed;
   mo.threads = o.threads;
+  mo.strict = o.strict;
   ModelCache cache;
   MergePlan plan = build_plan(config, cache, mo);
+  for (const auto& w : plan.warnings) fmt::print(stderr, "warning: {}\n", w);
   if (o.dry_run) {
     fmt::print("{}", plan.describe());
     fmt::print("would write {} tensors ({} bytes) to {}\n", plan.tensors.size(), plan.output_bytes(), o.out_dir);
@@ -87,6 +90,9 @@ const bool registered = register_command(
        app.add_flag("--write-model-card,!--no-write-model-card", o->write_model_card, "Write README.md (default on)");
        app.add_flag("--dry-run", o->dry_run, "Validate and print the plan; write nothing");
        app.add_flag("--force", o->force, "Replace OUT_DIR if it exists");
+       app.add_flag("--strict", o->strict,
+                    "Keys and parameters that have no effect (mergekit ignores them) are errors, "
+                    "not warnings");
        return [o] { return run_merge(*o); };
      }});
 

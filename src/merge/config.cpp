@@ -2,10 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
 #include "common/error.h"
+#include "common/yaml.h"
 #include "io/files.h"
 
 namespace evomerge {
@@ -15,16 +17,25 @@ namespace {
 constexpr std::string_view kStage = "merge-config";
 
 int line_of(const YAML::Node& node) {
-  YAML::Mark m = node.Mark();
-  return m.is_null() ? 0 : m.line + 1;
+  return yaml_line(node);
 }
 
 struct Ctx {
   std::string where;
-  [[noreturn]] void error(const YAML::Node& node, std::string_view key, std::string_view what) const {
+  std::vector<std::pair<int, std::string>>
+      warnings;  // (line, message), sorted into file order at the end
+  std::string at(const YAML::Node& node, std::string_view key) const {
     int line = line_of(node);
-    if (line > 0) fail(kStage, "{}:{}: {}: {}", where, line, key, what);
-    fail(kStage, "{}: {}: {}", where, key, what);
+    return line > 0 ? fmt::format("{}:{}: {}", where, line, key)
+                    : fmt::format("{}: {}", where, key);
+  }
+  [[noreturn]] void error(const YAML::Node& node, std::string_view key,
+                          std::string_view what) const {
+    fail(kStage, "{}: {}", at(node, key), what);
+  }
+  // Something mergekit accepts and ignores (pydantic drops unknown fields): kept, with its place.
+  void warn(const YAML::Node& node, std::string_view key, std::string_view what) {
+    warnings.emplace_back(line_of(node), fmt::format("{}: {}", at(node, key), what));
   }
 };
 
@@ -43,13 +54,39 @@ std::optional<double> as_number(const YAML::Node& node) {
   }
 }
 
-ParamValue parse_value(const Ctx& ctx, const YAML::Node& node, const std::string& key, bool allow_filters) {
+// The values a parameter can take where mergekit's math needs it (a density outside (0, 1] keeps a
+// negative or more-than-all share of a tensor; a gamma of 1 or more removes everything), and a
+// bound on every value: a weight of 1e308 is finite but overflows the f32 arithmetic of every
+// method.
+constexpr double kMaxParamMagnitude = 1e6;
+
+void check_param_range(const Ctx& ctx, const YAML::Node& node, const std::string& key,
+                       std::string_view name, double v) {
+  auto outside = [&](std::string_view range) {
+    ctx.error(node, key, fmt::format("{} is outside {} (the range {} needs)", v, range, name));
+  };
+  if (std::fabs(v) > kMaxParamMagnitude)
+    ctx.error(node, key,
+              fmt::format(
+                  "{} is too large (|value| <= {:g}; larger values overflow the merge arithmetic)",
+                  v, kMaxParamMagnitude));
+  if (name == "density" && !(v > 0 && v <= 1)) outside("(0, 1]");
+  if (name == "select_topk" && !(v > 0 && v <= 1)) outside("(0, 1]");
+  if (name == "gamma" && !(v >= 0 && v < 1)) outside("[0, 1)");
+  if (name == "epsilon" && !(v >= 0 && v < 1)) outside("[0, 1)");
+  if ((name == "tol" || name == "eps") && !(v > 0)) outside("(0, inf)");
+  if (name == "max_iter" && !(v >= 1 && v == std::floor(v))) outside("the integers >= 1");
+}
+
+ParamValue parse_value(Ctx& ctx, const YAML::Node& node, const std::string& key, bool allow_filters,
+                       std::string_view name) {
   constexpr std::string_view kExpect = "expected a number, a list of numbers or a list of {filter, value}";
   ParamValue v;
   v.line = line_of(node);
   if (node.IsScalar()) {
     auto n = as_number(node);
     if (!n) ctx.error(node, key, fmt::format("'{}' is not a number ({})", node.Scalar(), kExpect));
+    check_param_range(ctx, node, key, name, *n);
     v.kind = ParamValue::Kind::Scalar;
     v.scalar = *n;
     return v;
@@ -68,7 +105,9 @@ ParamValue parse_value(const Ctx& ctx, const YAML::Node& node, const std::string
       if (!c.IsMap()) ctx.error(c, ck, "every entry of a filter list must be {filter, value}");
       for (const auto& kv : c) {
         std::string k = kv.first.as<std::string>();
-        if (k != "filter" && k != "value") ctx.error(kv.first, ck, fmt::format("unknown key '{}' (expected filter, value)", k));
+        if (k != "filter" && k != "value")
+          ctx.warn(kv.first, ck + "." + k,
+                   "unknown key, has no effect (a filter case has filter and value)");
       }
       if (!c["value"]) ctx.error(c, ck, "missing 'value'");
       ParamValue::Case cs;
@@ -76,7 +115,8 @@ ParamValue parse_value(const Ctx& ctx, const YAML::Node& node, const std::string
         if (!c["filter"].IsScalar()) ctx.error(c["filter"], ck + ".filter", "must be a string");
         cs.filter = c["filter"].Scalar();
       }
-      cs.value = std::make_shared<ParamValue>(parse_value(ctx, c["value"], ck + ".value", false));
+      cs.value =
+          std::make_shared<ParamValue>(parse_value(ctx, c["value"], ck + ".value", false, name));
       v.cases.push_back(std::move(cs));
     }
     return v;
@@ -85,23 +125,24 @@ ParamValue parse_value(const Ctx& ctx, const YAML::Node& node, const std::string
   for (size_t i = 0; i < node.size(); ++i) {
     auto n = as_number(node[i]);
     if (!n) ctx.error(node[i], fmt::format("{}[{}]", key, i), fmt::format("not a number ({})", kExpect));
+    check_param_range(ctx, node[i], fmt::format("{}[{}]", key, i), name, *n);
     v.gradient.push_back(*n);
   }
   return v;
 }
 
-ParamMap parse_params(const Ctx& ctx, const YAML::Node& node, const std::string& key) {
+ParamMap parse_params(Ctx& ctx, const YAML::Node& node, const std::string& key) {
   ParamMap out;
   if (!node || node.IsNull()) return out;
   if (!node.IsMap()) ctx.error(node, key, "expected a map of parameter name -> value");
   for (const auto& kv : node) {
     std::string name = kv.first.as<std::string>();
-    out[name] = parse_value(ctx, kv.second, key + "." + name, true);
+    out[name] = parse_value(ctx, kv.second, key + "." + name, true, name);
   }
   return out;
 }
 
-ModelRef parse_ref(const Ctx& ctx, const YAML::Node& node, const std::string& key) {
+ModelRef parse_ref(Ctx& ctx, const YAML::Node& node, const std::string& key) {
   if (node.IsScalar()) {
     try {
       return ModelRef::parse(node.Scalar(), ctx.where);
@@ -126,7 +167,9 @@ ModelRef parse_ref(const Ctx& ctx, const YAML::Node& node, const std::string& ke
       if (k == "model") ref.path = path_of(kv.second, key + ".model");
       else if (k == "lora") ref.lora = kv.second.IsNull() ? "" : path_of(kv.second, key + ".lora");
       else if (k == "override_architecture") ctx.error(kv.first, key + ".override_architecture", "is not supported");
-      else ctx.error(kv.first, key, fmt::format("unknown key '{}' in a model reference", k));
+      else
+        ctx.warn(kv.first, key + "." + k,
+                 "unknown key in a model reference, has no effect (known: model, lora)");
     }
     if (ref.path.empty()) ctx.error(node, key, "model reference has no 'model' path");
     return ref;
@@ -145,7 +188,8 @@ std::optional<DType> parse_dtype(const Ctx& ctx, const YAML::Node& node, const s
   ctx.error(node, key, fmt::format("unknown or unsupported dtype '{}' (expected bfloat16, float16 or float32)", node.Scalar()));
 }
 
-void check_keys(const Ctx& ctx, const YAML::Node& map, const std::string& key, std::initializer_list<std::string_view> allowed) {
+void warn_unknown_keys(Ctx& ctx, const YAML::Node& map, const std::string& key,
+                       std::initializer_list<std::string_view> allowed) {
   for (const auto& kv : map) {
     std::string k = kv.first.as<std::string>();
     bool ok = false;
@@ -153,7 +197,8 @@ void check_keys(const Ctx& ctx, const YAML::Node& map, const std::string& key, s
     if (!ok) {
       std::string list;
       for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      ctx.error(kv.first, key.empty() ? k : key + "." + k, fmt::format("unknown key (expected one of: {})", list));
+      ctx.warn(kv.first, key.empty() ? k : key + "." + k,
+               fmt::format("unknown key, has no effect (known: {})", list));
     }
   }
 }
@@ -241,21 +286,16 @@ std::vector<ModelRef> MergeConfig::referenced_models() const {
 }
 
 MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view where) {
-  Ctx ctx{std::string(where)};
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    fail(kStage, "{}:{}: invalid YAML: {}", where, e.mark.line + 1, e.msg);
-  }
-  if (!root.IsMap()) fail(kStage, "{}: expected a YAML map at the top level", where);
   MergeConfig cfg;
+  Ctx ctx{std::string(where), {}};
+  YAML::Node root = load_yaml_document(yaml_text, where, kStage);
+  if (!root.IsMap()) fail(kStage, "{}: expected a YAML map at the top level", where);
   cfg.where = std::string(where);
   cfg.source_text = std::string(yaml_text);
   try {
-    check_keys(ctx, root, "",
-               {"merge_method", "base_model", "models", "slices", "modules", "parameters", "dtype", "out_dtype",
-                "tokenizer_source", "tokenizer", "chat_template", "name"});
+    warn_unknown_keys(ctx, root, "",
+                      {"merge_method", "base_model", "models", "slices", "modules", "parameters",
+                       "dtype", "out_dtype", "tokenizer_source", "tokenizer", "chat_template"});
     if (!root["merge_method"] || !root["merge_method"].IsScalar())
       ctx.error(root, "merge_method", "required key is missing (e.g. merge_method: linear)");
     cfg.merge_method = root["merge_method"].Scalar();
@@ -271,7 +311,7 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
     if (auto tk = root["tokenizer"]; tk && !tk.IsNull()) {
       if (root["tokenizer_source"]) ctx.error(tk, "tokenizer", "cannot be combined with tokenizer_source");
       if (!tk.IsMap()) ctx.error(tk, "tokenizer", "expected a map {source: ...}");
-      check_keys(ctx, tk, "tokenizer", {"source", "tokens", "pad_to_multiple_of"});
+      warn_unknown_keys(ctx, tk, "tokenizer", {"source", "tokens", "pad_to_multiple_of"});
       if (tk["tokens"] || tk["pad_to_multiple_of"])
         ctx.error(tk, "tokenizer", "'tokens' and 'pad_to_multiple_of' (tokenizer merging) are not supported yet");
       cfg.tokenizer_source = tk["source"] ? tk["source"].Scalar() : "union";
@@ -295,7 +335,7 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
           im.model = parse_ref(ctx, m, key);
         } else {
           if (!m.IsMap()) ctx.error(m, key, "expected {model: ..., parameters: ...}");
-          check_keys(ctx, m, key, {"model", "parameters"});
+          warn_unknown_keys(ctx, m, key, {"model", "parameters"});
           if (!m["model"]) ctx.error(m, key + ".model", "required key is missing");
           im.model = parse_ref(ctx, m["model"], key + ".model");
           im.parameters = parse_params(ctx, m["parameters"], key + ".parameters");
@@ -309,7 +349,7 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
         std::string key = fmt::format("slices[{}]", i);
         const YAML::Node& s = ss[i];
         if (!s.IsMap()) ctx.error(s, key, "expected {sources: [...]}");
-        check_keys(ctx, s, key, {"sources", "base_model", "residual_weight", "parameters"});
+        warn_unknown_keys(ctx, s, key, {"sources", "base_model", "residual_weight", "parameters"});
         OutputSlice slice;
         slice.line = line_of(s);
         if (s["base_model"] && !s["base_model"].IsNull()) slice.base_model = parse_ref(ctx, s["base_model"], key + ".base_model");
@@ -320,7 +360,7 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
           std::string skey = fmt::format("{}.sources[{}]", key, j);
           const YAML::Node& src = srcs[j];
           if (!src.IsMap()) ctx.error(src, skey, "expected {model: ..., layer_range: [start, end]}");
-          check_keys(ctx, src, skey, {"model", "layer_range", "parameters"});
+          warn_unknown_keys(ctx, src, skey, {"model", "layer_range", "parameters"});
           SliceSource so;
           so.line = line_of(src);
           if (!src["model"]) ctx.error(src, skey + ".model", "required key is missing");
@@ -341,6 +381,9 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
   } catch (const YAML::Exception& e) {
     fail(kStage, "{}:{}: {}", where, e.mark.line + 1, e.msg);
   }
+  std::stable_sort(ctx.warnings.begin(), ctx.warnings.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [line, message] : ctx.warnings) cfg.warnings.push_back(std::move(message));
   return cfg;
 }
 

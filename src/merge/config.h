@@ -1,14 +1,20 @@
-// mergekit YAML merge configurations (the schema of mergekit's MergeConfiguration), parsed from text
-// or built in code (the evolution engine builds one per candidate).
+// mergekit YAML merge configurations (the schema of mergekit's MergeConfiguration), parsed from
+// text or built in code (the evolution engine builds one per candidate).
 //
 // Supported: merge_method, base_model, models (with per-model parameters), slices (sources with
 // layer_range, per-slice base_model and parameters), parameters at every level, scalar / gradient /
-// conditional-list (filter) values, dtype, out_dtype, tokenizer_source (base or a model; "union" is a
-// clear error at planning time), chat_template (passed through), residual_weight (parsed, unused as
-// upstream). `modules:` (multi-module architectures) is rejected with a clear error.
+// conditional-list (filter) values, dtype, out_dtype, tokenizer_source (base or a model; "union" is
+// a clear error at planning time), chat_template (passed through), residual_weight (parsed, unused
+// as upstream). `modules:` (multi-module architectures) is rejected with a clear error.
 //
 // Errors name the file, the YAML line and the key:
-//   "[merge-config] recipe.yml:7: models[1].parameters.weight: expected a number, a list of numbers or a filter list"
+//   "[merge-config] recipe.yml:7: models[1].parameters.weight: expected a number, a list of numbers
+//   or a filter list"
+// What mergekit accepts and ignores (unknown keys anywhere: pydantic drops them) is not an error
+// but a warning with the same place, collected in MergeConfig::warnings ("... has no effect");
+// build_plan adds the parameters the method does not read, and MergeOptions::strict makes any
+// warning an error. Duplicate keys and several YAML documents are errors (common/yaml.h), as are
+// parameter values outside what mergekit's math needs (density in (0, 1], |value| <= 1e6, ...).
 #pragma once
 
 #include <filesystem>
@@ -98,6 +104,7 @@ struct MergeConfig {
   std::string chat_template;        // passed through into tokenizer_config.json when set
   std::string source_text;          // the YAML as given (written to mergekit_config.yml); empty if built in code
   std::string where = "<config>";   // file name for error messages
+  std::vector<std::string> warnings;  // "file:line: key: ... has no effect (...)", in file order
 
   // Every distinct model reference (base first when set), in order of first appearance.
   std::vector<ModelRef> referenced_models() const;

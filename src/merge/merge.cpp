@@ -200,7 +200,9 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
     fail(kPlan, "{}: merge_method: unknown method '{}' (known: {})", config.where, config.merge_method, known);
   }
 
-  // Unknown parameter names, anywhere, fail before any model is opened.
+  // Parameters the method does not read: mergekit ignores them, so they are warnings (errors under
+  // --strict), found before any model is opened.
+  plan.warnings = config.warnings;
   auto check_names = [&](const ParamMap& params, const std::string& key) {
     for (const auto& [name, value] : params) {
       bool known = false;
@@ -210,8 +212,9 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
         std::string list;
         for (const auto& p : spec->globals) list += (list.empty() ? "" : ", ") + p.name;
         for (const auto& p : spec->per_model) list += (list.empty() ? "" : ", ") + p.name;
-        fail(kPlan, "{}: {}.{}: unknown parameter '{}' for merge_method {} (known: {})", at(config, value.line), key, name,
-             name, spec->name, list.empty() ? "none" : list);
+        plan.warnings.push_back(fmt::format(
+            "{}: {}.{}: parameter '{}' has no effect: merge_method {} does not use it (known: {})",
+            at(config, value.line), key, name, name, spec->name, list.empty() ? "none" : list));
       }
     }
   };
@@ -222,6 +225,9 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
     for (size_t j = 0; j < config.slices[k].sources.size(); ++j)
       check_names(config.slices[k].sources[j].parameters, fmt::format("slices[{}].sources[{}].parameters", k, j));
   }
+  if (options.strict && !plan.warnings.empty())
+    fail(kPlan, "{} (an error under --strict; {} warning(s) in all)", plan.warnings.front(),
+         plan.warnings.size());
   if (config.tokenizer_source == "union")
     fail(kPlan, "{}: tokenizer_source: 'union' (tokenizer merging) is not supported yet; use 'base' or a model", config.where);
   if (!config.chat_template.empty() &&

@@ -43,6 +43,8 @@ struct MergeOptions {
   uint64_t random_seed = 0;   // DARE / DELLA / arcee_fusion sampling
   int threads = 0;            // 0: all cores
   bool progress = true;       // progress bar for folder writes
+  bool strict =
+      false;  // --strict: a config warning (a key or parameter with no effect) is an error
 };
 
 // A model folder, memory-mapped, plus an optional PEFT LoRA adapter applied on the fly
@@ -119,6 +121,10 @@ struct MergePlan {
   ModelConfig out_config;             // parsed from out_config_json
   std::vector<PlanTensor> tensors;    // canonical order: embeddings, layer by layer, norm, head
   uint64_t random_seed = 0;
+  // What mergekit accepts and ignores (unknown keys, parameters the method does not read), one line
+  // each, "file:line: key: ... has no effect ..."; the CLI prints them. Empty under strict (they
+  // fail).
+  std::vector<std::string> warnings;
 
   const PlanTensor* find(std::string_view name) const;
   uint64_t output_bytes() const;

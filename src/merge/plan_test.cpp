@@ -323,40 +323,62 @@ TEST_F(MergeFolders, BadInputsFailClearlyAndLeaveNothing) {
   write_lora(root_ / "lora_bad", 2, 4.0, 5, 1);  // A has 5 columns; q_proj has 8
   const std::string base = p("base"), a = p("a"), b = p("b");
   std::vector<BadCase> cases = {
-      {"unknown method", "merge_method: lineer\nmodels: [{model: " + a + "}]\n", "unknown method 'lineer'"},
-      {"unknown parameter", "merge_method: linear\nmodels:\n  - {model: " + a + ", parameters: {weigth: 1}}\n",
-       "test.yml:3: models[0].parameters.weigth: unknown parameter"},
-      {"missing required", "merge_method: linear\nmodels:\n  - {model: " + a + "}\n  - {model: " + b + ", parameters: {weight: 1}}\n",
+      {"unknown method", "merge_method: lineer\nmodels: [{model: " + a + "}]\n",
+       "unknown method 'lineer'"},
+      {"misspelt weight",
+       "merge_method: linear\nmodels:\n  - {model: " + a + ", parameters: {weigth: 1}}\n",
+       "test.yml:3: models[0]: missing required parameter 'weight'"},
+      {"missing required",
+       "merge_method: linear\nmodels:\n  - {model: " + a + "}\n  - {model: " + b +
+           ", parameters: {weight: 1}}\n",
        "test.yml:3: models[0]: missing required parameter 'weight' for model " + a},
-      {"slerp without t", "merge_method: slerp\nbase_model: " + a + "\nmodels: [{model: " + a + "}, {model: " + b + "}]\n",
+      {"slerp without t",
+       "merge_method: slerp\nbase_model: " + a + "\nmodels: [{model: " + a + "}, {model: " + b +
+           "}]\n",
        "missing required parameter 't'"},
-      {"weights sum to zero", "merge_method: linear\nmodels:\n  - {model: " + a + ", parameters: {weight: 1}}\n  - {model: " + b +
-                                  ", parameters: {weight: -1}}\n",
+      {"weights sum to zero",
+       "merge_method: linear\nmodels:\n  - {model: " + a +
+           ", parameters: {weight: 1}}\n  - {model: " + b + ", parameters: {weight: -1}}\n",
        "sum to zero"},
-      {"shape mismatch", "merge_method: linear\nmodels:\n  - {model: " + a + ", parameters: {weight: 1}}\n  - {model: " + p("wide") +
-                             ", parameters: {weight: 1}}\n",
+      {"shape mismatch",
+       "merge_method: linear\nmodels:\n  - {model: " + a +
+           ", parameters: {weight: 1}}\n  - {model: " + p("wide") + ", parameters: {weight: 1}}\n",
        "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [16, 8] in " + p("wide")},
-      {"missing model", "merge_method: linear\nmodels:\n  - {model: " + p("nope") + ", parameters: {weight: 1}}\n", "nope"},
-      {"mixed architectures", "merge_method: linear\nmodels:\n  - {model: " + a + ", parameters: {weight: 1}}\n  - {model: " +
-                                  p("mistral") + ", parameters: {weight: 1}}\n",
+      {"missing model",
+       "merge_method: linear\nmodels:\n  - {model: " + p("nope") + ", parameters: {weight: 1}}\n",
+       "nope"},
+      {"mixed architectures",
+       "merge_method: linear\nmodels:\n  - {model: " + a +
+           ", parameters: {weight: 1}}\n  - {model: " + p("mistral") +
+           ", parameters: {weight: 1}}\n",
        "--allow-crimes"},
-      {"slices of different lengths", "merge_method: linear\nslices:\n  - sources:\n    - {model: " + a +
-                                          ", layer_range: [0, 2], parameters: {weight: 1}}\n    - {model: " + b +
-                                          ", layer_range: [0, 3], parameters: {weight: 1}}\n",
+      {"slices of different lengths",
+       "merge_method: linear\nslices:\n  - sources:\n    - {model: " + a +
+           ", layer_range: [0, 2], parameters: {weight: 1}}\n    - {model: " + b +
+           ", layer_range: [0, 3], parameters: {weight: 1}}\n",
        "same number of layers"},
-      {"bad layer range", "merge_method: passthrough\nslices:\n  - sources: [{model: " + a + ", layer_range: [2, 9]}]\n",
+      {"bad layer range",
+       "merge_method: passthrough\nslices:\n  - sources: [{model: " + a +
+           ", layer_range: [2, 9]}]\n",
        "test.yml:3: slices[0].sources[0].layer_range: [2, 9] is outside"},
-      {"lora does not fit", "merge_method: passthrough\nslices:\n  - sources: [{model: " + a + "+" + p("lora_bad") +
-                                ", layer_range: [0, 4]}]\n",
+      {"lora does not fit",
+       "merge_method: passthrough\nslices:\n  - sources: [{model: " + a + "+" + p("lora_bad") +
+           ", layer_range: [0, 4]}]\n",
        "does not fit"},
-      {"base missing for ties", "merge_method: ties\nmodels:\n  - {model: " + a + ", parameters: {weight: 1}}\n", "needs base_model"},
-      {"slerp with three models", "merge_method: slerp\nbase_model: " + base + "\nparameters: {t: 0.5}\nmodels: [{model: " + a +
-                                      "}, {model: " + b + "}]\n",
+      {"base missing for ties",
+       "merge_method: ties\nmodels:\n  - {model: " + a + ", parameters: {weight: 1}}\n",
+       "needs base_model"},
+      {"slerp with three models",
+       "merge_method: slerp\nbase_model: " + base +
+           "\nparameters: {t: 0.5}\nmodels: [{model: " + a + "}, {model: " + b + "}]\n",
        "exactly two models"},
-      {"union tokenizer", "merge_method: linear\ntokenizer_source: union\nmodels:\n  - {model: " + a + ", parameters: {weight: 1}}\n",
+      {"union tokenizer",
+       "merge_method: linear\ntokenizer_source: union\nmodels:\n  - {model: " + a +
+           ", parameters: {weight: 1}}\n",
        "'union'"},
-      {"della epsilon", "merge_method: della\nbase_model: " + base + "\nmodels:\n  - {model: " + a +
-                            ", parameters: {weight: 1, density: 0.5, epsilon: 0.5}}\n",
+      {"della epsilon",
+       "merge_method: della\nbase_model: " + base + "\nmodels:\n  - {model: " + a +
+           ", parameters: {weight: 1, density: 0.5, epsilon: 0.5}}\n",
        "density 0.5 and epsilon 0.5"},
   };
   // ctest runs each test in its own process: the folder earlier tests would have made may be absent.
@@ -375,6 +397,47 @@ TEST_F(MergeFolders, BadInputsFailClearlyAndLeaveNothing) {
   EXPECT_EQ(merge_error(crimes, out("crimes"), MergeOptions{.allow_crimes = true}), "");
   // An existing output folder is refused unless replaced.
   EXPECT_NE(merge_error(crimes, out("crimes"), MergeOptions{.allow_crimes = true}).find("already exists"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace evomerge
+
+namespace evomerge {
+namespace {
+
+// mergekit's own tests give `weight` to slerp and a top-level `normalize:`; mergekit ignores both.
+TEST_F(MergeFolders, IgnoredKeysAndParametersWarnAndStrictRefuses) {
+  const std::string yaml = "merge_method: slerp\nbase_model: " + p("a") +
+                           "\nnormalize: true\nparameters: {t: 0.5, normalize: true}\n"
+                           "models:\n  - {model: " +
+                           p("a") + ", parameters: {weight: 1}}\n  - {model: " + p("b") + "}\n";
+  ModelCache cache;
+  MergePlan plan = build_plan(parse_merge_config(yaml, "test.yml"), cache);
+  ASSERT_EQ(plan.warnings.size(), 3u);
+  EXPECT_EQ(plan.warnings[0].substr(0, 46), "test.yml:3: normalize: unknown key, has no eff");
+  EXPECT_EQ(plan.warnings[1],
+            "test.yml:4: parameters.normalize: parameter 'normalize' has no effect: merge_method "
+            "slerp does not use it (known: t)");
+  EXPECT_TRUE(plan.warnings[2].starts_with(
+      "test.yml:6: models[0].parameters.weight: parameter 'weight' has no effect:"))
+      << plan.warnings[2];
+  // ... and the merge is the same as without them: slerp at t = 0.5 of a and b.
+  const std::string clean = "merge_method: slerp\nbase_model: " + p("a") +
+                            "\nparameters: {t: 0.5}\nmodels:\n  - {model: " + p("a") +
+                            "}\n  - {model: " + p("b") + "}\n";
+  MergePlan plain = build_plan(parse_merge_config(clean, "clean.yml"), cache);
+  EXPECT_TRUE(plain.warnings.empty());
+  Merger merger;
+  const size_t i = 3;
+  std::vector<float> x(shape_numel(plan.tensors[i].shape)), y(x.size());
+  merger.merge_tensor_f32(plan, i, x.data());
+  merger.merge_tensor_f32(plain, i, y.data());
+  EXPECT_EQ(x, y);
+  // --strict: the first warning is the error, nothing is written.
+  std::string e = merge_error(yaml, out("strict"), MergeOptions{.strict = true});
+  EXPECT_TRUE(e.starts_with("[merge-plan] test.yml:3: normalize: unknown key, has no effect")) << e;
+  EXPECT_NE(e.find("an error under --strict; 3 warning(s)"), std::string::npos) << e;
+  EXPECT_FALSE(fs::exists(out("strict")));
 }
 
 }  // namespace
