@@ -117,6 +117,21 @@ void score_generate(const Prepared& p, const Candidate& c, std::span<const size_
   }
   auto gens = c.engine->generate(reqs, c.tokenizer);
   EM_ASSERT(gens.size() == reqs.size());
+  if (o.gold_logprob) {
+    // The gold answer as a continuation of the same prompt (as a loglikelihood task would score it).
+    std::vector<Engine::LoglikRequest> gold;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const TaskItem& it = p.task.item(split, idx[k]);
+      gold.push_back(encode_pair(p, *c.tokenizer, prompts[k], p.spec.target_delimiter + it.target));
+      fit_context(gold.back().context, gold.back().continuation.size(), max_positions(*c.engine), p.task, idx[k]);
+    }
+    const auto res = c.engine->loglikelihood(gold);
+    EM_ASSERT(res.size() == gold.size());
+    for (size_t k = 0; k < idx.size(); ++k) {
+      out[k].gold_logprob = res[k].logprob;
+      out[k].gold_tokens = static_cast<int64_t>(gold[k].continuation.size());
+    }
+  }
   const MetricSpec& m = p.spec.metrics.at(0);
   for (size_t k = 0; k < idx.size(); ++k) {
     const TaskItem& it = p.task.item(split, idx[k]);
@@ -207,6 +222,10 @@ void score_loglik(const Prepared& p, const Candidate& c, std::span<const size_t>
       }
       r.pred = best;
       r.pred_norm = best_norm;
+      if (it.gold >= 0 && static_cast<size_t>(it.gold) < it.choices.size()) {
+        r.gold_logprob = r.choice_logprobs[static_cast<size_t>(it.gold)];
+        r.gold_tokens = static_cast<int64_t>(reqs[first[k] + static_cast<size_t>(it.gold)].continuation.size());
+      }
       bool primary_norm = p.spec.metrics.at(0).kind == MetricKind::AccNorm;
       int chosen = primary_norm ? best_norm : best;
       r.correct = chosen == it.gold;
@@ -231,6 +250,8 @@ void score_loglik(const Prepared& p, const Candidate& c, std::span<const size_t>
       } else {
         r.score = r.logprob;
       }
+      r.gold_logprob = r.logprob;
+      r.gold_tokens = r.tokens;
       const std::string& text = it.target;
       r.bytes = static_cast<int64_t>(text.size() + (type == OutputType::Loglikelihood ? p.spec.target_delimiter.size() : 0));
       r.words = count_words(text);
@@ -393,17 +414,20 @@ std::vector<size_t> Scorer::all_items(size_t t, size_t limit) const {
   return v;
 }
 
-std::vector<size_t> Scorer::sample_items(size_t t, size_t count, uint64_t seed) const {
-  size_t n = split_size(t);
+std::vector<size_t> sample_indices(size_t n, size_t count, uint64_t seed) {
   std::vector<size_t> v(n);
   std::iota(v.begin(), v.end(), size_t{0});
   if (count >= n) return v;
   // Partial Fisher-Yates with mt19937_64 (bit-exact across standard libraries; the modulo is ours).
-  std::mt19937_64 rng(seed ^ (0x9E3779B97F4A7C15ULL * (t + 1)));
+  std::mt19937_64 rng(seed);
   for (size_t k = 0; k < count; ++k) std::swap(v[k], v[k + static_cast<size_t>(rng() % (n - k))]);
   v.resize(count);
   std::sort(v.begin(), v.end());
   return v;
+}
+
+std::vector<size_t> Scorer::sample_items(size_t t, size_t count, uint64_t seed) const {
+  return sample_indices(split_size(t), count, seed ^ (0x9E3779B97F4A7C15ULL * (t + 1)));
 }
 
 TaskScore Scorer::score_task(size_t t, const Candidate& c, std::span<const size_t> items, const ScoreOptions& o) const {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <span>
@@ -66,6 +67,12 @@ struct ItemResult {
   std::vector<double> choice_logprobs;  // multiple_choice: one per choice
   int pred = -1;                        // multiple_choice: argmax of the primary metric
   int pred_norm = -1;                   // multiple_choice: argmax of logprob / bytes
+  // The log-probability of the gold answer (target_delimiter + target; multiple_choice: the gold
+  // choice; loglikelihood_rolling: the text) and its token count: a dense signal beside the 0/1
+  // verdict (evolve's tie-breaker). Log-likelihood tasks always fill it; generate_until tasks when
+  // ScoreOptions::gold_logprob is set (one extra log-likelihood pass). NaN when not computed.
+  double gold_logprob = std::numeric_limits<double>::quiet_NaN();
+  int64_t gold_tokens = 0;
 };
 
 // A task's result on the scored items.
@@ -109,6 +116,7 @@ struct ScoreOptions {
   size_t micro_batch = 64;  // items per engine call
   bool keep_text = true;    // fill ItemResult::prompt/output/target (off saves memory in searches)
   bool progress = false;    // a Progress bar (items/s) per task
+  bool gold_logprob = false;  // generate_until: also score the gold answer's log-probability
   RaceCallback race;
 };
 
@@ -148,6 +156,10 @@ class Scorer {
   std::vector<double> weights_;
   std::vector<std::string> splits_;
 };
+
+// `count` distinct indices of [0, n) drawn with `seed` (partial Fisher-Yates over mt19937_64, so
+// bit-exact across standard libraries), sorted; all of them when count >= n.
+std::vector<size_t> sample_indices(size_t n, size_t count, uint64_t seed);
 
 // Aggregates per-item results into a TaskScore's metrics (used by the scorer; exposed for tests and
 // for combining results scored elsewhere, e.g. by distributed workers).

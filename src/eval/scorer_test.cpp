@@ -115,6 +115,7 @@ TEST_F(ScorerTest, MultipleChoiceMatchesForwardLogits) {
       if (lp[c] / it.choices[c].size() > lp[best_norm] / it.choices[best_norm].size()) best_norm = static_cast<int>(c);
     EXPECT_EQ(s.items[i].pred, best);
     EXPECT_EQ(s.items[i].pred_norm, best_norm);
+    EXPECT_EQ(s.items[i].gold_logprob, s.items[i].choice_logprobs[static_cast<size_t>(it.gold)]);
     acc += best == it.gold;
     acc_norm += best_norm == it.gold;
   }
@@ -183,6 +184,33 @@ TEST_F(ScorerTest, GenerationMatchesEngineAndRaceStops) {
   for (size_t k = 0; k < 3; ++k) {
     EXPECT_EQ(r.items[k].index, subset[k]);
     EXPECT_EQ(r.items[k].output, s.items[subset[k]].output);  // same item, same greedy answer
+  }
+}
+
+TEST_F(ScorerTest, GoldAnswerLogprobMatchesForwardLogits) {
+  std::string data;
+  for (int i = 0; i < 5; ++i) data += fmt::format("{{\"q\": \"{} plus {}\", \"a\": \"{}\"}}\n", i, i + 3, 2 * i + 3);
+  write("gold.jsonl", data);
+  auto path = write("gold.yaml",
+                    "task: gold\ndataset_path: json\ndataset_kwargs: {data_files: {test: gold.jsonl}}\n"
+                    "output_type: generate_until\ndoc_to_text: \"Q: {{q}}\\nA:\"\ndoc_to_target: \"{{a}}\"\n"
+                    "generation_kwargs: {until: [\"\\n\"], max_gen_toks: 4}\n");
+  Scorer scorer({{path, 1.0}});
+  ScoreOptions o;
+  o.micro_batch = 2;
+  const TaskScore plain = scorer.score_task(0, candidate(), scorer.all_items(0), o);
+  EXPECT_TRUE(std::isnan(plain.items[0].gold_logprob));  // not asked for: no extra pass
+  o.gold_logprob = true;
+  const TaskScore s = scorer.score_task(0, candidate(), scorer.all_items(0), o);
+  ASSERT_EQ(s.items.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    const TaskItem& it = scorer.task(0).item("test", i);
+    // The gold answer after the default target delimiter " ", as a loglikelihood task scores it.
+    const std::vector<int32_t> ctx = tok_->encode(it.context);
+    const double want = seq_logprob(*engine_, tok_->encode(it.context + " " + it.target), ctx.size());
+    EXPECT_NEAR(s.items[i].gold_logprob, want, 2e-3 * (1 + std::fabs(want))) << i;
+    EXPECT_EQ(s.items[i].gold_tokens, static_cast<int64_t>(1 + it.target.size()));  // one token a char
+    EXPECT_EQ(s.items[i].output, plain.items[i].output);  // the verdicts do not change
   }
 }
 

@@ -73,6 +73,26 @@ PsGenome::PsGenome(PsSpaceOptions options) : options_(std::move(options)) {
   filter_sets_ = o.filters;
   filter_sets_.push_back("*");
 
+  build_genes();
+  for (const auto& [name, ov] : o.genes) {
+    const auto it = std::find_if(genes_.begin(), genes_.end(),
+                                 [&](const GeneInfo& g) { return g.name() == name; });
+    if (it == genes_.end())
+      fail("evolve", "ps.genes: '{}' is not a gene of this space (genes: {}, ...)", name,
+           genes_.front().name());
+    const size_t i = static_cast<size_t>(it - genes_.begin());
+    const double lo = lower()[i], hi = upper()[i], init = initial()[i];
+    if (!(lo < hi) || !std::isfinite(lo) || !std::isfinite(hi))
+      fail("evolve", "ps.genes.{}: range [{}, {}] is empty", name, lo, hi);
+    if (it->param == "density" && (lo < 0 || hi > 1))
+      fail("evolve", "ps.genes.{}: a density range must lie in [0, 1]", name);
+    if (!(init >= lo && init <= hi))
+      fail("evolve", "ps.genes.{}: initial value {} is outside [{}, {}]", name, init, lo, hi);
+  }
+}
+
+void PsGenome::build_genes() {
+  const auto& o = options_;
   for (const auto& slot : slots_) {
     const bool single = slot == "embed" || slot == "head";  // one tensor family: no filter split
     for (const auto& f : filter_sets_) {
@@ -89,34 +109,54 @@ PsGenome::PsGenome(PsSpaceOptions options) : options_(std::move(options)) {
   }
 }
 
+// A gene's value from its override when it has one, else from the space-wide setting.
+double PsGenome::gene_setting(const GeneInfo& g, std::optional<double> GeneOverride::*field,
+                              double weight, double density, double t) const {
+  if (const auto it = options_.genes.find(g.name()); it != options_.genes.end())
+    if (const auto v = it->second.*field) return *v;
+  return g.param == "weight" ? weight : g.param == "density" ? density : t;
+}
+
 std::vector<double> PsGenome::lower() const {
+  const auto& o = options_;
   std::vector<double> v;
   for (const auto& g : genes_)
-    v.push_back(g.param == "weight"    ? options_.weight_min
-                : g.param == "density" ? options_.density_min
-                                       : options_.t_min);
+    v.push_back(gene_setting(g, &GeneOverride::lower, o.weight_min, o.density_min, o.t_min));
   return v;
 }
 std::vector<double> PsGenome::upper() const {
+  const auto& o = options_;
   std::vector<double> v;
   for (const auto& g : genes_)
-    v.push_back(g.param == "weight"    ? options_.weight_max
-                : g.param == "density" ? options_.density_max
-                                       : options_.t_max);
+    v.push_back(gene_setting(g, &GeneOverride::upper, o.weight_max, o.density_max, o.t_max));
   return v;
 }
 std::vector<double> PsGenome::initial() const {
+  const auto& o = options_;
   std::vector<double> v;
   for (const auto& g : genes_)
-    v.push_back(g.param == "weight"    ? options_.init_weight
-                : g.param == "density" ? options_.init_density
-                                       : options_.init_t);
+    v.push_back(gene_setting(g, &GeneOverride::init, o.init_weight, o.init_density, o.init_t));
   return v;
 }
 
 std::vector<double> PsGenome::uniform_point(double weight, double density_or_t) const {
+  const std::vector<double> w(options_.models.size(), weight);
+  return uniform_point(w, density_or_t);
+}
+
+std::vector<double> PsGenome::uniform_point(std::span<const double> model_weights,
+                                            double density_or_t) const {
+  if (!is_slerp() && model_weights.size() != options_.models.size())
+    fail("evolve", "final.uniform_grid: {} weights for {} models", model_weights.size(),
+         options_.models.size());
+  const auto lo = lower(), hi = upper();
   std::vector<double> v;
-  for (const auto& g : genes_) v.push_back(g.param == "weight" ? weight : density_or_t);
+  for (size_t i = 0; i < genes_.size(); ++i) {
+    const auto& g = genes_[i];
+    const double want =
+        g.param == "weight" ? model_weights[static_cast<size_t>(g.model)] : density_or_t;
+    v.push_back(std::clamp(want, lo[i], hi[i]));
+  }
   return v;
 }
 
@@ -251,6 +291,12 @@ DfsGenome::DfsGenome(DfsSpaceOptions options) : options_(std::move(options)) {
   if (!(o.init_scale >= o.scale_min && o.init_scale <= o.scale_max))
     fail("evolve", "dfs.init_scale: {} is outside [{}, {}]", o.init_scale, o.scale_min,
          o.scale_max);
+  if (!(o.init_on > 0) || !(o.init_off <= 0) || !std::isfinite(o.init_on) ||
+      !std::isfinite(o.init_off))
+    fail("evolve",
+         "dfs.init_on / dfs.init_off: {} / {} must satisfy init_on > 0 >= init_off, so that the "
+         "search starts at model A's plain path",
+         o.init_on, o.init_off);
   if (o.scaling == DfsScaling::Full &&
       static_cast<int64_t>(total_layers_) * total_layers_ > 4'000'000)
     fail("evolve", "dfs.scaling: full W would have {} entries; use scaling: model_pair",
@@ -258,6 +304,7 @@ DfsGenome::DfsGenome(DfsSpaceOptions options) : options_(std::move(options)) {
 }
 
 int DfsGenome::scale_size() const {
+  if (options_.scaling == DfsScaling::PerHop) return indicator_size() + 1;
   const int k = options_.scaling == DfsScaling::Full
                     ? total_layers_
                     : static_cast<int>(options_.layers_per_model.size());
@@ -296,6 +343,7 @@ int DfsGenome::global_index(int model, int layer) const {
 
 double DfsGenome::scale(std::span<const double> x, int from, int to) const {
   const int base = indicator_size();
+  EM_ASSERT(options_.scaling != DfsScaling::PerHop);
   if (options_.scaling == DfsScaling::Full) return x[base + from * total_layers_ + to];
   const int k = static_cast<int>(options_.layers_per_model.size());
   return x[base + layer_of(from).first * k + layer_of(to).first];
@@ -307,18 +355,23 @@ std::vector<LayerHop> DfsGenome::decode(std::span<const double> x) const {
   const int last_a = options_.layers_per_model[0] - 1;
   const int T = indicator_size();
   std::vector<int> globals{0};  // fixed start: model A's first layer
+  std::vector<int> entry{-1};   // the indicator entry behind each hop (-1: fixed start; T: end)
   for (int t = 0; t < T; ++t) {
     if (!(x[t] > 0)) continue;
     const int g = t % total_layers_;
     if (t == 0) continue;  // the fixed start itself
     globals.push_back(g);
+    entry.push_back(t);
   }
   // The fixed end, unless the path already ends there (e.g. all of A selected in repetition 1).
-  if (globals.back() != last_a) globals.push_back(last_a);
+  if (globals.back() != last_a) globals.push_back(last_a), entry.push_back(T);
+  const bool per_hop = options_.scaling == DfsScaling::PerHop;
   std::vector<LayerHop> path;
   for (size_t k = 0; k < globals.size(); ++k) {
     const auto [m, l] = layer_of(globals[k]);
-    const double s = k == 0 ? 1.0 : scale(x, globals[k - 1], globals[k]);
+    const double s = k == 0    ? 1.0
+                     : per_hop ? x[static_cast<size_t>(T + entry[k])]
+                               : scale(x, globals[k - 1], globals[k]);
     // The box transform keeps scale genes in [scale_min, scale_max] (> 0); guard the invariant.
     EM_ASSERT(s > 0);
     path.push_back({m, l, static_cast<float>(s)});

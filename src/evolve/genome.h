@@ -17,10 +17,13 @@
 // M is on the path when I[t] > 0. Then a scaling matrix W: W[i][j] scales the hidden state passed
 // from layer i to layer j (global layer indices), or per model pair in the reduced form. The path
 // starts with model 0's first layer and ends with its last layer (the paper's model A); embeddings,
-// final norm and head are model 0's. Decoded into infer/engine.h LayerHops.
+// final norm and head are model 0's. Decoded into infer/engine.h LayerHops. Instead of W, the
+// released EvoMistral model's form is available: one input scale per hop (per indicator entry,
+// plus one for the fixed end hop).
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -31,6 +34,12 @@
 #include "merge/config.h"
 
 namespace evomerge {
+
+// One gene's own start and range, overriding the space-wide ones (PsSpaceOptions::genes).
+struct GeneOverride {
+  std::optional<double> init;
+  std::optional<double> lower, upper;
+};
 
 struct PsSpaceOptions {
   std::string method = "dare_ties";  // dare_ties, ties, task_arithmetic, linear, slerp
@@ -47,6 +56,9 @@ struct PsSpaceOptions {
   double init_weight = 0.5, init_density = 0.5, init_t = 0.5;  // the paper starts every gene at 0.5
   std::optional<bool> normalize;  // ties/dare_ties/task_arithmetic/linear; unset: method default
   std::optional<DType> out_dtype;
+  // Per-gene start and range by gene name (GeneInfo::name(), e.g. "layers[0,4)/model1/weight");
+  // an unknown name or a start outside the gene's range is an error naming the gene.
+  std::map<std::string, GeneOverride> genes;
 };
 
 // One gene's meaning, for reports and the run store.
@@ -79,10 +91,17 @@ class PsGenome {
   nlohmann::json describe(std::span<const double> x) const;
   // A uniform merge (every model the same weight w, density d / t) as a point of this space.
   std::vector<double> uniform_point(double weight, double density_or_t) const;
+  // The same with one weight per model (models.size() values, e.g. lambda_A = 0.5, lambda_B = 1.5)
+  // in every slot and filter set; each value is clamped into its gene's range.
+  std::vector<double> uniform_point(std::span<const double> model_weights,
+                                    double density_or_t) const;
 
  private:
   bool uses_density() const;
   bool is_slerp() const;
+  void build_genes();
+  double gene_setting(const GeneInfo& g, std::optional<double> GeneOverride::*field, double weight,
+                      double density, double t) const;
   PsSpaceOptions options_;
   std::vector<std::pair<int, int>> groups_;
   std::vector<std::string> slots_;
@@ -90,7 +109,10 @@ class PsGenome {
   std::vector<GeneInfo> genes_;
 };
 
-enum class DfsScaling { Full, ModelPair };
+// Full: W[i][j] for every pair of global layers (M*M genes). ModelPair: one scale per pair of
+// models (K*K). PerHop: one scale per indicator entry t (T genes) for the hop it switches on, plus
+// one for the fixed end hop (T + 1 genes), the released EvoMistral model's input_scales.
+enum class DfsScaling { Full, ModelPair, PerHop };
 
 struct DfsSpaceOptions {
   std::vector<int> layers_per_model;  // model 0 is model A (start, end, embeddings, head)
@@ -99,7 +121,8 @@ struct DfsSpaceOptions {
   double scale_min = 0.1, scale_max = 2.0;  // scales stay positive
   double init_scale = 1.0;
   // Initial indicator values: model A's layers in the first repetition get `init_on` (the paper's
-  // 2 sigma), every other entry `init_off`.
+  // 2 sigma), every other entry `init_off`. init_on > 0 >= init_off is required, so the start is
+  // exactly model A's plain path (with PS+DFS, the PS winner itself).
   double init_on = 0.5, init_off = 0.0;
 };
 
@@ -110,7 +133,7 @@ class DfsGenome {
   const DfsSpaceOptions& options() const { return options_; }
   int total_layers() const { return total_layers_; }                       // M
   int indicator_size() const { return total_layers_ * options_.repeats; }  // T
-  int scale_size() const;  // M*M, or K*K per model pair
+  int scale_size() const;  // M*M, K*K per model pair, or T + 1 per hop
   size_t dimension() const { return static_cast<size_t>(indicator_size() + scale_size()); }
   // Indicator genes are unbounded (-inf, inf); scale genes are in [scale_min, scale_max].
   std::vector<double> lower() const;

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
+#include "common/test_util.h"
 
 using namespace evomerge;
+using evomerge::testing_util::error_of;
 
 namespace {
 PsSpaceOptions two_model_dare(int layers, int groups) {
@@ -256,4 +258,69 @@ TEST(DfsGenome, BadOptions) {
   o.repeats = 2;
   DfsGenome g(o);
   EXPECT_THROW(g.decode(std::vector<double>(3, 0.0)), Error);
+}
+
+TEST(DfsGenome, PerHopScalesAndPlainStart) {
+  DfsSpaceOptions o;
+  o.layers_per_model = {3, 2};  // A: global 0..2, B: global 3..4; T = 10
+  o.repeats = 2;
+  o.scaling = DfsScaling::PerHop;
+  o.init_on = 0.5, o.init_off = 0.0;  // the paper's zeros, A's first repetition positive
+  DfsGenome g(o);
+  EXPECT_EQ(g.scale_size(), 11);  // one per indicator entry + the fixed end hop
+  ASSERT_EQ(g.dimension(), 21u);
+  // The start is model A's plain path, every scale 1.
+  const auto p0 = g.decode(g.initial());
+  ASSERT_EQ(p0.size(), 3u);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(p0[k].model, 0);
+    EXPECT_EQ(p0[k].layer, k);
+  }
+  EXPECT_EQ(p0[1].input_scale, 1.0f);
+
+  std::vector<double> x(21, -1.0);
+  for (int i = 0; i < 11; ++i) x[10 + i] = 0.5 + 0.1 * i;
+  x[3] = 1;  // B0 in repetition 1 (entry 3)
+  x[6] = 1;  // A1 in repetition 2 (entry 6)
+  const auto p = g.decode(x);
+  ASSERT_EQ(p.size(), 4u);  // A0, B0, A1, then the fixed end A2
+  EXPECT_EQ(p[1].model, 1);
+  EXPECT_FLOAT_EQ(p[0].input_scale, 1.0f);         // reads the embeddings
+  EXPECT_FLOAT_EQ(p[1].input_scale, 0.5f + 0.3f);  // entry 3's scale
+  EXPECT_FLOAT_EQ(p[2].input_scale, 0.5f + 0.6f);  // entry 6's scale
+  EXPECT_FLOAT_EQ(p[3].input_scale, 0.5f + 1.0f);  // the end hop's own scale (entry T)
+}
+
+TEST(DfsGenome, StartMustBeModelAsPlainPath) {
+  DfsSpaceOptions o;
+  o.layers_per_model = {2, 2};
+  o.init_on = 0.0;
+  EXPECT_THROW(DfsGenome{o}, Error);
+  o.init_on = 0.5, o.init_off = 0.1;  // would put B's layers on the starting path
+  EXPECT_THROW(DfsGenome{o}, Error);
+}
+
+TEST(PsGenome, PerGeneStartsRangesAndPerModelUniformPoints) {
+  PsSpaceOptions o = two_model_dare(4, 1);
+  o.method = "task_arithmetic";
+  o.weight_max = 2.0;
+  o.genes["layers[0,4)/model1/weight"] = {1.5, 0.5, 1.8};
+  PsGenome g(o);
+  ASSERT_EQ(g.dimension(), 2u);
+  EXPECT_EQ(g.initial(), (std::vector<double>{0.5, 1.5}));
+  EXPECT_EQ(g.lower(), (std::vector<double>{0.0, 0.5}));
+  EXPECT_EQ(g.upper(), (std::vector<double>{2.0, 1.8}));
+  // lambda_A = 0.5, lambda_B = 1.5 is a point of the space; values are clamped into each range.
+  const std::vector<double> w{0.5, 1.5};
+  EXPECT_EQ(g.uniform_point(w, 0.5), w);
+  const std::vector<double> w2{2.5, 0.1};
+  EXPECT_EQ(g.uniform_point(w2, 0.5), (std::vector<double>{2.0, 0.5}));
+  EXPECT_EQ(g.uniform_point(0.7, 0.5), (std::vector<double>{0.7, 0.7}));
+
+  auto bad = o;
+  bad.genes = {{"layers[0,4)/model2/weight", {1.0, {}, {}}}};
+  EXPECT_NE(error_of([&] { PsGenome{bad}; }).find("ps.genes: 'layers[0,4)/model2/weight'"),
+            std::string::npos);
+  bad.genes = {{"layers[0,4)/model0/weight", {2.5, {}, {}}}};
+  EXPECT_NE(error_of([&] { PsGenome{bad}; }).find("outside"), std::string::npos);
 }

@@ -13,6 +13,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+std::vector<double> scorer_weights(const eval::Scorer& scorer) {
+  std::vector<double> w;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) w.push_back(scorer.weight(t));
+  return w;
+}
+
 // The mu-th best fitness among the finished candidates of this generation (nullopt until mu exist).
 std::optional<double> mu_th_best(std::vector<double> done, size_t mu) {
   if (mu == 0 || done.size() < mu) return std::nullopt;
@@ -26,7 +32,11 @@ std::vector<Evaluation> evaluate_all(const eval::Scorer& scorer, const Tokenizer
                                      const ScoringOptions& options,
                                      const std::vector<std::vector<double>>& genomes,
                                      uint64_t item_seed, LoadFn&& load) {
-  const auto items = select_items(scorer, options.items_per_task, item_seed);
+  const auto items = select_items(scorer, options.items_per_task, item_seed, options.search_pool);
+  // Racing bounds the accuracy still reachable; it means nothing for a perplexity.
+  const bool can_race = options.racing && scorer.num_tasks() == 1 &&
+                        !scorer.task(0).spec().metrics.empty() &&
+                        higher_is_better(scorer.task(0).spec().metrics[0].kind);
   std::vector<Evaluation> out;
   std::vector<double> finished;
   const size_t mu = genomes.size() / 2;
@@ -47,7 +57,7 @@ std::vector<Evaluation> evaluate_all(const eval::Scorer& scorer, const Tokenizer
       continue;
     }
     std::optional<double> threshold;
-    if (options.racing && scorer.num_tasks() == 1) threshold = mu_th_best(finished, mu);
+    if (can_race) threshold = mu_th_best(finished, mu);
     e = score_engine(scorer, *engine, tokenizer, items, options, threshold);
     e.params = std::move(params);
     e.merge_seconds = merge_s;
@@ -58,10 +68,38 @@ std::vector<Evaluation> evaluate_all(const eval::Scorer& scorer, const Tokenizer
 }
 }  // namespace
 
+ItemPools split_opt_items(const eval::Scorer& scorer, size_t validation_per_task, uint64_t seed) {
+  ItemPools pools;
+  pools.search.resize(scorer.num_tasks());
+  pools.validation.resize(scorer.num_tasks());
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) {
+    const size_t n = scorer.split_size(t);
+    if (validation_per_task == 0 || validation_per_task >= n) {
+      pools.search[t] = scorer.all_items(t);
+      continue;
+    }
+    pools.validation[t] = scorer.sample_items(t, validation_per_task, seed + t);
+    std::vector<bool> kept(n, false);
+    for (size_t i : pools.validation[t]) kept[i] = true;
+    for (size_t i = 0; i < n; ++i)
+      if (!kept[i]) pools.search[t].push_back(i);
+  }
+  return pools;
+}
+
 std::vector<std::vector<size_t>> select_items(const eval::Scorer& scorer, size_t items_per_task,
-                                              uint64_t seed) {
+                                              uint64_t seed,
+                                              const std::vector<std::vector<size_t>>& pool) {
   std::vector<std::vector<size_t>> items(scorer.num_tasks());
   for (size_t t = 0; t < scorer.num_tasks(); ++t) {
+    if (t < pool.size() && !pool[t].empty()) {
+      // Positions in the pool, drawn as Scorer::sample_items draws items of a split.
+      const auto& p = pool[t];
+      for (size_t k : eval::sample_indices(p.size(), items_per_task ? items_per_task : p.size(),
+                                           (seed + t) ^ (0x9E3779B97F4A7C15ULL * (t + 1))))
+        items[t].push_back(p[k]);
+      continue;
+    }
     const size_t n = scorer.split_size(t);
     if (items_per_task == 0 || items_per_task >= n)
       items[t] = scorer.all_items(t);
@@ -80,6 +118,7 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
   so.micro_batch = options.micro_batch;
   so.keep_text = false;
   so.progress = false;
+  so.gold_logprob = options.fitness.gold_logprob_weight != 0;
   double optimistic = NAN;
   if (race_threshold) {
     const double thr = *race_threshold;
@@ -126,7 +165,7 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
       if (ts.failed) e.error = ts.task + ": " + ts.error;
     return e;
   }
-  e.fitness = raced_out ? optimistic : rep.total;
+  e.fitness = raced_out ? optimistic : fitness_of(rep, scorer_weights(scorer), options.fitness);
   if (raced_out) e.task_scores["_raced_out"] = true;
   return e;
 }
@@ -141,10 +180,13 @@ PsEvaluator::PsEvaluator(PsGenome genome, const eval::Scorer& scorer, const Toke
       tokenizer_(tokenizer),
       options_(options),
       engine_options_(engine_options),
+      // Candidates are merged and scored in the recipe's dtype (f32 when it names none), so the
+      // exported recipe and model are exactly what was scored.
       merger_([&] {
         merge_options.progress = false;
         return merge_options;
-      }()) {}
+      }()),
+      buffers_(genome_.options().out_dtype.value_or(DType::F32)) {}
 
 Engine& PsEvaluator::load(std::span<const double> x) {
   const auto t0 = std::chrono::steady_clock::now();

@@ -193,3 +193,52 @@ TEST_F(ModelEvaluatorTest, RacingStopsACandidateThatCannotReachTheThreshold) {
   EXPECT_EQ(not_raced.items[0].scores, full.items[0].scores);
   EXPECT_FALSE(not_raced.task_scores.contains("_raced_out"));
 }
+
+TEST_F(ModelEvaluatorTest, ValidationItemsAreNeverSearchedOn) {
+  eval::Scorer scorer({{*dir_ / "mc.yaml", 1.0}});
+  const auto pools = split_opt_items(scorer, 3, 7);
+  ASSERT_EQ(pools.validation[0].size(), 3u);
+  ASSERT_EQ(pools.search[0].size(), 5u);
+  std::vector<size_t> all = pools.search[0];
+  all.insert(all.end(), pools.validation[0].begin(), pools.validation[0].end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, scorer.all_items(0));  // a partition of the split
+  EXPECT_EQ(split_opt_items(scorer, 3, 7).validation, pools.validation);  // seeded
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    const auto items = select_items(scorer, 2, seed, pools.search);
+    ASSERT_EQ(items[0].size(), 2u);
+    for (size_t i : items[0])
+      EXPECT_TRUE(std::find(pools.search[0].begin(), pools.search[0].end(), i) !=
+                  pools.search[0].end())
+          << i;
+  }
+  EXPECT_EQ(select_items(scorer, 0, 1, pools.search)[0], pools.search[0]);  // 0: the whole pool
+  // Nothing kept: the pool is the whole split, and draws are the plain ones.
+  const auto none = split_opt_items(scorer, 0, 7);
+  EXPECT_TRUE(none.validation[0].empty());
+  EXPECT_EQ(none.search[0], scorer.all_items(0));
+}
+
+TEST_F(ModelEvaluatorTest, PsCandidatesAreScoredInTheRecipeDtype) {
+  // A bf16 recipe is scored as bf16 weights: the in-memory candidate equals its bf16 folder.
+  eval::Scorer scorer({{*dir_ / "mc.yaml", 1.0}});
+  auto o = ps_options();
+  o.out_dtype = DType::BF16;
+  PsGenome genome(o);
+  EngineOptions eo;
+  eo.threads = 1;
+  MergeOptions mo;
+  mo.threads = 1;
+  PsEvaluator ev(genome, scorer, tok_, {}, mo, eo);
+  const std::vector<double> x{0.9, 0.7, 0.4, 0.5, 0.2, 0.9, 0.8, 0.3};
+  const auto evals = ev.evaluate({x}, 0);
+  ASSERT_TRUE(evals[0].ok) << evals[0].error;
+  EXPECT_EQ(ev.buffers().dtype(), DType::BF16);
+  const fs::path out = *dir_ / "merged_bf16";
+  FolderOptions fo;
+  fo.replace_existing = true;
+  merge_to_folder(genome.decode(x), out, mo, fo);
+  const auto ref = score_folder(scorer, out, select_items(scorer, 0, 0));
+  EXPECT_EQ(evals[0].fitness, ref.fitness);
+  EXPECT_EQ(evals[0].items[0].scores, ref.items[0].scores);
+}
