@@ -1,22 +1,30 @@
 #include "store/run_store.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <utility>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "common/error.h"
+#include "common/hash.h"
+#include "io/files.h"
 
 namespace evomerge {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
-// Schema version 1 (docs/run-store.md).
+// Schema version 1 (docs/run-store.md); a new store runs it and then the v1 -> v2 migration, so
+// every store reaches version 2 through the same statements.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS run (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -82,6 +90,39 @@ CREATE TABLE IF NOT EXISTS artifact (
   created TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS candidate_by_fitness ON candidate (phase, fitness);
+)sql";
+
+// The one v1 -> v2 migration (every schema change of version 2 goes here; docs/run-store.md):
+//  - artifacts and final rows are recorded once (v1 stores could hold duplicates: resumes appended
+//    artifacts, and two processes on one folder interleaved final rows; the first is kept);
+//  - final_stage: the final stage's checkpoints (scored finalists, uniform-grid points), reused on
+//    resume instead of re-scored;
+//  - input_fingerprint: what the models and task files were when the run started;
+//  - run_event: resumes with changed inputs allowed, interruptions, and the like.
+constexpr const char* kMigrateV1ToV2 = R"sql(
+DELETE FROM artifact WHERE id NOT IN (SELECT min(id) FROM artifact GROUP BY kind, path);
+CREATE UNIQUE INDEX IF NOT EXISTS artifact_once ON artifact (kind, path);
+DELETE FROM final_result WHERE id NOT IN (SELECT min(id) FROM final_result GROUP BY label, split);
+CREATE UNIQUE INDEX IF NOT EXISTS final_result_once ON final_result (label, split);
+CREATE TABLE IF NOT EXISTS final_stage (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS input_fingerprint (
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  recorded TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_event (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  created TEXT NOT NULL
+);
+PRAGMA user_version = 2;
 )sql";
 
 std::string now_utc() {
@@ -176,12 +217,7 @@ std::vector<T> from_le_bytes(const std::vector<uint8_t>& b, size_t n,
 }  // namespace
 
 std::string config_hash(const nlohmann::json& config) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : config.dump()) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return fmt::format("{:016x}", h);
+  return fmt::format("{:016x}", fnv1a64(config.dump()));
 }
 
 void RunStore::exec(const char* sql) const {
@@ -205,45 +241,101 @@ sqlite3* open_db(const std::filesystem::path& path, bool create) {
   sqlite3_busy_timeout(db, 5000);
   return db;
 }
+
+// One integer from a query such as "PRAGMA user_version"; nullopt when SQLite refuses the file.
+std::optional<int64_t> query_int(sqlite3* db, const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) return std::nullopt;
+  std::optional<int64_t> v;
+  if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  return v;
+}
+
+void remove_db_files(const std::filesystem::path& db) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+    std::filesystem::remove(db.string() + suffix, ec);
+}
+
+// A store whose creation never finished (killed before its first commit, or made by an evomerge
+// that created it in place): empty, or a SQLite file with no tables and version 0. Anything else
+// that is not a version-1/2 store is someone's file and is refused, never deleted.
+bool is_half_created(const std::filesystem::path& db_path) {
+  std::error_code ec;
+  if (std::filesystem::file_size(db_path, ec) == 0 && !ec) return true;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return false;
+  }
+  const auto version = query_int(db, "PRAGMA user_version");
+  const auto tables = query_int(db, "SELECT count(*) FROM sqlite_master");
+  sqlite3_close(db);
+  return version == 0 && tables == 0;
+}
+
+// Staging files of creations that died before their rename (`run.db.tmp-PID`). Only called while
+// holding the folder lock, so no living process is writing them.
+void remove_stale_creations(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("run.db.tmp-", 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
+}
+
+void fsync_path(const std::filesystem::path& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
 }  // namespace
 
-RunStore RunStore::open(const std::filesystem::path& dir, RunInfo info) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) fail("store", "{}: cannot create the run folder: {}", dir.string(), ec.message());
-  RunStore store;
-  store.path_ = dir / "run.db";
-  const bool existed = std::filesystem::exists(store.path_);
-  store.db_ = open_db(store.path_, true);
-  store.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
-  info.config_hash = config_hash(info.config);
-  if (existed) {
-    RunStore old = open_existing(dir);
-    if (old.info_.config_hash != info.config_hash) {
-      // Name what differs (JSON-patch paths of the canonical configs).
-      std::string fields;
-      const auto patch = nlohmann::json::diff(old.info_.config, info.config);
-      for (size_t i = 0; i < patch.size() && i < 8; ++i)
-        fields += (i ? ", " : "") + patch[i].value("path", std::string("?"));
-      if (patch.size() > 8) fields += fmt::format(", ... ({} in all)", patch.size());
-      fail("store",
-           "{}: this run folder was made by a different config (differs at {}); refusing to resume "
-           "it: use a new --run folder, or the original config",
-           store.path_.string(), fields.empty() ? "?" : fields);
+void RunStore::migrate() {
+  const auto version = query_int(db_, "PRAGMA user_version");
+  if (!version)
+    fail("store", "{}: not a SQLite database ({}); move it away or use another --run folder",
+         path_.string(), sqlite3_errmsg(db_));
+  if (*version == kSchemaVersion) return;
+  if (*version == 1) {
+    exec("BEGIN IMMEDIATE");
+    try {
+      exec(kMigrateV1ToV2);
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
     }
-    store.info_ = old.info_;
-    store.resumed_ = true;
-    return store;
+    return;
   }
-  store.exec("BEGIN");
-  store.exec(kSchema);
-  store.exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str());
+  if (*version == 0)
+    fail("store",
+         "{}: not an evomerge run database (schema version 0); move it away or use another "
+         "--run folder",
+         path_.string());
+  fail("store",
+       "{}: schema version {} (this evomerge reads versions 1 and {}); use a newer evomerge",
+       path_.string(), *version, kSchemaVersion);
+}
+
+// Creates the database under a temporary name and renames it into place once it holds the schema
+// and the run row, so `run.db` either does not exist or is complete.
+void RunStore::create(const std::filesystem::path& dir, RunInfo& info) {
+  const auto temp = dir / fmt::format("run.db.tmp-{}", ::getpid());
+  remove_db_files(temp);
+  db_ = open_db(temp, true);
+  path_ = temp;
+  exec("BEGIN");
+  exec(kSchema);
+  exec(kMigrateV1ToV2);
   info.created = now_utc();
-  Stmt(store.db_,
+  Stmt(db_,
        "INSERT INTO run (id, config_json, config_text, config_hash, created, evomerge_version, "
-       "seed) "
-       "VALUES (1, ?, ?, ?, ?, ?, ?)",
-       store.path_)
+       "seed) VALUES (1, ?, ?, ?, ?, ?, ?)",
+       path_)
       .bind(1, info.config.dump())
       .bind(2, info.config_text)
       .bind(3, info.config_hash)
@@ -251,8 +343,56 @@ RunStore RunStore::open(const std::filesystem::path& dir, RunInfo info) {
       .bind(5, info.evomerge_version)
       .bind(6, static_cast<int64_t>(info.seed))
       .step();
-  store.exec("COMMIT");
-  store.info_ = std::move(info);
+  exec("COMMIT");
+  sqlite3_close(db_);
+  db_ = nullptr;
+  fsync_path(temp);
+  path_ = dir / "run.db";
+  rename_file(temp, path_);
+  fsync_path(dir);
+  db_ = open_db(path_, false);
+}
+
+RunStore RunStore::open(const std::filesystem::path& dir, RunInfo info) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("store", "{}: cannot create the run folder: {}", dir.string(), ec.message());
+  if (!std::filesystem::is_directory(dir))
+    fail("store", "{}: --run must be a folder (this is a file)", dir.string());
+  RunStore store;
+  store.lock_ = RunFolderLock(dir);
+  remove_stale_creations(dir);
+  store.path_ = dir / "run.db";
+  info.config_hash = config_hash(info.config);
+  bool existed = std::filesystem::exists(store.path_);
+  if (existed && is_half_created(store.path_)) {
+    remove_db_files(store.path_);
+    store.recreated_ = true;
+    existed = false;
+  }
+  if (!existed) {
+    store.create(dir, info);
+    store.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+    store.info_ = std::move(info);
+    return store;
+  }
+  store.db_ = open_db(store.path_, false);
+  store.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  store.migrate();
+  store.read_info();
+  if (store.info_.config_hash != info.config_hash) {
+    // Name what differs (JSON-patch paths of the canonical configs).
+    std::string fields;
+    const auto patch = nlohmann::json::diff(store.info_.config, info.config);
+    for (size_t i = 0; i < patch.size() && i < 8; ++i)
+      fields += (i ? ", " : "") + patch[i].value("path", std::string("?"));
+    if (patch.size() > 8) fields += fmt::format(", ... ({} in all)", patch.size());
+    fail("store",
+         "{}: this run folder was made by a different config (differs at {}); refusing to resume "
+         "it: use a new --run folder, or the original config",
+         store.path_.string(), fields.empty() ? "?" : fields);
+  }
+  store.resumed_ = true;
   return store;
 }
 
@@ -263,33 +403,33 @@ RunStore RunStore::open_existing(const std::filesystem::path& dir) {
     fail("store", "{}: no run database here", store.path_.string());
   store.db_ = open_db(store.path_, false);
   store.exec("PRAGMA foreign_keys=ON;");
-  {
-    Stmt v(store.db_, "PRAGMA user_version", store.path_);
-    v.step();
-    if (v.i64(0) != kSchemaVersion)
-      fail("store", "{}: schema version {} (this evomerge reads version {})", store.path_.string(),
-           v.i64(0), kSchemaVersion);
-  }
-  Stmt q(store.db_,
-         "SELECT config_json, config_text, config_hash, created, evomerge_version, seed FROM run "
-         "WHERE id = 1",
-         store.path_);
-  if (!q.step()) fail("store", "{}: table 'run' has no row", store.path_.string());
-  store.info_.config = parse_json_column(q.text(0), store.path_, "run.config_json");
-  store.info_.config_text = q.text(1);
-  store.info_.config_hash = q.text(2);
-  store.info_.created = q.text(3);
-  store.info_.evomerge_version = q.text(4);
-  store.info_.seed = static_cast<uint64_t>(q.i64(5));
+  store.migrate();
+  store.read_info();
   store.resumed_ = true;
   return store;
+}
+
+void RunStore::read_info() {
+  Stmt q(db_,
+         "SELECT config_json, config_text, config_hash, created, evomerge_version, seed FROM run "
+         "WHERE id = 1",
+         path_);
+  if (!q.step()) fail("store", "{}: table 'run' has no row", path_.string());
+  info_.config = parse_json_column(q.text(0), path_, "run.config_json");
+  info_.config_text = q.text(1);
+  info_.config_hash = q.text(2);
+  info_.created = q.text(3);
+  info_.evomerge_version = q.text(4);
+  info_.seed = static_cast<uint64_t>(q.i64(5));
 }
 
 RunStore::RunStore(RunStore&& o) noexcept
     : db_(std::exchange(o.db_, nullptr)),
       path_(std::move(o.path_)),
       info_(std::move(o.info_)),
-      resumed_(o.resumed_) {}
+      resumed_(o.resumed_),
+      recreated_(o.recreated_),
+      lock_(std::move(o.lock_)) {}
 RunStore& RunStore::operator=(RunStore&& o) noexcept {
   if (this != &o) {
     if (db_) sqlite3_close(db_);
@@ -297,6 +437,8 @@ RunStore& RunStore::operator=(RunStore&& o) noexcept {
     path_ = std::move(o.path_);
     info_ = std::move(o.info_);
     resumed_ = o.resumed_;
+    recreated_ = o.recreated_;
+    lock_ = std::move(o.lock_);
   }
   return *this;
 }
@@ -470,7 +612,9 @@ std::optional<nlohmann::json> RunStore::phase_result(const std::string& phase) c
 void RunStore::add_final_result(const FinalResult& r) {
   Stmt(db_,
        "INSERT INTO final_result (label, split, task_scores, score, ci_low, ci_high, details) "
-       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (label, split) DO UPDATE SET "
+       "task_scores = excluded.task_scores, score = excluded.score, ci_low = excluded.ci_low, "
+       "ci_high = excluded.ci_high, details = excluded.details",
        path_)
       .bind(1, r.label)
       .bind(2, r.split)
@@ -482,11 +626,13 @@ void RunStore::add_final_result(const FinalResult& r) {
       .step();
 }
 
-std::vector<FinalResult> RunStore::final_results() const {
+std::vector<FinalResult> RunStore::read_final_results(const std::string& where,
+                                                      const std::vector<std::string>& args) const {
   Stmt q(db_,
-         "SELECT label, split, task_scores, score, ci_low, ci_high, details FROM final_result "
-         "ORDER BY id",
+         "SELECT label, split, task_scores, score, ci_low, ci_high, details FROM final_result " +
+             where + " ORDER BY id",
          path_);
+  for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i) + 1, args[i]);
   std::vector<FinalResult> out;
   while (q.step()) {
     FinalResult r;
@@ -502,12 +648,116 @@ std::vector<FinalResult> RunStore::final_results() const {
   return out;
 }
 
+std::vector<FinalResult> RunStore::final_results() const {
+  return read_final_results("", {});
+}
+
+std::optional<FinalResult> RunStore::final_result(const std::string& label,
+                                                  const std::string& split) const {
+  auto rows = read_final_results("WHERE label = ? AND split = ?", {label, split});
+  if (rows.empty()) return std::nullopt;
+  return std::move(rows[0]);
+}
+
+void RunStore::put_final_stage(const std::string& key, const nlohmann::json& value) {
+  Stmt(db_, "INSERT OR REPLACE INTO final_stage (key, value, created) VALUES (?, ?, ?)", path_)
+      .bind(1, key)
+      .bind(2, value.dump())
+      .bind(3, now_utc())
+      .step();
+}
+
+std::optional<nlohmann::json> RunStore::final_stage(const std::string& key) const {
+  Stmt q(db_, "SELECT value FROM final_stage WHERE key = ?", path_);
+  q.bind(1, key);
+  if (!q.step()) return std::nullopt;
+  return parse_json_column(q.text(0), path_, "final_stage.value");
+}
+
+void RunStore::set_input_fingerprints(const std::vector<InputFingerprint>& inputs) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    exec("DELETE FROM input_fingerprint");
+    for (const auto& in : inputs)
+      Stmt(
+          db_,
+          "INSERT INTO input_fingerprint (name, kind, fingerprint, detail, recorded) VALUES (?, ?, "
+          "?, ?, ?)",
+          path_)
+          .bind(1, in.name)
+          .bind(2, in.kind)
+          .bind(3, in.fingerprint)
+          .bind(4, in.detail.dump())
+          .bind(5, now_utc())
+          .step();
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::vector<InputFingerprint> RunStore::input_fingerprints() const {
+  Stmt q(db_, "SELECT name, kind, fingerprint, detail FROM input_fingerprint ORDER BY name", path_);
+  std::vector<InputFingerprint> out;
+  while (q.step())
+    out.push_back({q.text(0), q.text(1), q.text(2),
+                   parse_json_column(q.text(3), path_, "input_fingerprint.detail")});
+  return out;
+}
+
+void RunStore::add_event(const std::string& kind, const nlohmann::json& detail) {
+  Stmt(db_, "INSERT INTO run_event (kind, detail, created) VALUES (?, ?, ?)", path_)
+      .bind(1, kind)
+      .bind(2, detail.dump())
+      .bind(3, now_utc())
+      .step();
+}
+
+std::vector<std::pair<std::string, nlohmann::json>> RunStore::events() const {
+  Stmt q(db_, "SELECT kind, detail FROM run_event ORDER BY id", path_);
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  while (q.step())
+    out.emplace_back(q.text(0), parse_json_column(q.text(1), path_, "run_event.detail"));
+  return out;
+}
+
+std::vector<std::string> changed_inputs(const std::vector<InputFingerprint>& recorded,
+                                        const std::vector<InputFingerprint>& now) {
+  std::map<std::string, const InputFingerprint*> old;
+  for (const auto& r : recorded) old[r.name] = &r;
+  std::vector<std::string> out;
+  for (const auto& n : now) {
+    const auto it = old.find(n.name);
+    if (it == old.end()) {
+      out.push_back(fmt::format("{} '{}' is new", n.kind, n.name));
+      continue;
+    }
+    if (it->second->fingerprint != n.fingerprint) {
+      // The detail maps parts (files) to their own fingerprints: name the parts that changed.
+      std::vector<std::string> parts;
+      const auto& a = it->second->detail;
+      for (auto p = n.detail.begin(); p != n.detail.end(); ++p)
+        if (!a.contains(p.key()) || a[p.key()] != p.value()) parts.push_back(p.key());
+      for (auto p = a.begin(); p != a.end(); ++p)
+        if (!n.detail.contains(p.key())) parts.push_back(p.key() + " (gone)");
+      out.push_back(fmt::format(
+          "{} '{}' changed{}", n.kind, n.name,
+          parts.empty() ? std::string() : fmt::format(" ({})", fmt::join(parts, ", "))));
+    }
+    old.erase(it);
+  }
+  for (const auto& [name, r] : old)
+    out.push_back(fmt::format("{} '{}' is no longer used", r->kind, name));
+  return out;
+}
+
 void RunStore::clear_final_results() {
   exec("DELETE FROM final_result");
 }
 
 void RunStore::add_artifact(const std::string& kind, const std::filesystem::path& path) {
-  Stmt(db_, "INSERT INTO artifact (kind, path, created) VALUES (?, ?, ?)", path_)
+  Stmt(db_, "INSERT OR IGNORE INTO artifact (kind, path, created) VALUES (?, ?, ?)", path_)
       .bind(1, kind)
       .bind(2, path.string())
       .bind(3, now_utc())

@@ -7,6 +7,12 @@
 // optimiser state in one transaction, so after a crash the database holds whole generations only
 // and resume continues from the last one (last_state()).
 //
+// Creation is atomic: the database is built under a temporary name and renamed into place, and a
+// `run.db` left empty by a process killed while creating it is recreated, never fatal.
+//
+// Exclusive use: open() takes the folder's lock (run_lock.h) for the store's lifetime, so a second
+// process on the same folder is refused naming the holder.
+//
 // Identity: a run folder belongs to one config. open() on an existing folder compares the config
 // hash and refuses ("[store] runs/x/run.db: made by a different config (differs at /ps/granularity,
 // /seed); use a new --run folder") naming the differing fields.
@@ -20,6 +26,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "store/run_lock.h"
 
 namespace evomerge {
 
@@ -78,6 +86,20 @@ struct FinalResult {
   nlohmann::json details = nlohmann::json::object();
 };
 
+// What an input (a model folder, a task file) was when the run started: `fingerprint` for the
+// whole, `detail` maps each part (file) to its own fingerprint so a change can be named.
+struct InputFingerprint {
+  std::string name;  // the reference as the config writes it
+  std::string kind;  // "model", "task"
+  std::string fingerprint;
+  nlohmann::json detail = nlohmann::json::object();
+};
+
+// Human-readable differences between the recorded inputs and the current ones, e.g.
+// "model 'models/a' changed (model.safetensors)"; empty when nothing changed.
+std::vector<std::string> changed_inputs(const std::vector<InputFingerprint>& recorded,
+                                        const std::vector<InputFingerprint>& now);
+
 class RunStore {
  public:
   // Creates `<dir>/run.db` (and dir) for a new run, or opens an existing one after checking its
@@ -95,6 +117,8 @@ class RunStore {
   const RunInfo& info() const { return info_; }
   const std::filesystem::path& path() const { return path_; }
   bool resumed() const { return resumed_; }  // true when open() found an existing run
+  // true when open() found a store whose creation never finished and made it anew
+  bool recreated() const { return recreated_; }
 
   // One transaction: the candidates (with item results) and the optimiser state. Fails (and writes
   // nothing) if that phase/generation is already stored.
@@ -112,23 +136,46 @@ class RunStore {
   void set_phase_done(const std::string& phase, const nlohmann::json& result);
   std::optional<nlohmann::json> phase_result(const std::string& phase) const;
 
+  // A final row is stored once per (label, split): adding it again replaces it in place.
   void add_final_result(const FinalResult& result);
   std::vector<FinalResult> final_results() const;
-  void clear_final_results();  // a resumed run re-scores the finalists
+  std::optional<FinalResult> final_result(const std::string& label, const std::string& split) const;
+  void clear_final_results();
 
+  // The final stage's checkpoints (a finalist's score on the optimisation split, a uniform-grid
+  // point, ...), stored once under a caller-chosen key and reused by a resumed run.
+  void put_final_stage(const std::string& key, const nlohmann::json& value);
+  std::optional<nlohmann::json> final_stage(const std::string& key) const;
+
+  // Recorded once per (kind, path): recording it again is a no-op.
   void add_artifact(const std::string& kind, const std::filesystem::path& path);
   std::vector<std::pair<std::string, std::string>> artifacts() const;
+
+  // The inputs' fingerprints (replaces what was recorded).
+  void set_input_fingerprints(const std::vector<InputFingerprint>& inputs);
+  std::vector<InputFingerprint> input_fingerprints() const;
+
+  // The run's history of notable events ("changed-inputs-allowed", "interrupted", ...).
+  void add_event(const std::string& kind, const nlohmann::json& detail);
+  std::vector<std::pair<std::string, nlohmann::json>> events() const;
 
   sqlite3* handle() const { return db_; }  // for ad-hoc queries in tests and tools
 
  private:
   RunStore() = default;
   void exec(const char* sql) const;
+  void create(const std::filesystem::path& dir, RunInfo& info);
+  void migrate();  // to kSchemaVersion (the v1 -> v2 migration), or an Error naming the version
+  void read_info();
+  std::vector<FinalResult> read_final_results(const std::string& where,
+                                              const std::vector<std::string>& args) const;
 
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
   RunInfo info_;
   bool resumed_ = false;
+  bool recreated_ = false;
+  RunFolderLock lock_;  // declared last: released after the database is closed
 };
 
 }  // namespace evomerge
