@@ -105,7 +105,7 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   cfg.where = std::string(where);
   c.only(root, "",
          {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items",
-          "racing", "threads", "ps", "dfs", "final"});
+          "racing", "validation_items", "fitness", "threads", "ps", "dfs", "final"});
   if (root["seed"])
     cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
   if (!root["tasks"] || !root["tasks"].IsSequence() || root["tasks"].size() == 0)
@@ -134,14 +134,24 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
         c.integer(root["items_per_generation"], "items_per_generation", 0, 1 << 24));
   if (root["fresh_items"]) cfg.fresh_items = c.boolean(root["fresh_items"], "fresh_items");
   if (root["racing"]) cfg.racing = c.boolean(root["racing"], "racing");
+  if (root["validation_items"])
+    cfg.validation_items =
+        static_cast<size_t>(c.integer(root["validation_items"], "validation_items", 0, 1 << 24));
+  if (const auto n = root["fitness"]) {
+    c.only(n, "fitness", {"gold_logprob_weight"});
+    if (n["gold_logprob_weight"])
+      cfg.gold_logprob_weight = c.number(n["gold_logprob_weight"], "fitness.gold_logprob_weight");
+    if (cfg.gold_logprob_weight < 0)
+      c.bad(n["gold_logprob_weight"], "fitness.gold_logprob_weight", "must be >= 0");
+  }
   if (root["threads"])
     cfg.threads = static_cast<int>(c.integer(root["threads"], "threads", 0, 1024));
 
   if (const auto n = root["ps"]) {
     c.only(n, "ps",
            {"method", "base_model", "models", "layer_groups", "filters", "separate_embed_head",
-            "normalize", "weight", "density", "t", "init", "sigma0", "population", "generations",
-            "restarts", "separable"});
+            "normalize", "weight", "density", "t", "init", "genes", "dtype", "sigma0", "population",
+            "generations", "evaluations", "restarts", "separable"});
     PsPhaseConfig p;
     if (n["method"]) p.method = c.str(n["method"], "ps.method");
     if (n["base_model"])
@@ -161,6 +171,27 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     if (n["density"]) std::tie(p.density_min, p.density_max) = c.range(n["density"], "ps.density");
     if (n["t"]) std::tie(p.t_min, p.t_max) = c.range(n["t"], "ps.t");
     if (n["init"]) p.init = c.number(n["init"], "ps.init");
+    if (const auto g = n["genes"]) {
+      if (!g.IsMap()) c.bad(g, "ps.genes", "expected a mapping of gene name to {init, range}");
+      for (const auto& kv : g) {
+        const std::string name = kv.first.as<std::string>(), key = "ps.genes." + name;
+        c.only(kv.second, key, {"init", "range"});
+        GeneOverride o;
+        if (kv.second["init"]) o.init = c.number(kv.second["init"], key + ".init");
+        if (kv.second["range"]) {
+          const auto [lo, hi] = c.range(kv.second["range"], key + ".range");
+          o.lower = lo, o.upper = hi;
+        }
+        p.genes[name] = o;
+      }
+    }
+    if (n["dtype"]) {
+      const auto name = c.str(n["dtype"], "ps.dtype");
+      const auto dt = dtype_from_torch_name(name);
+      if (!dt || !dtype_is_compute(*dt))
+        c.bad(n["dtype"], "ps.dtype", "expected float32, bfloat16 or float16");
+      p.dtype = *dt;
+    }
     if (n["sigma0"]) p.sigma0 = c.number(n["sigma0"], "ps.sigma0");
     if (!(p.sigma0 > 0)) c.bad(n["sigma0"], "ps.sigma0", "must be positive");
     if (n["population"])
@@ -168,6 +199,10 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     if (p.population == 1) c.bad(n["population"], "ps.population", "must be 0 (default) or >= 2");
     if (n["generations"])
       p.generations = static_cast<int>(c.integer(n["generations"], "ps.generations", 1, 1000000));
+    if (n["evaluations"]) {
+      p.evaluations = c.integer(n["evaluations"], "ps.evaluations", 0, 1LL << 40);
+      if (!n["generations"]) p.generations = 0;  // the budget alone ends the phase
+    }
     if (n["restarts"])
       p.restarts = static_cast<int>(c.integer(n["restarts"], "ps.restarts", 0, 100));
     if (n["separable"]) p.separable = c.boolean(n["separable"], "ps.separable");
@@ -176,7 +211,7 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   if (const auto n = root["dfs"]) {
     c.only(n, "dfs",
            {"models", "repeats", "scaling", "scale", "init_on", "init_off", "sigma0", "population",
-            "generations", "separable", "restarts"});
+            "generations", "evaluations", "separable", "restarts"});
     DfsPhaseConfig d;
     if (!n["models"]) c.bad(n, "dfs.models", "is required");
     for (const auto& m : c.strings(n["models"], "dfs.models"))
@@ -189,12 +224,16 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
       c.bad(n["models"], "dfs.models", "'ps' needs a ps: section");
     if (n["repeats"]) d.repeats = static_cast<int>(c.integer(n["repeats"], "dfs.repeats", 1, 16));
     if (n["scaling"]) d.scaling = c.str(n["scaling"], "dfs.scaling");
-    if (d.scaling != "full" && d.scaling != "model_pair")
-      c.bad(n["scaling"], "dfs.scaling", "expected full or model_pair");
+    if (d.scaling != "full" && d.scaling != "model_pair" && d.scaling != "per_hop")
+      c.bad(n["scaling"], "dfs.scaling", "expected full, model_pair or per_hop");
     if (n["scale"]) std::tie(d.scale_min, d.scale_max) = c.range(n["scale"], "dfs.scale");
     if (!(d.scale_min > 0)) c.bad(n["scale"], "dfs.scale", "scales must stay positive (min > 0)");
     if (n["init_on"]) d.init_on = c.number(n["init_on"], "dfs.init_on");
     if (n["init_off"]) d.init_off = c.number(n["init_off"], "dfs.init_off");
+    if (!(d.init_on > 0))
+      c.bad(n["init_on"], "dfs.init_on", "must be > 0 (model A's layers start on the path)");
+    if (!(d.init_off <= 0))
+      c.bad(n["init_off"], "dfs.init_off", "must be <= 0 (the start is model A's plain path)");
     if (n["sigma0"]) d.sigma0 = c.number(n["sigma0"], "dfs.sigma0");
     if (!(d.sigma0 > 0)) c.bad(n["sigma0"], "dfs.sigma0", "must be positive");
     if (n["population"])
@@ -202,6 +241,10 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     if (d.population == 1) c.bad(n["population"], "dfs.population", "must be 0 (default) or >= 2");
     if (n["generations"])
       d.generations = static_cast<int>(c.integer(n["generations"], "dfs.generations", 1, 1000000));
+    if (n["evaluations"]) {
+      d.evaluations = c.integer(n["evaluations"], "dfs.evaluations", 0, 1LL << 40);
+      if (!n["generations"]) d.generations = 0;  // the budget alone ends the phase
+    }
     if (n["separable"]) d.separable = c.boolean(n["separable"], "dfs.separable");
     if (n["restarts"])
       d.restarts = static_cast<int>(c.integer(n["restarts"], "dfs.restarts", 0, 100));
@@ -216,9 +259,23 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
       if (!n["uniform_grid"].IsSequence())
         c.bad(n["uniform_grid"], "final.uniform_grid", "expected a list of numbers");
       cfg.final.uniform_grid.clear();
-      for (size_t i = 0; i < n["uniform_grid"].size(); ++i)
-        cfg.final.uniform_grid.push_back(
-            c.number(n["uniform_grid"][i], fmt::format("final.uniform_grid[{}]", i)));
+      const size_t n_models = cfg.ps ? cfg.ps->models.size() : 0;
+      for (size_t i = 0; i < n["uniform_grid"].size(); ++i) {
+        const auto point = n["uniform_grid"][i];
+        const std::string key = fmt::format("final.uniform_grid[{}]", i);
+        std::vector<double> w;
+        if (point.IsSequence()) {
+          if (point.size() != n_models)
+            c.bad(point, key,
+                  fmt::format("{} weights for {} PS models (one per model, in ps.models order)",
+                              point.size(), n_models));
+          for (size_t m = 0; m < point.size(); ++m)
+            w.push_back(c.number(point[m], fmt::format("{}[{}]", key, m)));
+        } else {
+          w.push_back(c.number(point, key));
+        }
+        cfg.final.uniform_grid.push_back(w);
+      }
     }
     if (n["export_models"])
       cfg.final.export_models = c.boolean(n["export_models"], "final.export_models");
@@ -241,6 +298,9 @@ nlohmann::json EvolveConfig::to_json() const {
   j["items_per_generation"] = items_per_generation;
   j["fresh_items"] = fresh_items;
   j["racing"] = racing;
+  // Keys added later appear only when set, so that older runs keep their identity (hash).
+  if (validation_items) j["validation_items"] = validation_items;
+  if (gold_logprob_weight != 0) j["fitness"] = {{"gold_logprob_weight", gold_logprob_weight}};
   // threads does not change results, so it is left out of the identity (a resume may use others).
   if (ps) {
     const auto& p = *ps;
@@ -260,6 +320,14 @@ nlohmann::json EvolveConfig::to_json() const {
                {"generations", p.generations},
                {"restarts", p.restarts},
                {"separable", p.separable}};
+    if (p.evaluations) j["ps"]["evaluations"] = p.evaluations;
+    if (p.dtype != DType::F32) j["ps"]["dtype"] = std::string(dtype_torch_name(p.dtype));
+    for (const auto& [name, o] : p.genes) {
+      auto& g = j["ps"]["genes"][name];
+      g = nlohmann::json::object();
+      if (o.init) g["init"] = *o.init;
+      if (o.lower) g["range"] = {*o.lower, *o.upper};
+    }
   }
   if (dfs) {
     const auto& d = *dfs;
@@ -269,10 +337,12 @@ nlohmann::json EvolveConfig::to_json() const {
                 {"sigma0", d.sigma0},           {"population", d.population},
                 {"generations", d.generations}, {"separable", d.separable},
                 {"restarts", d.restarts}};
+    if (d.evaluations) j["dfs"]["evaluations"] = d.evaluations;
   }
-  j["final"] = {{"top", final.top},
-                {"uniform_grid", final.uniform_grid},
-                {"export_models", final.export_models}};
+  nlohmann::json grid = nlohmann::json::array();
+  for (const auto& point : final.uniform_grid)  // one weight as a number, as it always was
+    grid.push_back(point.size() == 1 ? nlohmann::json(point[0]) : nlohmann::json(point));
+  j["final"] = {{"top", final.top}, {"uniform_grid", grid}, {"export_models", final.export_models}};
   return j;
 }
 

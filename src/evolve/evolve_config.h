@@ -9,6 +9,10 @@
 //   items_per_generation: 64                # items per task per generation (0: the whole split)
 //   fresh_items: false                      # a new item subset every generation (the paper's DFS)
 //   racing: false                           # stop scoring a candidate that cannot enter the top mu
+//   validation_items: 0                     # per task: opt items never searched on; finalists
+//                                           #   are re-scored there and the winner picked there
+//   fitness:
+//     gold_logprob_weight: 0                # epsilon: + epsilon x mean per-token gold log-prob
 //   threads: 0
 //   ps:                                     # parameter-space search (optional)
 //     method: dare_ties                     # dare_ties | ties | task_arithmetic | linear | slerp
@@ -22,6 +26,11 @@
 //     density: [0, 1]
 //     t: [0, 1]
 //     init: 0.5                             # every gene's start (the paper's)
+//     genes:                                # optional per-gene start / range, by gene name
+//       "layers[0,4)/model1/weight": {init: 1.5, range: [0.5, 2]}
+//     dtype: float32                        # candidates merged and scored in it; the recipe's
+//                                           #   out_dtype (float32 | bfloat16 | float16)
+//     evaluations: 0                        # budget in candidate evaluations (0: none)
 //     sigma0: 0.1667                        # the paper's 1/6
 //     population: 0                         # 0: 4 + floor(3 ln n)
 //     generations: 20
@@ -30,7 +39,8 @@
 //   dfs:                                    # data-flow-space search (optional; after ps when both)
 //     models: [ps, examples/models/ja]      # model A first; "ps" is the PS winner
 //     repeats: 3
-//     scaling: model_pair                   # full | model_pair
+//     scaling: model_pair                   # full | model_pair | per_hop
+//     evaluations: 0                        # budget in candidate evaluations (0: none)
 //     scale: [0.1, 2.0]
 //     init_on: 0.5                          # model A's layers in repetition 1
 //     init_off: -0.5                        # every other indicator
@@ -41,16 +51,21 @@
 //     restarts: 0
 //   final:
 //     top: 3                                # best candidates re-scored on the test split
-//     uniform_grid: [0.3, 0.5, 0.7]         # weights of the uniform-merge baselines
+//     uniform_grid: [0.3, 0.5, [0.5, 1.5]]  # uniform-merge baselines: one weight for every
+//                                           #   model, or a list of one weight per model
 //     export_models: true                   # write the best PS / DFS models into the run folder
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "evolve/genome.h"
+#include "tensor/tensor.h"
 
 namespace evomerge {
 
@@ -69,9 +84,12 @@ struct PsPhaseConfig {
   std::optional<bool> normalize;
   double weight_min = 0, weight_max = 1, density_min = 0, density_max = 1, t_min = 0, t_max = 1;
   double init = 0.5;
+  std::map<std::string, GeneOverride> genes;  // by gene name (evolve/genome.h)
+  DType dtype = DType::F32;                   // merge, score and export dtype
   double sigma0 = 1.0 / 6;
   int population = 0;
   int generations = 20;
+  int64_t evaluations = 0;  // budget in candidate evaluations; 0: generations alone
   int restarts = 0;
   bool separable = false;
 };
@@ -85,13 +103,15 @@ struct DfsPhaseConfig {
   double sigma0 = 0.5;
   int population = 0;
   int generations = 20;
+  int64_t evaluations = 0;  // budget in candidate evaluations; 0: generations alone
   bool separable = true;
   int restarts = 0;
 };
 
 struct FinalConfig {
   int top = 3;
-  std::vector<double> uniform_grid{0.3, 0.5, 0.7};
+  // Each point: one weight (every model) or one weight per PS model.
+  std::vector<std::vector<double>> uniform_grid{{0.3}, {0.5}, {0.7}};
   bool export_models = true;
 };
 
@@ -103,6 +123,8 @@ struct EvolveConfig {
   size_t items_per_generation = 0;
   bool fresh_items = false;
   bool racing = false;
+  size_t validation_items = 0;     // per task, held out of the search (the paper kept 200)
+  double gold_logprob_weight = 0;  // fitness tie-breaker epsilon (evolve/fitness.h)
   int threads = 0;
   std::optional<PsPhaseConfig> ps;
   std::optional<DfsPhaseConfig> dfs;

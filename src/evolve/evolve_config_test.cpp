@@ -71,3 +71,64 @@ TEST(EvolveConfig, BadInputNamesLineAndKey) {
   expect_error("tasks: [a.yaml]\nps: {models: [a]}\nseed: [1]\n", "seed");
   expect_error("tasks: [a.yaml\n", "run.yml");
 }
+
+TEST(EvolveConfig, FitnessBudgetsGenesDtypeAndPerModelGrid) {
+  const auto c = parse_evolve_config(R"(
+tasks: [a.yaml]
+validation_items: 100
+fitness: {gold_logprob_weight: 0.001}
+ps:
+  method: task_arithmetic
+  base_model: m/base
+  models: [m/a, m/b]
+  weight: [0, 2]
+  genes:
+    "layers[0,8)/model1/weight": {init: 1.5, range: [0.5, 2]}
+  dtype: bfloat16
+  evaluations: 300
+dfs:
+  models: [ps, m/b]
+  scaling: per_hop
+  evaluations: 1000
+  generations: 40
+final: {uniform_grid: [0.5, [0.5, 1.5]]}
+)",
+                                     "run.yml");
+  EXPECT_EQ(c.validation_items, 100u);
+  EXPECT_EQ(c.gold_logprob_weight, 0.001);
+  ASSERT_EQ(c.ps->genes.size(), 1u);
+  const auto& g = c.ps->genes.at("layers[0,8)/model1/weight");
+  EXPECT_EQ(g.init, 1.5);
+  EXPECT_EQ(g.lower, 0.5);
+  EXPECT_EQ(g.upper, 2.0);
+  EXPECT_EQ(c.ps->dtype, DType::BF16);
+  EXPECT_EQ(c.ps->evaluations, 300);
+  EXPECT_EQ(c.ps->generations, 0);  // the budget alone ends the phase
+  EXPECT_EQ(c.dfs->scaling, "per_hop");
+  EXPECT_EQ(c.dfs->evaluations, 1000);
+  EXPECT_EQ(c.dfs->generations, 40);  // both given: whichever ends first
+  ASSERT_EQ(c.final.uniform_grid.size(), 2u);
+  EXPECT_EQ(c.final.uniform_grid[0], std::vector<double>{0.5});
+  EXPECT_EQ(c.final.uniform_grid[1], (std::vector<double>{0.5, 1.5}));
+  const auto j = c.to_json();
+  EXPECT_EQ(j["final"]["uniform_grid"], nlohmann::json::parse("[0.5, [0.5, 1.5]]"));
+  EXPECT_EQ(j["ps"]["genes"]["layers[0,8)/model1/weight"]["range"], nlohmann::json({0.5, 2.0}));
+  EXPECT_EQ(j["fitness"]["gold_logprob_weight"], 0.001);
+
+  // Settings left at their defaults keep the canonical form (and so old runs' identity) unchanged.
+  const auto plain = parse_evolve_config("tasks: [a.yaml]\nps: {models: [m/a]}\n", "run.yml");
+  const auto pj = plain.to_json();
+  EXPECT_FALSE(pj.contains("validation_items"));
+  EXPECT_FALSE(pj.contains("fitness"));
+  EXPECT_FALSE(pj["ps"].contains("dtype"));
+  EXPECT_FALSE(pj["ps"].contains("evaluations"));
+
+  expect_error("tasks: [a.yaml]\nps: {models: [a, b]}\nfinal: {uniform_grid: [[1, 2, 3]]}\n",
+               "final.uniform_grid[0]: 3 weights for 2 PS models");
+  expect_error("tasks: [a.yaml]\nps: {models: [a], dtype: int8}\n", "ps.dtype");
+  expect_error("tasks: [a.yaml]\nps: {models: [a], genes: {x: {start: 1}}}\n",
+               "ps.genes.x.start: unknown key");
+  expect_error("tasks: [a.yaml]\nfitness: {gold_logprob_weight: -1}\nps: {models: [a]}\n",
+               "fitness.gold_logprob_weight");
+  expect_error("tasks: [a.yaml]\ndfs: {models: [a, b], init_off: 0.2}\n", "dfs.init_off");
+}

@@ -167,6 +167,8 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     ps_space.t_min = p.t_min, ps_space.t_max = p.t_max;
     ps_space.init_weight = ps_space.init_density = ps_space.init_t = p.init;
     ps_space.normalize = p.normalize;
+    ps_space.genes = p.genes;
+    ps_space.out_dtype = p.dtype;  // scored in the dtype the recipe and model are exported in
   }
   std::optional<PsGenome> ps_genome;
   if (cfg.ps) ps_genome.emplace(ps_space);  // validates the PS options
@@ -189,6 +191,7 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
   ScoringOptions so;
   so.items_per_task = cfg.items_per_generation;
   so.racing = cfg.racing;
+  so.fitness.gold_logprob_weight = cfg.gold_logprob_weight;
 
   EvolveSummary summary;
   auto report_line = [&](const GenerationReport& r) {
@@ -250,6 +253,7 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     spec.cmaes.lambda = phase.population;
     spec.cmaes.seed = derive_seed(cfg.seed, seed_index);
     spec.cmaes.max_generations = phase.generations;
+    spec.cmaes.max_fevals = phase.evaluations;
     spec.cmaes.restarts = phase.restarts;
     spec.cmaes.separable = phase.separable;
     // Accuracies are quantised: equal scores are common and not a reason to stop (cmaes.md 4.4).
@@ -312,7 +316,9 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     for (const auto& c : dfs_configs)
       ds.layers_per_model.push_back(static_cast<int>(c.num_hidden_layers));
     ds.repeats = cfg.dfs->repeats;
-    ds.scaling = cfg.dfs->scaling == "full" ? DfsScaling::Full : DfsScaling::ModelPair;
+    ds.scaling = cfg.dfs->scaling == "full"      ? DfsScaling::Full
+                 : cfg.dfs->scaling == "per_hop" ? DfsScaling::PerHop
+                                                 : DfsScaling::ModelPair;
     ds.scale_min = cfg.dfs->scale_min;
     ds.scale_max = cfg.dfs->scale_max;
     ds.init_scale = std::clamp(1.0, ds.scale_min, ds.scale_max);
@@ -361,20 +367,23 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
   }
   if (cfg.ps && ps_genome->options().method != "slerp" && !cfg.final.uniform_grid.empty()) {
     // The best uniform merge of the grid, chosen on the optimisation split like the evolved ones.
-    double best_opt = -INFINITY, best_w = 0;
-    for (double w : cfg.final.uniform_grid) {
-      const auto x =
-          ps_genome->uniform_point(std::clamp(w, ps_space.weight_min, ps_space.weight_max),
-                                   std::clamp(0.5, ps_space.density_min, ps_space.density_max));
-      const double s = score_all(opt_scorer, ps_eval->load(x), tokenizer).score;
-      log(fmt::format("[final] uniform weight {}: {} {:.4f}", w, cfg.opt_split, s));
+    double best_opt = -INFINITY;
+    std::vector<double> best_w;
+    auto grid_point = [&](const std::vector<double>& w) {
+      const std::vector<double> per_model =
+          w.size() == 1 ? std::vector<double>(cfg.ps->models.size(), w[0]) : w;
+      return ps_genome->uniform_point(per_model, 0.5);  // clamped into each gene's range
+    };
+    auto weights_label = [](const std::vector<double>& w) {
+      return w.size() == 1 ? fmt::format("{}", w[0]) : fmt::format("[{}]", fmt::join(w, ", "));
+    };
+    for (const auto& w : cfg.final.uniform_grid) {
+      const double s = score_all(opt_scorer, ps_eval->load(grid_point(w)), tokenizer).score;
+      log(fmt::format("[final] uniform weight {}: {} {:.4f}", weights_label(w), cfg.opt_split, s));
       if (s > best_opt) best_opt = s, best_w = w;
     }
-    const auto x =
-        ps_genome->uniform_point(std::clamp(best_w, ps_space.weight_min, ps_space.weight_max),
-                                 std::clamp(0.5, ps_space.density_min, ps_space.density_max));
-    add_row(fmt::format("uniform {} w={}", ps_genome->options().method, best_w), ps_eval->load(x),
-            {{"weight", best_w}, {"opt_score", best_opt}});
+    add_row(fmt::format("uniform {} w={}", ps_genome->options().method, weights_label(best_w)),
+            ps_eval->load(grid_point(best_w)), {{"weight", best_w}, {"opt_score", best_opt}});
   }
   if (ps_winner)
     add_row("evolved PS (" + ps_winner->label + ")", ps_eval->load(ps_winner->x),
@@ -403,7 +412,10 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
   // ---- Outputs.
   if (ps_winner) {
     const auto recipe = opts.run_dir / "ps_best.yml";
-    write_file_atomic(recipe, ps_genome->to_yaml(ps_winner->x));
+    // DARE-style methods sample with the run's seed: the header says how to rebuild the model.
+    write_file_atomic(recipe, fmt::format("# evolved by evomerge (run seed {0}); the scored model is "
+                                          "`evomerge merge ps_best.yml OUT --random-seed {0}`\n{1}",
+                                          cfg.seed, ps_genome->to_yaml(ps_winner->x)));
     store.add_artifact("recipe", recipe);
     if (cfg.final.export_models) {
       FolderOptions fo;

@@ -8,10 +8,14 @@
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "eval/scorer.h"
+#include "infer/engine.h"
 #include "infer/random_model.h"
 #include "io/files.h"
 #include "merge/config.h"
+#include "merge/merge.h"
 #include "tokenize/test_support.h"
+#include "tokenize/tokenizer.h"
 
 namespace fs = std::filesystem;
 using namespace evomerge;
@@ -19,7 +23,9 @@ using json = nlohmann::json;
 
 namespace {
 
-void write_tokenizer(const fs::path& dir) { testing_util::write_char_tokenizer(dir); }
+void write_tokenizer(const fs::path& dir) {
+  testing_util::write_char_tokenizer(dir);
+}
 
 class EvolveRunTest : public ::testing::Test {
  protected:
@@ -105,8 +111,9 @@ TEST_F(EvolveRunTest, PsThenDfsWritesTableRecipeAndModels) {
   ASSERT_TRUE(s.ps && s.dfs);
   EXPECT_EQ(s.ps->generations, 2);
   EXPECT_EQ(s.dfs->generations, 2);
-  // parents (base, ft1, ft2), the uniform merge, evolved PS, evolved PS+DFS, then the finalists that
-  // were not selected (top 1 + the distribution mean per phase: one more row each when distinct)
+  // parents (base, ft1, ft2), the uniform merge, evolved PS, evolved PS+DFS, then the finalists
+  // that were not selected (top 1 + the distribution mean per phase: one more row each when
+  // distinct)
   ASSERT_GE(s.table.size(), 6u);
   ASSERT_LE(s.table.size(), 8u);
   for (size_t i = 6; i < s.table.size(); ++i)
@@ -131,6 +138,37 @@ TEST_F(EvolveRunTest, PsThenDfsWritesTableRecipeAndModels) {
   EXPECT_TRUE(fs::exists(run_dir / "dfs_best_model" / "tokenizer.json"));
   EXPECT_TRUE(fs::exists(run_dir / "results.md"));
   EXPECT_EQ(s.artifacts.size(), 4u);
+}
+
+TEST_F(EvolveRunTest, ExportedRecipeAndModelRescoreToTheStoredScore) {
+  // What the table reports for the evolved PS model is exactly what the exported folder and the
+  // exported recipe (rebuilt with the run's DARE seed) score: same dtype, same arithmetic.
+  const fs::path run_dir = *dir_ / "run_honest";
+  const auto s = run(run_dir);
+  ASSERT_TRUE(s.complete);
+  const auto row = std::find_if(s.table.begin(), s.table.end(), [](const FinalResult& r) {
+    return r.label.rfind("evolved PS (", 0) == 0;
+  });
+  ASSERT_NE(row, s.table.end());
+  const std::string recipe_text = read_text_file(run_dir / "ps_best.yml");
+  EXPECT_NE(recipe_text.find("out_dtype: float32"), std::string::npos) << recipe_text;
+  EXPECT_NE(recipe_text.find("--random-seed 3"), std::string::npos) << recipe_text;
+  const fs::path rebuilt = *dir_ / "honest_rebuilt";
+  MergeOptions mo;
+  mo.random_seed = 3;  // the run's seed, as the recipe's header says
+  mo.progress = false;
+  merge_to_folder(parse_merge_config(recipe_text, "ps_best.yml"), rebuilt, mo, {});
+  const eval::Scorer scorer({{*dir_ / "mc.yaml", 1.0}}, "test");
+  for (const auto& folder : {run_dir / "ps_best_model", rebuilt}) {
+    EngineOptions eo;
+    eo.threads = 1;
+    Engine engine(open_folder_weights(folder.string()), eo);
+    const Tokenizer tok = Tokenizer::load(folder);
+    eval::ScoreOptions so;
+    so.micro_batch = 16;
+    const auto rep = scorer.score({&engine, &tok, {}, {}}, {}, so);
+    EXPECT_EQ(rep.total, row->score) << folder;
+  }
 }
 
 TEST_F(EvolveRunTest, InterruptedRunResumesToTheSameResult) {
