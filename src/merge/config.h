@@ -4,8 +4,9 @@
 // Supported: merge_method, base_model, models (with per-model parameters), slices (sources with
 // layer_range, per-slice base_model and parameters), parameters at every level, scalar / gradient /
 // conditional-list (filter) values, dtype, out_dtype, tokenizer_source (base or a model; "union" is
-// a clear error at planning time), chat_template (passed through), residual_weight (parsed, unused
-// as upstream). `modules:` (multi-module architectures) is rejected with a clear error.
+// a clear error at planning time), chat_template (auto, a built-in name or Jinja:
+// merge/chat_templates.h), residual_weight (parsed, unused as upstream). `modules:` (multi-module
+// architectures) is rejected with a clear error.
 //
 // Errors name the file, the YAML line and the key:
 //   "[merge-config] recipe.yml:7: models[1].parameters.weight: expected a number, a list of numbers

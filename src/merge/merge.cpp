@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "io/files.h"
+#include "merge/chat_templates.h"
 #include "merge/executor.h"
 #include "merge/methods.h"
 #include "tensor/convert.h"
@@ -201,7 +202,7 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
   }
 
   // Parameters the method does not read: mergekit ignores them, so they are warnings (errors under
-  // --strict), found before any model is opened.
+  // --strict, checked at the end of planning), found before any model is opened.
   plan.warnings = config.warnings;
   auto check_names = [&](const ParamMap& params, const std::string& key) {
     for (const auto& [name, value] : params) {
@@ -225,15 +226,12 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
     for (size_t j = 0; j < config.slices[k].sources.size(); ++j)
       check_names(config.slices[k].sources[j].parameters, fmt::format("slices[{}].sources[{}].parameters", k, j));
   }
-  if (options.strict && !plan.warnings.empty())
-    fail(kPlan, "{} (an error under --strict; {} warning(s) in all)", plan.warnings.front(),
-         plan.warnings.size());
   if (config.tokenizer_source == "union")
     fail(kPlan, "{}: tokenizer_source: 'union' (tokenizer merging) is not supported yet; use 'base' or a model", config.where);
-  if (!config.chat_template.empty() &&
-      (config.chat_template.size() < 20 || config.chat_template.find('{') == std::string::npos))
-    fail(kPlan, "{}: chat_template: only a literal Jinja template is supported (named templates such as '{}' are not)",
-         config.where, config.chat_template);
+  // A built-in name or a literal template is checked before any model is opened; `auto` reads them.
+  if (!config.chat_template.empty() && config.chat_template != "auto")
+    plan.chat_template =
+        resolve_chat_template(config.chat_template, {}, config.where, plan.warnings);
 
   // Open every model once (shared through the cache).
   std::vector<ModelRef> refs = config.referenced_models();
@@ -245,6 +243,11 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
     return -1;
   };
   auto model_of = [&](const ModelRef& r) -> const SourceModel& { return *plan.models[model_index(r)]; };
+  if (config.chat_template == "auto") {
+    std::vector<fs::path> dirs;
+    for (const auto& m : plan.models) dirs.push_back(m->folder().dir);
+    plan.chat_template = resolve_chat_template("auto", dirs, config.where, plan.warnings);
+  }
 
   // Architectures must agree unless allow_crimes.
   const ModelConfig& first_cfg = plan.models.front()->config();
@@ -452,6 +455,9 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
   if (const PlanTensor* e = plan.find("model.embed_tokens.weight"); e && e->shape[0] != out_cfg.vocab_size)
     plan.out_config_json["vocab_size"] = e->shape[0];
   plan.out_config = parse_model_config(plan.out_config_json, "merged config.json");
+  if (options.strict && !plan.warnings.empty())
+    fail(kPlan, "{} (an error under --strict; {} warning(s) in all)", plan.warnings.front(),
+         plan.warnings.size());
   return plan;
 }
 

@@ -125,6 +125,9 @@ struct MergePlan {
   // each, "file:line: key: ... has no effect ..."; the CLI prints them. Empty under strict (they
   // fail).
   std::vector<std::string> warnings;
+  // The resolved chat_template (merge/chat_templates.h) written into tokenizer_config.json; ""
+  // keeps the tokenizer source's own.
+  std::string chat_template;
 
   const PlanTensor* find(std::string_view name) const;
   uint64_t output_bytes() const;

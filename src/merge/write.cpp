@@ -134,7 +134,13 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
         if (!tokenizer_file) copy_file_atomic(donor.folder().dir / f, staged.path() / f);
       }
   }
-  if (!plan.config.chat_template.empty()) {
+  if (!plan.chat_template.empty()) {
+    // The template goes into tokenizer_config.json; a copied chat_template.jinja / .json would take
+    // precedence over it when transformers loads the folder, so they go.
+    for (const char* f : {"chat_template.jinja", "chat_template.json"}) {
+      std::error_code rm;
+      fs::remove(staged.path() / f, rm);
+    }
     fs::path tc = staged.path() / "tokenizer_config.json";
     json j = json::object();
     std::error_code ec;
@@ -145,7 +151,10 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
         fail("merge", "{}: not valid JSON: {}", (tok_model->folder().dir / "tokenizer_config.json").string(), e.what());
       }
     }
-    j["chat_template"] = plan.config.chat_template;
+    if (!j.is_object())
+      fail("merge", "{}: not a JSON object",
+           (tok_model->folder().dir / "tokenizer_config.json").string());
+    j["chat_template"] = plan.chat_template;
     write_file_atomic(tc, j.dump(2) + "\n");
   }
   write_file_atomic(staged.path() / "mergekit_config.yml",
