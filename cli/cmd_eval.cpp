@@ -36,6 +36,7 @@ struct EvalOptions {
   bool json = false;
   std::string output;
   int threads = 0;
+  std::string device = "cpu";
   size_t batch = 64;
   bool strict = false;  // merge configs: warnings are errors
 };
@@ -145,6 +146,7 @@ int run_eval(const EvalOptions& opt) {
     tok.emplace(Tokenizer::load(tokenizer_dir));
     EngineOptions eo;
     eo.threads = opt.threads;
+    eo.device = opt.device;
     if (tok->vocab_size() < weights->config().vocab_size) eo.score_vocab = tok->vocab_size();
     engine = std::make_unique<Engine>(weights, eo);
     cand.engine = engine.get();
@@ -251,6 +253,8 @@ const bool registered = register_command(
        app.add_flag(
            "--strict", opt->strict,
            "For a merge config: keys and parameters with no effect are errors, not warnings");
+       app.add_option("--device", opt->device, "Where the engine runs: cpu, cuda or cuda:N")
+           ->default_val("cpu");
        app.add_option("--batch", opt->batch, "Items per engine call")->default_val(64)->check(CLI::Range(1, 100000));
        return [opt] { return run_eval(*opt); };
      }});

@@ -21,6 +21,7 @@ struct GenerateOptions {
   bool chat = false;
   std::vector<std::string> stop;
   int threads = 0;
+  std::string device = "cpu";
   bool stats = false;
 };
 
@@ -39,6 +40,7 @@ int run_generate(const GenerateOptions& opt) {
   Tokenizer tok = Tokenizer::load(dir);
   EngineOptions eo;
   eo.threads = opt.threads;
+  eo.device = opt.device;
   Engine engine(open_folder_weights(dir.string()), eo);
 
   std::vector<int32_t> prompt;
@@ -83,7 +85,7 @@ int run_generate(const GenerateOptions& opt) {
 }
 
 const bool registered = register_command(
-    {"generate", "Generate text greedily with the CPU engine (streams tokens)",
+    {"generate", "Generate text greedily with the engine (streams tokens)",
      [](CLI::App& app) -> Runner {
        auto opt = std::make_shared<GenerateOptions>();
        app.add_option("model", opt->model, "Model folder or HF-cache org/name")->required();
@@ -94,6 +96,8 @@ const bool registered = register_command(
                     "Wrap the prompt as a user turn with the model's chat template");
        app.add_option("--stop", opt->stop, "Stop string (repeatable); the output is cut before it");
        app.add_option("--threads", opt->threads, "Engine threads (0: all cores)")->default_val(0);
+       app.add_option("--device", opt->device, "Where the engine runs: cpu, cuda or cuda:N")
+           ->default_val("cpu");
        app.add_flag("--stats", opt->stats, "Print token counts and speed to stderr");
        return [opt] { return run_generate(*opt); };
      }});

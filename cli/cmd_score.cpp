@@ -20,6 +20,7 @@ struct ScoreOptions {
   std::string text_file;
   bool json = false;
   int threads = 0;
+  std::string device = "cpu";
 };
 
 int run_score(const ScoreOptions& opt) {
@@ -33,6 +34,7 @@ int run_score(const ScoreOptions& opt) {
          opt.text_file, ids.size());
   EngineOptions eo;
   eo.threads = opt.threads;
+  eo.device = opt.device;
   eo.score_vocab = tok.vocab_size();  // padded embedding rows are not part of the distribution
   Engine engine(open_folder_weights(dir.string()), eo);
   // Token 0 (usually BOS) is context; tokens 1.. are scored.
@@ -75,6 +77,8 @@ const bool registered = register_command(
        app.add_option("--text-file", opt->text_file, "File holding the text")->required();
        app.add_flag("--json", opt->json, "Machine-readable output");
        app.add_option("--threads", opt->threads, "Engine threads (0: all cores)")->default_val(0);
+       app.add_option("--device", opt->device, "Where the engine runs: cpu, cuda or cuda:N")
+           ->default_val("cpu");
        return [opt] { return run_score(*opt); };
      }});
 

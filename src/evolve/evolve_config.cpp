@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "infer/engine.h"
 #include "io/files.h"
 
 namespace evomerge {
@@ -105,7 +106,7 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   cfg.where = std::string(where);
   c.only(root, "",
          {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items",
-          "racing", "validation_items", "fitness", "threads", "ps", "dfs", "final"});
+          "racing", "validation_items", "fitness", "threads", "device", "ps", "dfs", "final"});
   if (root["seed"])
     cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
   if (!root["tasks"] || !root["tasks"].IsSequence() || root["tasks"].size() == 0)
@@ -146,6 +147,14 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   }
   if (root["threads"])
     cfg.threads = static_cast<int>(c.integer(root["threads"], "threads", 0, 1024));
+  if (root["device"]) {
+    const std::string device = c.str(root["device"], "device");
+    try {
+      cfg.device = canonical_device(device);
+    } catch (const Error&) {
+      c.bad(root["device"], "device", "must be cpu, cuda or cuda:N");
+    }
+  }
 
   if (const auto n = root["ps"]) {
     c.only(n, "ps",
@@ -302,6 +311,9 @@ nlohmann::json EvolveConfig::to_json() const {
   if (validation_items) j["validation_items"] = validation_items;
   if (gold_logprob_weight != 0) j["fitness"] = {{"gold_logprob_weight", gold_logprob_weight}};
   // threads does not change results, so it is left out of the identity (a resume may use others).
+  // The device does (bf16 GPU arithmetic): a non-default one is part of it, and cpu stays absent
+  // so runs made before the key existed keep their identity.
+  if (device != "cpu") j["device"] = device;
   if (ps) {
     const auto& p = *ps;
     j["ps"] = {{"method", p.method},

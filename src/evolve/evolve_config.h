@@ -14,6 +14,7 @@
 //   fitness:
 //     gold_logprob_weight: 0                # epsilon: + epsilon x mean per-token gold log-prob
 //   threads: 0
+//   device: cpu                             # cpu | cuda | cuda:N (where candidates are scored)
 //   ps:                                     # parameter-space search (optional)
 //     method: dare_ties                     # dare_ties | ties | task_arithmetic | linear | slerp
 //     base_model: examples/models/base
@@ -126,6 +127,7 @@ struct EvolveConfig {
   size_t validation_items = 0;     // per task, held out of the search (the paper kept 200)
   double gold_logprob_weight = 0;  // fitness tie-breaker epsilon (evolve/fitness.h)
   int threads = 0;
+  std::string device = "cpu";  // EngineOptions::device, canonical ("cpu", "cuda:N")
   std::optional<PsPhaseConfig> ps;
   std::optional<DfsPhaseConfig> dfs;
   FinalConfig final;

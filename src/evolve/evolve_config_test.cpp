@@ -132,3 +132,16 @@ final: {uniform_grid: [0.5, [0.5, 1.5]]}
                "fitness.gold_logprob_weight");
   expect_error("tasks: [a.yaml]\ndfs: {models: [a, b], init_off: 0.2}\n", "dfs.init_off");
 }
+
+TEST(EvolveConfig, DeviceIsCheckedAndOnlyANonCpuOneIsPartOfTheIdentity) {
+  const std::string base = "tasks: [a.yaml]\nps: {models: [a]}\n";
+  const auto cpu = parse_evolve_config(base, "run.yml");
+  EXPECT_EQ(cpu.device, "cpu");
+  EXPECT_FALSE(cpu.to_json().contains("device"));  // runs made before the key keep their hash
+  const auto gpu = parse_evolve_config(base + "device: cuda\n", "run.yml");
+  EXPECT_EQ(gpu.device, "cuda:0");
+  EXPECT_EQ(gpu.to_json()["device"], "cuda:0");
+  EXPECT_EQ(parse_evolve_config(base + "device: cuda:3\n", "run.yml").device, "cuda:3");
+  expect_error(base + "device: gpu\n", "run.yml:3: device: must be cpu, cuda or cuda:N");
+  expect_error(base + "device: cuda:x\n", "device: must be cpu, cuda or cuda:N");
+}

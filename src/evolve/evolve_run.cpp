@@ -184,6 +184,7 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
 
   EngineOptions eo;
   eo.threads = cfg.threads;
+  eo.device = cfg.device;
   MergeOptions mo;
   mo.threads = cfg.threads;
   mo.random_seed = cfg.seed;

@@ -38,6 +38,11 @@ class WeightSource {
   virtual bool has(std::string_view name) const = 0;
 };
 
+// Checks an EngineOptions::device value ("cpu", "cuda", "cuda:N") and returns its canonical
+// name ("cpu", "cuda:N"); throws Error naming the value otherwise. Says nothing about whether
+// this build or machine has that device (the Engine does).
+std::string canonical_device(std::string_view device);
+
 // A memory-mapped model folder.
 std::shared_ptr<WeightSource> open_folder_weights(std::string_view reference);
 // Weights held elsewhere (e.g. a merge written into caller-owned f32 buffers). `tensors` maps HF
@@ -75,10 +80,15 @@ struct EngineOptions {
   // > 0: ids >= score_vocab (the padded rows of a vocabulary larger than the tokenizer's) are
   // masked out of loglikelihood()'s softmax and of greedy argmax. 0: the whole vocab_size.
   int score_vocab = 0;
+  // Where the engine runs: "cpu" (the default and the reference), "cuda" (device 0) or "cuda:N".
+  // A CUDA device needs a build with the CUDA backend (CMake found the toolkit); otherwise the
+  // Engine throws Error saying so.
+  std::string device = "cpu";
 };
 
-// Threads: the engine parallelises with its own pool (options.threads) and calls OpenBLAS sgemm
-// single-threaded from each worker; constructing an Engine sets OpenBLAS to 1 thread process-wide.
+// Threads (cpu device): the engine parallelises with its own pool (options.threads) and calls
+// OpenBLAS sgemm single-threaded from each worker; constructing a cpu Engine sets OpenBLAS to 1
+// thread process-wide.
 // One call at a time per Engine (calls reuse its buffers and KV caches); separate Engines may run
 // concurrently. The fast path is tested against reference_forward() (infer/reference_forward.h).
 class Engine {

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "infer/backend.h"
 #include "infer/reference_forward.h"
 #include "infer/testing.h"
 
@@ -423,6 +424,37 @@ TEST(EngineErrors, MissingOrMisshapenTensorsAreNamed) {
   auto wrong = views;
   wrong["model.norm.weight"].nbytes -= 2;
   EXPECT_THROW(make_memory_weights(c, wrong), Error);
+}
+
+}  // namespace
+}  // namespace evomerge
+
+namespace evomerge {
+namespace {
+
+TEST(Device, NamesAreCheckedAndCanonical) {
+  EXPECT_EQ(canonical_device("cpu"), "cpu");
+  EXPECT_EQ(canonical_device("cuda"), "cuda:0");
+  EXPECT_EQ(canonical_device("cuda:2"), "cuda:2");
+  for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:1x", "CPU", "cuda:99999"})
+    EXPECT_THROW(canonical_device(bad), Error) << bad;
+}
+
+TEST(Device, CudaWithoutTheBackendIsOneClearError) {
+  if (infer_detail::cuda_built()) GTEST_SKIP() << "this build has the CUDA backend";
+  TempDir dir("nocuda");
+  auto w = random_model(dir, "m", small_model_config("llama", kVocab, 64, 96, 1, 4, 2), 5);
+  EngineOptions o;
+  o.device = "cuda:1";
+  try {
+    Engine engine(w, o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("device 'cuda:1': this evomerge was built without the "
+                                         "CUDA backend"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -1,0 +1,442 @@
+// The CPU backend: weights stay in their stored dtype (mapped or caller-owned), compute is f32,
+// KV caches are host f32. Same math as reference_forward.cpp (held to it by tests), organised for
+// throughput:
+//  - A micro-batch of rows, across sequences, goes through each hop together, so each weight
+//    matrix is applied as one GEMM (matmul() below: kernels.h, OpenBLAS sgemm per thread block or a
+//    fused bf16 GEMV for few rows).
+//  - Each KV cache slot holds K and V rows [position x kv_floats_per_pos] for every hop (hop h's K
+//    at its kv_offset, V at +kvdim). Positions below `base` are read from the parent's slot.
+//  - Buffers (activations, caches, scratch) grow to the largest batch seen and are reused: a
+//    decoding step allocates nothing.
+#include "infer/cpu/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <thread>
+
+#include "common/error.h"
+#include "infer/kernels.h"
+#include "infer/rope.h"
+#include "tensor/convert.h"
+
+namespace evomerge::infer_detail {
+namespace {
+
+std::vector<float> vec_f32(const TensorView& v) {
+  return v.data ? to_f32(v) : std::vector<float>{};
+}
+
+Matrix matrix(const TensorView& v) {
+  Matrix m;
+  m.data = v.data;
+  m.dtype = v.dtype;
+  m.rows = v.shape.at(0);
+  m.cols = v.shape.at(1);
+  return m;
+}
+
+float silu(float v) {
+  return v / (1.0f + std::exp(-v));
+}
+
+// HF RMSNorm over n values: x * rsqrt(mean(x^2) + eps) in f32, then times the weight.
+void rms_norm(const float* x, float* y, int64_t n, const float* weight, float eps) {
+  float ss[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) ss[l] += x[i + l] * x[i + l];
+  float s = 0;
+  for (int l = 0; l < 16; ++l) s += ss[l];
+  for (; i < n; ++i) s += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(s / static_cast<float>(n) + eps);
+  for (i = 0; i < n; ++i) y[i] = weight[i] * (x[i] * inv);
+}
+
+// log-softmax of `target` over the first `vocab` logits; also whether target is the argmax.
+TokenLogProb logprob(const float* logits, int64_t vocab, int32_t target) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < vocab; ++i)
+    if (logits[i] > logits[best]) best = i;
+  const double mx = logits[best];
+  double sum = 0;
+  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
+  return {static_cast<double>(logits[target]) - mx - std::log(sum), best == target};
+}
+
+int32_t argmax_of(const float* logits, int64_t vocab) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < vocab; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
+template <class T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// One layer's weights: views of the matrices, f32 copies of the small vectors.
+struct LayerWeights {
+  LayerViews views;
+  std::vector<float> attn_norm, mlp_norm, q_norm, k_norm, bq, bk, bv, bo, bg, bu, bd;
+  Matrix q, k, v, o, gate, up, down;
+  std::vector<float> inv_freq;
+
+  void refresh(bool cache_f32) {
+    const LayerViews& w = views;
+    attn_norm = vec_f32(w.attn_norm), mlp_norm = vec_f32(w.mlp_norm);
+    q_norm = vec_f32(w.q_norm), k_norm = vec_f32(w.k_norm);
+    bq = vec_f32(w.bq), bk = vec_f32(w.bk), bv = vec_f32(w.bv), bo = vec_f32(w.bo);
+    bg = vec_f32(w.bg), bu = vec_f32(w.bu), bd = vec_f32(w.bd);
+    for (Matrix* m : {&q, &k, &v, &o, &gate, &up, &down}) m->refresh(cache_f32);
+  }
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const BackendOptions& o)
+      : options_(o),
+        pool_(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency())) {
+    // Parallelism is ours (ThreadPool); each thread calls sgemm on its own block. Process-wide.
+    openblas_set_num_threads(1);
+    score_scratch_.resize(pool_.size());
+  }
+
+  std::string name() const override { return "cpu"; }
+
+  void set_head(const HeadViews& v) override {
+    head_views_ = v;
+    head_ = matrix(v.head);
+  }
+
+  int add_layer(const LayerViews& v) override {
+    auto L = std::make_unique<LayerWeights>();
+    L->views = v;
+    L->q = matrix(v.q), L->k = matrix(v.k), L->v = matrix(v.v), L->o = matrix(v.o);
+    L->gate = matrix(v.gate), L->up = matrix(v.up), L->down = matrix(v.down);
+    L->inv_freq = rope_inv_freq(*v.config);
+    L->refresh(options_.cache_f32_weights);
+    layers_.push_back(std::move(L));
+    return static_cast<int>(layers_.size()) - 1;
+  }
+
+  void refresh_weights() override {
+    final_norm_ = vec_f32(head_views_.final_norm);
+    head_.refresh(options_.cache_f32_weights);
+    for (auto& L : layers_) L->refresh(options_.cache_f32_weights);
+  }
+
+  void set_path(std::span<const HopSpec> path) override;
+
+  void reset_seq(int slot, int parent, int base, int cap) override {
+    while (seqs_.size() <= static_cast<size_t>(slot)) seqs_.emplace_back();
+    Seq& s = seqs_[slot];
+    s.parent = parent;
+    s.base = base;
+    const size_t need = static_cast<size_t>(std::max(0, cap - base)) * kv_floats_per_pos_;
+    if (s.kv.size() < need) s.kv.resize(need);
+  }
+
+  void embed(std::span<const Row> rows) override;
+  void forward_layer(size_t hop, std::span<const Row> rows) override;
+  void logits(std::span<const int64_t> selected, const LogitsFn& consumer) override;
+  void argmax(std::span<const int64_t> selected, int64_t vocab, int32_t* out) override {
+    run_head(selected, [&](size_t i, const float* l) { out[i] = argmax_of(l, vocab); });
+  }
+  void log_probs(std::span<const int64_t> selected, int64_t vocab, std::span<const Target> targets,
+                 TokenLogProb* out) override {
+    size_t t = 0;  // targets are in `sel` order
+    run_head(selected, [&](size_t i, const float* l) {
+      for (; t < targets.size() && targets[t].sel == static_cast<int64_t>(i); ++t)
+        out[t] = logprob(l, vocab, targets[t].token);
+    });
+    EM_ASSERT(t == targets.size());
+  }
+
+ private:
+  struct Hop {
+    const LayerWeights* w = nullptr;
+    float scale = 1.0f;
+    int64_t nh = 0, nkv = 0, hd = 0, inter = 0, qdim = 0, kvdim = 0;
+    int64_t kv_offset = 0;  // offset (in floats per position) of this hop's K; V follows at +kvdim
+  };
+  // A KV cache slot: [(cap - base) x kv_floats_per_pos], positions [0, base) in the parent's slot.
+  struct Seq {
+    int parent = -1;
+    int base = 0;
+    std::vector<float> kv;
+  };
+
+  // Y[n x W.rows] = X[n x W.cols] · Wᵀ: every weight matmul of the backend goes through here.
+  void matmul(const Matrix& W, const float* X, int64_t n, float* Y) {
+    linear(pool_, W, X, n, Y, mm_);
+  }
+  void attend_and_project(const Hop& hop, std::span<const Row> rows);
+  void mlp(const Hop& hop, int64_t n);
+  template <class Consumer>
+  void run_head(std::span<const int64_t> selected, Consumer&& consumer);
+
+  BackendOptions options_;
+  ThreadPool pool_;
+  HeadViews head_views_;
+  std::vector<float> final_norm_;
+  Matrix head_;
+  std::vector<std::unique_ptr<LayerWeights>> layers_;  // by handle; stable addresses
+  std::vector<Hop> hops_;
+  int64_t kv_floats_per_pos_ = 0;  // sum over hops of 2 * kvdim
+  std::vector<Seq> seqs_;
+  int64_t n_ = 0;  // rows of the current micro-batch
+
+  // Scratch, grown to the largest micro-batch seen.
+  std::vector<float> x, xn, q, k, v, att, tmp, g, u, final_x, logits_buf;
+  std::vector<std::vector<float>> score_scratch_;    // per thread, max_context
+  std::vector<std::pair<int64_t, int64_t>> blocks_;  // attention row blocks: (first row, count)
+  MatmulScratch mm_;
+};
+
+void CpuBackend::set_path(std::span<const HopSpec> path) {
+  hops_.clear();
+  kv_floats_per_pos_ = 0;
+  for (const HopSpec& p : path) {
+    const LayerWeights& L = *layers_.at(p.layer);
+    const ModelConfig& c = *L.views.config;
+    Hop h;
+    h.w = &L;
+    h.scale = p.scale;
+    h.nh = c.num_attention_heads, h.nkv = c.num_key_value_heads, h.hd = c.head_dim;
+    h.inter = c.intermediate_size, h.qdim = h.nh * h.hd, h.kvdim = h.nkv * h.hd;
+    h.kv_offset = kv_floats_per_pos_;
+    kv_floats_per_pos_ += 2 * h.kvdim;
+    hops_.push_back(h);
+  }
+}
+
+void CpuBackend::embed(std::span<const Row> rows) {
+  const ModelConfig& c0 = *head_views_.config;
+  const int64_t n = static_cast<int64_t>(rows.size()), H = c0.hidden_size;
+  n_ = n;
+  int64_t maxq = 0, maxkv = 0, maxi = 0;
+  for (const Hop& h : hops_)
+    maxq = std::max(maxq, h.qdim), maxkv = std::max(maxkv, h.kvdim), maxi = std::max(maxi, h.inter);
+  grow(x, n * H), grow(xn, n * std::max(H, maxq)), grow(q, n * maxq), grow(k, n * maxkv),
+      grow(v, n * maxkv);
+  grow(att, n * maxq), grow(tmp, n * H), grow(g, n * maxi), grow(u, n * maxi);
+  for (auto& s : score_scratch_) grow(s, static_cast<size_t>(options_.max_context));
+
+  // Embedding rows (converted from the stored dtype).
+  const TensorView& e = head_views_.embed;
+  const size_t esz = dtype_size(e.dtype);
+  pool_.parallel_for(n, [&](int64_t r, int) {
+    convert_to_f32(e.dtype, e.data + static_cast<size_t>(rows[r].token) * H * esz, &x[r * H], H);
+  });
+}
+
+void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
+  const Hop& hop = hops_.at(hop_index);
+  const LayerWeights& L = *hop.w;
+  const ModelConfig& c = *L.views.config;
+  const int64_t n = static_cast<int64_t>(rows.size()), H = c.hidden_size;
+  const int64_t nh = hop.nh, nkv = hop.nkv, hd = hop.hd, qd = hop.qdim, kvd = hop.kvdim;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+
+  // x <- s * x (the residual stream is scaled before the layer; see LayerHop), then RMSNorm.
+  pool_.parallel_for(n, [&](int64_t r, int) {
+    float* xr = &x[r * H];
+    if (hop.scale != 1.0f)
+      for (int64_t i = 0; i < H; ++i) xr[i] *= hop.scale;
+    rms_norm(xr, &xn[r * H], H, L.attn_norm.data(), eps);
+  });
+  matmul(L.q, xn.data(), n, q.data());
+  matmul(L.k, xn.data(), n, k.data());
+  matmul(L.v, xn.data(), n, v.data());
+
+  // Biases, q/k norms per head (Qwen3, before RoPE), RoPE, and K/V into the cache.
+  pool_.parallel_for(n, [&](int64_t r, int) {
+    float* qr = &q[r * qd];
+    float* kr = &k[r * kvd];
+    float* vr = &v[r * kvd];
+    if (!L.bq.empty()) {
+      for (int64_t i = 0; i < qd; ++i) qr[i] += L.bq[i];
+      for (int64_t i = 0; i < kvd; ++i) kr[i] += L.bk[i], vr[i] += L.bv[i];
+    }
+    for (int64_t a = 0; a < nh; ++a) {
+      if (!L.q_norm.empty()) rms_norm(qr + a * hd, qr + a * hd, hd, L.q_norm.data(), eps);
+      rope_apply(qr + a * hd, static_cast<int>(hd), L.inv_freq.data(), rows[r].pos);
+    }
+    for (int64_t a = 0; a < nkv; ++a) {
+      if (!L.k_norm.empty()) rms_norm(kr + a * hd, kr + a * hd, hd, L.k_norm.data(), eps);
+      rope_apply(kr + a * hd, static_cast<int>(hd), L.inv_freq.data(), rows[r].pos);
+    }
+    Seq& s = seqs_[rows[r].seq];
+    float* own = s.kv.data() + (rows[r].pos - s.base) * kv_floats_per_pos_ + hop.kv_offset;
+    std::copy(kr, kr + kvd, own);
+    std::copy(vr, vr + kvd, own + kvd);
+  });
+
+  attend_and_project(hop, rows);
+  mlp(hop, n);
+}
+
+// Causal attention over each row's sequence positions [0, pos]; query head a reads kv head
+// a / (nh / nkv) (repeat_kv); softmax in f32. Work items are (block of consecutive rows of one
+// sequence, head). Blocks of several rows (prefill) use sgemm for QKᵀ and PV; single rows
+// (decode) use dot products. Then o_proj, the residual add and the MLP's RMSNorm.
+void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
+  const LayerWeights& L = *hop.w;
+  const ModelConfig& c = *L.views.config;
+  const int64_t n = static_cast<int64_t>(rows.size()), H = c.hidden_size;
+  const int64_t nh = hop.nh, hd = hop.hd, qd = hop.qdim, kvd = hop.kvdim;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t group = nh / hop.nkv;
+  const int64_t window = c.sliding_window ? *c.sliding_window : std::numeric_limits<int64_t>::max();
+  constexpr int64_t kAttnRows = 64;
+  blocks_.clear();
+  for (int64_t r = 0; r < n; ++r) {
+    const bool extend = !blocks_.empty() && rows[r].seq == rows[r - 1].seq &&
+                        rows[r].pos == rows[r - 1].pos + 1 && r - blocks_.back().first < kAttnRows;
+    if (extend)
+      ++blocks_.back().second;
+    else
+      blocks_.emplace_back(r, 1);
+  }
+  const int64_t kvfp = kv_floats_per_pos_;
+  pool_.parallel_for(static_cast<int64_t>(blocks_.size()) * nh, [&](int64_t item, int thread) {
+    const auto [r0, m] = blocks_[item / nh];
+    const int64_t a = item % nh, gi = a / group;
+    const Seq& s = seqs_[rows[r0].seq];
+    const float* qv = &q[r0 * qd + a * hd];
+    float* out = &att[r0 * qd + a * hd];
+    auto key_base = [&](int64_t j, int64_t off) -> const float* {  // K (off) or V (off + kvd) row
+      if (j < s.base) return seqs_[s.parent].kv.data() + j * kvfp + off + gi * hd;
+      return s.kv.data() + (j - s.base) * kvfp + off + gi * hd;
+    };
+    if (m < 4) {
+      float* score = score_scratch_[thread].data();
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t pos = rows[r0 + i].pos;
+        const int64_t first = std::max<int64_t>(0, pos - window + 1);  // pos - j < window
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = first; j <= pos; ++j) {
+          float sc = dot(qv + i * qd, key_base(j, hop.kv_offset), hd) * scale;
+          score[j] = sc;
+          mx = std::max(mx, sc);
+        }
+        float sum = 0;
+        for (int64_t j = first; j <= pos; ++j) sum += (score[j] = std::exp(score[j] - mx));
+        const float inv = 1.0f / sum;
+        float* o = out + i * qd;
+        std::fill(o, o + hd, 0.0f);
+        for (int64_t j = first; j <= pos; ++j) {
+          const float p = score[j] * inv;
+          const float* vr = key_base(j, hop.kv_offset + kvd);
+          for (int64_t e = 0; e < hd; ++e) o[e] += p * vr[e];
+        }
+      }
+      return;
+    }
+    // S[m x L] = Q_blk · K[0, L)ᵀ, keys from the parent's cache ([0, base)) and the own one.
+    const int64_t p0 = rows[r0].pos, L = rows[r0 + m - 1].pos + 1;
+    auto& S = score_scratch_[thread];
+    if (static_cast<int64_t>(S.size()) < m * L) S.resize(m * L);
+    const int64_t nparent = std::min<int64_t>(s.base, L);
+    auto qk = [&](int64_t j0, int64_t j1) {
+      if (j1 <= j0) return;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                  static_cast<int>(j1 - j0), static_cast<int>(hd), scale, qv, static_cast<int>(qd),
+                  key_base(j0, hop.kv_offset), static_cast<int>(kvfp), 0.0f, S.data() + j0,
+                  static_cast<int>(L));
+    };
+    qk(0, nparent);
+    qk(nparent, L);
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t pos = p0 + i, first = std::max<int64_t>(0, pos - window + 1);
+      float* row = S.data() + i * L;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = first; j <= pos; ++j) mx = std::max(mx, row[j]);
+      float sum = 0;
+      for (int64_t j = first; j <= pos; ++j) sum += (row[j] = std::exp(row[j] - mx));
+      const float inv = 1.0f / sum;
+      std::fill(row, row + first, 0.0f);
+      for (int64_t j = first; j <= pos; ++j) row[j] *= inv;
+      std::fill(row + pos + 1, row + L, 0.0f);  // causal: later keys of the block
+    }
+    // O[m x hd] = P · V[0, L)
+    auto pv = [&](int64_t j0, int64_t j1, float beta) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                  static_cast<int>(hd), static_cast<int>(j1 - j0), 1.0f, S.data() + j0,
+                  static_cast<int>(L), key_base(j0, hop.kv_offset + kvd), static_cast<int>(kvfp),
+                  beta, out, static_cast<int>(qd));
+    };
+    if (nparent > 0) pv(0, nparent, 0.0f);
+    if (L > nparent) pv(nparent, L, nparent > 0 ? 1.0f : 0.0f);
+  });
+
+  matmul(L.o, att.data(), n, tmp.data());
+  pool_.parallel_for(n, [&](int64_t r, int) {
+    float* xr = &x[r * H];
+    const float* t = &tmp[r * H];
+    for (int64_t i = 0; i < H; ++i) xr[i] += t[i];
+    if (!L.bo.empty())
+      for (int64_t i = 0; i < H; ++i) xr[i] += L.bo[i];
+    rms_norm(xr, &xn[r * H], H, L.mlp_norm.data(), eps);
+  });
+}
+
+// SwiGLU: x += down(silu(gate(xn)) * up(xn)).
+void CpuBackend::mlp(const Hop& hop, int64_t n) {
+  const LayerWeights& L = *hop.w;
+  const int64_t H = L.views.config->hidden_size, I = hop.inter;
+  matmul(L.gate, xn.data(), n, g.data());
+  matmul(L.up, xn.data(), n, u.data());
+  pool_.parallel_for(n, [&](int64_t r, int) {
+    float* gr = &g[r * I];
+    const float* ur = &u[r * I];
+    if (!L.bg.empty())
+      for (int64_t i = 0; i < I; ++i) gr[i] = silu(gr[i] + L.bg[i]) * (ur[i] + L.bu[i]);
+    else
+      for (int64_t i = 0; i < I; ++i) gr[i] = silu(gr[i]) * ur[i];
+  });
+  matmul(L.down, g.data(), n, tmp.data());
+  pool_.parallel_for(n, [&](int64_t r, int) {
+    float* xr = &x[r * H];
+    const float* t = &tmp[r * H];
+    for (int64_t i = 0; i < H; ++i) xr[i] += t[i];
+    if (!L.bd.empty())
+      for (int64_t i = 0; i < H; ++i) xr[i] += L.bd[i];
+  });
+}
+
+// Final norm and head for the selected rows, kLogitRows at a time.
+template <class Consumer>
+void CpuBackend::run_head(std::span<const int64_t> sel, Consumer&& consumer) {
+  const ModelConfig& c0 = *head_views_.config;
+  const int64_t H = c0.hidden_size, V = c0.vocab_size;
+  constexpr int64_t kLogitRows = 128;
+  grow(final_x, kLogitRows * H), grow(logits_buf, kLogitRows * V);
+  const float eps = static_cast<float>(c0.rms_norm_eps);
+  for (size_t s0 = 0; s0 < sel.size(); s0 += kLogitRows) {
+    const int64_t m = std::min<int64_t>(kLogitRows, sel.size() - s0);
+    for (int64_t i = 0; i < m; ++i) {
+      EM_ASSERT(sel[s0 + i] < n_);
+      rms_norm(&x[sel[s0 + i] * H], &final_x[i * H], H, final_norm_.data(), eps);
+    }
+    matmul(head_, final_x.data(), m, logits_buf.data());
+    for (int64_t i = 0; i < m; ++i) consumer(s0 + i, &logits_buf[i * V]);
+  }
+}
+
+void CpuBackend::logits(std::span<const int64_t> selected, const LogitsFn& consumer) {
+  run_head(selected, consumer);
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
+  return std::make_unique<CpuBackend>(options);
+}
+
+}  // namespace evomerge::infer_detail
