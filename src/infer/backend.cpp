@@ -59,6 +59,14 @@ bool cuda_built() {
 #endif
 }
 
+int cuda_devices() {
+#ifdef EVOMERGE_HAVE_CUDA
+  return cuda_device_count();
+#else
+  return 0;
+#endif
+}
+
 std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
   if (options.device.kind == Device::Kind::Cpu) return make_cpu_backend(options);
 #ifdef EVOMERGE_HAVE_CUDA

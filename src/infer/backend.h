@@ -32,8 +32,10 @@ struct Device {
 };
 // Parses EngineOptions::device; throws Error naming the value when it is none of the above.
 Device parse_device(std::string_view text);
-// Whether this build has the CUDA backend (CMake found the toolkit).
+// Whether this build has the CUDA backend (CMake found the toolkit), and how many CUDA devices
+// this machine has for it (0 when not built, without a driver or without a GPU).
 bool cuda_built();
+int cuda_devices();
 
 struct BackendOptions {
   Device device;
