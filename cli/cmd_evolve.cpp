@@ -7,6 +7,7 @@
 #include "command.h"
 #include "evolve/evolve_config.h"
 #include "evolve/evolve_run.h"
+#include "infer/engine.h"
 #include "io/files.h"
 
 namespace evomerge::cli {
@@ -16,11 +17,14 @@ struct EvolveOptions {
   std::string config;
   std::string run;
   int64_t stop_after = 0;
+  std::string device;  // empty: the config's `device` (default cpu)
 };
 
 int run_evolve_command(const EvolveOptions& opt) {
   const std::filesystem::path config_path(opt.config);
-  const EvolveConfig cfg = load_evolve_config(config_path);
+  EvolveConfig cfg = load_evolve_config(config_path);
+  // A device other than cpu is part of the run's identity (EvolveConfig::to_json).
+  if (!opt.device.empty()) cfg.device = canonical_device(opt.device);
   EvolveRunOptions ro;
   ro.run_dir = opt.run;
   ro.config_text = read_text_file(config_path, 1u << 20);
@@ -45,6 +49,8 @@ const bool registered = register_command(
            ->required();
        app.add_option("--run", opt->run, "Run folder (created, or resumed when it exists)")
            ->required();
+       app.add_option("--device", opt->device,
+                      "Where candidates are scored: cpu, cuda or cuda:N (overrides the config)");
        app.add_option("--stop-after", opt->stop_after,
                       "Pause each phase after this many generations in this call (resume later)");
        return [opt] { return run_evolve_command(*opt); };

@@ -20,7 +20,7 @@ step() {  # step NAME COMMAND...: runs it, records PASS/FAIL
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 step "configure (CUDA backend ON)" bash -c "cmake -S . -B '$BUILD' -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DEVOMERGE_BUILD_BENCH=ON -DEVOMERGE_MPI=OFF ${CUDAARCHS:+-DEVOMERGE_CUDA_ARCHITECTURES=$CUDAARCHS} \
+  -DEVOMERGE_BUILD_BENCH=OFF -DEVOMERGE_MPI=OFF ${CUDAARCHS:+-DEVOMERGE_CUDA_ARCHITECTURES=$CUDAARCHS} \
   | tee '$BUILD.configure.log' | grep -E 'CUDA backend'; grep -q 'CUDA backend ON' '$BUILD.configure.log'"
 step "build" ninja -C "$BUILD" -j"$JOBS" test_infer test_infer_cuda evomerge_cli bench_gpu
 step "kernel tests (test_infer_cuda)" "$BUILD/src/infer/test_infer_cuda" --gtest_brief=1
@@ -45,9 +45,9 @@ scores() {
 }
 step "task scores identical on the bundled models" scores
 if [[ $QUICK == 1 ]]; then
-  step "benchmark (4 layers)" bash -c "'$BUILD/bench/bench_gpu' --layers 4 | tee '$BUILD/bench_gpu.txt'"
+  step "benchmark (4 layers)" bash -c "'$BUILD/src/infer/bench_gpu' --layers 4 | tee '$BUILD/bench_gpu.txt'"
 else
-  step "benchmark (Llama-3-8B shape)" bash -c "'$BUILD/bench/bench_gpu' | tee '$BUILD/bench_gpu.txt'"
+  step "benchmark (Llama-3-8B shape)" bash -c "'$BUILD/src/infer/bench_gpu' | tee '$BUILD/bench_gpu.txt'"
 fi
 
 log "summary"

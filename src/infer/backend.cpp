@@ -73,8 +73,8 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
   return make_cuda_backend(options);
 #else
   fail("infer",
-       "device '{}': this evomerge was built without the CUDA backend (CMake found no CUDA "
-       "toolkit); rebuild with nvcc installed, or use --device cpu",
+       "device '{}': this evomerge was built without the CUDA backend (no CUDA toolkit found, "
+       "or EVOMERGE_WITH_CUDA=OFF); rebuild with nvcc installed, or use --device cpu",
        options.device.name());
 #endif
 }

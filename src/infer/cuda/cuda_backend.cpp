@@ -103,7 +103,8 @@ class CudaBackend final : public Backend {
     if (device_.ordinal >= count)
       fail("cuda", "device '{}': {} CUDA device(s) usable on this machine", device_.name(), count);
     check(cudaSetDevice(device_.ordinal), "cudaSetDevice");
-    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    // A blocking stream: the synchronous uploads (legacy default stream) stay ordered before it.
+    check(cudaStreamCreate(&stream_), "cudaStreamCreate");
     gemm_ = std::make_unique<cuda::Gemm>(stream_);
   }
   ~CudaBackend() override {
@@ -131,6 +132,8 @@ class CudaBackend final : public Backend {
     L->upload_all(staging_);
     const std::vector<float> inv = rope_inv_freq(c);  // every rope type the CPU supports
     upload(L->inv_freq, inv.data(), inv.size());
+    // A pageable cudaMemcpy may return before its DMA lands: wait before any kernel reads it.
+    check(cudaDeviceSynchronize(), "layer upload");
     layers_.push_back(std::move(L));
     return static_cast<int>(layers_.size()) - 1;
   }
@@ -142,6 +145,7 @@ class CudaBackend final : public Backend {
     tied_ = head_views_.head.data == head_views_.embed.data;
     if (!tied_) upload_bf16(head_, head_views_.head, staging_);
     for (auto& L : layers_) L->upload_all(staging_);
+    check(cudaDeviceSynchronize(), "weight upload");
   }
 
   void set_path(std::span<const HopSpec> path) override;

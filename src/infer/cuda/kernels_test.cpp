@@ -4,8 +4,8 @@
 //
 // Tolerances: elementwise f32 kernels within a few f32 ulps (1e-5 relative); bf16 outputs within
 // one bf16 ulp of the f32 reference (the kernel rounds once, the reference's value may sit on the
-// other side of a rounding boundary); the GEMM within 1e-4 relative of a double-accumulated
-// product of the same bf16 inputs; f32 -> bf16 bit-identical to the host conversion.
+// other side of a rounding boundary); the GEMM within 3e-5 of the sum of |products| of a
+// double-accumulated product of the same bf16 inputs; f32 -> bf16 bit-identical to the host.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -57,12 +57,12 @@ std::vector<uint16_t> bf16_of(const std::vector<float>& f) {
 
 // |got - want| within one bf16 ulp of want (for bf16 outputs rounded from f32 math).
 void expect_bf16_near(const std::vector<uint16_t>& got, const std::vector<float>& want,
-                      const char* what) {
+                      const char* what, float abs_slack = 1e-6f) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     const float g = bf16_to_f32(got[i]);
     const float ulp = std::ldexp(1.0f, std::ilogb(std::max(std::fabs(want[i]), 1e-30f)) - 7);
-    ASSERT_LE(std::fabs(g - want[i]), ulp * 1.01f + 1e-6f) << what << " at " << i;
+    ASSERT_LE(std::fabs(g - want[i]), ulp * 1.01f + abs_slack) << what << " at " << i;
   }
 }
 
@@ -252,8 +252,9 @@ TEST(CudaKernels, QkvRopeStoreThenAttentionMatchPlainLoops) {
         }
       }
     }
-    // The online softmax rounds differently from the two-pass reference: 1 bf16 ulp + 1e-5.
-    expect_bf16_near(to_host(out, n * qd), want, "attention");
+    // The online softmax in f32 rounds differently from the two-pass double reference: 1 bf16 ulp
+    // plus 2e-5 absolute (outputs are averages of V values of size ~1).
+    expect_bf16_near(to_host(out, n * qd), want, "attention", 2e-5f);
   }
 }
 
@@ -313,7 +314,7 @@ TEST(CudaGemm, Bf16LinearMatchesDoubleLoops) {
               static_cast<double>(bf16_to_f32(X[i * in + c])) * bf16_to_f32(W[o * in + c]);
           acc += p, mag += std::fabs(p);
         }
-        ASSERT_NEAR(got[i * out + o], acc, 1e-5 * mag + 1e-6) << n << "x" << in << "x" << out;
+        ASSERT_NEAR(got[i * out + o], acc, 3e-5 * mag + 1e-6) << n << "x" << in << "x" << out;
       }
   }
 }
