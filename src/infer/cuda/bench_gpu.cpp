@@ -153,6 +153,86 @@ double best_of(int reps, F&& f) {
   return best;
 }
 
+// Prefill: 16 sequences of 512 tokens (contexts of 511 and one scored token each).
+void bench_prefill(Engine& engine, double matmul_params, double peak) {
+  std::vector<Engine::LoglikRequest> pre;
+  for (int s = 0; s < 16; ++s) {
+    auto t = tokens(512, s);
+    pre.push_back({std::vector<int32_t>(t.begin(), t.end() - 1), {t.back()}});
+  }
+  engine.loglikelihood(pre);  // warm-up (GEMM plans, buffers)
+  const double tp = best_of(3, [&] { engine.loglikelihood(pre); });
+  const double ptps = 16 * 511 / tp;
+  fmt::print("prefill 16x512: {:.0f} tokens/s, {:.1f}% of the GEMM peak\n", ptps,
+             100.0 * ptps * 2 * matmul_params / peak);
+}
+
+// Decode: b sequences, 64 new tokens after a 16-token prompt (EOS never stops them); the prompt's
+// time (a 1-token generation) is subtracted. Bound: every weight byte read once per step.
+void bench_decode(Engine& engine, int b, double weight_bytes, double bw) {
+  std::vector<Engine::GenerateRequest> reqs;
+  for (int s = 0; s < b; ++s) reqs.push_back({tokens(16, 100 + s), 64, {}});
+  auto prompt_only = reqs;
+  for (auto& r : prompt_only) r.max_new_tokens = 1;
+  engine.generate_with(reqs, {}, {-1});
+  const double t_all = best_of(2, [&] { engine.generate_with(reqs, {}, {-1}); });
+  const double t_pre = best_of(2, [&] { engine.generate_with(prompt_only, {}, {-1}); });
+  const double dtps = b * 63 / std::max(1e-9, t_all - t_pre);
+  const double bound = b * bw / weight_bytes;
+  fmt::print("decode {} seq: {:.0f} tokens/s, {:.1f}% of the bandwidth bound ({:.0f} tokens/s)\n",
+             b, dtps, 100.0 * dtps / bound, bound);
+}
+
+// merged = base + w1 (a - base) + w2 (b - base), bf16 in and out (f32 math), on all cores.
+void host_task_arithmetic(HostModel& base, HostModel& a, HostModel& b, HostModel& merged, float w1,
+                          float w2) {
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  auto f = [](uint16_t h) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float v;
+    std::memcpy(&v, &u, 4);
+    return v;
+  };
+  for (auto& [name, out] : merged.data) {
+    const auto &x = base.data[name], &xa = a.data[name], &xb = b.data[name];
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        for (size_t i = out.size() * t / threads; i < out.size() * (t + 1) / threads; ++i) {
+          const float v = f(x[i]) + w1 * (f(xa[i]) - f(x[i])) + w2 * (f(xb[i]) - f(x[i]));
+          uint32_t u;
+          std::memcpy(&u, &v, 4);
+          out[i] = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+        }
+      });
+    for (auto& th : pool) th.join();
+  }
+}
+
+// PS candidates/hour: each candidate merged on the host, uploaded (weights_changed), then 64
+// greedy answers of up to 64 tokens.
+void bench_ps(HostModel& base, int layers, const EngineOptions& eo) {
+  HostModel ma = make_model(layers, 2), mb = make_model(layers, 3);
+  HostModel merged = make_model(layers, 4);
+  Engine cand(make_memory_weights(merged.config, merged.views()), eo);
+  std::vector<Engine::GenerateRequest> answers;
+  for (int s = 0; s < 64; ++s) answers.push_back({tokens(48, 200 + s), 64, {}});
+  double merge_s = 0, total_s = 0;
+  constexpr int kCandidates = 3;
+  for (int c = 0; c < kCandidates; ++c) {
+    auto t_c = Clock::now();
+    host_task_arithmetic(base, ma, mb, merged, 0.3f + 0.1f * c, 0.9f - 0.1f * c);
+    cand.weights_changed();
+    merge_s += seconds_since(t_c);
+    cand.generate_with(answers, {}, {-1});
+    total_s += seconds_since(t_c);
+  }
+  fmt::print(
+      "ps     task_arithmetic (2 models + base, host merge + upload) + 64 answers x 64 tokens: "
+      "{:.0f} candidates/hour, merge+upload {:.1f}% of the time\n",
+      3600.0 * kCandidates / total_s, 100.0 * merge_s / total_s);
+}
+
 int run(int layers) {
   if (infer_detail::cuda_devices() == 0) {
     fmt::print("SKIP: no CUDA device (built with CUDA: {})\n", infer_detail::cuda_built());
@@ -163,95 +243,27 @@ int run(int layers) {
   std::tie(peak, bw) = device_bounds();
 #endif
   fmt::print("bound  bf16 GEMM (8192x4096x14336, cuBLASLt): {:.1f} TFLOP/s\n", peak / 1e12);
-  fmt::print("bound  device copy bandwidth: {:.0f} GB/s\n", bw / 1e9);
+  fmt::print("bound  device copy bandwidth (read + write): {:.0f} GB/s\n", bw / 1e9);
 
   auto t0 = Clock::now();
   HostModel base = make_model(layers, 1);
+  const double wbytes = weight_bytes(base);
   fmt::print("model  Llama-3-8B shape, {} layers, bf16: {:.1f} GB weights, generated in {:.1f} s\n",
-             layers, weight_bytes(base) / 1e9, seconds_since(t0));
+             layers, wbytes / 1e9, seconds_since(t0));
+  const double matmul_params = wbytes / 2 - 128256.0 * 4096;  // the head runs for 16 rows only
   EngineOptions eo;
   eo.device = "cuda";
   eo.max_batch_tokens = 8192;
   eo.max_context = 1024;
-  t0 = Clock::now();
-  auto engine_ptr = std::make_unique<Engine>(make_memory_weights(base.config, base.views()), eo);
-  Engine& engine = *engine_ptr;
-  fmt::print("upload {:.1f} s\n", seconds_since(t0));
-  const double matmul_params = weight_bytes(base) / 2 - 128256.0 * 4096;  // without the head
-
-  // Prefill: 16 x 512 tokens.
-  std::vector<Engine::LoglikRequest> pre;
-  for (int s = 0; s < 16; ++s) {
-    auto t = tokens(512, s);
-    pre.push_back({std::vector<int32_t>(t.begin(), t.end() - 1), {t.back()}});
-  }
-  engine.loglikelihood(pre);  // warm-up (plans, buffers)
-  const double tp = best_of(3, [&] { engine.loglikelihood(pre); });
-  const double ptps = 16 * 512 / tp;
-  fmt::print("prefill 16x512: {:.0f} tokens/s, {:.1f}% of the GEMM peak\n", ptps,
-             100.0 * ptps * 2 * matmul_params / peak);
-
-  // Decode: 1 and 64 sequences, 64 new tokens after a 16-token prompt; EOS never stops them.
-  for (int b : {1, 64}) {
-    std::vector<Engine::GenerateRequest> reqs;
-    for (int s = 0; s < b; ++s) reqs.push_back({tokens(16, 100 + s), 64, {}});
-    auto prompt_only = reqs;
-    for (auto& r : prompt_only) r.max_new_tokens = 1;
-    engine.generate_with(reqs, {}, {-1});
-    const double t_all = best_of(2, [&] { engine.generate_with(reqs, {}, {-1}); });
-    const double t_pre = best_of(2, [&] { engine.generate_with(prompt_only, {}, {-1}); });
-    const double dtps = b * 63 / std::max(1e-9, t_all - t_pre);
-    const double bound = b * bw / 2 / weight_bytes(base);  // copy bw counts read+write
-    fmt::print("decode {} seq: {:.0f} tokens/s, {:.1f}% of the bandwidth bound ({:.0f} tokens/s)\n",
-               b, dtps, 100.0 * dtps / bound, bound);
-  }
-
-  engine_ptr.reset();  // its device memory
-
-  // PS candidates/hour: merged = base + w1 (a - base) + w2 (b - base) on the host, then scored.
-  HostModel ma = make_model(layers, 2), mb = make_model(layers, 3);
-  HostModel merged = make_model(layers, 4);
-  EngineOptions ce = eo;
-  ce.max_batch_tokens = 4096;
-  Engine cand(make_memory_weights(merged.config, merged.views()), ce);
-  std::vector<Engine::GenerateRequest> answers;
-  for (int s = 0; s < 64; ++s) answers.push_back({tokens(48, 200 + s), 64, {}});
-  double merge_s = 0, total_s = 0;
-  constexpr int kCandidates = 3;
-  for (int c = 0; c < kCandidates; ++c) {
-    const float w1 = 0.3f + 0.1f * c, w2 = 0.9f - 0.1f * c;
-    auto t_c = Clock::now();
-    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    for (auto& [name, out] : merged.data) {
-      const auto &x = base.data[name], &a = ma.data[name], &bb = mb.data[name];
-      std::vector<std::thread> pool;
-      for (unsigned t = 0; t < threads; ++t)
-        pool.emplace_back([&, t] {
-          for (size_t i = out.size() * t / threads; i < out.size() * (t + 1) / threads; ++i) {
-            auto f = [](uint16_t h) {
-              uint32_t u = static_cast<uint32_t>(h) << 16;
-              float v;
-              std::memcpy(&v, &u, 4);
-              return v;
-            };
-            const float v = f(x[i]) + w1 * (f(a[i]) - f(x[i])) + w2 * (f(bb[i]) - f(x[i]));
-            uint32_t u;
-            std::memcpy(&u, &v, 4);
-            out[i] = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-          }
-        });
-      for (auto& th : pool) th.join();
-    }
-    cand.weights_changed();
-    const double m_s = seconds_since(t_c);
-    cand.generate_with(answers, {}, {-1});
-    merge_s += m_s;
-    total_s += seconds_since(t_c);
-  }
-  fmt::print(
-      "ps     task_arithmetic (2 models + base, host merge + upload) + 64 answers x 64 tokens: "
-      "{:.0f} candidates/hour, merge+upload {:.1f}% of the time\n",
-      3600.0 * kCandidates / total_s, 100.0 * merge_s / total_s);
+  {
+    t0 = Clock::now();
+    Engine engine(make_memory_weights(base.config, base.views()), eo);
+    fmt::print("upload {:.1f} s\n", seconds_since(t0));
+    bench_prefill(engine, matmul_params, peak);
+    for (int b : {1, 64}) bench_decode(engine, b, wbytes, bw);
+  }  // frees its device memory
+  eo.max_batch_tokens = 4096;
+  bench_ps(base, layers, eo);
   return 0;
 }
 
