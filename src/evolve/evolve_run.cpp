@@ -39,6 +39,7 @@ struct Scored {
   double score = NAN;
   eval::Interval ci;
   nlohmann::json tasks = nlohmann::json::object();
+  std::vector<ItemResults> items;  // per task, for paired comparisons of the final rows
 };
 
 Scored score_all(const eval::Scorer& scorer, Engine& engine, const Tokenizer& tok) {
@@ -50,8 +51,15 @@ Scored score_all(const eval::Scorer& scorer, Engine& engine, const Tokenizer& to
   Scored s;
   s.score = rep.failed ? NAN : rep.total;
   s.ci = rep.total_ci;
-  for (const auto& t : rep.tasks)
+  for (const auto& t : rep.tasks) {
     s.tasks[t.task] = std::isfinite(t.score) ? nlohmann::json(t.score) : nlohmann::json(nullptr);
+    ItemResults ir{t.task, t.split, {}, {}};
+    for (const auto& it : t.items) {
+      ir.items.push_back(static_cast<int32_t>(it.index));
+      ir.scores.push_back(static_cast<float>(it.score));
+    }
+    s.items.push_back(std::move(ir));
+  }
   return s;
 }
 
@@ -340,9 +348,12 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
 
   // ---- Final table on the test split.
   store.clear_final_results();
-  auto add_row = [&](const std::string& label, Engine& engine, nlohmann::json details) {
+  auto add_row = [&](FinalKind kind, const std::string& phase, const std::string& label,
+                     Engine& engine, nlohmann::json details) {
     const auto s = score_all(test_scorer, engine, tokenizer);
     FinalResult r;
+    r.kind = kind;
+    r.phase = phase;
     r.label = label;
     r.split = cfg.test_split;
     r.task_scores = s.tasks;
@@ -350,6 +361,7 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
     r.ci_low = s.ci.lo;
     r.ci_high = s.ci.hi;
     r.details = std::move(details);
+    r.items = s.items;
     store.add_final_result(r);
     log(fmt::format("[final] {}: {} {:.4f} [{:.4f}, {:.4f}]", label, cfg.test_split, r.score,
                     r.ci_low, r.ci_high));
@@ -364,7 +376,7 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
       if (m != "ps") parents.insert(m);
   for (const auto& p : parents) {
     Engine engine(open_folder_weights(p), eo);
-    add_row("parent: " + short_name(p), engine, {{"model", p}});
+    add_row(FinalKind::Parent, "", "parent: " + short_name(p), engine, {{"model", p}});
   }
   if (cfg.ps && ps_genome->options().method != "slerp" && !cfg.final.uniform_grid.empty()) {
     // The best uniform merge of the grid, chosen on the optimisation split like the evolved ones.
@@ -383,28 +395,33 @@ EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) 
       log(fmt::format("[final] uniform weight {}: {} {:.4f}", weights_label(w), cfg.opt_split, s));
       if (s > best_opt) best_opt = s, best_w = w;
     }
-    add_row(fmt::format("uniform {} w={}", ps_genome->options().method, weights_label(best_w)),
+    add_row(FinalKind::Uniform, "",
+            fmt::format("uniform {} w={}", ps_genome->options().method, weights_label(best_w)),
             ps_eval->load(grid_point(best_w)), {{"weight", best_w}, {"opt_score", best_opt}});
   }
   if (ps_winner)
-    add_row("evolved PS (" + ps_winner->label + ")", ps_eval->load(ps_winner->x),
+    add_row(FinalKind::EvolvedPs, "ps", "evolved PS (" + ps_winner->label + ")",
+            ps_eval->load(ps_winner->x),
             {{"genome", ps_winner->x},
              {"opt_score", ps_winner->opt_score},
              {"params", ps_genome->describe(ps_winner->x)}});
+  const bool dfs_on_ps = cfg.ps && cfg.dfs && cfg.dfs->models[0] == "ps";
   if (dfs_winner)
-    add_row(std::string(cfg.ps && cfg.dfs->models[0] == "ps" ? "evolved PS+DFS" : "evolved DFS") +
-                " (" + dfs_winner->label + ")",
-            dfs_eval->load(dfs_winner->x),
-            {{"genome", dfs_winner->x},
-             {"opt_score", dfs_winner->opt_score},
-             {"params", dfs_eval->genome().describe(dfs_winner->x)}});
+    add_row(
+        dfs_on_ps ? FinalKind::EvolvedPsDfs : FinalKind::EvolvedDfs, "dfs",
+        std::string(dfs_on_ps ? "evolved PS+DFS" : "evolved DFS") + " (" + dfs_winner->label + ")",
+        dfs_eval->load(dfs_winner->x),
+        {{"genome", dfs_winner->x},
+         {"opt_score", dfs_winner->opt_score},
+         {"params", dfs_eval->genome().describe(dfs_winner->x)}});
 
   // The other finalists on the test split too, for the record: the winners above were selected on
   // the optimisation split alone, so these rows cannot change which model is exported.
   auto add_unselected = [&](const std::optional<Winner>& w, const char* phase, auto&& load) {
     if (!w) return;
     for (const auto& f : w->others)
-      add_row(fmt::format("{} finalist {} (not selected)", phase, f.label), load(f.x),
+      add_row(FinalKind::Finalist, phase == std::string("PS") ? "ps" : "dfs",
+              fmt::format("{} finalist {} (not selected)", phase, f.label), load(f.x),
               {{"genome", f.x}, {"opt_score", f.opt_score}});
   };
   add_unselected(ps_winner, "PS", [&](const std::vector<double>& x) -> Engine& { return ps_eval->load(x); });

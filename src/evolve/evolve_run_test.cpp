@@ -122,6 +122,29 @@ TEST_F(EvolveRunTest, PsThenDfsWritesTableRecipeAndModels) {
   EXPECT_NE(s.table[3].label.find("uniform"), std::string::npos);
   EXPECT_NE(s.table[4].label.find("evolved PS"), std::string::npos);
   EXPECT_NE(s.table[5].label.find("evolved PS+DFS"), std::string::npos);
+  // The row kinds are data (reports draw from them), the labels are for people.
+  const FinalKind kinds[] = {FinalKind::Parent,  FinalKind::Parent,    FinalKind::Parent,
+                             FinalKind::Uniform, FinalKind::EvolvedPs, FinalKind::EvolvedPsDfs};
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(s.table[i].kind, kinds[i]) << s.table[i].label;
+  EXPECT_EQ(s.table[4].phase, "ps");
+  EXPECT_EQ(s.table[5].phase, "dfs");
+  for (size_t i = 6; i < s.table.size(); ++i) EXPECT_EQ(s.table[i].kind, FinalKind::Finalist);
+  // Every final row keeps its per-item results on the whole test split (8 items), in item order.
+  const auto rows = RunStore::open_existing(run_dir).final_results(/*with_items=*/true);
+  ASSERT_EQ(rows.size(), s.table.size());
+  for (const auto& r : rows) {
+    ASSERT_EQ(r.items.size(), 1u) << r.label;
+    EXPECT_EQ(r.items[0].items, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7})) << r.label;
+    double correct = 0;
+    for (float v : r.items[0].scores) correct += v;
+    EXPECT_DOUBLE_EQ(correct / 8, r.score) << r.label;
+  }
+  // One summary row per generation, with its evaluation wall time.
+  const auto gens = RunStore::open_existing(run_dir).generations("ps");
+  ASSERT_EQ(gens.size(), 2u);
+  EXPECT_EQ(gens[1].evaluations, 8);  // 2 generations of 4
+  EXPECT_GT(gens[0].wall_seconds, 0.0);
+  EXPECT_GT(gens[0].sigma, 0.0);
   for (const auto& r : s.table) {
     EXPECT_EQ(r.split, "test");
     EXPECT_GE(r.score, 0.0);

@@ -127,6 +127,10 @@ PhaseOutcome run_phase(RunStore& store, Evaluator& evaluator, const PhaseSpec& s
     state.generation = generation;
     state.state = es->to_blob();
     state.extra = {{"item_seed", generation_item_seed(spec, generation)}, {"fevals", es->fevals()}};
+    state.wall_seconds = seconds;
+    state.restart = es->last_generation().restart;
+    state.sigma = es->last_generation().sigma;
+    state.evaluations = es->fevals();
     store.commit_generation(records, state);
 
     const auto& g = es->last_generation();

@@ -15,9 +15,15 @@
 
 #include "common/error.h"
 #include "common/hash.h"
+#include "common/machine.h"
 #include "io/files.h"
+#include "store/generation_row.h"
+#include "store/report_tables.h"
+#include "store/sqlite_stmt.h"
 
 namespace evomerge {
+
+using store_detail::Stmt;
 
 namespace {
 
@@ -134,60 +140,6 @@ std::string now_utc() {
   return buf;
 }
 
-// A prepared statement with positional binds; finalised on scope exit.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const std::string& sql, const std::filesystem::path& where)
-      : db_(db), where_(where) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK)
-      fail("store", "{}: {} (in: {})", where_.string(), sqlite3_errmsg(db), sql);
-  }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  Stmt& bind(int i, const std::string& v) {
-    return check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-  Stmt& bind(int i, int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
-  Stmt& bind(int i, double v) { return check(sqlite3_bind_double(s_, i, v)); }
-  Stmt& bind_blob(int i, const void* p, size_t n) {
-    // A zero-length blob must still be a blob, not NULL (the columns are NOT NULL).
-    static const char empty = 0;
-    return check(sqlite3_bind_blob64(s_, i, n ? p : &empty, n, SQLITE_TRANSIENT));
-  }
-  Stmt& bind_null(int i) { return check(sqlite3_bind_null(s_, i)); }
-
-  // true while a row is available
-  bool step() {
-    const int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail("store", "{}: {}", where_.string(), sqlite3_errmsg(db_));
-  }
-  int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
-  double f64(int c) const { return sqlite3_column_double(s_, c); }
-  bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
-  std::string text(int c) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
-    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, c))) : std::string();
-  }
-  std::vector<uint8_t> blob(int c) const {
-    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s_, c));
-    const int n = sqlite3_column_bytes(s_, c);
-    return p ? std::vector<uint8_t>(p, p + n) : std::vector<uint8_t>();
-  }
-
- private:
-  Stmt& check(int rc) {
-    if (rc != SQLITE_OK) fail("store", "{}: bind: {}", where_.string(), sqlite3_errmsg(db_));
-    return *this;
-  }
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-  std::filesystem::path where_;
-};
-
 nlohmann::json parse_json_column(const std::string& text, const std::filesystem::path& where,
                                  const char* column) {
   try {
@@ -214,7 +166,70 @@ std::vector<T> from_le_bytes(const std::vector<uint8_t>& b, size_t n,
   return out;
 }
 
+// Per-item results of one row of `table` (item_result: candidates, final_item_result: final rows).
+void insert_items(sqlite3* db, const std::filesystem::path& where, const char* table,
+                  const char* id_column, int64_t id, const std::vector<ItemResults>& items) {
+  for (const auto& it : items) {
+    EM_ASSERT(it.items.size() == it.scores.size());
+    const auto ib = to_le_bytes(it.items), sb = to_le_bytes(it.scores);
+    Stmt ir(db,
+            fmt::format("INSERT INTO {} ({}, task, split, n_items, items, scores) VALUES (?, ?, ?, "
+                        "?, ?, ?)",
+                        table, id_column),
+            where);
+    ir.bind(1, id)
+        .bind(2, it.task)
+        .bind(3, it.split)
+        .bind(4, static_cast<int64_t>(it.items.size()));
+    ir.bind_blob(5, ib.data(), ib.size()).bind_blob(6, sb.data(), sb.size());
+    ir.step();
+  }
+}
+
+std::vector<ItemResults> read_items(sqlite3* db, const std::filesystem::path& where,
+                                    const char* table, const char* id_column, int64_t id) {
+  Stmt ir(db,
+          fmt::format("SELECT task, split, n_items, items, scores FROM {} WHERE {} = ? ORDER BY "
+                      "task, split",
+                      table, id_column),
+          where);
+  ir.bind(1, id);
+  std::vector<ItemResults> out;
+  while (ir.step()) {
+    ItemResults r;
+    r.task = ir.text(0);
+    r.split = ir.text(1);
+    const auto n = ir.i64(2);
+    if (n < 0 || n > (int64_t{1} << 31))
+      fail("store", "{}: {} n_items {} out of range", where.string(), table, n);
+    r.items = from_le_bytes<int32_t>(ir.blob(3), static_cast<size_t>(n), where);
+    r.scores = from_le_bytes<float>(ir.blob(4), static_cast<size_t>(n), where);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace
+
+namespace {
+constexpr std::pair<FinalKind, const char*> kFinalKinds[] = {
+    {FinalKind::Parent, "parent"},          {FinalKind::Uniform, "uniform"},
+    {FinalKind::EvolvedPs, "evolved_ps"},   {FinalKind::EvolvedPsDfs, "evolved_ps_dfs"},
+    {FinalKind::EvolvedDfs, "evolved_dfs"}, {FinalKind::Finalist, "finalist"}};
+}  // namespace
+
+const char* final_kind_name(FinalKind kind) {
+  for (const auto& [k, name] : kFinalKinds)
+    if (k == kind) return name;
+  EM_ASSERT_MSG(false, "unknown FinalKind");
+  return "";
+}
+
+std::optional<FinalKind> final_kind_from_name(const std::string& name) {
+  for (const auto& [k, n] : kFinalKinds)
+    if (name == n) return k;
+  return std::nullopt;
+}
 
 std::string config_hash(const nlohmann::json& config) {
   return fmt::format("{:016x}", fnv1a64(config.dump()));
@@ -304,6 +319,7 @@ void RunStore::migrate() {
     exec("BEGIN IMMEDIATE");
     try {
       exec(kMigrateV1ToV2);
+      store_detail::migrate_v1_to_v2_report_tables(db_, path_);
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -331,10 +347,12 @@ void RunStore::create(const std::filesystem::path& dir, RunInfo& info) {
   exec("BEGIN");
   exec(kSchema);
   exec(kMigrateV1ToV2);
+  store_detail::migrate_v1_to_v2_report_tables(db_, path_);
   info.created = now_utc();
+  if (info.machine.empty()) info.machine = machine_summary();
   Stmt(db_,
        "INSERT INTO run (id, config_json, config_text, config_hash, created, evomerge_version, "
-       "seed) VALUES (1, ?, ?, ?, ?, ?, ?)",
+       "seed, machine) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
        path_)
       .bind(1, info.config.dump())
       .bind(2, info.config_text)
@@ -342,6 +360,7 @@ void RunStore::create(const std::filesystem::path& dir, RunInfo& info) {
       .bind(4, info.created)
       .bind(5, info.evomerge_version)
       .bind(6, static_cast<int64_t>(info.seed))
+      .bind(7, info.machine)
       .step();
   exec("COMMIT");
   sqlite3_close(db_);
@@ -411,8 +430,8 @@ RunStore RunStore::open_existing(const std::filesystem::path& dir) {
 
 void RunStore::read_info() {
   Stmt q(db_,
-         "SELECT config_json, config_text, config_hash, created, evomerge_version, seed FROM run "
-         "WHERE id = 1",
+         "SELECT config_json, config_text, config_hash, created, evomerge_version, seed, machine "
+         "FROM run WHERE id = 1",
          path_);
   if (!q.step()) fail("store", "{}: table 'run' has no row", path_.string());
   info_.config = parse_json_column(q.text(0), path_, "run.config_json");
@@ -421,6 +440,7 @@ void RunStore::read_info() {
   info_.created = q.text(3);
   info_.evomerge_version = q.text(4);
   info_.seed = static_cast<uint64_t>(q.i64(5));
+  info_.machine = q.text(6);
 }
 
 RunStore::RunStore(RunStore&& o) noexcept
@@ -445,6 +465,26 @@ RunStore& RunStore::operator=(RunStore&& o) noexcept {
 RunStore::~RunStore() {
   if (db_) sqlite3_close(db_);
 }
+
+namespace {
+GenerationStats generation_stats(const std::vector<CandidateRecord>& candidates,
+                                 const OptimiserState& state) {
+  GenerationStats g;
+  g.phase = state.phase;
+  g.generation = state.generation;
+  g.lambda = static_cast<int>(candidates.size());
+  g.restart = state.restart;
+  g.sigma = state.sigma;
+  g.evaluations = state.evaluations;
+  g.wall_seconds = state.wall_seconds;
+  g.created = now_utc();
+  std::vector<double> fitness;
+  for (const auto& c : candidates) fitness.push_back(c.ok ? c.fitness : std::nan(""));
+  store_detail::summarise_fitness(fitness, g);
+  store_detail::stats_from_state_blob(state.state, g);
+  return g;
+}
+}  // namespace
 
 void RunStore::commit_generation(const std::vector<CandidateRecord>& candidates,
                                  const OptimiserState& state) {
@@ -477,21 +517,8 @@ void RunStore::commit_generation(const std::vector<CandidateRecord>& candidates,
         ins.bind(9, c.error);
       ins.bind(10, c.eval_seconds).bind(11, c.merge_seconds);
       ins.step();
-      const int64_t id = sqlite3_last_insert_rowid(db_);
-      for (const auto& it : c.items) {
-        EM_ASSERT(it.items.size() == it.scores.size());
-        const auto ib = to_le_bytes(it.items), sb = to_le_bytes(it.scores);
-        Stmt ir(db_,
-                "INSERT INTO item_result (candidate_id, task, split, n_items, items, scores) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                path_);
-        ir.bind(1, id)
-            .bind(2, it.task)
-            .bind(3, it.split)
-            .bind(4, static_cast<int64_t>(it.items.size()));
-        ir.bind_blob(5, ib.data(), ib.size()).bind_blob(6, sb.data(), sb.size());
-        ir.step();
-      }
+      insert_items(db_, path_, "item_result", "candidate_id", sqlite3_last_insert_rowid(db_),
+                   c.items);
     }
     Stmt st(db_,
             "INSERT INTO optimiser_state (phase, generation, state, extra, created) VALUES (?, ?, "
@@ -502,6 +529,7 @@ void RunStore::commit_generation(const std::vector<CandidateRecord>& candidates,
         .bind_blob(3, state.state.data(), state.state.size());
     st.bind(4, state.extra.dump()).bind(5, now_utc());
     st.step();
+    store_detail::insert_generation(db_, path_, generation_stats(candidates, state));
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -555,26 +583,43 @@ std::vector<CandidateRecord> RunStore::candidates(const std::string& phase, int6
     c.merge_seconds = q.f64(11);
     out.push_back(std::move(c));
   }
-  if (with_items) {
-    for (auto& c : out) {
-      Stmt ir(db_,
-              "SELECT task, split, n_items, items, scores FROM item_result WHERE candidate_id = ? "
-              "ORDER BY task, split",
-              path_);
-      ir.bind(1, c.id);
-      while (ir.step()) {
-        ItemResults r;
-        r.task = ir.text(0);
-        r.split = ir.text(1);
-        const auto n = ir.i64(2);
-        if (n < 0 || n > (int64_t{1} << 31))
-          fail("store", "{}: item_result n_items {} out of range", path_.string(), n);
-        r.items = from_le_bytes<int32_t>(ir.blob(3), static_cast<size_t>(n), path_);
-        r.scores = from_le_bytes<float>(ir.blob(4), static_cast<size_t>(n), path_);
-        c.items.push_back(std::move(r));
-      }
-    }
+  if (with_items)
+    for (auto& c : out) c.items = read_items(db_, path_, "item_result", "candidate_id", c.id);
+  return out;
+}
+
+std::vector<GenerationStats> RunStore::generations(const std::string& phase) const {
+  Stmt q(
+      db_,
+      "SELECT generation, restart, lambda, n_ok, best, q1, median, q3, worst, best_so_far, sigma, "
+      "evaluations, wall_seconds, created FROM generation WHERE phase = ? ORDER BY generation",
+      path_);
+  q.bind(1, phase);
+  std::vector<GenerationStats> out;
+  auto real = [&](int c) { return q.is_null(c) ? std::nan("") : q.f64(c); };
+  while (q.step()) {
+    GenerationStats g;
+    g.phase = phase;
+    g.generation = q.i64(0);
+    g.restart = static_cast<int>(q.i64(1));
+    g.lambda = static_cast<int>(q.i64(2));
+    g.n_ok = static_cast<int>(q.i64(3));
+    g.best = real(4), g.q1 = real(5), g.median = real(6), g.q3 = real(7), g.worst = real(8);
+    g.best_so_far = real(9);
+    g.sigma = real(10);
+    g.evaluations = q.i64(11);
+    g.wall_seconds = real(12);
+    g.created = q.text(13);
+    out.push_back(std::move(g));
   }
+  return out;
+}
+
+std::vector<std::string> RunStore::phases() const {
+  Stmt q(db_, "SELECT phase FROM generation GROUP BY phase ORDER BY min(created), min(rowid)",
+         path_);
+  std::vector<std::string> out;
+  while (q.step()) out.push_back(q.text(0));
   return out;
 }
 
@@ -610,26 +655,44 @@ std::optional<nlohmann::json> RunStore::phase_result(const std::string& phase) c
 }
 
 void RunStore::add_final_result(const FinalResult& r) {
-  Stmt(db_,
-       "INSERT INTO final_result (label, split, task_scores, score, ci_low, ci_high, details) "
-       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (label, split) DO UPDATE SET "
-       "task_scores = excluded.task_scores, score = excluded.score, ci_low = excluded.ci_low, "
-       "ci_high = excluded.ci_high, details = excluded.details",
-       path_)
-      .bind(1, r.label)
-      .bind(2, r.split)
-      .bind(3, r.task_scores.dump())
-      .bind(4, r.score)
-      .bind(5, r.ci_low)
-      .bind(6, r.ci_high)
-      .bind(7, r.details.dump())
-      .step();
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt(db_,
+         "INSERT INTO final_result (label, split, task_scores, score, ci_low, ci_high, details, "
+         "kind, phase) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (label, split) DO UPDATE SET "
+         "task_scores = excluded.task_scores, score = excluded.score, ci_low = excluded.ci_low, "
+         "ci_high = excluded.ci_high, details = excluded.details, kind = excluded.kind, "
+         "phase = excluded.phase",
+         path_)
+        .bind(1, r.label)
+        .bind(2, r.split)
+        .bind(3, r.task_scores.dump())
+        .bind(4, r.score)
+        .bind(5, r.ci_low)
+        .bind(6, r.ci_high)
+        .bind(7, r.details.dump())
+        .bind(8, std::string(final_kind_name(r.kind)))
+        .bind(9, r.phase)
+        .step();
+    // The row's id (an upsert keeps the replaced row's id); its items are replaced too.
+    Stmt id(db_, "SELECT id FROM final_result WHERE label = ? AND split = ?", path_);
+    id.bind(1, r.label).bind(2, r.split);
+    EM_ASSERT(id.step());
+    Stmt(db_, "DELETE FROM final_item_result WHERE final_id = ?", path_).bind(1, id.i64(0)).step();
+    insert_items(db_, path_, "final_item_result", "final_id", id.i64(0), r.items);
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 std::vector<FinalResult> RunStore::read_final_results(const std::string& where,
-                                                      const std::vector<std::string>& args) const {
+                                                      const std::vector<std::string>& args,
+                                                      bool with_items) const {
   Stmt q(db_,
-         "SELECT label, split, task_scores, score, ci_low, ci_high, details FROM final_result " +
+         "SELECT label, split, task_scores, score, ci_low, ci_high, details, kind, phase, id FROM "
+         "final_result " +
              where + " ORDER BY id",
          path_);
   for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i) + 1, args[i]);
@@ -643,18 +706,23 @@ std::vector<FinalResult> RunStore::read_final_results(const std::string& where,
     r.ci_low = q.f64(4);
     r.ci_high = q.f64(5);
     r.details = parse_json_column(q.text(6), path_, "final_result.details");
+    const auto kind = final_kind_from_name(q.text(7));
+    if (!kind) fail("store", "{}: final_result.kind '{}' is unknown", path_.string(), q.text(7));
+    r.kind = *kind;
+    r.phase = q.text(8);
+    if (with_items) r.items = read_items(db_, path_, "final_item_result", "final_id", q.i64(9));
     out.push_back(std::move(r));
   }
   return out;
 }
 
-std::vector<FinalResult> RunStore::final_results() const {
-  return read_final_results("", {});
+std::vector<FinalResult> RunStore::final_results(bool with_items) const {
+  return read_final_results("", {}, with_items);
 }
 
 std::optional<FinalResult> RunStore::final_result(const std::string& label,
                                                   const std::string& split) const {
-  auto rows = read_final_results("WHERE label = ? AND split = ?", {label, split});
+  auto rows = read_final_results("WHERE label = ? AND split = ?", {label, split}, true);
   if (rows.empty()) return std::nullopt;
   return std::move(rows[0]);
 }
@@ -753,7 +821,7 @@ std::vector<std::string> changed_inputs(const std::vector<InputFingerprint>& rec
 }
 
 void RunStore::clear_final_results() {
-  exec("DELETE FROM final_result");
+  exec("DELETE FROM final_item_result; DELETE FROM final_result;");
 }
 
 void RunStore::add_artifact(const std::string& kind, const std::filesystem::path& path) {

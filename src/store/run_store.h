@@ -20,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -40,6 +41,7 @@ struct RunInfo {
   std::string config_text;  // the config file as the user wrote it (YAML), for humans
   uint64_t seed = 0;
   std::string evomerge_version;
+  std::string machine;  // common/machine.h summary; filled by the store when empty
   // Filled by the store:
   std::string config_hash;
   std::string created;  // ISO 8601 UTC
@@ -73,17 +75,49 @@ struct CandidateRecord {
 struct OptimiserState {
   std::string phase;
   int64_t generation = 0;      // the generation this state follows (1 = after the first)
-  std::vector<uint8_t> state;  // opaque (Cmaes::to_blob())
+  std::vector<uint8_t> state;  // Cmaes::to_blob() (CBOR of Cmaes::to_json())
   nlohmann::json extra = nlohmann::json::object();  // e.g. item-subset RNG, evaluation counters
+  // For the generation's summary row: the evaluation wall time of this generation; restart, sigma
+  // and evaluations when the caller knows them (unset: read from `state`).
+  double wall_seconds = NAN;
+  int restart = -1;
+  double sigma = NAN;
+  int64_t evaluations = -1;
 };
 
+// One generation's summary (table `generation`), written by commit_generation() with it.
+struct GenerationStats {
+  std::string phase;
+  int64_t generation = 0;
+  int restart = -1;  // IPOP restarts before this generation
+  int lambda = 0;    // candidates in the generation
+  int n_ok = 0;      // of which have a finite fitness
+  // Fitness (higher is better) of the ok candidates: maximum, quartiles (linear interpolation,
+  // common/stats.h), minimum; NaN when none is ok.
+  double best = NAN, q1 = NAN, median = NAN, q3 = NAN, worst = NAN;
+  double best_so_far = NAN;   // over the phase up to this generation
+  double sigma = NAN;         // the CMA-ES step size after this generation's update
+  int64_t evaluations = -1;   // evaluations of the phase so far, this generation included
+  double wall_seconds = NAN;  // evaluation wall time; NaN when not recorded (migrated runs)
+  std::string created;        // ISO 8601 UTC
+};
+
+// What a final-table row is, as data (reports group and colour by it; labels are for people).
+enum class FinalKind { Parent, Uniform, EvolvedPs, EvolvedPsDfs, EvolvedDfs, Finalist };
+// "parent", "uniform", "evolved_ps", "evolved_ps_dfs", "evolved_dfs", "finalist": the stored form.
+const char* final_kind_name(FinalKind kind);
+std::optional<FinalKind> final_kind_from_name(const std::string& name);
+
 struct FinalResult {
-  std::string label;  // "parent: A", "uniform best", "ps best #1", "ps mean", ...
+  FinalKind kind = FinalKind::Parent;
+  std::string phase;  // "ps" / "dfs" for evolved and finalist rows, else empty
+  std::string label;  // for people: "parent: A", "evolved PS (ps #1 (gen 3, idx 2))", ...
   std::string split;
   nlohmann::json task_scores = nlohmann::json::object();
   double score = 0;                // weighted fitness
   double ci_low = 0, ci_high = 0;  // 95% interval of `score`
   nlohmann::json details = nlohmann::json::object();
+  std::vector<ItemResults> items;  // per task: every scored item (paired comparisons)
 };
 
 // What an input (a model folder, a task file) was when the run started: `fingerprint` for the
@@ -129,6 +163,10 @@ class RunStore {
   // Candidates of one generation (generation < 0: all of the phase), ordered by generation, index.
   std::vector<CandidateRecord> candidates(const std::string& phase, int64_t generation = -1,
                                           bool with_items = false) const;
+  // Per-generation summaries of a phase, in generation order.
+  std::vector<GenerationStats> generations(const std::string& phase) const;
+  // The phases with stored generations, in the order they started.
+  std::vector<std::string> phases() const;
   // The best ok candidate of a phase by fitness (ties: earliest).
   std::optional<CandidateRecord> best_candidate(const std::string& phase) const;
 
@@ -138,7 +176,7 @@ class RunStore {
 
   // A final row is stored once per (label, split): adding it again replaces it in place.
   void add_final_result(const FinalResult& result);
-  std::vector<FinalResult> final_results() const;
+  std::vector<FinalResult> final_results(bool with_items = false) const;
   std::optional<FinalResult> final_result(const std::string& label, const std::string& split) const;
   void clear_final_results();
 
@@ -168,7 +206,8 @@ class RunStore {
   void migrate();  // to kSchemaVersion (the v1 -> v2 migration), or an Error naming the version
   void read_info();
   std::vector<FinalResult> read_final_results(const std::string& where,
-                                              const std::vector<std::string>& args) const;
+                                              const std::vector<std::string>& args,
+                                              bool with_items) const;
 
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;

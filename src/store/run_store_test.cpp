@@ -368,11 +368,16 @@ TEST(RunStore, VersionOneStoreIsMigrated) {
     store.commit_generation({make_candidate("ps", 1, 0, 0.5)}, make_state("ps", 1));
     const char* to_v1 =
         "DROP INDEX artifact_once; DROP INDEX final_result_once; DROP TABLE final_stage; "
-        "DROP TABLE input_fingerprint; DROP TABLE run_event; PRAGMA user_version = 1; "
+        "DROP TABLE input_fingerprint; DROP TABLE run_event; DROP TABLE generation; "
+        "DROP TABLE final_item_result; ALTER TABLE final_result DROP COLUMN kind; "
+        "ALTER TABLE final_result DROP COLUMN phase; ALTER TABLE run DROP COLUMN machine; "
+        "PRAGMA user_version = 1; "
         "INSERT INTO artifact (kind, path, created) VALUES ('recipe', 'a.yml', 'x'), "
         "('recipe', 'a.yml', 'y'), ('report', 'r.md', 'z'); "
         "INSERT INTO final_result (label, split, task_scores, score, ci_low, ci_high, details) "
-        "VALUES ('p', 'test', '{}', 0.1, 0, 0, '{}'), ('p', 'test', '{}', 0.2, 0, 0, '{}')";
+        "VALUES ('parent: p', 'test', '{}', 0.1, 0, 0, '{}'), ('parent: p', 'test', '{}', 0.2, 0, "
+        "0, "
+        "'{}')";
     ASSERT_EQ(sqlite3_exec(store.handle(), to_v1, nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto store = RunStore::open(dir.path, make_info());

@@ -1,0 +1,11 @@
+// A one-line description of the machine this process runs on, for run records and reports:
+// "Intel(R) Xeon(R) ... | 2 cores | 7.8 GB RAM | Linux 6.1.0-18-amd64 x86_64".
+#pragma once
+
+#include <string>
+
+namespace evomerge {
+
+std::string machine_summary();
+
+}  // namespace evomerge
