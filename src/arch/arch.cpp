@@ -67,9 +67,13 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c, DType dtype) {
   for (int i = 0; i < c.num_hidden_layers; ++i) {
     auto add = [&](std::string_view suffix, Shape shape) { specs.push_back({layer_tensor_name(i, suffix), dtype, std::move(shape)}); };
     add("input_layernorm.weight", {h});
-    add("self_attn.q_proj.weight", {q_out, h});
-    add("self_attn.k_proj.weight", {kv_out, h});
-    add("self_attn.v_proj.weight", {kv_out, h});
+    if (c.fused_qkv) {
+      add("self_attn.qkv_proj.weight", {q_out + 2 * kv_out, h});
+    } else {
+      add("self_attn.q_proj.weight", {q_out, h});
+      add("self_attn.k_proj.weight", {kv_out, h});
+      add("self_attn.v_proj.weight", {kv_out, h});
+    }
     if (c.qkv_bias) {
       add("self_attn.q_proj.bias", {q_out});
       add("self_attn.k_proj.bias", {kv_out});
@@ -82,8 +86,16 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c, DType dtype) {
       add("self_attn.k_norm.weight", {c.head_dim});
     }
     add("post_attention_layernorm.weight", {h});
-    add("mlp.gate_proj.weight", {c.intermediate_size, h});
-    add("mlp.up_proj.weight", {c.intermediate_size, h});
+    if (c.sandwich_norms) {
+      add("pre_feedforward_layernorm.weight", {h});
+      add("post_feedforward_layernorm.weight", {h});
+    }
+    if (c.fused_gate_up) {
+      add("mlp.gate_up_proj.weight", {2 * c.intermediate_size, h});
+    } else {
+      add("mlp.gate_proj.weight", {c.intermediate_size, h});
+      add("mlp.up_proj.weight", {c.intermediate_size, h});
+    }
     add("mlp.down_proj.weight", {h, c.intermediate_size});
     if (c.mlp_bias) {
       add("mlp.gate_proj.bias", {c.intermediate_size});

@@ -3,14 +3,21 @@
 // Names follow Hugging Face checkpoints (nn.Linear weights are [out_features, in_features]):
 //   pre-layer : model.embed_tokens.weight                         [vocab, hidden]
 //   per layer : model.layers.{i}.input_layernorm.weight           [hidden]
-//               model.layers.{i}.self_attn.{q,k,v}_proj.weight    [n_heads*head_dim | n_kv*head_dim, hidden]
-//               model.layers.{i}.self_attn.{q,k,v}_proj.bias      (Qwen2; Llama with attention_bias)
-//               model.layers.{i}.self_attn.o_proj.weight          [hidden, n_heads*head_dim]
-//               model.layers.{i}.self_attn.{q,k}_norm.weight      [head_dim] (Qwen3)
-//               model.layers.{i}.post_attention_layernorm.weight  [hidden]
+//               model.layers.{i}.self_attn.{q,k,v}_proj.weight    [n_heads*head_dim |
+//               n_kv*head_dim, hidden] model.layers.{i}.self_attn.{q,k,v}_proj.bias      (Qwen2;
+//               Llama with attention_bias) model.layers.{i}.self_attn.o_proj.weight [hidden,
+//               n_heads*head_dim] model.layers.{i}.self_attn.{q,k}_norm.weight      [head_dim]
+//               (Qwen3) model.layers.{i}.post_attention_layernorm.weight  [hidden]
 //               model.layers.{i}.mlp.{gate,up}_proj.weight        [intermediate, hidden]
 //               model.layers.{i}.mlp.down_proj.weight             [hidden, intermediate]
 //   post-layer: model.norm.weight [hidden], lm_head.weight [vocab, hidden] (absent when tied)
+// Family variants (ModelConfig fields):
+//   Phi-3 (fused_qkv, fused_gate_up): self_attn.qkv_proj.weight [(n_heads + 2*n_kv)*head_dim,
+//   hidden]
+//               replaces q/k/v_proj; mlp.gate_up_proj.weight [2*intermediate, hidden] (gate rows
+//               first) replaces gate/up_proj.
+//   Gemma 2/3 (sandwich_norms): also pre_feedforward_layernorm.weight and
+//               post_feedforward_layernorm.weight [hidden]; Gemma 3 has q_norm/k_norm [head_dim].
 #pragma once
 
 #include <optional>

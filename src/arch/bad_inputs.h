@@ -188,9 +188,12 @@ inline std::vector<BadInput> make_bad_input_catalogue(const std::filesystem::pat
   config_case("cfg-missing-field", [](json& c) { c.erase("hidden_size"); }, "field 'hidden_size' is missing");
   config_case("cfg-wrong-type", [](json& c) { c["num_hidden_layers"] = "2"; },
               "field 'num_hidden_layers' must be a positive integer, got \"2\"");
-  config_case("cfg-unsupported-architecture", [](json& c) { c["architectures"] = {"GPT2LMHeadModel"}; },
-              "architecture 'GPT2LMHeadModel' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-              "Qwen2ForCausalLM, Qwen3ForCausalLM)");
+  config_case(
+      "cfg-unsupported-architecture", [](json& c) { c["architectures"] = {"GPT2LMHeadModel"}; },
+      "architecture 'GPT2LMHeadModel' is not supported (supported: LlamaForCausalLM, "
+      "MistralForCausalLM, "
+      "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, Gemma2ForCausalLM, "
+      "Gemma3ForCausalLM)");
   config_case("cfg-absurd-layer-count", [](json& c) { c["num_hidden_layers"] = 1'000'000'000; },
               "field 'num_hidden_layers' (1000000000) exceeds the supported maximum");
   config_case("cfg-unsupported-rope", [](json& c) { c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}}; },

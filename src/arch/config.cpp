@@ -1,5 +1,7 @@
 #include "arch/config.h"
 
+#include <cmath>
+
 #include "common/error.h"
 
 namespace evomerge {
@@ -12,6 +14,14 @@ std::string_view arch_family_name(ArchFamily family) {
     case ArchFamily::Mistral: return "mistral";
     case ArchFamily::Qwen2: return "qwen2";
     case ArchFamily::Qwen3: return "qwen3";
+    case ArchFamily::Phi3:
+      return "phi3";
+    case ArchFamily::Granite:
+      return "granite";
+    case ArchFamily::Gemma2:
+      return "gemma2";
+    case ArchFamily::Gemma3:
+      return "gemma3_text";
   }
   return "?";
 }
@@ -56,9 +66,17 @@ RopeScaling parse_rope(const json* scaling, std::string_view where, const char* 
   std::string type = "default";
   if (auto it = scaling->find("rope_type"); it != scaling->end() && it->is_string()) type = it->get<std::string>();
   else if (auto it2 = scaling->find("type"); it2 != scaling->end() && it2->is_string()) type = it2->get<std::string>();
-  if (type != "default" && type != "llama3")
-    fail("config", "{}: field '{}': rope type '{}' is not supported (supported: default, llama3)", where, field, type);
+  if (type != "default" && type != "linear" && type != "llama3")
+    fail("config",
+         "{}: field '{}': rope type '{}' is not supported (supported: default, linear, llama3)",
+         where, field, type);
   r.type = type;
+  if (type == "linear") {
+    auto it = scaling->find("factor");
+    if (it == scaling->end() || !it->is_number() || it->get<double>() <= 0)
+      fail("config", "{}: field '{}.factor' must be a positive number", where, field);
+    r.factor = it->get<double>();
+  }
   if (type == "llama3") {
     auto num = [&](const char* key, double fallback) {
       auto it = scaling->find(key);
@@ -95,12 +113,108 @@ void check_size_bounds(const ModelConfig& c, std::string_view where) {
   const u128 h = c.hidden_size, v = c.vocab_size, inter = c.intermediate_size, hd = c.head_dim;
   const u128 q = u128(c.num_attention_heads) * hd, kv = u128(c.num_key_value_heads) * hd;
   if (q > kMaxParameters || kv > kMaxParameters) too_big();
-  const u128 per_layer = 2 * q * h + 2 * kv * h + 3 * inter * h + 2 * h + q + 2 * kv + inter + 2 * hd;
+  const u128 per_layer =
+      2 * q * h + 2 * kv * h + 3 * inter * h + 4 * h + q + 2 * kv + inter + 2 * hd;
   if (per_layer > kMaxParameters) too_big();
   if (2 * v * h + h + per_layer * u128(c.num_hidden_layers) > kMaxParameters) too_big();
 }
 
+// A non-negative number field, or nullopt when absent or null.
+std::optional<double> optional_number(const Reader& rd, const char* key) {
+  const json* v = rd.get(key);
+  if (!v) return std::nullopt;
+  if (!v->is_number() || v->get<double>() <= 0)
+    fail("config", "{}: field '{}' must be a positive number or null, got {}", rd.where, key,
+         v->dump());
+  return v->get<double>();
+}
+
+// Gemma 2/3: which layers slide. config.layer_types when present (transformers >= 4.53 writes it),
+// else Gemma 2's alternation (even layers slide) or Gemma 3's sliding_window_pattern (every
+// pattern-th layer, counting from 1, is global).
+std::vector<bool> gemma_sliding_layers(const ModelConfig& c, const Reader& rd) {
+  std::vector<bool> sliding(static_cast<size_t>(c.num_hidden_layers));
+  if (const json* types = rd.get("layer_types")) {
+    if (!types->is_array() || static_cast<int64_t>(types->size()) != c.num_hidden_layers)
+      fail("config", "{}: field 'layer_types' must be a list of {} entries (num_hidden_layers)",
+           rd.where, c.num_hidden_layers);
+    for (size_t i = 0; i < sliding.size(); ++i) {
+      const json& t = (*types)[i];
+      if (t == "sliding_attention")
+        sliding[i] = true;
+      else if (t != "full_attention")
+        fail("config",
+             "{}: field 'layer_types[{}]' {} must be \"sliding_attention\" or \"full_attention\"",
+             rd.where, i, t.dump());
+    }
+    return sliding;
+  }
+  const int64_t pattern =
+      c.family == ArchFamily::Gemma2 ? 2 : rd.positive_int_or("sliding_window_pattern", 6);
+  for (size_t i = 0; i < sliding.size(); ++i)
+    sliding[i] = (static_cast<int64_t>(i) + 1) % pattern != 0;
+  return sliding;
+}
+
+// The activation (`key` of config.json, else `fallback`) must be `expected`.
+std::string checked_activation(const Reader& rd, const char* key, const char* expected) {
+  const json* act = rd.get(key);
+  if (act && (!act->is_string() || act->get<std::string>() != expected))
+    fail("config", "{}: field '{}' {} is not supported (only {})", rd.where, key, act->dump(),
+         expected);
+  return expected;
+}
+
+// The forward-pass details of Phi-3, Granite and Gemma 2/3 (transformers' defaults where absent).
+void parse_family_details(ModelConfig& c, const Reader& rd) {
+  switch (c.family) {
+    case ArchFamily::Phi3: {
+      c.fused_qkv = c.fused_gate_up = true;
+      if (auto f = optional_number(rd, "partial_rotary_factor"); f && *f != 1.0)
+        fail("config", "{}: field 'partial_rotary_factor' {} is not supported (only 1.0)", rd.where,
+             *f);
+      break;
+    }
+    case ArchFamily::Granite:
+      c.embedding_multiplier = rd.positive_number_or("embedding_multiplier", 1.0);
+      c.residual_multiplier = rd.positive_number_or("residual_multiplier", 1.0);
+      c.attention_scale = rd.positive_number_or("attention_multiplier", 1.0);
+      c.logits_scaling = rd.positive_number_or("logits_scaling", 1.0);
+      break;
+    case ArchFamily::Gemma2:
+    case ArchFamily::Gemma3: {
+      const bool g2 = c.family == ArchFamily::Gemma2;
+      c.sandwich_norms = c.norm_plus_one = true;
+      c.embedding_multiplier = std::sqrt(static_cast<double>(c.hidden_size));
+      c.attention_scale = 1.0 / std::sqrt(rd.positive_number_or("query_pre_attn_scalar", 256.0));
+      c.attn_logit_softcapping = rd.get("attn_logit_softcapping")
+                                     ? optional_number(rd, "attn_logit_softcapping")
+                                     : (g2 ? std::optional(50.0) : std::nullopt);
+      c.final_logit_softcapping = rd.get("final_logit_softcapping")
+                                      ? optional_number(rd, "final_logit_softcapping")
+                                      : (g2 ? std::optional(30.0) : std::nullopt);
+      c.sliding_window = rd.positive_int_or("sliding_window", 4096);
+      c.sliding_layers = gemma_sliding_layers(c, rd);
+      if (!g2) c.rope_local_theta = rd.positive_number_or("rope_local_base_freq", 10000.0);
+      // Gemma's MLP reads hidden_activation (hidden_act is a leftover some configs also carry).
+      c.hidden_act =
+          checked_activation(rd, rd.get("hidden_activation") ? "hidden_activation" : "hidden_act",
+                             "gelu_pytorch_tanh");
+      return;
+    }
+    default:
+      break;
+  }
+  c.hidden_act = checked_activation(rd, "hidden_act", "silu");
+}
+
 }  // namespace
+
+std::optional<int64_t> layer_sliding_window(const ModelConfig& c, int layer) {
+  if (!c.sliding_layers.empty() && !c.sliding_layers.at(static_cast<size_t>(layer)))
+    return std::nullopt;
+  return c.sliding_window;
+}
 
 ModelConfig parse_model_config(const json& config, std::string_view where) {
   if (!config.is_object()) fail("config", "{}: not a JSON object", where);
@@ -115,13 +229,32 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
   std::string model_type;
   if (const json* t = rd.get("model_type"); t && t->is_string()) model_type = t->get<std::string>();
   if (arch.empty() && model_type.empty()) fail("config", "{}: fields 'architectures' and 'model_type' are both missing", where);
-  if (arch == "LlamaForCausalLM" || (arch.empty() && model_type == "llama")) c.family = ArchFamily::Llama;
-  else if (arch == "MistralForCausalLM" || (arch.empty() && model_type == "mistral")) c.family = ArchFamily::Mistral;
-  else if (arch == "Qwen2ForCausalLM" || (arch.empty() && model_type == "qwen2")) c.family = ArchFamily::Qwen2;
-  else if (arch == "Qwen3ForCausalLM" || (arch.empty() && model_type == "qwen3")) c.family = ArchFamily::Qwen3;
-  else
-    fail("config", "{}: architecture '{}' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-         "Qwen2ForCausalLM, Qwen3ForCausalLM)", where, arch.empty() ? model_type : arch);
+  struct Known {
+    const char* architecture;
+    const char* model_type;
+    ArchFamily family;
+  };
+  static constexpr Known kKnown[] = {
+      {"LlamaForCausalLM", "llama", ArchFamily::Llama},
+      {"MistralForCausalLM", "mistral", ArchFamily::Mistral},
+      {"Qwen2ForCausalLM", "qwen2", ArchFamily::Qwen2},
+      {"Qwen3ForCausalLM", "qwen3", ArchFamily::Qwen3},
+      {"Phi3ForCausalLM", "phi3", ArchFamily::Phi3},
+      {"GraniteForCausalLM", "granite", ArchFamily::Granite},
+      {"Gemma2ForCausalLM", "gemma2", ArchFamily::Gemma2},
+      {"Gemma3ForCausalLM", "gemma3_text", ArchFamily::Gemma3},
+  };
+  const Known* known = nullptr;
+  for (const Known& k : kKnown)
+    if (arch == k.architecture || (arch.empty() && model_type == k.model_type)) known = &k;
+  if (!known)
+    fail("config",
+         "{}: architecture '{}' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
+         "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, "
+         "Gemma2ForCausalLM, "
+         "Gemma3ForCausalLM)",
+         where, arch.empty() ? model_type : arch);
+  c.family = known->family;
   c.architecture = arch.empty() ? std::string(arch_family_name(c.family)) : arch;
   c.model_type = model_type.empty() ? std::string(arch_family_name(c.family)) : model_type;
 
@@ -143,7 +276,9 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0) fail("config", "{}: field 'head_dim' ({}) must be even for RoPE", where, c.head_dim);
-  c.rms_norm_eps = rd.positive_number_or("rms_norm_eps", 1e-6);  // transformers default for all four
+  // transformers' defaults: 1e-6, Phi-3 1e-5
+  c.rms_norm_eps =
+      rd.positive_number_or("rms_norm_eps", c.family == ArchFamily::Phi3 ? 1e-5 : 1e-6);
   c.max_position_embeddings = rd.positive_int_or("max_position_embeddings", 2048);
 
   // transformers >= 5 may fold rope_theta and the scaling into rope_parameters.
@@ -157,29 +292,42 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
       default_theta = it->get<double>();
     }
   }
+  if (c.family == ArchFamily::Gemma3 && !rope_params) default_theta = 1e6;  // Gemma3TextConfig
   c.rope_theta = rd.positive_number_or("rope_theta", default_theta);
   if (const json* scaling = rd.get("rope_scaling")) c.rope_scaling = parse_rope(scaling, where, "rope_scaling");
 
-  c.tie_word_embeddings = rd.bool_or("tie_word_embeddings", false);
+  const bool gemma = c.family == ArchFamily::Gemma2 || c.family == ArchFamily::Gemma3;
+  c.tie_word_embeddings =
+      rd.bool_or("tie_word_embeddings", gemma);  // Gemma configs default to tied
   bool attention_bias = rd.bool_or("attention_bias", false);
-  // Only Llama's MLP reads mlp_bias; Mistral/Qwen2/Qwen3 build their MLP without biases.
-  c.mlp_bias = rd.bool_or("mlp_bias", false) && c.family == ArchFamily::Llama;
+  // Only Llama's and Granite's MLP read mlp_bias; the others build their MLP without biases.
+  c.mlp_bias = rd.bool_or("mlp_bias", false) &&
+               (c.family == ArchFamily::Llama || c.family == ArchFamily::Granite);
   switch (c.family) {
-    case ArchFamily::Llama: c.qkv_bias = attention_bias; c.o_bias = attention_bias; break;
-    case ArchFamily::Mistral: break;
+    case ArchFamily::Llama:
+    case ArchFamily::Granite:
+      c.qkv_bias = attention_bias;
+      c.o_bias = attention_bias;
+      break;
+    case ArchFamily::Mistral:
+    case ArchFamily::Phi3:
+      break;
     case ArchFamily::Qwen2: c.qkv_bias = true; break;  // hard-coded in transformers
     case ArchFamily::Qwen3: c.qkv_bias = attention_bias; c.o_bias = attention_bias; c.qk_norm = true; break;
+    case ArchFamily::Gemma2:
+    case ArchFamily::Gemma3:
+      c.qkv_bias = attention_bias;
+      c.o_bias = attention_bias;
+      c.qk_norm = c.family == ArchFamily::Gemma3;
+      break;
   }
-  if (c.family == ArchFamily::Mistral) {
+  if (c.family == ArchFamily::Mistral || c.family == ArchFamily::Phi3) {
     if (rd.get("sliding_window")) c.sliding_window = rd.positive_int("sliding_window");
   } else if (c.family == ArchFamily::Qwen2 || c.family == ArchFamily::Qwen3) {
     if (rd.bool_or("use_sliding_window", false) && rd.get("sliding_window"))
       c.sliding_window = rd.positive_int("sliding_window");
   }
-  if (const json* act = rd.get("hidden_act")) {
-    if (!act->is_string() || act->get<std::string>() != "silu")
-      fail("config", "{}: field 'hidden_act' {} is not supported (only silu)", where, act->dump());
-  }
+  parse_family_details(c, rd);
   auto token_id = [&](const json& v, const char* key) {
     if (!v.is_number_integer() || v.get<int64_t>() < 0)
       fail("config", "{}: field '{}' must be a non-negative integer or a list of them, got {}", where, key, v.dump());

@@ -1,5 +1,7 @@
-// config.json of the supported decoder families (Llama, Mistral, Qwen2, Qwen3), parsed into one
-// struct with every default spelled out as transformers applies it.
+// config.json of the supported decoder families (Llama, Mistral, Qwen2, Qwen3, Phi-3, Granite,
+// Gemma 2, Gemma 3 text), parsed into one struct with every default spelled out as transformers
+// applies it. The per-family forward-pass details are fields (defaults: Llama's behaviour), so the
+// inference stage reads fields, not families.
 #pragma once
 
 #include <cstdint>
@@ -13,11 +15,12 @@
 
 namespace evomerge {
 
-enum class ArchFamily { Llama, Mistral, Qwen2, Qwen3 };
+enum class ArchFamily { Llama, Mistral, Qwen2, Qwen3, Phi3, Granite, Gemma2, Gemma3 };
 std::string_view arch_family_name(ArchFamily family);
 
 struct RopeScaling {
-  std::string type = "default";  // "default" or "llama3" (linear/dynamic/yarn are rejected clearly)
+  std::string type =
+      "default";  // "default", "linear" or "llama3" (dynamic/yarn/longrope are rejected clearly)
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
@@ -48,13 +51,34 @@ struct ModelConfig {
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;
   std::optional<DType> torch_dtype;
-  std::string hidden_act = "silu";
+  std::string hidden_act = "silu";  // "silu" or "gelu_pytorch_tanh" (Gemma)
+
+  // Forward-pass details of the newer families (shapes: see arch.h).
+  bool fused_qkv = false;       // Phi-3: self_attn.qkv_proj.weight holds the q, k, v rows in order
+  bool fused_gate_up = false;   // Phi-3: mlp.gate_up_proj.weight holds the gate, then the up rows
+  bool sandwich_norms = false;  // Gemma 2/3: post_attention_layernorm normalises the attention
+                                // output; pre_/post_feedforward_layernorm wrap the MLP
+  bool norm_plus_one = false;   // Gemma: RMSNorm multiplies by (1 + weight)
+  double embedding_multiplier = 1.0;      // Granite; Gemma: sqrt(hidden_size)
+  double residual_multiplier = 1.0;       // Granite: each block's output is scaled before the add
+  std::optional<double> attention_scale;  // softmax scale (default 1/sqrt(head_dim)); Granite
+                                          // attention_multiplier, Gemma query_pre_attn_scalar^-1/2
+  double logits_scaling = 1.0;            // Granite: logits are divided by it
+  std::optional<double> attn_logit_softcapping;   // Gemma 2: scores -> cap * tanh(scores / cap)
+  std::optional<double> final_logit_softcapping;  // Gemma 2: logits -> cap * tanh(logits / cap)
+  // Gemma 2/3: which layers use sliding_window (the others attend globally); empty: every layer
+  // does when sliding_window is set.
+  std::vector<bool> sliding_layers;
+  std::optional<double> rope_local_theta;  // Gemma 3: the sliding layers' rope base (no scaling)
 };
+
+// The attention window of layer `layer` (nullopt: global attention).
+std::optional<int64_t> layer_sliding_window(const ModelConfig& config, int layer);
 
 // Parses config.json. `where` names the file in errors, which name the field:
 // "[config] path/config.json: field 'num_attention_heads' must be a positive integer".
 // An unsupported architecture is named: "[config] ...: architecture 'GPT2LMHeadModel' is not
-// supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)".
+// supported (supported: LlamaForCausalLM, ...)".
 ModelConfig parse_model_config(const nlohmann::json& config, std::string_view where);
 
 }  // namespace evomerge

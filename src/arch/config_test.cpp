@@ -136,6 +136,102 @@ TEST(Config, Mistral7B) {
   EXPECT_EQ(specs.back().shape, (Shape{32000, 4096}));
 }
 
+// google/gemma-2-2b config.json (transformers 4.42).
+const char* kGemma2_2B = R"({
+  "architectures": ["Gemma2ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "attn_logit_softcapping": 50.0, "bos_token_id": 2, "cache_implementation": "hybrid",
+  "eos_token_id": 1, "final_logit_softcapping": 30.0, "head_dim": 256, "hidden_act": "gelu_pytorch_tanh",
+  "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 2304, "initializer_range": 0.02,
+  "intermediate_size": 9216, "max_position_embeddings": 8192, "model_type": "gemma2",
+  "num_attention_heads": 8, "num_hidden_layers": 26, "num_key_value_heads": 4, "pad_token_id": 0,
+  "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "sliding_window": 4096,
+  "torch_dtype": "float32", "transformers_version": "4.42.4", "use_cache": true, "vocab_size": 256000})";
+
+// google/gemma-3-1b-pt config.json (transformers 4.50).
+const char* kGemma3_1B = R"({
+  "architectures": ["Gemma3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "attn_logit_softcapping": null, "bos_token_id": 2, "cache_implementation": "hybrid", "eos_token_id": 1,
+  "final_logit_softcapping": null, "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+  "hidden_size": 1152, "initializer_range": 0.02, "intermediate_size": 6912, "max_position_embeddings": 32768,
+  "model_type": "gemma3_text", "num_attention_heads": 4, "num_hidden_layers": 26, "num_key_value_heads": 1,
+  "pad_token_id": 0, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000,
+  "rope_scaling": null, "rope_theta": 1000000, "sliding_window": 512, "sliding_window_pattern": 6,
+  "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0", "use_cache": true, "vocab_size": 262144})";
+
+// microsoft/Phi-3-mini-4k-instruct config.json.
+const char* kPhi3Mini4k = R"({
+  "architectures": ["Phi3ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0,
+  "eos_token_id": 32000, "hidden_act": "silu", "hidden_size": 3072, "initializer_range": 0.02,
+  "intermediate_size": 8192, "max_position_embeddings": 4096, "model_type": "phi3",
+  "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
+  "original_max_position_embeddings": 4096, "pad_token_id": 32000, "resid_pdrop": 0.0,
+  "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000.0, "sliding_window": 2047,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.40.2",
+  "use_cache": true, "attention_bias": false, "vocab_size": 32064})";
+
+TEST(Config, Gemma2_2B) {
+  ModelConfig c = parse_model_config(json::parse(kGemma2_2B), "gemma-2-2b");
+  EXPECT_EQ(c.family, ArchFamily::Gemma2);
+  EXPECT_TRUE(c.tie_word_embeddings);  // Gemma2Config default; the file does not say
+  EXPECT_TRUE(c.sandwich_norms && c.norm_plus_one);
+  EXPECT_EQ(c.hidden_act, "gelu_pytorch_tanh");
+  EXPECT_DOUBLE_EQ(c.embedding_multiplier, 48.0);  // sqrt(2304)
+  EXPECT_DOUBLE_EQ(*c.attention_scale, 1.0 / 16);  // 256^-1/2
+  EXPECT_EQ(*c.attn_logit_softcapping, 50.0);
+  EXPECT_EQ(*c.final_logit_softcapping, 30.0);
+  EXPECT_EQ(layer_sliding_window(c, 0), 4096);  // even layers slide, odd ones are global
+  EXPECT_EQ(layer_sliding_window(c, 1), std::nullopt);
+  EXPECT_EQ(layer_sliding_window(c, 24), 4096);
+  EXPECT_EQ(parameter_count(c), 2'614'341'888);  // the model card's 2.6B, safetensors header total
+}
+
+TEST(Config, Gemma3_1B) {
+  ModelConfig c = parse_model_config(json::parse(kGemma3_1B), "gemma-3-1b-pt");
+  EXPECT_EQ(c.family, ArchFamily::Gemma3);
+  EXPECT_TRUE(c.qk_norm && c.tie_word_embeddings);
+  EXPECT_FALSE(c.attn_logit_softcapping || c.final_logit_softcapping);
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(*c.rope_local_theta, 10000.0);
+  for (int i = 0; i < 26; ++i)  // every sixth layer (5, 11, ...) is global
+    EXPECT_EQ(layer_sliding_window(c, i).has_value(), (i + 1) % 6 != 0) << i;
+  EXPECT_EQ(parameter_count(c), 999'885'952);
+}
+
+TEST(Config, Phi3Mini4k) {
+  ModelConfig c = parse_model_config(json::parse(kPhi3Mini4k), "Phi-3-mini-4k-instruct");
+  EXPECT_EQ(c.family, ArchFamily::Phi3);
+  EXPECT_TRUE(c.fused_qkv && c.fused_gate_up);
+  EXPECT_EQ(c.sliding_window, 2047);
+  EXPECT_EQ(parameter_count(c), 3'821'079'552);
+  auto specs = expected_tensors(c, DType::BF16);
+  EXPECT_EQ(specs[2].name, "model.layers.0.self_attn.qkv_proj.weight");
+  EXPECT_EQ(specs[2].shape, (Shape{9216, 3072}));
+  json longrope = json::parse(kPhi3Mini4k);
+  longrope["rope_scaling"] = {
+      {"type", "longrope"}, {"short_factor", {1.0}}, {"long_factor", {1.0}}};
+  EXPECT_NE(error_of([&] { parse_model_config(longrope, "cfg.json"); })
+                .find("field 'rope_scaling': rope type 'longrope' is not supported (supported: "
+                      "default, linear, llama3)"),
+            std::string::npos);
+}
+
+TEST(Config, GraniteMultipliers) {
+  json j = testing::tiny_config("llama");
+  j["architectures"] = {"GraniteForCausalLM"};
+  j["model_type"] = "granite";
+  j["embedding_multiplier"] = 12.0, j["residual_multiplier"] = 0.22,
+  j["attention_multiplier"] = 0.0078125;
+  j["logits_scaling"] = 8.0;
+  ModelConfig c = parse_model_config(j, "granite");
+  EXPECT_EQ(c.family, ArchFamily::Granite);
+  EXPECT_EQ(c.embedding_multiplier, 12.0);
+  EXPECT_EQ(c.residual_multiplier, 0.22);
+  EXPECT_EQ(*c.attention_scale, 0.0078125);
+  EXPECT_EQ(c.logits_scaling, 8.0);
+  j.erase("attention_multiplier");
+  EXPECT_EQ(*parse_model_config(j, "granite").attention_scale, 1.0);  // GraniteConfig's default
+}
+
 TEST(Config, DefaultsWhenFieldsAreAbsent) {
   json j = {{"model_type", "llama"},     {"vocab_size", 10},         {"hidden_size", 12},
             {"intermediate_size", 20}, {"num_hidden_layers", 1}, {"num_attention_heads", 3}};
