@@ -13,6 +13,7 @@
 #include "command.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "eval/candidate_engine.h"
 #include "eval/scorer.h"
 #include "infer/engine.h"
 #include "io/files.h"
@@ -39,6 +40,7 @@ struct EvalOptions {
   std::string device = "cpu";
   size_t batch = 64;
   bool strict = false;  // merge configs: warnings are errors
+  uint64_t random_seed = 0;  // merge configs: DARE / DELLA sampling (evolve uses its run seed)
 };
 
 // A merge config is a YAML file; anything else is a model folder (or an HF-cache org/name).
@@ -100,58 +102,53 @@ int run_eval(const EvalOptions& opt) {
 
   // The candidate: a folder, or a merge in memory.
   eval::Candidate cand;
-  std::shared_ptr<const WeightSource> weights;
   std::optional<Tokenizer> tok;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<MergedCandidate> merged;
+  std::optional<MergePlan> plan;  // external tasks only: the merge written to a folder
   ModelCache cache;
-  std::unique_ptr<Merger> merger;
-  std::unique_ptr<MergedBuffers> buffers;
-  std::optional<MergePlan> plan;
-  fs::path tokenizer_dir;
-  std::string what;
-  if (is_merge_config(opt.model)) {
-    MergeConfig mc = load_merge_config(opt.model);
+  Merger merger([&] {
     MergeOptions mo;
     mo.threads = opt.threads;
     mo.strict = opt.strict;
-    plan = build_plan(mc, cache, mo);
+    mo.random_seed = opt.random_seed;
+    return mo;
+  }());
+  EngineOptions eo;
+  eo.threads = opt.threads;
+  eo.device = opt.device;
+  std::string what;
+  if (is_merge_config(opt.model)) {
+    MergeConfig mc = load_merge_config(opt.model);
+    plan = build_plan(mc, cache, merger.options());
     for (const auto& w : plan->warnings) fmt::print(stderr, "warning: {}\n", w);
-    merger = std::make_unique<Merger>(mo);
-    tokenizer_dir = plan->models.at(plan->donor)->folder().dir;
+    const fs::path tokenizer_dir = plan->models.at(plan->donor)->folder().dir;
     what = fmt::format("merge {} ({}, {} models)", opt.model, plan->method, plan->models.size());
     if (needs_engine) {
-      // Buffers in the plan's output dtype: the same numbers a merged folder on disk would hold.
-      buffers = std::make_unique<MergedBuffers>(plan->tensors.empty() ? DType::F32 : plan->tensors[0].dtype);
-      buffers->prepare(*plan);
-      {
-        Progress p("merge", plan->tensors.size(), "tensors", true);
-        merger->merge_into(*plan, *buffers);
-        p.add(plan->tensors.size());
-        p.finish();
-      }
-      weights = make_memory_weights(buffers->config(), buffers->views());
+      // Merged in memory in the plan's output dtype: the numbers a merged folder on disk holds.
+      tok.emplace(Tokenizer::load(tokenizer_dir));
+      merged = std::make_unique<MergedCandidate>(merger.options(), eo, *tok);
+      Progress p("merge", plan->tensors.size(), "tensors", true);
+      cand.engine = &merged->load(mc);
+      p.add(plan->tensors.size());
+      p.finish();
     }
     cand.write_folder = [&](const fs::path& dir) {
       FolderOptions fo;
       fo.write_model_card = false;
-      merger->write_folder(*plan, dir, fo);
+      merger.write_folder(*plan, dir, fo);
     };
   } else {
-    tokenizer_dir = resolve_model_path(opt.model);
-    cand.folder = tokenizer_dir;
-    what = tokenizer_dir.string();
-    if (needs_engine) weights = open_folder_weights(tokenizer_dir.string());
+    const fs::path dir = resolve_model_path(opt.model);
+    cand.folder = dir;
+    what = dir.string();
+    if (needs_engine) {
+      tok.emplace(Tokenizer::load(dir));
+      engine = make_candidate_engine(open_folder_weights(dir.string()), *tok, eo);
+      cand.engine = engine.get();
+    }
   }
-  if (needs_engine) {
-    tok.emplace(Tokenizer::load(tokenizer_dir));
-    EngineOptions eo;
-    eo.threads = opt.threads;
-    eo.device = opt.device;
-    if (tok->vocab_size() < weights->config().vocab_size) eo.score_vocab = tok->vocab_size();
-    engine = std::make_unique<Engine>(weights, eo);
-    cand.engine = engine.get();
-    cand.tokenizer = &*tok;
-  }
+  if (needs_engine) cand.tokenizer = &*tok;
 
   eval::ScoreOptions so;
   so.micro_batch = opt.batch;
@@ -255,6 +252,10 @@ const bool registered = register_command(
            "For a merge config: keys and parameters with no effect are errors, not warnings");
        app.add_option("--device", opt->device, "Where the engine runs: cpu, cuda or cuda:N")
            ->default_val("cpu");
+       app.add_option("--random-seed", opt->random_seed,
+                      "Merge configs: seed of DARE/DELLA sampling, as `evomerge merge --random-seed` "
+                      "(an evolve recipe: the run's seed)")
+           ->default_val(0);
        app.add_option("--batch", opt->batch, "Items per engine call")->default_val(64)->check(CLI::Range(1, 100000));
        return [opt] { return run_eval(*opt); };
      }});

@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "common/error.h"
+#include "eval/candidate_engine.h"
 #include "infer/engine.h"
 #include "io/model_folder.h"
 #include "tokenize/tokenizer.h"
@@ -41,7 +42,8 @@ int run_generate(const GenerateOptions& opt) {
   EngineOptions eo;
   eo.threads = opt.threads;
   eo.device = opt.device;
-  Engine engine(open_folder_weights(dir.string()), eo);
+  const auto engine_ptr = make_candidate_engine(open_folder_weights(dir.string()), tok, eo);
+  Engine& engine = *engine_ptr;
 
   std::vector<int32_t> prompt;
   if (opt.chat) {

@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "common/error.h"
+#include "eval/candidate_engine.h"
 #include "infer/engine.h"
 #include "io/files.h"
 #include "io/model_folder.h"
@@ -35,8 +36,9 @@ int run_score(const ScoreOptions& opt) {
   EngineOptions eo;
   eo.threads = opt.threads;
   eo.device = opt.device;
-  eo.score_vocab = tok.vocab_size();  // padded embedding rows are not part of the distribution
-  Engine engine(open_folder_weights(dir.string()), eo);
+  // Padded embedding rows beyond the tokenizer are not part of the distribution (score_vocab).
+  const auto engine_ptr = make_candidate_engine(open_folder_weights(dir.string()), tok, eo);
+  Engine& engine = *engine_ptr;
   // Token 0 (usually BOS) is context; tokens 1.. are scored.
   Engine::LoglikRequest req{{ids[0]}, std::vector<int32_t>(ids.begin() + 1, ids.end())};
   const auto res = engine.loglikelihood({req})[0];

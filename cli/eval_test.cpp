@@ -3,7 +3,6 @@
 // config scored in memory equals the same merge written by `evomerge merge` and scored from disk, and
 // bad task files or failing external evaluators give status 1.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -11,11 +10,9 @@
 #include "eval/scorer.h"
 #include "infer/engine.h"
 #include "io/test_support.h"
+#include "test_support.h"
 #include "tokenize/tokenizer.h"
 
-#ifndef EVOMERGE_CLI
-#error "EVOMERGE_CLI (path of the evomerge binary) must be defined by the build"
-#endif
 
 namespace evomerge {
 namespace {
@@ -26,23 +23,8 @@ using testing::read_bytes;
 using testing::TempDir;
 using testing::write_bytes;
 
-struct CliResult {
-  int status = -1;
-  std::string out, err;
-};
-
-CliResult evomerge_cli(const std::string& args, const TempDir& io) {
-  static int n = 0;
-  fs::path out = io / fmt::format("out{}", n), err = io / fmt::format("err{}", n);
-  ++n;
-  std::string cmd = fmt::format("'{}' {} >'{}' 2>'{}'", EVOMERGE_CLI, args, out.string(), err.string());
-  int raw = std::system(cmd.c_str());
-  CliResult r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  r.out = read_bytes(out);
-  r.err = read_bytes(err);
-  return r;
-}
+using testing::CliResult;
+using testing::evomerge_cli;
 
 const fs::path kLarge = fs::path(EVOMERGE_SOURCE_DIR) / "examples" / "models" / "large";
 

@@ -14,6 +14,7 @@
 
 #include "evolve/evolve_config.h"
 #include "evolve/search.h"
+#include "evolve/work.h"
 #include "store/run_store.h"
 
 namespace evomerge {
@@ -34,6 +35,10 @@ struct EvolveSummary {
 };
 
 EvolveSummary run_evolve(const EvolveConfig& config, const EvolveRunOptions& options);
+// The same with a context already built and the scoring done by `runner` (the MPI coordinator hands
+// the jobs to its ranks, dist/). Owns the run store and every output.
+EvolveSummary run_evolve_with(const SearchContext& context, WorkRunner& runner,
+                              const EvolveRunOptions& options);
 
 // The final table as Markdown: label, split, score with 95% interval, per-task scores.
 std::string format_final_table(const std::vector<FinalResult>& rows);

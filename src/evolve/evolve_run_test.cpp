@@ -9,12 +9,11 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "eval/scorer.h"
+#include "evolve/test_support.h"
 #include "infer/engine.h"
-#include "infer/random_model.h"
 #include "io/files.h"
 #include "merge/config.h"
 #include "merge/merge.h"
-#include "tokenize/test_support.h"
 #include "tokenize/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -23,69 +22,20 @@ using json = nlohmann::json;
 
 namespace {
 
-void write_tokenizer(const fs::path& dir) {
-  testing_util::write_char_tokenizer(dir);
-}
-
 class EvolveRunTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     Progress::set_global_enabled(false);
     dir_ = new fs::path(fs::temp_directory_path() /
                         ("evomerge_evolve_run_test_" + std::to_string(::getpid())));
-    fs::create_directories(*dir_);
-    for (auto [name, seed] : {std::pair{"base", 1}, {"ft1", 2}, {"ft2", 3}}) {
-      RandomModelSpec spec;
-      spec.config = small_model_config("llama", 99, 32, 64, 3, 4, 2);
-      spec.config["max_position_embeddings"] = 64;
-      spec.config["bos_token_id"] = 97;
-      spec.config["eos_token_id"] = 98;
-      spec.seed = seed;
-      spec.stddev = 0.3f;
-      write_random_model(*dir_ / name, spec);
-      write_tokenizer(*dir_ / name);
-    }
-    for (const char* split : {"opt", "test"}) {
-      std::string data;
-      const char* qs[] = {"sky is", "fire is", "ice is", "grass is",
-                          "sun is", "snow is", "sea is", "coal is"};
-      for (int i = 0; i < 8; ++i)
-        data += fmt::format(
-            "{{\"q\": \"{} {}\", \"choices\": [\"blue\", \"hot\", \"cold\", \"green\"], \"label\": "
-            "{}}}\n",
-            split, qs[i], (i * 3 + split[0]) % 4);
-      std::ofstream(*dir_ / fmt::format("mc.{}.jsonl", split)) << data;
-    }
-    std::ofstream(*dir_ / "mc.yaml")
-        << "task: mc\ndataset_path: json\ndataset_kwargs: {data_files: {opt: mc.opt.jsonl, test: "
-           "mc.test.jsonl}}\n"
-           "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Q: {{q}}\\nA:\"\n"
-           "doc_to_target: \"{{label}}\"\ndoc_to_choice: \"{{choices}}\"\nmetric_list: [{metric: "
-           "acc}]\n";
+    testing_util::write_evolve_fixture(*dir_);
   }
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);
     delete dir_;
   }
   static std::string config_text(int ps_generations = 2) {
-    return fmt::format(R"(seed: 3
-tasks: [{{file: mc.yaml, weight: 1}}]
-items_per_generation: 6
-threads: 1
-ps:
-  base_model: base
-  models: [ft1, ft2]
-  layer_groups: 1
-  population: 4
-  generations: {}
-dfs:
-  models: [ps, ft2]
-  repeats: 2
-  population: 4
-  generations: 2
-final: {{top: 1, uniform_grid: [0.5]}}
-)",
-                       ps_generations);
+    return testing_util::evolve_fixture_config(ps_generations);
   }
   static EvolveSummary run(const fs::path& run_dir, int64_t stop_after = 0,
                            int ps_generations = 2) {

@@ -13,33 +13,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::vector<double> scorer_weights(const eval::Scorer& scorer) {
-  std::vector<double> w;
-  for (size_t t = 0; t < scorer.num_tasks(); ++t) w.push_back(scorer.weight(t));
-  return w;
-}
-
-// The mu-th best fitness among the finished candidates of this generation (nullopt until mu exist).
-std::optional<double> mu_th_best(std::vector<double> done, size_t mu) {
-  if (mu == 0 || done.size() < mu) return std::nullopt;
-  std::nth_element(done.begin(), done.begin() + static_cast<std::ptrdiff_t>(mu - 1), done.end(),
-                   std::greater<>());
-  return done[mu - 1];
-}
-
 template <typename LoadFn>
 std::vector<Evaluation> evaluate_all(const eval::Scorer& scorer, const Tokenizer& tokenizer,
                                      const ScoringOptions& options,
                                      const std::vector<std::vector<double>>& genomes,
                                      uint64_t item_seed, LoadFn&& load) {
   const auto items = select_items(scorer, options.items_per_task, item_seed, options.search_pool);
-  // Racing bounds the accuracy still reachable; it means nothing for a perplexity.
-  const bool can_race = options.racing && scorer.num_tasks() == 1 &&
-                        !scorer.task(0).spec().metrics.empty() &&
-                        higher_is_better(scorer.task(0).spec().metrics[0].kind);
   std::vector<Evaluation> out;
-  std::vector<double> finished;
-  const size_t mu = genomes.size() / 2;
   for (const auto& x : genomes) {
     Evaluation e;
     Engine* engine = nullptr;
@@ -56,17 +36,26 @@ std::vector<Evaluation> evaluate_all(const eval::Scorer& scorer, const Tokenizer
       out.push_back(std::move(e));
       continue;
     }
-    std::optional<double> threshold;
-    if (can_race) threshold = mu_th_best(finished, mu);
-    e = score_engine(scorer, *engine, tokenizer, items, options, threshold);
+    e = score_engine(scorer, *engine, tokenizer, items, options);
     e.params = std::move(params);
     e.merge_seconds = merge_s;
-    if (e.ok) finished.push_back(e.fitness);
     out.push_back(std::move(e));
   }
   return out;
 }
 }  // namespace
+
+bool can_race(const eval::Scorer& scorer, const ScoringOptions& options) {
+  // Racing bounds the accuracy still reachable; it means nothing for a perplexity.
+  return options.racing && scorer.num_tasks() == 1 && !scorer.task(0).spec().metrics.empty() &&
+         higher_is_better(scorer.task(0).spec().metrics[0].kind);
+}
+
+std::vector<double> scorer_weights(const eval::Scorer& scorer) {
+  std::vector<double> w;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) w.push_back(scorer.weight(t));
+  return w;
+}
 
 ItemPools split_opt_items(const eval::Scorer& scorer, size_t validation_per_task, uint64_t seed) {
   ItemPools pools;
@@ -111,7 +100,7 @@ std::vector<std::vector<size_t>> select_items(const eval::Scorer& scorer, size_t
 
 Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokenizer& tokenizer,
                         const std::vector<std::vector<size_t>>& items,
-                        const ScoringOptions& options, std::optional<double> race_threshold) {
+                        const ScoringOptions& options) {
   Evaluation e;
   eval::Candidate cand{&engine, &tokenizer, {}, {}};
   eval::ScoreOptions so;
@@ -119,17 +108,6 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
   so.keep_text = false;
   so.progress = false;
   so.gold_logprob = options.fitness.gold_logprob_weight != 0;
-  double optimistic = NAN;
-  if (race_threshold) {
-    const double thr = *race_threshold;
-    so.race = [thr,
-               &optimistic](const eval::RaceUpdate& u) {  // thr by value: it dies with this block
-      const double bound =
-          (u.correct + static_cast<double>(u.total - u.done)) / static_cast<double>(u.total);
-      optimistic = bound;
-      return bound >= thr;
-    };
-  }
   const auto t0 = std::chrono::steady_clock::now();
   eval::ScoreReport rep;
   try {
@@ -141,12 +119,10 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
     return e;
   }
   e.eval_seconds = seconds_since(t0);
-  bool raced_out = false;
   for (size_t t = 0; t < rep.tasks.size(); ++t) {
     const auto& ts = rep.tasks[t];
     e.task_scores[ts.task] =
         std::isfinite(ts.score) ? nlohmann::json(ts.score) : nlohmann::json(nullptr);
-    raced_out |= ts.stopped_early;
     if (options.keep_items) {
       ItemResults ir;
       ir.task = ts.task;
@@ -165,8 +141,10 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
       if (ts.failed) e.error = ts.task + ": " + ts.error;
     return e;
   }
-  e.fitness = raced_out ? optimistic : fitness_of(rep, scorer_weights(scorer), options.fitness);
-  if (raced_out) e.task_scores["_raced_out"] = true;
+  e.fitness = fitness_of(rep, scorer_weights(scorer), options.fitness);
+  e.total = rep.total;
+  e.ci_low = rep.total_ci.lo;
+  e.ci_high = rep.total_ci.hi;
   return e;
 }
 
@@ -179,30 +157,10 @@ PsEvaluator::PsEvaluator(PsGenome genome, const eval::Scorer& scorer, const Toke
       scorer_(scorer),
       tokenizer_(tokenizer),
       options_(options),
-      engine_options_(engine_options),
-      // Candidates are merged and scored in the recipe's dtype (f32 when it names none), so the
-      // exported recipe and model are exactly what was scored.
-      merger_([&] {
-        merge_options.progress = false;
-        return merge_options;
-      }()),
-      buffers_(genome_.options().out_dtype.value_or(DType::F32)) {}
+      merged_(merge_options, engine_options, tokenizer) {}
 
 Engine& PsEvaluator::load(std::span<const double> x) {
-  const auto t0 = std::chrono::steady_clock::now();
-  plan_ = build_plan(genome_.decode(x), cache_, merger_.options());
-  const bool reallocated = buffers_.prepare(*plan_);
-  merger_.merge_into(*plan_, buffers_);
-  if (reallocated || !engine_) {
-    // New buffers (first candidate, or a plan with different tensors): new views, new engine.
-    engine_.reset();
-    weights_ = make_memory_weights(buffers_.config(), buffers_.views());
-    engine_ = std::make_unique<Engine>(weights_, engine_options_);
-  } else {
-    engine_->weights_changed();
-  }
-  last_merge_seconds_ = seconds_since(t0);
-  return *engine_;
+  return merged_.load(genome_.decode(x));
 }
 
 std::vector<Evaluation> PsEvaluator::evaluate(const std::vector<std::vector<double>>& genomes,
@@ -230,7 +188,8 @@ DfsEvaluator::DfsEvaluator(DfsGenome genome,
     if (models_[m]->config().num_hidden_layers != genome_.options().layers_per_model[m])
       fail("evolve", "dfs.models[{}]: has {} layers, the genome expects {}", m,
            models_[m]->config().num_hidden_layers, genome_.options().layers_per_model[m]);
-  engine_ = std::make_unique<Engine>(models_, genome_.decode(genome_.initial()), engine_options);
+  engine_ =
+      make_path_engine(models_, genome_.decode(genome_.initial()), tokenizer_, engine_options);
 }
 
 Engine& DfsEvaluator::load(std::span<const double> x) {

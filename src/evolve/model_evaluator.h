@@ -1,13 +1,14 @@
 // Evaluators that merge and score candidates in this process, in memory:
-//  - PsEvaluator: each genome is decoded into a merge config, planned against memory-mapped source
-//    models (opened once, ModelCache), merged into reused f32 buffers (no file written, no
-//    allocation after the first candidate) and scored through the engine reading those buffers.
+//  - PsEvaluator: each genome is decoded into a merge config and merged in memory
+//    (MergedCandidate, eval/candidate_engine.h: buffers in the merge's output dtype, reused from
+//    one candidate to the next, no file written) and scored through the engine reading those
+//    buffers.
 //  - DfsEvaluator: each genome is decoded into a layer path over the models (no weights copied) and
 //    scored through the engine's routed forward pass.
-// Fitness is evolve/fitness.h's weighted value of the tasks on the generation's item subset. With
-// racing (one task only), a candidate stops being scored once it cannot reach the mu-th best score
-// of its generation so far; its fitness is then its optimistic bound (correct + remaining) / total,
-// which ranks it below the top mu, where CMA-ES's positive weights do not read it.
+// Fitness is evolve/fitness.h's weighted value of the tasks on the generation's item subset.
+// evaluate() scores the candidates one after the other with no racing; a run's phases score
+// through evolve/scoring.h (item batches, racing in rounds, several processes), which loads
+// candidates with load().
 #pragma once
 
 #include <memory>
@@ -15,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include "eval/candidate_engine.h"
 #include "eval/scorer.h"
 #include "evolve/fitness.h"
 #include "evolve/genome.h"
@@ -34,6 +36,9 @@ struct ScoringOptions {
   // Per task, the items a search generation may draw from (empty: the whole split). The rest of
   // the split is kept for re-scoring the finalists (split_opt_items).
   std::vector<std::vector<size_t>> search_pool;
+  // Items per unit of work (evolve/work.h), rounded down to whole micro-batches; results do not
+  // depend on it, only how finely a candidate's scoring can be spread.
+  size_t job_items = 64;
 };
 
 // The optimisation split divided once per run: `validation_per_task` items of each task (drawn
@@ -51,12 +56,16 @@ std::vector<std::vector<size_t>> select_items(const eval::Scorer& scorer, size_t
                                               uint64_t seed,
                                               const std::vector<std::vector<size_t>>& pool = {});
 
-// Scores a loaded engine on `items`; `race_threshold` (if set, single-task scorers) is the fitness
-// a candidate must still be able to reach.
+// Whether racing applies: asked for, and a single task whose primary metric is an accuracy.
+bool can_race(const eval::Scorer& scorer, const ScoringOptions& options);
+
+// The scorer's task weights, in task order (for fitness_of).
+std::vector<double> scorer_weights(const eval::Scorer& scorer);
+
+// Scores a loaded engine on `items`.
 Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokenizer& tokenizer,
                         const std::vector<std::vector<size_t>>& items,
-                        const ScoringOptions& options,
-                        std::optional<double> race_threshold = std::nullopt);
+                        const ScoringOptions& options);
 
 class PsEvaluator : public Evaluator {
  public:
@@ -68,25 +77,18 @@ class PsEvaluator : public Evaluator {
 
   // Merges genome x into the buffers and returns the engine over them (final scoring, DFS model A).
   Engine& load(std::span<const double> x);
-  const MergePlan& plan() const { return *plan_; }
-  const MergedBuffers& buffers() const { return buffers_; }
-  std::shared_ptr<const WeightSource> weights() const { return weights_; }
+  const MergePlan& plan() const { return merged_.plan(); }
+  const MergedBuffers& buffers() const { return merged_.buffers(); }
+  std::shared_ptr<const WeightSource> weights() const { return merged_.weights(); }
   const PsGenome& genome() const { return genome_; }
-  double last_merge_seconds() const { return last_merge_seconds_; }
+  double last_merge_seconds() const { return merged_.last_merge_seconds(); }
 
  private:
   PsGenome genome_;
   const eval::Scorer& scorer_;
   const Tokenizer& tokenizer_;
   ScoringOptions options_;
-  EngineOptions engine_options_;
-  ModelCache cache_;
-  Merger merger_;
-  MergedBuffers buffers_;
-  std::optional<MergePlan> plan_;
-  std::shared_ptr<WeightSource> weights_;
-  std::unique_ptr<Engine> engine_;
-  double last_merge_seconds_ = 0;
+  MergedCandidate merged_;
 };
 
 class DfsEvaluator : public Evaluator {

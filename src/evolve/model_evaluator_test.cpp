@@ -169,31 +169,6 @@ TEST_F(ModelEvaluatorTest, ItemSubsetsAreSharedAndSeeded) {
   EXPECT_EQ(c[0].size(), 8u);
 }
 
-TEST_F(ModelEvaluatorTest, RacingStopsACandidateThatCannotReachTheThreshold) {
-  eval::Scorer scorer({{*dir_ / "mc.yaml", 1.0}});
-  EngineOptions eo;
-  eo.threads = 1;
-  Engine engine(open_folder_weights(model("base")), eo);
-  ScoringOptions so;
-  so.micro_batch = 2;
-  const auto items = select_items(scorer, 0, 0);
-  const auto full = score_engine(scorer, engine, tok_, items, so);
-  // A threshold nobody can reach: stopped after the first micro-batch of 2 items, and its fitness
-  // is the optimistic bound (correct + remaining) / total, below the threshold.
-  const auto raced = score_engine(scorer, engine, tok_, items, so, 1.01);
-  ASSERT_TRUE(raced.ok);
-  EXPECT_EQ(raced.items[0].items.size(), 2u);
-  EXPECT_EQ(raced.task_scores.value("_raced_out", false), true);
-  const double correct2 = raced.items[0].scores[0] + raced.items[0].scores[1];
-  EXPECT_DOUBLE_EQ(raced.fitness, (correct2 + 6) / 8);
-  EXPECT_LT(raced.fitness, 1.01);
-  // A threshold of 0 never stops it: same result as without racing.
-  const auto not_raced = score_engine(scorer, engine, tok_, items, so, 0.0);
-  EXPECT_EQ(not_raced.fitness, full.fitness);
-  EXPECT_EQ(not_raced.items[0].scores, full.items[0].scores);
-  EXPECT_FALSE(not_raced.task_scores.contains("_raced_out"));
-}
-
 TEST_F(ModelEvaluatorTest, ValidationItemsAreNeverSearchedOn) {
   eval::Scorer scorer({{*dir_ / "mc.yaml", 1.0}});
   const auto pools = split_opt_items(scorer, 3, 7);

@@ -4,10 +4,11 @@
 // uninterrupted one would (the optimiser state is restored bit for bit, and each generation's item
 // subset is a pure function of the run seed and the generation number).
 //
-// Evaluation goes through the Evaluator interface: this process merges and scores in memory
-// (evolve/model_evaluator.h); a distributed evaluator can hand the same batch to other processes.
+// Evaluation goes through the Evaluator interface: a run's phases use PhaseEvaluator
+// (evolve/scoring.h), which scores in this process or hands the work to other processes (dist/).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -23,7 +24,10 @@ namespace evomerge {
 struct Evaluation {
   bool ok = true;
   std::string error;
-  double fitness = 0;  // higher is better (the weighted task score)
+  double fitness = 0;                  // higher is better (the weighted task score)
+  double total = NAN;  // the tasks' weighted total as `evomerge eval` reports it (no tie-breaker)
+  double ci_low = NAN, ci_high = NAN;  // its 95% interval
+  bool raced_out = false;  // racing stopped it: fitness is its optimistic bound (evolve/scoring.h)
   nlohmann::json task_scores = nlohmann::json::object();
   nlohmann::json params = nlohmann::json::object();  // the decoded candidate, for the run store
   std::vector<ItemResults> items;

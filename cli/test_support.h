@@ -1,0 +1,48 @@
+// Test helper (include from cli/*_test.cpp only): runs the evomerge binary built by this tree.
+#pragma once
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "io/test_support.h"
+
+#ifndef EVOMERGE_CLI
+#error "EVOMERGE_CLI (path of the evomerge binary) must be defined by the build"
+#endif
+
+namespace evomerge::testing {
+
+struct CliResult {
+  int status = -1;
+  std::string out, err;
+};
+
+// `prefix` goes before the binary (e.g. "mpirun -np 2"); stdout and stderr are kept in files
+// under `io`.
+inline CliResult run_shell_cli(const std::string& prefix, const std::string& args,
+                               const std::filesystem::path& io) {
+  static int n = 0;
+  const auto out = io / fmt::format("out{}", n), err = io / fmt::format("err{}", n);
+  ++n;
+  const std::string cmd = fmt::format("{} '{}' {} >'{}' 2>'{}'", prefix, EVOMERGE_CLI, args,
+                                      out.string(), err.string());
+  const int raw = std::system(cmd.c_str());
+  CliResult r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  r.out = read_bytes(out);
+  r.err = read_bytes(err);
+  return r;
+}
+
+inline CliResult evomerge_cli(const std::string& args, const std::filesystem::path& io) {
+  return run_shell_cli("", args, io);
+}
+inline CliResult evomerge_cli(const std::string& args, const TempDir& io) {
+  return run_shell_cli("", args, io.path());
+}
+
+}  // namespace evomerge::testing

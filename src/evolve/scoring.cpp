@@ -1,0 +1,247 @@
+#include "evolve/scoring.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+
+namespace evomerge {
+
+namespace {
+
+nlohmann::json describe(const SearchContext& ctx, const CandidateRef& c) {
+  if (c.kind == CandidateKind::Ps) return ctx.ps_genome->describe(c.x);
+  if (c.kind == CandidateKind::Dfs) return ctx.dfs_genome->describe(c.x);
+  return nlohmann::json::object();
+}
+
+// The items of task t to score: the given list, or the whole split when none is given.
+std::vector<size_t> task_items(const eval::Scorer& scorer, size_t t,
+                               const std::vector<std::vector<size_t>>& items) {
+  if (scorer.task(t).spec().external) return {};
+  if (items.empty() || items[t].empty()) return scorer.all_items(t);
+  return items[t];
+}
+
+// Items per job: job_items rounded down to a whole number of micro-batches (at least one).
+size_t job_size(const ScoringOptions& o) {
+  const size_t mb = std::max<size_t>(1, o.micro_batch);
+  return std::max<size_t>(1, o.job_items / mb) * mb;
+}
+
+// Appends a job's results to a task's running score (the first job's TaskScore is the template).
+void append(eval::TaskScore& into, bool& first, JobResult&& part) {
+  if (first) {
+    into = std::move(part.score);
+    first = false;
+    return;
+  }
+  into.requested += part.score.requested;
+  into.items.insert(into.items.end(), std::make_move_iterator(part.score.items.begin()),
+                    std::make_move_iterator(part.score.items.end()));
+  if (part.score.failed && !into.failed) {
+    into.failed = true;
+    into.error = part.score.error;
+  }
+}
+
+// One candidate's Evaluation from its tasks' assembled scores.
+Evaluation to_evaluation(const eval::Scorer& scorer, std::vector<eval::TaskScore> tasks,
+                         const ScoringOptions& options) {
+  eval::ScoreReport rep;
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    // An external task's score is the command's, not an aggregate of items (it has none).
+    if (!scorer.task(t).spec().external) eval::aggregate_task_score(scorer.task(t), tasks[t]);
+    rep.tasks.push_back(std::move(tasks[t]));
+  }
+  const std::vector<double> w = scorer_weights(scorer);
+  eval::aggregate_report(rep, w);
+  Evaluation e;
+  for (const auto& ts : rep.tasks) {
+    e.task_scores[ts.task] =
+        std::isfinite(ts.score) ? nlohmann::json(ts.score) : nlohmann::json(nullptr);
+    if (options.keep_items) {
+      ItemResults ir;
+      ir.task = ts.task;
+      ir.split = ts.split;
+      for (const auto& it : ts.items) {
+        ir.items.push_back(static_cast<int32_t>(it.index));
+        ir.scores.push_back(static_cast<float>(it.score));
+      }
+      e.items.push_back(std::move(ir));
+    }
+  }
+  if (rep.failed) {
+    e.ok = false;
+    e.error = "a task failed to score";
+    for (const auto& ts : rep.tasks)
+      if (ts.failed) e.error = ts.task + ": " + ts.error;
+    return e;
+  }
+  e.fitness = fitness_of(rep, w, options.fitness);
+  e.total = rep.total;
+  e.ci_low = rep.total_ci.lo;
+  e.ci_high = rep.total_ci.hi;
+  return e;
+}
+
+// Per candidate and task, the results of its jobs in item order.
+struct Assembly {
+  std::vector<std::vector<eval::TaskScore>> tasks;  // [candidate][task]
+  std::vector<std::vector<bool>> empty;             // no job appended yet
+  std::vector<std::string> error;                   // first job error of a candidate
+  std::vector<double> merge_s, eval_s;
+  Assembly(size_t n, size_t n_tasks)
+      : tasks(n, std::vector<eval::TaskScore>(n_tasks)),
+        empty(n, std::vector<bool>(n_tasks, true)),
+        error(n),
+        merge_s(n, 0),
+        eval_s(n, 0) {}
+  void add(size_t c, size_t t, JobResult&& r) {
+    merge_s[c] += r.merge_seconds;
+    eval_s[c] += r.eval_seconds;
+    if (!r.ok) {
+      if (error[c].empty()) error[c] = std::move(r.error);
+      return;
+    }
+    bool first = empty[c][t];
+    append(tasks[c][t], first, std::move(r));
+    empty[c][t] = first;
+  }
+  Evaluation evaluation(size_t c, const eval::Scorer& scorer, const ScoringOptions& o) {
+    Evaluation e;
+    if (!error[c].empty()) {
+      e.ok = false;
+      e.error = error[c];
+    } else {
+      e = to_evaluation(scorer, std::move(tasks[c]), o);
+    }
+    e.merge_seconds = merge_s[c];
+    e.eval_seconds = eval_s[c];
+    return e;
+  }
+};
+
+}  // namespace
+
+std::vector<Evaluation> score_candidates(WorkRunner& runner, const SearchContext& ctx,
+                                         const std::vector<CandidateRef>& candidates,
+                                         SplitKind split,
+                                         const std::vector<std::vector<size_t>>& items) {
+  const eval::Scorer& scorer = ctx.scorer(split);
+  const size_t per_job = job_size(ctx.scoring);
+  std::vector<ScoreJob> jobs;
+  std::vector<std::pair<size_t, size_t>> owner;  // job -> (candidate, task)
+  for (size_t c = 0; c < candidates.size(); ++c)
+    for (size_t t = 0; t < scorer.num_tasks(); ++t) {
+      const auto all = task_items(scorer, t, items);
+      size_t start = 0;
+      do {  // an external task (no items) is one job
+        const size_t end = std::min(all.size(), start + per_job);
+        jobs.push_back({candidates[c], split, static_cast<uint32_t>(t),
+                        std::vector<size_t>(all.begin() + static_cast<std::ptrdiff_t>(start),
+                                            all.begin() + static_cast<std::ptrdiff_t>(end))});
+        owner.push_back({c, t});
+        start = end;
+      } while (start < all.size());
+    }
+  auto results = runner.run(jobs);
+  if (results.size() != jobs.size())
+    fail("evolve", "the work runner returned {} results for {} jobs", results.size(), jobs.size());
+  Assembly a(candidates.size(), scorer.num_tasks());
+  for (size_t j = 0; j < jobs.size(); ++j)
+    a.add(owner[j].first, owner[j].second, std::move(results[j]));
+  std::vector<Evaluation> out;
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    out.push_back(a.evaluation(c, scorer, ctx.scoring));
+    out.back().params = describe(ctx, candidates[c]);
+  }
+  return out;
+}
+
+std::vector<Evaluation> score_racing(WorkRunner& runner, const SearchContext& ctx,
+                                     const std::vector<CandidateRef>& candidates,
+                                     const std::vector<std::vector<size_t>>& items) {
+  const eval::Scorer& scorer = *ctx.opt_scorer;
+  if (scorer.num_tasks() != 1) fail("evolve", "racing needs a single task");
+  const auto all = task_items(scorer, 0, items);
+  const size_t n = candidates.size(), total = all.size();
+  const size_t round = std::max<size_t>(1, ctx.scoring.micro_batch);
+  const size_t mu = n / 2;
+  Assembly a(n, 1);
+  std::vector<double> correct(n, 0);
+  std::vector<bool> live(n, true), stopped(n, false);
+  size_t done = 0;
+  while (done < total) {
+    const size_t end = std::min(total, done + round);
+    std::vector<ScoreJob> jobs;
+    std::vector<size_t> who;
+    for (size_t c = 0; c < n; ++c)
+      if (live[c]) {
+        jobs.push_back({candidates[c], SplitKind::Opt, 0,
+                        std::vector<size_t>(all.begin() + static_cast<std::ptrdiff_t>(done),
+                                            all.begin() + static_cast<std::ptrdiff_t>(end))});
+        who.push_back(c);
+      }
+    if (jobs.empty()) break;
+    auto results = runner.run(jobs);
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const size_t c = who[j];
+      if (!results[j].ok) live[c] = false;  // failed: no more work, reported as failed
+      for (const auto& it : results[j].score.items) correct[c] += it.score;
+      a.add(c, 0, std::move(results[j]));
+    }
+    done = end;
+    if (done >= total || mu == 0) continue;
+    // The mu-th best pessimistic bound among candidates still scored (failed ones have none).
+    std::vector<double> lower;
+    for (size_t c = 0; c < n; ++c)
+      if (a.error[c].empty()) lower.push_back(correct[c] / static_cast<double>(total));
+    if (lower.size() < mu) continue;
+    std::nth_element(lower.begin(), lower.begin() + static_cast<std::ptrdiff_t>(mu - 1),
+                     lower.end(), std::greater<>());
+    const double threshold = lower[mu - 1];
+    for (size_t c = 0; c < n; ++c) {
+      if (!live[c]) continue;
+      const double upper =
+          (correct[c] + static_cast<double>(total - done)) / static_cast<double>(total);
+      if (upper < threshold) live[c] = false, stopped[c] = true;
+    }
+  }
+  std::vector<Evaluation> out;
+  for (size_t c = 0; c < n; ++c) {
+    const size_t scored = a.tasks[c][0].items.size();
+    Evaluation e = a.evaluation(c, scorer, ctx.scoring);
+    if (stopped[c] && e.ok) {
+      e.raced_out = true;
+      e.fitness = (correct[c] + static_cast<double>(total - scored)) / static_cast<double>(total);
+    }
+    e.params = describe(ctx, candidates[c]);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+PhaseEvaluator::PhaseEvaluator(const SearchContext& context, WorkRunner& runner, CandidateKind kind,
+                               std::vector<double> ps_winner)
+    : ctx_(context), runner_(runner), kind_(kind), ps_winner_(std::move(ps_winner)) {}
+
+CandidateRef PhaseEvaluator::candidate(const std::vector<double>& x) const {
+  CandidateRef c;
+  c.kind = kind_;
+  c.x = x;
+  if (kind_ == CandidateKind::Dfs) c.ps_winner = ps_winner_;
+  return c;
+}
+
+std::vector<Evaluation> PhaseEvaluator::evaluate(const std::vector<std::vector<double>>& genomes,
+                                                 uint64_t item_seed) {
+  const auto items = select_items(*ctx_.opt_scorer, ctx_.scoring.items_per_task, item_seed,
+                                  ctx_.scoring.search_pool);
+  std::vector<CandidateRef> cands;
+  for (const auto& x : genomes) cands.push_back(candidate(x));
+  if (can_race(*ctx_.opt_scorer, ctx_.scoring)) return score_racing(runner_, ctx_, cands, items);
+  return score_candidates(runner_, ctx_, cands, SplitKind::Opt, items);
+}
+
+}  // namespace evomerge

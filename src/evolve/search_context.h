@@ -1,0 +1,57 @@
+// What a process needs to score the candidates of an `evomerge evolve` run, built from the run
+// config alone: the tasks and their scorers (optimisation and test split), the tokenizer, the PS
+// and DFS search spaces, and the options every candidate engine is built with. The single process
+// and every MPI rank build the same context from the same config, so a candidate is the same model
+// wherever it is scored. Building it checks every input (tasks, splits, models, architectures)
+// before any work: a bad input fails here, naming the file and the field.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eval/candidate_engine.h"
+#include "eval/scorer.h"
+#include "evolve/evolve_config.h"
+#include "evolve/genome.h"
+#include "evolve/model_evaluator.h"
+#include "tokenize/tokenizer.h"
+
+namespace evomerge {
+
+enum class SplitKind : uint8_t { Opt, Test };
+
+struct SearchContext {
+  EvolveConfig config;
+  std::unique_ptr<const eval::Scorer> opt_scorer, test_scorer;
+  std::unique_ptr<const Tokenizer> tokenizer;  // the PS base (or first) model's, else DFS model A's
+  std::optional<PsGenome> ps_genome;           // when the config has a ps section
+  std::optional<DfsGenome> dfs_genome;         // when it has a dfs section
+  std::vector<std::string> parents;            // the final table's baselines (sorted, distinct)
+  EngineOptions engine;                        // for every candidate engine (candidate_engine.h)
+  MergeOptions merge;
+  ScoringOptions scoring;
+
+  const eval::Scorer& scorer(SplitKind split) const {
+    return split == SplitKind::Opt ? *opt_scorer : *test_scorer;
+  }
+};
+
+SearchContext build_search_context(const EvolveConfig& config);
+
+// DFS's models: the configured folders, with "ps" replaced by the PS winner merged in memory (which
+// `ps_winner` keeps alive). models[0] is model A; its config.json and folder (tokenizer and other
+// files) go with an exported DFS model.
+struct DfsModels {
+  std::vector<std::shared_ptr<const WeightSource>> models;
+  nlohmann::json config_json_a;
+  std::filesystem::path aux_a;
+  std::unique_ptr<MergedCandidate> ps_winner;
+};
+// `ps_winner_x` is the PS winner's genome; required when dfs.models names "ps".
+DfsModels open_dfs_models(const SearchContext& context, const std::vector<double>& ps_winner_x);
+
+}  // namespace evomerge
