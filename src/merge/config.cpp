@@ -209,6 +209,77 @@ int parse_int(const Ctx& ctx, const YAML::Node& node, const std::string& key) {
   return static_cast<int>(*n);
 }
 
+// tokenizer: {source, tokens: {TOKEN: {source: MODEL | {kind: model_token, model, token_id | token}
+// | {kind: zero}, force}}, pad_to_multiple_of}
+TokenizerSpec parse_tokenizer_spec(Ctx& ctx, const YAML::Node& tk) {
+  TokenizerSpec spec;
+  spec.given = true;
+  warn_unknown_keys(ctx, tk, "tokenizer", {"source", "tokens", "pad_to_multiple_of"});
+  if (tk["source"] && !tk["source"].IsScalar())
+    ctx.error(tk["source"], "tokenizer.source", "expected 'union', 'base' or a model");
+  if (auto pad = tk["pad_to_multiple_of"]; pad && !pad.IsNull()) {
+    int v = parse_int(ctx, pad, "tokenizer.pad_to_multiple_of");
+    if (v < 1 || v > 65536)
+      ctx.error(pad, "tokenizer.pad_to_multiple_of", "expected an integer in [1, 65536]");
+    spec.pad_to_multiple_of = v;
+  }
+  const YAML::Node& tokens = tk["tokens"];
+  if (!tokens || tokens.IsNull()) return spec;
+  if (!tokens.IsMap())
+    ctx.error(tokens, "tokenizer.tokens", "expected a map of token -> {source, force}");
+  for (const auto& kv : tokens) {
+    const std::string token = kv.first.as<std::string>();
+    const std::string key = "tokenizer.tokens." + token;
+    const YAML::Node& e = kv.second;
+    TokenEmbeddingSource src;
+    src.line = line_of(kv.first);
+    if (!e.IsNull()) {
+      if (!e.IsMap()) ctx.error(e, key, "expected {source: ..., force: ...}");
+      warn_unknown_keys(ctx, e, key, {"source", "force"});
+      if (auto f = e["force"]; f && !f.IsNull()) {
+        auto b = as_number(f);
+        if (!b || (*b != 0 && *b != 1)) ctx.error(f, key + ".force", "expected true or false");
+        src.force = *b != 0;
+      }
+      if (auto so = e["source"]; so && !so.IsNull()) {
+        if (so.IsScalar()) {
+          src.kind = TokenEmbeddingSource::Kind::Model;
+          src.model = parse_ref(ctx, so, key + ".source");
+        } else if (so.IsMap() && so["kind"] && so["kind"].IsScalar() &&
+                   so["kind"].Scalar() == "zero") {
+          warn_unknown_keys(ctx, so, key + ".source", {"kind"});
+          src.kind = TokenEmbeddingSource::Kind::Zero;
+        } else if (so.IsMap() && so["kind"] && so["kind"].IsScalar() &&
+                   so["kind"].Scalar() == "model_token") {
+          warn_unknown_keys(ctx, so, key + ".source", {"kind", "model", "token_id", "token"});
+          src.kind = TokenEmbeddingSource::Kind::ModelToken;
+          if (!so["model"]) ctx.error(so, key + ".source.model", "required key is missing");
+          src.model = parse_ref(ctx, so["model"], key + ".source.model");
+          const bool has_id = so["token_id"] && !so["token_id"].IsNull(),
+                     has_tok = so["token"] && !so["token"].IsNull();
+          if (has_id == has_tok)
+            ctx.error(so, key + ".source", "give exactly one of token_id and token (as mergekit)");
+          if (has_id) {
+            int id = parse_int(ctx, so["token_id"], key + ".source.token_id");
+            if (id < 0) ctx.error(so["token_id"], key + ".source.token_id", "must be >= 0");
+            src.token_id = id;
+          } else {
+            if (!so["token"].IsScalar())
+              ctx.error(so["token"], key + ".source.token", "expected a string");
+            src.token = so["token"].Scalar();
+          }
+        } else {
+          ctx.error(
+              so, key + ".source",
+              "expected a model, {kind: model_token, model, token_id | token} or {kind: zero}");
+        }
+      }
+    }
+    spec.tokens[token] = std::move(src);
+  }
+  return spec;
+}
+
 }  // namespace
 
 ParamValue ParamValue::constant(double value) {
@@ -311,10 +382,9 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
     if (auto tk = root["tokenizer"]; tk && !tk.IsNull()) {
       if (root["tokenizer_source"]) ctx.error(tk, "tokenizer", "cannot be combined with tokenizer_source");
       if (!tk.IsMap()) ctx.error(tk, "tokenizer", "expected a map {source: ...}");
-      warn_unknown_keys(ctx, tk, "tokenizer", {"source", "tokens", "pad_to_multiple_of"});
-      if (tk["tokens"] || tk["pad_to_multiple_of"])
-        ctx.error(tk, "tokenizer", "'tokens' and 'pad_to_multiple_of' (tokenizer merging) are not supported yet");
-      cfg.tokenizer_source = tk["source"] ? tk["source"].Scalar() : "union";
+      cfg.tokenizer = parse_tokenizer_spec(ctx, tk);
+      cfg.tokenizer_source =
+          tk["source"] && tk["source"].IsScalar() ? tk["source"].Scalar() : "union";
     }
     if (auto ct = root["chat_template"]; ct && !ct.IsNull()) {
       if (!ct.IsScalar()) ctx.error(ct, "chat_template", "expected a string");

@@ -3,10 +3,10 @@
 //
 // Supported: merge_method, base_model, models (with per-model parameters), slices (sources with
 // layer_range, per-slice base_model and parameters), parameters at every level, scalar / gradient /
-// conditional-list (filter) values, dtype, out_dtype, tokenizer_source (base or a model; "union" is
-// a clear error at planning time), chat_template (auto, a built-in name or Jinja:
-// merge/chat_templates.h), residual_weight (parsed, unused as upstream). `modules:` (multi-module
-// architectures) is rejected with a clear error.
+// conditional-list (filter) values, dtype, out_dtype, tokenizer_source (union, base or a
+// model) and tokenizer {source, tokens, pad_to_multiple_of} (merge/tokenizer_merge.h),
+// chat_template (auto, a built-in name or Jinja: merge/chat_templates.h), residual_weight (parsed,
+// unused as upstream). `modules:` (multi-module architectures) is rejected with a clear error.
 //
 // Errors name the file, the YAML line and the key:
 //   "[merge-config] recipe.yml:7: models[1].parameters.weight: expected a number, a list of numbers
@@ -93,6 +93,25 @@ struct OutputSlice {
   int line = 0;
 };
 
+// One entry of `tokenizer.tokens` (mergekit's TokenEmbeddingConfig): where the embedding row of a
+// token of the merged vocabulary comes from when a model lacks it (or always, with force).
+struct TokenEmbeddingSource {
+  enum class Kind { Default, Model, ModelToken, Zero };
+  Kind kind = Kind::Default;        // Default: mergekit's rule (one model has it / base / average)
+  ModelRef model;                   // Model, ModelToken
+  std::optional<int64_t> token_id;  // ModelToken: a row of `model`, by id ...
+  std::string token;                // ... or by the token's string in that model's vocabulary
+  bool force = false;               // use this source even for models that have the token
+  int line = 0;
+};
+
+// `tokenizer: {source, tokens, pad_to_multiple_of}`; `given` is false for plain tokenizer_source.
+struct TokenizerSpec {
+  bool given = false;
+  std::map<std::string, TokenEmbeddingSource> tokens;
+  std::optional<int64_t> pad_to_multiple_of;
+};
+
 struct MergeConfig {
   std::string merge_method;
   std::optional<ModelRef> base_model;
@@ -101,7 +120,8 @@ struct MergeConfig {
   ParamMap parameters;              // top-level (catch-all) parameters
   std::optional<DType> dtype;       // mergekit's load dtype; here: the output dtype when out_dtype is unset
   std::optional<DType> out_dtype;
-  std::string tokenizer_source;     // "", "base", "union" or a model reference
+  std::string tokenizer_source;  // "", "base", "union" or a model reference (also tokenizer.source)
+  TokenizerSpec tokenizer;
   std::string chat_template;        // passed through into tokenizer_config.json when set
   std::string source_text;          // the YAML as given (written to mergekit_config.yml); empty if built in code
   std::string where = "<config>";   // file name for error messages

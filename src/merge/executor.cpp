@@ -109,23 +109,29 @@ void Merger::Impl::merge(const MergePlan& plan, const PlanTensor& t, float* dst)
   std::vector<TensorView> views(t.inputs.size());
   for (size_t i = 0; i < t.inputs.size(); ++i) {
     const PlanInput& in = t.inputs[i];
+    args.params.push_back(&in.params);
+    if (in.rows) {  // already f32 (a permuted vocabulary): nothing to convert
+      EM_ASSERT(in.rows->size() == n);
+      args.inputs.push_back(in.rows->data());
+      continue;
+    }
     views[i] = plan.models[in.model]->stored(in.tensor);
     // Embedding rows beyond the common vocabulary are not read: the first n elements are the rows
     // kept (row-major, same columns).
     EM_ASSERT(static_cast<size_t>(views[i].numel()) >= n);
     if (inputs[i].size() < n) inputs[i].resize(n);
     args.inputs.push_back(inputs[i].data());
-    args.params.push_back(&in.params);
   }
   // One parallel region converts every input (fewer fork/join points).
   pool.run(chunks * t.inputs.size(), [&](size_t c) {
     const size_t i = c / chunks, b = (c % chunks) * kConvertChunk, e = std::min(n, b + kConvertChunk);
+    if (t.inputs[i].rows) return;
     const size_t es = dtype_size(views[i].dtype);
     convert_to_f32(views[i].dtype, views[i].data + b * es, inputs[i].data() + b, e - b);
   });
   for (size_t i = 0; i < t.inputs.size(); ++i) {
     const SourceModel& m = *plan.models[t.inputs[i].model];
-    if (m.has_lora()) m.add_lora_delta(t.inputs[i].tensor, inputs[i].data());
+    if (m.has_lora() && !t.inputs[i].rows) m.add_lora_delta(t.inputs[i].tensor, inputs[i].data());
   }
   run_method(plan.method, args, dst);
 }

@@ -16,6 +16,7 @@
 #include "merge/chat_templates.h"
 #include "merge/executor.h"
 #include "merge/methods.h"
+#include "merge/tokenizer_merge.h"
 #include "tensor/convert.h"
 
 namespace evomerge {
@@ -226,8 +227,6 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
     for (size_t j = 0; j < config.slices[k].sources.size(); ++j)
       check_names(config.slices[k].sources[j].parameters, fmt::format("slices[{}].sources[{}].parameters", k, j));
   }
-  if (config.tokenizer_source == "union")
-    fail(kPlan, "{}: tokenizer_source: 'union' (tokenizer merging) is not supported yet; use 'base' or a model", config.where);
   // A built-in name or a literal template is checked before any model is opened; `auto` reads them.
   if (!config.chat_template.empty() && config.chat_template != "auto")
     plan.chat_template =
@@ -355,6 +354,7 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
     return std::nullopt;
   };
 
+  const bool merge_vocab = !config.tokenizer_source.empty() || config.tokenizer.given;
   int layer_base = 0;
   std::vector<std::pair<int, int>> layer_slice;  // out layer -> (slice, offset)
   for (size_t k = 0; k < slices.size(); ++k) {
@@ -416,7 +416,8 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
       pt.globals[p.name] = *v;
     }
 
-    // Shapes: equal, except vocab rows of embeddings (common submatrix; GTA methods use the base's).
+    // Shapes: equal, except vocab rows of embeddings (common submatrix; GTA methods use the base's;
+    // with a merged vocabulary, plan_merged_vocab sets them).
     const PlanInput& ref_in = pt.inputs[pt.base >= 0 ? pt.base : 0];
     const TensorInfo* ref_info = plan.models[ref_in.model]->info(ref_in.tensor);
     Shape shape = ref_info->shape;
@@ -426,6 +427,7 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
       const Shape& s = plan.models[in.model]->info(in.tensor)->shape;
       if (s == shape) continue;
       bool rectify = is_embed_name(ts.name) && s.size() == 2 && shape.size() == 2 && s[1] == shape[1];
+      if (rectify && merge_vocab) continue;
       if (rectify && !gta_like) shape[0] = std::min(shape[0], s[0]);
       else if (!(rectify && s[0] >= shape[0]))
         fail(kPlan, "{}: tensor '{}' has shape {} in {} but {} in {}", config.where, ts.name, shape_string(s),
@@ -451,6 +453,7 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
       }
     plan.tensors.push_back(std::move(pt));
   }
+  if (merge_vocab) plan_merged_vocab(plan);
   // Embedding rows may have shrunk to a common vocabulary: say so in the config (mergekit does not).
   if (const PlanTensor* e = plan.find("model.embed_tokens.weight"); e && e->shape[0] != out_cfg.vocab_size)
     plan.out_config_json["vocab_size"] = e->shape[0];

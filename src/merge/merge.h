@@ -99,6 +99,9 @@ struct PlanInput {
   int model = 0;       // index into MergePlan::models
   std::string tensor;  // tensor name in that model (differs from the output name in frankenmerges)
   ParamSet params;     // evaluated per-model parameters (weight, density, scale, ...), defaults filled
+  // When set, the input's f32 values, read instead of `tensor`: embedding rows permuted into a
+  // merged vocabulary (merge/tokenizer_merge.h), [rows, hidden].
+  std::shared_ptr<const std::vector<float>> rows;
 };
 
 struct PlanTensor {
@@ -111,6 +114,8 @@ struct PlanTensor {
   int out_layer = -1;      // output layer index, -1 for embeddings / final norm / head
   uint64_t nbytes() const { return static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype); }
 };
+
+struct MergedVocab;
 
 struct MergePlan {
   std::string method;
@@ -128,6 +133,9 @@ struct MergePlan {
   // The resolved chat_template (merge/chat_templates.h) written into tokenizer_config.json; ""
   // keeps the tokenizer source's own.
   std::string chat_template;
+  // The merged vocabulary when the config sets tokenizer_source or tokenizer (else null: the
+  // donor's tokenizer files are copied as they are).
+  std::shared_ptr<const MergedVocab> vocab;
 
   const PlanTensor* find(std::string_view name) const;
   uint64_t output_bytes() const;

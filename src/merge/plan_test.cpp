@@ -375,7 +375,7 @@ TEST_F(MergeFolders, BadInputsFailClearlyAndLeaveNothing) {
       {"union tokenizer",
        "merge_method: linear\ntokenizer_source: union\nmodels:\n  - {model: " + a +
            ", parameters: {weight: 1}}\n",
-       "'union'"},
+       "model.vocab"},
       {"della epsilon",
        "merge_method: della\nbase_model: " + base + "\nmodels:\n  - {model: " + a +
            ", parameters: {weight: 1, density: 0.5, epsilon: 0.5}}\n",

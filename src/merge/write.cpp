@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "merge/executor.h"
 #include "merge/merge.h"
+#include "merge/tokenizer_merge.h"
 
 namespace evomerge {
 
@@ -59,6 +60,41 @@ std::string model_card(const MergePlan& plan, const fs::path& out_dir) {
   return s;
 }
 
+// The merged vocabulary's tokenizer.json, and the same added tokens in tokenizer_config.json's
+// added_tokens_decoder and added_tokens.json where the source has them (transformers reads all
+// three).
+void write_merged_vocab(const MergedVocab& vocab, const fs::path& dir) {
+  write_file_atomic(dir / "tokenizer.json", vocab.tokenizer_json.dump(2) + "\n");
+  auto update = [&](const fs::path& path, const std::function<void(json&)>& fn) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return;
+    json j;
+    try {
+      j = json::parse(read_text_file(path, 64u << 20));
+    } catch (const json::exception& e) {
+      fail("merge", "{}: not valid JSON: {}", path.filename().string(), e.what());
+    }
+    if (!j.is_object()) fail("merge", "{}: not a JSON object", path.filename().string());
+    fn(j);
+    write_file_atomic(path, j.dump(2) + "\n");
+  };
+  update(dir / "tokenizer_config.json", [&](json& j) {
+    json decoder = j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()
+                       ? j["added_tokens_decoder"]
+                       : json::object();
+    for (const auto& e : vocab.tokenizer_json["added_tokens"]) {
+      json entry = e;
+      entry.erase("id");
+      decoder[std::to_string(e["id"].get<int64_t>())] = entry;
+    }
+    j["added_tokens_decoder"] = decoder;
+  });
+  update(dir / "added_tokens.json", [&](json& j) {
+    for (const auto& e : vocab.tokenizer_json["added_tokens"])
+      j[e["content"].get<std::string>()] = e["id"];
+  });
+}
+
 }  // namespace
 
 MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, const FolderOptions& options) {
@@ -67,15 +103,17 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
   // The tokenizer source, checked before anything is written.
   const SourceModel* tok_model = plan.models[plan.donor].get();
   const std::string& ts = plan.config.tokenizer_source;
-  if (!ts.empty() && ts != "base") {
+  if (ts == "union" || ts == "base" || (ts.empty() && plan.vocab)) {
+    tok_model =
+        plan.models.front().get();  // the base, else the first model (mergekit's build_tokenizer)
+  } else if (!ts.empty()) {
     ModelRef r = ModelRef::parse(ts, plan.config.where);
     tok_model = nullptr;
     for (const auto& m : plan.models)
       if (m->ref() == r) tok_model = m.get();
-    if (!tok_model) fail("merge", "{}: tokenizer_source: '{}' is not one of the merged models", plan.config.where, ts);
-    if (tok_model->config().vocab_size != plan.out_config.vocab_size)
-      fail("merge", "{}: tokenizer_source: {} has vocab_size {} but the merged model has {} (embedding permutation is not supported)",
-           plan.config.where, ts, tok_model->config().vocab_size, plan.out_config.vocab_size);
+    if (!tok_model)
+      fail("merge", "{}: tokenizer_source: '{}' is not one of the merged models", plan.config.where,
+           ts);
   }
 
   StagedDir staged(out_dir, options.replace_existing);
@@ -134,6 +172,7 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
         if (!tokenizer_file) copy_file_atomic(donor.folder().dir / f, staged.path() / f);
       }
   }
+  if (plan.vocab && options.copy_tokenizer) write_merged_vocab(*plan.vocab, staged.path());
   if (!plan.chat_template.empty()) {
     // The template goes into tokenizer_config.json; a copied chat_template.jinja / .json would take
     // precedence over it when transformers loads the folder, so they go.
