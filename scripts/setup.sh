@@ -13,6 +13,7 @@ packages=(
   libeigen3-dev libopenblas-dev libopenblas0-pthread libhwy-dev nlohmann-json3-dev libyaml-cpp-dev
   libcli11-dev libfmt-dev libonig-dev libicu-dev zlib1g-dev libsqlite3-dev libopenmpi-dev openmpi-bin
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-yaml
+  python3-torch  # tools/fixtures: the PyTorch reference outputs (arch_reference.py, reference.py)
 )
 missing=()
 for p in "${packages[@]}"; do

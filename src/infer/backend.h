@@ -49,9 +49,14 @@ struct BackendOptions {
 // engine (model_views.h). Absent optional tensors (biases, q/k norms) have data == nullptr.
 // Shapes (nn.Linear [out, in]): q [nh*hd, H], k/v [nkv*hd, H], o [H, nh*hd], gate/up [I, H],
 // down [H, I]; norms [H] (q_norm/k_norm [hd]); biases [out].
+// Phi-3's fused qkv_proj / gate_up_proj arrive as row ranges of the fused tensor (no copy).
+// Gemma 2/3 (config->sandwich_norms): post_attn_norm normalises the attention output and
+// post_mlp_norm the MLP output before their residual adds; mlp_norm is pre_feedforward_layernorm.
+// Norm weights are as stored (config->norm_plus_one: the backend multiplies by 1 + w).
 struct LayerViews {
   const ModelConfig* config = nullptr;  // the layer's model; outlives the backend
-  TensorView attn_norm, mlp_norm, q_norm, k_norm;
+  int index = 0;                        // the layer's index in its model (sliding or global, rope)
+  TensorView attn_norm, mlp_norm, q_norm, k_norm, post_attn_norm, post_mlp_norm;
   TensorView q, k, v, o, gate, up, down;
   TensorView bq, bk, bv, bo, bg, bu, bd;
 };

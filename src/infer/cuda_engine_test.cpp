@@ -207,5 +207,28 @@ TEST(CudaEngine, MissingDeviceIsOneClearError) {
   }
 }
 
+// The kernels implement the Llama-family layer; the newer families are refused by name, never run
+// with the wrong math.
+TEST(CudaEngine, NewerFamiliesAreRefusedByName) {
+  SKIP_WITHOUT_GPU();
+  TempDir dir("cuda_families");
+  for (const char* arch :
+       {"Phi3ForCausalLM", "GraniteForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"}) {
+    auto cfg = small_model_config("llama", kVocab, 64, 96, 1, 4, 2);
+    cfg["architectures"] = {arch};
+    cfg.erase("hidden_act");
+    auto w = random_model(dir, arch, cfg, 5);
+    try {
+      Engine engine(w, on("cuda"));
+      FAIL() << arch << ": no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("architecture ") + arch +
+                                           " is not supported on cuda yet"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace evomerge

@@ -58,8 +58,10 @@ struct Engine::Impl {
              "{}: hidden_size {} / vocab_size {} differ from model 0's {} / {}; a layer path needs "
              "both equal",
              names[i], c.hidden_size, c.vocab_size, c0.hidden_size, c0.vocab_size);
-      if (c.hidden_act != "silu")
-        fail("infer", "{}: hidden_act '{}' is not supported (silu)", names[i], c.hidden_act);
+      infer_detail::check_inference_supported(c, names[i]);
+      if (c.hidden_act != "silu" && c.hidden_act != "gelu_pytorch_tanh")
+        fail("infer", "{}: hidden_act '{}' is not supported (silu, gelu_pytorch_tanh)", names[i],
+             c.hidden_act);
       if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0)
         fail("infer", "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}",
              names[i], c.num_attention_heads, c.num_key_value_heads);

@@ -383,14 +383,14 @@ TEST(EngineErrors, UnsupportedRopeTypeIsNamed) {
   std::ofstream(dir.path / "m" / "config.json") << cfg.dump();
   auto folder = open_folder_weights((dir.path / "m").string());
   ModelConfig c = folder->config();
-  c.rope_scaling.type = "linear";
+  c.rope_scaling.type = "dynamic";
   std::map<std::string, TensorView> views;
   for (const auto& s : expected_tensors(c, DType::BF16)) views[s.name] = folder->tensor(s.name);
   try {
     Engine engine(make_memory_weights(c, views));
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("rope type 'linear'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rope type 'dynamic'"), std::string::npos) << e.what();
   }
 }
 

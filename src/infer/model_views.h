@@ -10,6 +10,9 @@
 
 namespace evomerge::infer_detail {
 
+// Throws Error naming the architecture when the engine cannot run it (families registered for
+// merging only).
+void check_inference_supported(const ModelConfig& config, const std::string& what);
 // Layer `index` of `weights`; `what` names the model in errors ("model 0 (LlamaForCausalLM)").
 LayerViews resolve_layer(const WeightSource& weights, int index, const std::string& what);
 // The embedding, final norm and head (tied or lm_head.weight).

@@ -7,20 +7,39 @@
 
 namespace evomerge {
 
-std::vector<float> rope_inv_freq(const ModelConfig& c) {
+namespace {
+
+// torch: 1.0 / (base ** (arange(0, d, 2).float() / d)), all in f32.
+std::vector<float> default_inv_freq(const ModelConfig& c, double theta) {
   const int d = static_cast<int>(c.head_dim);
   if (d <= 0 || d % 2 != 0)
     fail("infer", "{}: head_dim {} must be even and positive for RoPE", c.architecture, d);
   std::vector<float> inv(d / 2);
-  // torch: 1.0 / (base ** (arange(0, d, 2).float() / d)), all in f32.
   for (int i = 0; i < d / 2; ++i) {
     float expo = static_cast<float>(2 * i) / static_cast<float>(d);
-    inv[i] = 1.0f / std::pow(static_cast<float>(c.rope_theta), expo);
+    inv[i] = 1.0f / std::pow(static_cast<float>(theta), expo);
   }
+  return inv;
+}
+
+}  // namespace
+
+std::vector<float> rope_inv_freq(const ModelConfig& c, int layer) {
+  if (c.rope_local_theta && layer_sliding_window(c, layer))
+    return default_inv_freq(c, *c.rope_local_theta);
+  return rope_inv_freq(c);
+}
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  std::vector<float> inv = default_inv_freq(c, c.rope_theta);
   const auto& rs = c.rope_scaling;
   if (rs.type == "default") return inv;
+  if (rs.type == "linear") {  // _compute_linear_scaling_rope_parameters: inv_freq /= factor
+    for (float& f : inv) f /= static_cast<float>(rs.factor);
+    return inv;
+  }
   if (rs.type != "llama3")
-    fail("infer", "{}: rope type '{}' is not supported (supported: default, llama3)",
+    fail("infer", "{}: rope type '{}' is not supported (supported: default, linear, llama3)",
          c.architecture, rs.type);
   // _compute_llama3_parameters: long wavelengths are divided by `factor`, short ones kept, the band
   // in between interpolated linearly in 1/wavelength. f32 tensor math as in transformers.

@@ -17,6 +17,9 @@ namespace evomerge {
 // (_compute_llama3_parameters) when config.rope_scaling.type == "llama3". Throws Error naming the
 // type for any other rope type.
 std::vector<float> rope_inv_freq(const ModelConfig& config);
+// Layer `layer`'s inv_freq: Gemma 3's sliding layers use rope_local_theta without scaling
+// (rotary_emb_local), every other layer rope_inv_freq(config). "linear" scaling divides by factor.
+std::vector<float> rope_inv_freq(const ModelConfig& config, int layer);
 
 // Rotates one head vector x[d] in place at position `pos`.
 void rope_apply(float* x, int d, const float* inv_freq, int pos);

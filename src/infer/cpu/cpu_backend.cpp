@@ -38,8 +38,27 @@ Matrix matrix(const TensorView& v) {
   return m;
 }
 
+// An RMSNorm weight in f32; Gemma's norms multiply by (1 + w), folded in here once.
+std::vector<float> norm_f32(const TensorView& v, bool plus_one) {
+  std::vector<float> w = vec_f32(v);
+  if (plus_one)
+    for (float& x : w) x += 1.0f;
+  return w;
+}
+
 float silu(float v) {
   return v / (1.0f + std::exp(-v));
+}
+
+// gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+float gelu_tanh(float v) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+}
+
+// Gemma 2's soft-capping: cap * tanh(v / cap).
+float softcap(float v, float cap) {
+  return cap * std::tanh(v / cap);
 }
 
 // HF RMSNorm over n values: x * rsqrt(mean(x^2) + eps) in f32, then times the weight.
@@ -81,14 +100,17 @@ void grow(std::vector<T>& v, size_t n) {
 // One layer's weights: views of the matrices, f32 copies of the small vectors.
 struct LayerWeights {
   LayerViews views;
-  std::vector<float> attn_norm, mlp_norm, q_norm, k_norm, bq, bk, bv, bo, bg, bu, bd;
+  std::vector<float> attn_norm, mlp_norm, q_norm, k_norm, post_attn_norm, post_mlp_norm;
+  std::vector<float> bq, bk, bv, bo, bg, bu, bd;
   Matrix q, k, v, o, gate, up, down;
   std::vector<float> inv_freq;
 
   void refresh(bool cache_f32) {
     const LayerViews& w = views;
-    attn_norm = vec_f32(w.attn_norm), mlp_norm = vec_f32(w.mlp_norm);
-    q_norm = vec_f32(w.q_norm), k_norm = vec_f32(w.k_norm);
+    const bool p1 = w.config->norm_plus_one;
+    attn_norm = norm_f32(w.attn_norm, p1), mlp_norm = norm_f32(w.mlp_norm, p1);
+    q_norm = norm_f32(w.q_norm, p1), k_norm = norm_f32(w.k_norm, p1);
+    post_attn_norm = norm_f32(w.post_attn_norm, p1), post_mlp_norm = norm_f32(w.post_mlp_norm, p1);
     bq = vec_f32(w.bq), bk = vec_f32(w.bk), bv = vec_f32(w.bv), bo = vec_f32(w.bo);
     bg = vec_f32(w.bg), bu = vec_f32(w.bu), bd = vec_f32(w.bd);
     for (Matrix* m : {&q, &k, &v, &o, &gate, &up, &down}) m->refresh(cache_f32);
@@ -117,14 +139,14 @@ class CpuBackend final : public Backend {
     L->views = v;
     L->q = matrix(v.q), L->k = matrix(v.k), L->v = matrix(v.v), L->o = matrix(v.o);
     L->gate = matrix(v.gate), L->up = matrix(v.up), L->down = matrix(v.down);
-    L->inv_freq = rope_inv_freq(*v.config);
+    L->inv_freq = rope_inv_freq(*v.config, v.index);
     L->refresh(options_.cache_f32_weights);
     layers_.push_back(std::move(L));
     return static_cast<int>(layers_.size()) - 1;
   }
 
   void refresh_weights() override {
-    final_norm_ = vec_f32(head_views_.final_norm);
+    final_norm_ = norm_f32(head_views_.final_norm, head_views_.config->norm_plus_one);
     head_.refresh(options_.cache_f32_weights);
     for (auto& L : layers_) L->refresh(options_.cache_f32_weights);
   }
@@ -176,6 +198,8 @@ class CpuBackend final : public Backend {
   }
   void attend_and_project(const Hop& hop, std::span<const Row> rows);
   void mlp(const Hop& hop, int64_t n);
+  void add_block_output(const Hop& hop, const std::vector<float>& post_norm,
+                        const std::vector<float>& bias, int64_t n);
   template <class Consumer>
   void run_head(std::span<const int64_t> selected, Consumer&& consumer);
 
@@ -229,8 +253,12 @@ void CpuBackend::embed(std::span<const Row> rows) {
   // Embedding rows (converted from the stored dtype).
   const TensorView& e = head_views_.embed;
   const size_t esz = dtype_size(e.dtype);
+  const float multiplier = static_cast<float>(c0.embedding_multiplier);  // Granite, Gemma
   pool_.parallel_for(n, [&](int64_t r, int) {
-    convert_to_f32(e.dtype, e.data + static_cast<size_t>(rows[r].token) * H * esz, &x[r * H], H);
+    float* xr = &x[r * H];
+    convert_to_f32(e.dtype, e.data + static_cast<size_t>(rows[r].token) * H * esz, xr, H);
+    if (multiplier != 1.0f)
+      for (int64_t i = 0; i < H; ++i) xr[i] *= multiplier;
   });
 }
 
@@ -290,9 +318,12 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   const int64_t n = static_cast<int64_t>(rows.size()), H = c.hidden_size;
   const int64_t nh = hop.nh, hd = hop.hd, qd = hop.qdim, kvd = hop.kvdim;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = c.attention_scale ? static_cast<float>(*c.attention_scale)
+                                        : 1.0f / std::sqrt(static_cast<float>(hd));
+  const float cap = c.attn_logit_softcapping ? static_cast<float>(*c.attn_logit_softcapping) : 0.0f;
   const int64_t group = nh / hop.nkv;
-  const int64_t window = c.sliding_window ? *c.sliding_window : std::numeric_limits<int64_t>::max();
+  const std::optional<int64_t> layer_window = layer_sliding_window(c, L.views.index);
+  const int64_t window = layer_window ? *layer_window : std::numeric_limits<int64_t>::max();
   constexpr int64_t kAttnRows = 64;
   blocks_.clear();
   for (int64_t r = 0; r < n; ++r) {
@@ -322,6 +353,7 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
         float mx = -std::numeric_limits<float>::infinity();
         for (int64_t j = first; j <= pos; ++j) {
           float sc = dot(qv + i * qd, key_base(j, hop.kv_offset), hd) * scale;
+          if (cap > 0.0f) sc = softcap(sc, cap);
           score[j] = sc;
           mx = std::max(mx, sc);
         }
@@ -355,6 +387,8 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
     for (int64_t i = 0; i < m; ++i) {
       const int64_t pos = p0 + i, first = std::max<int64_t>(0, pos - window + 1);
       float* row = S.data() + i * L;
+      if (cap > 0.0f)
+        for (int64_t j = first; j <= pos; ++j) row[j] = softcap(row[j], cap);
       float mx = -std::numeric_limits<float>::infinity();
       for (int64_t j = first; j <= pos; ++j) mx = std::max(mx, row[j]);
       float sum = 0;
@@ -376,38 +410,51 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   });
 
   matmul(L.o, att.data(), n, tmp.data());
+  add_block_output(hop, L.post_attn_norm, L.bo, n);
+  pool_.parallel_for(
+      n, [&](int64_t r, int) { rms_norm(&x[r * H], &xn[r * H], H, L.mlp_norm.data(), eps); });
+}
+
+// x += residual_multiplier * post_norm(tmp + bias): a block's output (tmp [n x H]) into the
+// residual stream (the norm only for Gemma, the multiplier only for Granite).
+void CpuBackend::add_block_output(const Hop& hop, const std::vector<float>& post_norm,
+                                  const std::vector<float>& bias, int64_t n) {
+  const ModelConfig& c = *hop.w->views.config;
+  const int64_t H = c.hidden_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const float mult = static_cast<float>(c.residual_multiplier);
   pool_.parallel_for(n, [&](int64_t r, int) {
     float* xr = &x[r * H];
-    const float* t = &tmp[r * H];
-    for (int64_t i = 0; i < H; ++i) xr[i] += t[i];
-    if (!L.bo.empty())
-      for (int64_t i = 0; i < H; ++i) xr[i] += L.bo[i];
-    rms_norm(xr, &xn[r * H], H, L.mlp_norm.data(), eps);
+    float* t = &tmp[r * H];
+    if (!bias.empty())
+      for (int64_t i = 0; i < H; ++i) t[i] += bias[i];
+    if (!post_norm.empty()) rms_norm(t, t, H, post_norm.data(), eps);
+    if (mult != 1.0f)
+      for (int64_t i = 0; i < H; ++i) xr[i] += mult * t[i];
+    else
+      for (int64_t i = 0; i < H; ++i) xr[i] += t[i];
   });
 }
 
-// SwiGLU: x += down(silu(gate(xn)) * up(xn)).
+// Gated MLP: x += down(act(gate(xn)) * up(xn)), act silu (SwiGLU) or gelu_pytorch_tanh (Gemma).
 void CpuBackend::mlp(const Hop& hop, int64_t n) {
   const LayerWeights& L = *hop.w;
-  const int64_t H = L.views.config->hidden_size, I = hop.inter;
+  const int64_t I = hop.inter;
+  const bool gelu = L.views.config->hidden_act == "gelu_pytorch_tanh";
   matmul(L.gate, xn.data(), n, g.data());
   matmul(L.up, xn.data(), n, u.data());
   pool_.parallel_for(n, [&](int64_t r, int) {
     float* gr = &g[r * I];
-    const float* ur = &u[r * I];
+    float* ur = &u[r * I];
     if (!L.bg.empty())
-      for (int64_t i = 0; i < I; ++i) gr[i] = silu(gr[i] + L.bg[i]) * (ur[i] + L.bu[i]);
+      for (int64_t i = 0; i < I; ++i) gr[i] += L.bg[i], ur[i] += L.bu[i];
+    if (gelu)
+      for (int64_t i = 0; i < I; ++i) gr[i] = gelu_tanh(gr[i]) * ur[i];
     else
       for (int64_t i = 0; i < I; ++i) gr[i] = silu(gr[i]) * ur[i];
   });
   matmul(L.down, g.data(), n, tmp.data());
-  pool_.parallel_for(n, [&](int64_t r, int) {
-    float* xr = &x[r * H];
-    const float* t = &tmp[r * H];
-    for (int64_t i = 0; i < H; ++i) xr[i] += t[i];
-    if (!L.bd.empty())
-      for (int64_t i = 0; i < H; ++i) xr[i] += L.bd[i];
-  });
+  add_block_output(hop, L.post_mlp_norm, L.bd, n);
 }
 
 // Final norm and head for the selected rows, kLogitRows at a time.
@@ -425,6 +472,15 @@ void CpuBackend::run_head(std::span<const int64_t> sel, Consumer&& consumer) {
       rms_norm(&x[sel[s0 + i] * H], &final_x[i * H], H, final_norm_.data(), eps);
     }
     matmul(head_, final_x.data(), m, logits_buf.data());
+    if (c0.logits_scaling != 1.0 || c0.final_logit_softcapping) {  // Granite, Gemma 2
+      const float scaling = static_cast<float>(c0.logits_scaling);
+      const float cap = static_cast<float>(c0.final_logit_softcapping.value_or(0.0));
+      for (int64_t i = 0; i < m * V; ++i) {
+        float& l = logits_buf[i];
+        if (scaling != 1.0f) l /= scaling;
+        if (cap > 0.0f) l = softcap(l, cap);
+      }
+    }
     for (int64_t i = 0; i < m; ++i) consumer(s0 + i, &logits_buf[i * V]);
   }
 }

@@ -114,7 +114,23 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return device_.name(); }
 
+  // The kernels implement the Llama-family layer only: Phi-3, Granite and Gemma need their
+  // multipliers, norms and soft-capping (the CPU backend has them).
+  static void check_family(const ModelConfig& c) {
+    switch (c.family) {
+      case ArchFamily::Llama:
+      case ArchFamily::Mistral:
+      case ArchFamily::Qwen2:
+      case ArchFamily::Qwen3:
+        return;
+      default:
+        fail("cuda", "architecture {} is not supported on cuda yet (run it with --device cpu)",
+             c.architecture);
+    }
+  }
+
   void set_head(const HeadViews& v) override {
+    check_family(*v.config);
     head_views_ = v;
     if (v.config->num_attention_heads / v.config->num_key_value_heads > 32)
       fail("cuda", "{}: more than 32 query heads per kv head are not supported",
@@ -123,6 +139,7 @@ class CudaBackend final : public Backend {
 
   int add_layer(const LayerViews& v) override {
     const ModelConfig& c = *v.config;
+    check_family(c);
     if (c.head_dim > 256 || c.num_attention_heads / c.num_key_value_heads > 32)
       fail("cuda", "{}: head_dim {} > 256 or more than 32 query heads per kv head: not supported",
            c.architecture, c.head_dim);
