@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "command.h"
+#include "dist/distributed.h"
 #include "evolve/evolve_config.h"
 #include "evolve/evolve_run.h"
 #include "infer/engine.h"
@@ -29,7 +30,15 @@ int run_evolve_command(const EvolveOptions& opt) {
   ro.run_dir = opt.run;
   ro.config_text = read_text_file(config_path, 1u << 20);
   ro.stop_after_generations = opt.stop_after;
-  const EvolveSummary s = run_evolve(cfg, ro);
+  // Under mpirun / srun with several ranks: rank 0 coordinates and reports, every rank scores.
+  EvolveSummary s;
+  if (launcher_world_size() > 1) {
+    DistributedResult d = run_evolve_mpi(cfg, ro);
+    if (d.rank != 0) return 0;
+    s = std::move(d.summary);
+  } else {
+    s = run_evolve(cfg, ro);
+  }
   if (!s.complete) {
     fmt::print("paused; run the same command again to continue from {}\n",
                (ro.run_dir / "run.db").string());

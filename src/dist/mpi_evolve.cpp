@@ -1,0 +1,279 @@
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <deque>
+#include <optional>
+#include <thread>
+
+#include "common/error.h"
+#include "dist/distributed.h"
+#include "dist/wire.h"
+#include "evolve/search_context.h"
+#include "evolve/work.h"
+
+#if EVOMERGE_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace evomerge {
+
+int launcher_world_size() {
+  // OpenMPI's mpirun, MPICH/Intel (PMI), and srun steps (SLURM_STEP_NUM_TASKS is only set inside
+  // a step, not for a plain command in an sbatch allocation).
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
+    if (const char* v = std::getenv(var)) {
+      const int n = std::atoi(v);
+      if (n > 0) return n;
+    }
+  return 1;
+}
+
+#if !EVOMERGE_HAVE_MPI
+
+bool mpi_available() {
+  return false;
+}
+
+DistributedResult run_evolve_mpi(const EvolveConfig&, const EvolveRunOptions&) {
+  fail("evolve",
+       "started by an MPI launcher with {} ranks, but this evomerge was built without MPI "
+       "(install libopenmpi-dev and rebuild with -DEVOMERGE_MPI=ON; docs/distributed.md)",
+       launcher_world_size());
+}
+
+#else
+
+bool mpi_available() {
+  return true;
+}
+
+namespace {
+
+enum Tag : int { kReady = 1, kGo = 2, kJob = 3, kResult = 4, kStop = 5 };
+constexpr size_t kJobsInFlight = 2;  // per worker: one to score, one queued while rank 0 is busy
+
+void send_bytes(const std::string& b, int dest, int tag) {
+  MPI_Send(b.data(), static_cast<int>(b.size()), MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+}
+
+std::string recv_bytes(const MPI_Status& probed) {
+  int n = 0;
+  MPI_Get_count(&probed, MPI_BYTE, &n);
+  std::string b(static_cast<size_t>(n), '\0');
+  MPI_Recv(b.data(), n, MPI_BYTE, probed.MPI_SOURCE, probed.MPI_TAG, MPI_COMM_WORLD,
+           MPI_STATUS_IGNORE);
+  return b;
+}
+
+bool poll(int source, int tag, MPI_Status& st) {
+  int flag = 0;
+  MPI_Iprobe(source, tag, MPI_COMM_WORLD, &flag, &st);
+  return flag != 0;
+}
+
+// Waits for a message without spinning a core (MPI's blocking receive busy-polls): probes with
+// sleeps growing from 20 us to 1 ms, small next to a job's seconds.
+void wait_message(int source, int tag, MPI_Status& st) {
+  auto pause = std::chrono::microseconds(20);
+  while (!poll(source, tag, st)) {
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(1000));
+  }
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+// Rank 0's runner: jobs go to whichever rank has room (at most kJobsInFlight each), preferring
+// the candidate a rank already holds; rank 0 scores jobs itself between polls.
+class MpiRunner : public WorkRunner {
+ public:
+  MpiRunner(LocalRunner& local, int ranks) : local_(local), ranks_(ranks) {}
+
+  std::vector<JobResult> run(const std::vector<ScoreJob>& jobs) override {
+    std::vector<JobResult> results(jobs.size());
+    std::deque<size_t> pending;
+    for (size_t j = 0; j < jobs.size(); ++j) pending.push_back(j);
+    std::vector<size_t> in_flight(ranks_, 0);
+    size_t left = jobs.size();
+    auto take = [&](int r) {
+      // The first pending job of the candidate rank r holds, else the oldest.
+      auto it = pending.begin();
+      if (last_[r])
+        for (auto p = pending.begin(); p != pending.end(); ++p)
+          if (jobs[*p].candidate == *last_[r]) {
+            it = p;
+            break;
+          }
+      const size_t j = *it;
+      pending.erase(it);
+      last_[r] = jobs[j].candidate;
+      return j;
+    };
+    auto feed = [&](int r) {
+      while (in_flight[r] < kJobsInFlight && !pending.empty()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const size_t j = take(r);
+        const std::string b = wire::encode_job(j, jobs[j]);
+        send_bytes(b, r, kJob);
+        stats.seconds += seconds_since(t0);
+        stats.messages += 1, stats.bytes += b.size();
+        ++in_flight[r];
+      }
+    };
+    for (int r = 1; r < ranks_; ++r) feed(r);
+    auto pause = std::chrono::microseconds(20);
+    while (left > 0) {
+      MPI_Status st;
+      bool got = false;
+      while (poll(MPI_ANY_SOURCE, kResult, st)) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::string b = recv_bytes(st);
+        auto [id, res] = wire::decode_result(b);
+        stats.seconds += seconds_since(t0);
+        stats.messages += 1, stats.bytes += b.size();
+        if (id >= results.size())
+          fail("dist", "rank {} answered job {} of {}", st.MPI_SOURCE, id, results.size());
+        results[id] = std::move(res);
+        --left, --in_flight[st.MPI_SOURCE], got = true;
+        feed(st.MPI_SOURCE);
+      }
+      if (!pending.empty()) {
+        const size_t j = take(0);
+        results[j] = local_.run_one(jobs[j]);
+        --left;
+        pause = std::chrono::microseconds(20);
+      } else if (left > 0 && !got) {
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(1000));
+      }
+    }
+    stats.jobs += jobs.size();
+    return results;
+  }
+
+  struct Stats {
+    uint64_t jobs = 0, messages = 0, bytes = 0;
+    double seconds = 0;  // rank 0's time encoding, sending, receiving and decoding
+  } stats;
+
+ private:
+  static double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  LocalRunner& local_;
+  int ranks_;
+  std::vector<std::optional<CandidateRef> > last_ =
+      std::vector<std::optional<CandidateRef> >(ranks_);
+};
+
+// A worker: scores the jobs rank 0 sends until it says stop.
+void serve(LocalRunner& local) {
+  std::deque<std::pair<uint64_t, ScoreJob> > queue;
+  for (;;) {
+    for (;;) {  // every message already here; wait only when there is nothing to score
+      MPI_Status st;
+      if (!poll(0, MPI_ANY_TAG, st)) {
+        if (!queue.empty()) break;
+        wait_message(0, MPI_ANY_TAG, st);
+      }
+      const std::string b = recv_bytes(st);
+      if (st.MPI_TAG == kStop) return;
+      if (st.MPI_TAG == kJob) queue.push_back(wire::decode_job(b));
+    }
+    auto [id, job] = std::move(queue.front());
+    queue.pop_front();
+    send_bytes(wire::encode_result(id, local.run_one(job)), 0, kResult);
+  }
+}
+
+// Every rank reports whether it built the context; rank 0 tells all to go on or stop. Returns
+// the reports of failed ranks (rank 0 only).
+std::vector<std::string> handshake(int rank, int ranks, const std::string& error) {
+  std::vector<std::string> failures;
+  if (rank != 0) {
+    send_bytes(host_name() + "\n" + error, 0, kReady);
+    MPI_Status st;
+    wait_message(0, kGo, st);
+    if (recv_bytes(st) != "go") failures.push_back("stop");
+    return failures;
+  }
+  if (!error.empty()) failures.push_back(fmt::format("rank 0 ({}): {}", host_name(), error));
+  for (int r = 1; r < ranks; ++r) {
+    MPI_Status st;
+    wait_message(r, kReady, st);
+    const std::string b = recv_bytes(st);
+    const auto nl = b.find('\n');
+    if (nl + 1 < b.size())
+      failures.push_back(fmt::format("rank {} ({}): {}", r, b.substr(0, nl), b.substr(nl + 1)));
+  }
+  for (int r = 1; r < ranks; ++r) send_bytes(failures.empty() ? "go" : "stop", r, kGo);
+  return failures;
+}
+
+struct MpiSession {
+  MpiSession() {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) MPI_Init(nullptr, nullptr);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+  }
+  ~MpiSession() { MPI_Finalize(); }
+  int rank = 0, size = 1;
+};
+
+}  // namespace
+
+DistributedResult run_evolve_mpi(const EvolveConfig& cfg, const EvolveRunOptions& opts) {
+  MpiSession mpi;
+  DistributedResult out;
+  out.rank = mpi.rank;
+  out.ranks = mpi.size;
+  // Every rank loads the tasks and checks the models itself: a rank that cannot read a file says
+  // which and why, and nothing is scored.
+  std::optional<SearchContext> ctx;
+  std::string error;
+  try {
+    ctx.emplace(build_search_context(cfg));
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  const auto failures = handshake(mpi.rank, mpi.size, error);
+  if (!failures.empty()) {
+    if (mpi.rank != 0) fail("dist", "rank {}: stopped by rank 0", mpi.rank);
+    fail("dist", "{} of {} ranks cannot start the run: {}", failures.size(), mpi.size,
+         fmt::join(failures, "; "));
+  }
+  LocalRunner local(*ctx);
+  if (mpi.rank != 0) {
+    serve(local);
+    return out;
+  }
+  MpiRunner runner(local, mpi.size);
+  struct StopWorkers {  // also when rank 0 fails: the workers must not wait forever
+    int ranks;
+    ~StopWorkers() {
+      for (int r = 1; r < ranks; ++r) send_bytes("", r, kStop);
+    }
+  } stop{mpi.size};
+  out.summary = run_evolve_with(*ctx, runner, opts);
+  const auto& s = runner.stats;
+  const auto log =
+      opts.log ? opts.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  log(
+      fmt::format("[dist] {} ranks: {} jobs, {} messages, {} bytes, {:.0f} us of rank 0 "
+                  "messaging ({:.1f} us per job)",
+                  mpi.size, s.jobs, s.messages, s.bytes, s.seconds * 1e6,
+                  s.jobs ? s.seconds * 1e6 / static_cast<double>(s.jobs) : 0.0));
+  return out;
+}
+
+#endif
+
+}  // namespace evomerge
