@@ -1,8 +1,5 @@
 #include "infer/kernels.h"
 
-#include <cblas.h>
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstring>
 #include <iterator>
@@ -93,118 +90,54 @@ float dot(const float* a, const float* b, int64_t n) {
 }
 
 namespace {
-
-std::vector<float>& thread_buffer(MatmulScratch& scratch, int thread, size_t n) {
-  auto& buf = scratch.per_thread[thread];
-  if (buf.size() < n) buf.resize(n);
-  return buf;
-}
-
-// Y[:, r0:r1] = X · W[r0:r1]ᵀ with W given as f32 rows (ldw = cols), Y with row stride ldy.
-void sgemm_block(const float* X, int64_t n, const float* Wrows, int64_t r, int64_t cols, float* Y,
-                 int64_t ldy) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(r),
-              static_cast<int>(cols), 1.0f, X, static_cast<int>(cols), Wrows,
-              static_cast<int>(cols), 0.0f, Y, static_cast<int>(ldy));
-}
-
-// out[r * out_stride] = dot(bf16 row w[cols], X[r][cols]) for r < N, in one pass over w: each chunk
-// of the weight row is widened to f32 in registers (bf16 -> f32 is a 16-bit shift) and used for all
-// N activation rows. Several independent accumulators per row hide the FMA latency.
-template <int N>
-void bf16_rows_dot(const uint16_t* w, const float* X, int64_t cols, float* out,
-                   int64_t out_stride) {
-  int64_t c = 0;
-  float sums[N] = {};
-#if defined(__AVX512F__)
-  constexpr int C = N == 1 ? 4 : N == 2 ? 2 : 1;  // 16-float chunks per step and row
-  __m512 acc[N][C];
-  for (int r = 0; r < N; ++r)
-    for (int k = 0; k < C; ++k) acc[r][k] = _mm512_setzero_ps();
-  for (; c + 16 * C <= cols; c += 16 * C) {
-    for (int k = 0; k < C; ++k) {
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c + 16 * k));
-      const __m512 wf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-      for (int r = 0; r < N; ++r)
-        acc[r][k] = _mm512_fmadd_ps(wf, _mm512_loadu_ps(X + r * cols + c + 16 * k), acc[r][k]);
-    }
-  }
-  for (int r = 0; r < N; ++r) {
-    __m512 t = acc[r][0];
-    for (int k = 1; k < C; ++k) t = _mm512_add_ps(t, acc[r][k]);
-    sums[r] = _mm512_reduce_add_ps(t);
-  }
-#endif
-  for (int r = 0; r < N; ++r) {
-    float s = sums[r];
-    for (int64_t t = c; t < cols; ++t) s += bf16_to_f32(w[t]) * X[r * cols + t];
-    out[r * out_stride] = s;
-  }
-}
-
-using Bf16RowsFn = void (*)(const uint16_t*, const float*, int64_t, float*, int64_t);
-constexpr Bf16RowsFn kBf16Rows[] = {nullptr,          bf16_rows_dot<1>, bf16_rows_dot<2>,
-                                    bf16_rows_dot<3>, bf16_rows_dot<4>, bf16_rows_dot<5>,
-                                    bf16_rows_dot<6>, bf16_rows_dot<7>, bf16_rows_dot<8>};
-static_assert(std::size(kBf16Rows) == kFusedMaxRows + 1);
-
+// W bytes per task of our own kernels: a block stays in L2 (2 MiB on current server cores) while
+// every row of X passes over it.
+constexpr int64_t kBlockBytes = 256 << 10;
 }  // namespace
+
+GemmKernel linear_kernel(const Matrix& W) {
+  return gemm_kernel_for(selected_gemm_kernel(), W.f32() ? DType::F32 : W.dtype);
+}
 
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
             MatmulScratch& scratch) {
   if (n <= 0) return;
-  const int64_t rows = W.rows, cols = W.cols;
-  if (static_cast<int>(scratch.per_thread.size()) < pool.size())
-    scratch.per_thread.resize(pool.size());
   const float* wf = W.f32();
-  if (!wf && n <= kFusedMaxRows && W.dtype == DType::BF16) {
-    // Few activation rows, bf16 weights: one pass over each weight row for all rows of X.
-    constexpr int64_t kRowsPerTask = 16;
-    const int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
-    const auto* w16 = reinterpret_cast<const uint16_t*>(W.data);
-    const Bf16RowsFn fn = kBf16Rows[n];
-    pool.parallel_for(tasks, [&](int64_t task, int) {
-      for (int64_t r = task * kRowsPerTask; r < std::min(rows, (task + 1) * kRowsPerTask); ++r)
-        fn(w16 + r * cols, X, cols, Y + r, rows);
+  const GemmWeights weights{wf ? reinterpret_cast<const std::byte*>(wf) : W.data,
+                            wf ? DType::F32 : W.dtype, W.rows, W.cols};
+  const GemmKernel kernel = linear_kernel(W);
+  const int64_t rows = W.rows, cols = W.cols, threads = pool.size();
+  if (static_cast<int64_t>(scratch.per_thread.size()) < threads) scratch.per_thread.resize(threads);
+  GemmActivations A{X, n, cols, cols, nullptr};
+  if (gemm_needs_split(kernel)) {
+    // Once per call, shared by every task: X [n x cols] -> bf16 parts [kSplitParts*n x cols].
+    const auto need = static_cast<size_t>(kSplitParts * n * cols);
+    if (scratch.split.size() < need) scratch.split.resize(need);
+    constexpr int64_t kSplitRows = 16;
+    pool.parallel_for((n + kSplitRows - 1) / kSplitRows, [&](int64_t t, int) {
+      split_activations(X, n, cols, cols, t * kSplitRows, std::min(n, (t + 1) * kSplitRows),
+                        scratch.split.data());
     });
-    return;
+    A.split = scratch.split.data();
   }
-  if (!wf && n <= kFusedMaxRows) {
-    // Few activation rows: each W row is converted into an L1 buffer once and dotted with all rows
-    // of X, so W's bytes are read once in their stored width (memory-bound decode).
-    constexpr int64_t kRowsPerTask = 16;
-    const int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
-    pool.parallel_for(tasks, [&](int64_t task, int thread) {
-      auto& buf = thread_buffer(scratch, thread, cols);
-      const size_t esz = dtype_size(W.dtype);
-      for (int64_t r = task * kRowsPerTask; r < std::min(rows, (task + 1) * kRowsPerTask); ++r) {
-        convert_to_f32(W.dtype, W.data + r * cols * esz, buf.data(), cols);
-        for (int64_t i = 0; i < n; ++i) Y[i * rows + r] = dot(X + i * cols, buf.data(), cols);
-      }
-    });
-    return;
+  // Tasks of W rows, handed out dynamically. Our kernels: blocks of about kBlockBytes of W (they
+  // stay in L2 while every row of X passes; a few tasks per thread balance the load). oneDNN (amx):
+  // two tasks per thread of equal size (each call has a fixed cost; equal shapes reuse one
+  // compiled kernel).
+  int64_t block;
+  if (kernel == GemmKernel::Amx) {
+    block = (rows + 2 * threads - 1) / (2 * threads);
+    block = (block + 31) / 32 * 32;
+  } else {
+    const int64_t row_bytes = cols * static_cast<int64_t>(dtype_size(weights.dtype));
+    block = std::max<int64_t>(8, kBlockBytes / std::max<int64_t>(1, row_bytes));
+    block = std::min(block, std::max<int64_t>(8, (rows + 4 * threads - 1) / (4 * threads)));
   }
-  // Blocks of W rows, one sgemm each. Every block makes OpenBLAS pack all of X again, so blocks are
-  // as large as the conversion buffer allows (kBlockBytes of f32), their count a multiple of the
-  // thread count so the split balances.
-  const int64_t threads = pool.size();
-  const int64_t per_thread =
-      std::max<int64_t>(1, (rows * cols * 4 + threads * kBlockBytes - 1) / (threads * kBlockBytes));
-  int64_t block = std::max<int64_t>(16, (rows + threads * per_thread - 1) / (threads * per_thread));
   block = std::min(block, rows);
   const int64_t tasks = (rows + block - 1) / block;
   pool.parallel_for(tasks, [&](int64_t task, int thread) {
-    const int64_t r0 = task * block, r = std::min(block, rows - r0);
-    const float* wrows;
-    if (wf) {
-      wrows = wf + r0 * cols;
-    } else {
-      auto& buf = thread_buffer(scratch, thread, static_cast<size_t>(block * cols));
-      convert_to_f32(W.dtype, W.data + r0 * cols * dtype_size(W.dtype), buf.data(),
-                     static_cast<size_t>(r * cols));
-      wrows = buf.data();
-    }
-    sgemm_block(X, n, wrows, r, cols, Y + r0, rows);
+    const int64_t r0 = task * block, r1 = std::min(rows, r0 + block);
+    gemm_rows(kernel, A, weights, r0, r1, Y + r0, rows, scratch.per_thread[thread]);
   });
 }
 

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "infer/gemm.h"
 #include "tensor/tensor.h"
 
 namespace evomerge::infer_detail {
@@ -73,23 +74,21 @@ struct Matrix {
   void refresh(bool keep_f32_copy);  // (re)build `cache` after the bytes changed
 };
 
-// Per-thread scratch of the matmul kernels, sized on first use and reused.
+// Scratch of linear(), sized on first use and reused: the activations' bf16 split (bf16 GEMM
+// kernels) and each thread's kernel buffers.
 struct MatmulScratch {
-  std::vector<std::vector<float>> per_thread;
+  std::vector<uint16_t> split;
+  std::vector<GemmScratch> per_thread;
 };
 
-// Rows of W converted per sgemm block (per task) on the conversion path: 64 rows of a 4096-wide
-// matrix is 1 MiB of f32, which stays in L2 while sgemm consumes it.
-inline constexpr int64_t kBlockBytes = 1 << 20;
-// Up to this many activation rows a bf16/f16 matrix is not converted for sgemm: each row of W is
-// read once and dotted with every activation row (bandwidth-bound GEMV-like work; bf16 has an
-// AVX-512 kernel widening in registers). Measured: 16 rows is slower this way than convert+sgemm.
-inline constexpr int64_t kFusedMaxRows = 8;
-
-// Y[n x W.rows] = X[n x W.cols] · Wᵀ, row-major, f32. Threads split W's rows; each runs OpenBLAS
-// sgemm single-threaded on its block (OpenBLAS must be set to 1 thread, the Engine does it).
+// Y[n x W.rows] = X[n x W.cols] · Wᵀ, row-major, f32. The GEMM kernel chosen for this CPU
+// (gemm.h: AMX, AVX512-BF16, AVX-512, AVX2 or scalar; EVOMERGE_GEMM forces one) multiplies W in
+// its stored dtype, or its f32 copy when one is kept; threads split W's rows.
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
             MatmulScratch& scratch);
+
+// The kernel linear() runs for W (for logs: "amx", "avx512", ...).
+GemmKernel linear_kernel(const Matrix& W);
 
 // The plain version of linear(): scalar loops, double accumulation. For tests.
 void linear_reference(const Matrix& W, const float* X, int64_t n, float* Y);

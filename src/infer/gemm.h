@@ -1,0 +1,102 @@
+// Internal to the inference stage: the CPU matrix products of the engine's linear layers,
+//   C[m x n] = A[m x k] · Wᵀ,   A f32 activations (row-major), W [n x k] in its stored dtype
+//   (bf16, f16 or f32; the nn.Linear layout), f32 accumulation, no f32 copy of W.
+// Several kernels, one per instruction set; the one used is chosen at run time from what the CPU
+// (and the OS) can run, so one binary runs on any x86-64 and still uses AMX where it exists:
+//   amx         bf16 tiles through oneDNN's brgemm (Sapphire Rapids and later; bf16 weights)
+//   avx512bf16  vdpbf16ps dot products (Cooper Lake, Zen 4 and later; bf16 weights)
+//   avx512      AVX-512F f32 FMA, weights widened in registers
+//   avx2        AVX2 + FMA f32, weights widened in registers
+//   scalar      plain loops: the reference every other kernel is tested against
+// The bf16 kernels split each activation into three bf16 parts (a = p0 + p1 + p2 to ~2^-27, each
+// part the bf16 rounding of what the earlier ones left) and multiply all three: the products are
+// then as exact as f32 ones, where one bf16 part (PyTorch's bf16 autocast) is ~2^-9 and moves the
+// logits by ~1e-2, and two parts (~2^-17) still move them by ~4e-5. AMX has the compute to spare;
+// a bandwidth-bound decode step reads W once whatever the part count. Weights that are not bf16
+// take the f32 kernel of the same CPU (avx512 or avx2).
+// EVOMERGE_GEMM=<name> forces a kernel (an error if this CPU cannot run it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace evomerge::infer_detail {
+
+enum class GemmKernel : uint8_t { Scalar, Avx2, Avx512, Avx512Bf16, Amx };
+inline constexpr GemmKernel kAllGemmKernels[] = {GemmKernel::Scalar, GemmKernel::Avx2,
+                                                 GemmKernel::Avx512, GemmKernel::Avx512Bf16,
+                                                 GemmKernel::Amx};
+
+std::string_view gemm_kernel_name(GemmKernel kernel);
+std::optional<GemmKernel> parse_gemm_kernel(std::string_view name);
+
+// Why this CPU, OS or build cannot run `kernel` ("" when it can). For AMX this also asks Linux for
+// the tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM), once.
+std::string gemm_kernel_unavailable(GemmKernel kernel);
+
+// The kernel the engine uses: EVOMERGE_GEMM when set (fails when unknown or not runnable here),
+// else the fastest runnable one.
+GemmKernel selected_gemm_kernel();
+
+// The kernel that actually runs for weights of `dtype` when `kernel` is asked for: the bf16
+// kernels take bf16 weights only; others fall back to the f32 kernel of the same CPU.
+GemmKernel gemm_kernel_for(GemmKernel kernel, DType dtype);
+
+// A weight matrix W [rows x cols], row-major, in its stored dtype (bf16 / f16 / f32 bit patterns).
+struct GemmWeights {
+  const std::byte* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+};
+
+// Parts of the activations' bf16 split.
+inline constexpr int kSplitParts = 3;
+
+// The activations of one product, prepared for a kernel: f32 rows as given, and for the bf16
+// kernels their bf16 split ([kSplitParts*m x k]: rows p*m .. p*m+m-1 hold part p).
+struct GemmActivations {
+  const float* f32 = nullptr;
+  int64_t m = 0, k = 0, lda = 0;
+  const uint16_t* split = nullptr;  // bf16 kernels only
+};
+
+// Does `kernel` need the bf16 split of the activations (then fill it with split_activations)?
+bool gemm_needs_split(GemmKernel kernel);
+// Rows [i0, i1) of the split of A [m x k] (row stride lda) into out [kSplitParts*m x k]: part 0 is
+// bf16(a), part p the bf16 rounding of a minus parts 0..p-1.
+void split_activations(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0, int64_t i1,
+                       uint16_t* out);
+
+// Reusable per-thread buffers of the kernels (grown on first use, never shrunk).
+struct GemmScratch {
+  std::vector<float> wide;         // f32 staging (the amx kernel's [kSplitParts*m x n] product)
+  std::vector<std::byte> library;  // oneDNN's scratchpad
+};
+
+// C[:, r0:r1] = A · W[r0:r1]ᵀ: C is [m x (r1 - r0)] with row stride ldc. Single-threaded; callers
+// split W's rows across threads. `kernel` must be runnable here and already resolved with
+// gemm_kernel_for(kernel, W.dtype).
+void gemm_rows(GemmKernel kernel, const GemmActivations& A, const GemmWeights& W, int64_t r0,
+               int64_t r1, float* C, int64_t ldc, GemmScratch& scratch);
+
+// Per-ISA entry points behind gemm_rows (one file each; same contract, W rows [r0, r1)).
+void gemm_rows_scalar(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1,
+                      float* C, int64_t ldc);
+void gemm_rows_avx2(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1,
+                    float* C, int64_t ldc);
+void gemm_rows_avx512(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1,
+                      float* C, int64_t ldc);
+void gemm_rows_avx512bf16(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1,
+                          float* C, int64_t ldc);
+void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1, float* C,
+                   int64_t ldc, GemmScratch& scratch);
+bool gemm_amx_built();  // built with oneDNN
+
+}  // namespace evomerge::infer_detail

@@ -1,0 +1,178 @@
+// Which GEMM kernel runs: CPU feature detection (cpuid + the OS's saved-state mask), the
+// EVOMERGE_GEMM override, and the dispatch of gemm_rows to the per-ISA files.
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+
+#include "common/error.h"
+#include "infer/gemm.h"
+#include "tensor/convert.h"
+
+namespace evomerge::infer_detail {
+namespace {
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, avx512 = false, avx512bf16 = false, amx = false;
+  bool os_avx = false, os_avx512 = false, os_amx = false;
+};
+
+uint64_t xcr0() {
+  uint32_t lo, hi;
+  asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+
+CpuFeatures detect() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  f.fma = c & (1u << 12);
+  const bool osxsave = c & (1u << 27);
+  if (osxsave) {
+    const uint64_t x = xcr0();
+    f.os_avx = (x & 0x6) == 0x6;                         // SSE and AVX state
+    f.os_avx512 = f.os_avx && (x & 0xe0) == 0xe0;        // opmask, ZMM_Hi256, Hi16_ZMM
+    f.os_amx = f.os_avx512 && (x & 0x60000) == 0x60000;  // XTILECFG, XTILEDATA
+  }
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    f.avx2 = b & (1u << 5);
+    // AVX-512 F, DQ, BW, VL: the subset every AVX-512 CPU since Skylake-SP has; the kernels use it.
+    f.avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));
+    f.amx = (d & (1u << 24)) && (d & (1u << 22));  // AMX-TILE, AMX-BF16
+    unsigned a1, b1, c1, d1;
+    if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = a1 & (1u << 5);
+  }
+  return f;
+}
+
+const CpuFeatures& cpu() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+// Linux keeps AMX tile data disabled per process until asked (the state is 8 KiB per thread).
+bool amx_permitted() {
+  static const bool ok = [] {
+    constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
+}  // namespace
+
+std::string_view gemm_kernel_name(GemmKernel kernel) {
+  switch (kernel) {
+    case GemmKernel::Scalar:
+      return "scalar";
+    case GemmKernel::Avx2:
+      return "avx2";
+    case GemmKernel::Avx512:
+      return "avx512";
+    case GemmKernel::Avx512Bf16:
+      return "avx512bf16";
+    case GemmKernel::Amx:
+      return "amx";
+  }
+  return "?";
+}
+
+std::optional<GemmKernel> parse_gemm_kernel(std::string_view name) {
+  for (GemmKernel k : kAllGemmKernels)
+    if (gemm_kernel_name(k) == name) return k;
+  return std::nullopt;
+}
+
+std::string gemm_kernel_unavailable(GemmKernel kernel) {
+  const CpuFeatures& f = cpu();
+  switch (kernel) {
+    case GemmKernel::Scalar:
+      return "";
+    case GemmKernel::Avx2:
+      if (!f.avx2 || !f.fma) return "the CPU has no AVX2+FMA";
+      return f.os_avx ? "" : "the OS does not save AVX state";
+    case GemmKernel::Avx512:
+      if (!f.avx512) return "the CPU has no AVX-512 F/DQ/BW/VL";
+      return f.os_avx512 ? "" : "the OS does not save AVX-512 state";
+    case GemmKernel::Avx512Bf16:
+      if (!f.avx512bf16) return "the CPU has no AVX512-BF16";
+      return gemm_kernel_unavailable(GemmKernel::Avx512);
+    case GemmKernel::Amx:
+      if (!gemm_amx_built()) return "built without oneDNN (libdnnl-dev)";
+      if (!f.amx) return "the CPU has no AMX-BF16 tiles";
+      if (!f.os_amx) return "the OS does not save AMX tile state";
+      if (!amx_permitted()) return "Linux refused the AMX tile-data permission (arch_prctl)";
+      return gemm_kernel_unavailable(GemmKernel::Avx512);
+  }
+  return "unknown kernel";
+}
+
+GemmKernel selected_gemm_kernel() {
+  static const GemmKernel chosen = [] {
+    if (const char* env = std::getenv("EVOMERGE_GEMM"); env && *env) {
+      auto k = parse_gemm_kernel(env);
+      if (!k)
+        fail("infer", "EVOMERGE_GEMM='{}' is not a kernel (scalar, avx2, avx512, avx512bf16, amx)",
+             env);
+      if (std::string why = gemm_kernel_unavailable(*k); !why.empty())
+        fail("infer", "EVOMERGE_GEMM='{}' cannot run here: {}", env, why);
+      return *k;
+    }
+    for (GemmKernel k :
+         {GemmKernel::Amx, GemmKernel::Avx512Bf16, GemmKernel::Avx512, GemmKernel::Avx2})
+      if (gemm_kernel_unavailable(k).empty()) return k;
+    return GemmKernel::Scalar;
+  }();
+  return chosen;
+}
+
+GemmKernel gemm_kernel_for(GemmKernel kernel, DType dtype) {
+  if ((kernel == GemmKernel::Amx || kernel == GemmKernel::Avx512Bf16) && dtype != DType::BF16)
+    return GemmKernel::Avx512;
+  return kernel;
+}
+
+bool gemm_needs_split(GemmKernel kernel) {
+  return kernel == GemmKernel::Amx || kernel == GemmKernel::Avx512Bf16;
+}
+
+void split_activations(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0, int64_t i1,
+                       uint16_t* out) {
+  constexpr int64_t kChunk = 256;
+  float rest[kChunk];
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t c0 = 0; c0 < k; c0 += kChunk) {
+      const int64_t c = std::min(kChunk, k - c0);
+      std::copy(A + i * lda + c0, A + i * lda + c0 + c, rest);
+      for (int p = 0; p < kSplitParts; ++p) {
+        uint16_t* part = out + (p * m + i) * k + c0;
+        f32_to_bf16(rest, part, static_cast<size_t>(c));
+        // Exact: a bf16 rounding of x differs from x by a value representable in f32.
+        for (int64_t j = 0; j < c; ++j) rest[j] -= bf16_to_f32(part[j]);
+      }
+    }
+  }
+}
+
+void gemm_rows(GemmKernel kernel, const GemmActivations& A, const GemmWeights& W, int64_t r0,
+               int64_t r1, float* C, int64_t ldc, GemmScratch& scratch) {
+  if (A.m <= 0 || r1 <= r0) return;
+  switch (kernel) {
+    case GemmKernel::Scalar:
+      return gemm_rows_scalar(A, W, r0, r1, C, ldc);
+    case GemmKernel::Avx2:
+      return gemm_rows_avx2(A, W, r0, r1, C, ldc);
+    case GemmKernel::Avx512:
+      return gemm_rows_avx512(A, W, r0, r1, C, ldc);
+    case GemmKernel::Avx512Bf16:
+      return gemm_rows_avx512bf16(A, W, r0, r1, C, ldc);
+    case GemmKernel::Amx:
+      return gemm_rows_amx(A, W, r0, r1, C, ldc, scratch);
+  }
+}
+
+}  // namespace evomerge::infer_detail

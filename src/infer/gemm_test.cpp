@@ -1,0 +1,143 @@
+// Every GEMM kernel this CPU can run against a double-precision reference, on random inputs of
+// awkward shapes (tails of every vector width, k split into chunks, sub-ranges of W, padded
+// strides), for each weight dtype. Kernels the CPU lacks are skipped with the reason.
+#include "infer/gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "tensor/convert.h"
+
+namespace evomerge::infer_detail {
+namespace {
+
+struct Case {
+  int64_t m, n, k;
+};
+constexpr Case kShapes[] = {{1, 1, 1},    {1, 9, 16},   {2, 7, 33},  {3, 5, 17},   {4, 13, 64},
+                            {5, 8, 100},  {7, 17, 31},  {9, 3, 257}, {17, 33, 48}, {64, 12, 96},
+                            {3, 6, 4099}, {2, 40, 129}, {33, 1, 8}};
+
+struct Inputs {
+  int64_t m, n, k, lda, ldc;
+  std::vector<float> a;      // [m x lda]
+  std::vector<std::byte> w;  // [n x k] in dtype
+  std::vector<float> w_f32;  // the same weights as f32 (exact)
+  DType dtype;
+};
+
+Inputs random_inputs(const Case& c, DType dtype, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Inputs in{c.m, c.n, c.k, c.k + 3, c.n + 5, {}, {}, {}, dtype};
+  in.a.resize(in.m * in.lda);
+  for (float& x : in.a) x = normal(rng);
+  std::vector<float> w(c.n * c.k);
+  for (float& x : w) x = normal(rng) * 0.1f;
+  in.w.resize(w.size() * dtype_size(dtype));
+  convert_from_f32(dtype, w.data(), in.w.data(), w.size());
+  in.w_f32.resize(w.size());
+  convert_to_f32(dtype, in.w.data(), in.w_f32.data(), w.size());
+  return in;
+}
+
+// C for W rows [r0, r1) through `kernel` (C is [m x ldc], columns beyond r1 - r0 untouched).
+std::vector<float> run(GemmKernel kernel, const Inputs& in, int64_t r0, int64_t r1) {
+  GemmWeights W{in.w.data(), in.dtype, in.n, in.k};
+  GemmActivations A{in.a.data(), in.m, in.k, in.lda, nullptr};
+  const GemmKernel used = gemm_kernel_for(kernel, in.dtype);
+  std::vector<uint16_t> split;
+  if (gemm_needs_split(used)) {
+    split.resize(kSplitParts * in.m * in.k);
+    split_activations(in.a.data(), in.m, in.k, in.lda, 0, in.m, split.data());
+    A.split = split.data();
+  }
+  std::vector<float> C(in.m * in.ldc, -7.0f);
+  GemmScratch scratch;
+  gemm_rows(used, A, W, r0, r1, C.data(), in.ldc, scratch);
+  return C;
+}
+
+class GemmKernels : public testing::TestWithParam<GemmKernel> {
+ protected:
+  void SetUp() override {
+    if (std::string why = gemm_kernel_unavailable(GetParam()); !why.empty())
+      GTEST_SKIP() << gemm_kernel_name(GetParam()) << ": " << why;
+  }
+};
+
+TEST_P(GemmKernels, MatchReferenceOnAwkwardShapes) {
+  uint32_t seed = 1;
+  for (DType dtype : {DType::BF16, DType::F16, DType::F32})
+    for (const Case& c : kShapes) {
+      const Inputs in = random_inputs(c, dtype, seed++);
+      const int64_t r0 = c.n > 2 ? 1 : 0, r1 = c.n;  // a sub-range of W's rows
+      const std::vector<float> C = run(GetParam(), in, r0, r1);
+      for (int64_t i = 0; i < c.m; ++i) {
+        for (int64_t r = r0; r < r1; ++r) {
+          double ref = 0, mag = 0;
+          for (int64_t t = 0; t < c.k; ++t) {
+            const double p = static_cast<double>(in.a[i * in.lda + t]) * in.w_f32[r * c.k + t];
+            ref += p;
+            mag += std::fabs(p);
+          }
+          // f32 accumulation: k·2^-24 of the magnitude (the bf16 split adds ~2^-27).
+          const double tol = 6e-8 * static_cast<double>(c.k + 2) * mag + 1e-30;
+          ASSERT_NEAR(C[i * in.ldc + (r - r0)], ref, tol)
+              << gemm_kernel_name(GetParam()) << " " << dtype_name(dtype) << " m=" << c.m
+              << " n=" << c.n << " k=" << c.k << " at " << i << "," << r;
+        }
+        for (int64_t j = r1 - r0; j < in.ldc; ++j) ASSERT_EQ(C[i * in.ldc + j], -7.0f);
+      }
+    }
+}
+
+// A row's result must not depend on the rows multiplied with it (batched decode = single decode).
+TEST_P(GemmKernels, RowResultIndependentOfBatch) {
+  if (GetParam() == GemmKernel::Amx) GTEST_SKIP() << "oneDNN blocks by m; not batch-invariant";
+  for (DType dtype : {DType::BF16, DType::F32}) {
+    Inputs in = random_inputs({13, 11, 301}, dtype, 99);
+    const std::vector<float> all = run(GetParam(), in, 0, in.n);
+    for (int64_t i : {0, 5, 12}) {
+      Inputs one = in;
+      one.m = 1;
+      one.a.assign(in.a.begin() + i * in.lda, in.a.begin() + (i + 1) * in.lda);
+      const std::vector<float> single = run(GetParam(), one, 0, in.n);
+      for (int64_t r = 0; r < in.n; ++r) ASSERT_EQ(single[r], all[i * in.ldc + r]) << i << "," << r;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, GemmKernels, testing::ValuesIn(kAllGemmKernels),
+                         [](const auto& info) {
+                           return std::string(gemm_kernel_name(info.param));
+                         });
+
+TEST(GemmDispatch, NamesRoundTripAndFallbacks) {
+  for (GemmKernel k : kAllGemmKernels) EXPECT_EQ(parse_gemm_kernel(gemm_kernel_name(k)), k);
+  EXPECT_FALSE(parse_gemm_kernel("avx1024"));
+  EXPECT_TRUE(gemm_kernel_unavailable(GemmKernel::Scalar).empty());
+  EXPECT_EQ(gemm_kernel_for(GemmKernel::Amx, DType::F16), GemmKernel::Avx512);
+  EXPECT_EQ(gemm_kernel_for(GemmKernel::Avx512Bf16, DType::F32), GemmKernel::Avx512);
+  EXPECT_EQ(gemm_kernel_for(GemmKernel::Amx, DType::BF16), GemmKernel::Amx);
+  EXPECT_EQ(gemm_kernel_for(GemmKernel::Avx2, DType::BF16), GemmKernel::Avx2);
+  EXPECT_TRUE(gemm_kernel_unavailable(selected_gemm_kernel()).empty());
+}
+
+TEST(GemmDispatch, SplitActivationsSumToTheInput) {
+  const float a[] = {1.0f, 3.14159265f, -1e-3f, 65504.5f, 0.0f, 1.0f / 3.0f};
+  constexpr int k = 6;
+  std::vector<uint16_t> s(kSplitParts * k);
+  split_activations(a, 1, k, k, 0, 1, s.data());
+  for (int i = 0; i < k; ++i) {
+    EXPECT_EQ(s[i], f32_to_bf16(a[i]));
+    double sum = 0;
+    for (int p = 0; p < kSplitParts; ++p) sum += bf16_to_f32(s[p * k + i]);
+    EXPECT_LE(std::fabs(sum - a[i]), std::fabs(a[i]) * 0x1p-26) << i;
+  }
+}
+
+}  // namespace
+}  // namespace evomerge::infer_detail
