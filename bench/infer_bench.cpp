@@ -1,13 +1,22 @@
 // Inference engine speed against the machine's own bounds, measured by this same program:
-//  - prefill / scoring FLOP/s vs the OpenBLAS sgemm peak (BM_SgemmPeak),
+//  - prefill / scoring FLOP/s vs the bf16 GEMM peak: our best kernel (BM_GemmPeak, every kernel
+//    this CPU runs) and oneDNN's own bf16 matmul (BM_OneDnnPeak); BM_SgemmPeak is OpenBLAS, kept
+//    to show what a BLAS that misdetects the CPU gives;
 //  - batched decode tokens/s vs the memory-bandwidth bound (BM_MemoryBandwidth: bytes of weights
 //    read per decode step / bandwidth).
-// The model is a generated ~100M-parameter Llama-shaped bf16 model with random weights (hidden 768,
-// intermediate 2048, 8 layers, 12 heads, 4 kv heads, vocab 32000), written once to
-// $TMPDIR/evomerge_bench_llama100m. Threads: EVOMERGE_BENCH_THREADS (default 2).
+// Models (the first argument of the model benches): 0 = ~100M parameters (hidden 768,
+// intermediate 2048, 8 layers, 12 heads, 4 kv heads), 1 = ~1B (hidden 2048, intermediate 5632,
+// 20 layers, 16 heads, 4 kv heads); Llama-shaped, bf16, random weights, vocab 32000, written once
+// to $TMPDIR/evomerge_bench_llama{100m,1b}. Threads: EVOMERGE_BENCH_THREADS (default 2).
+// EVOMERGE_GEMM=avx2 (etc.) forces the engine's GEMM kernel.
 // Run: build/bench/bench_infer --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 #include <cblas.h>
+#if __has_include(<dnnl.hpp>)
+#include <omp.h>
+
+#include <dnnl.hpp>
+#endif
 
 #include <chrono>
 #include <cstdlib>
@@ -20,6 +29,7 @@
 #include "infer/engine.h"
 #include "infer/kernels.h"
 #include "infer/random_model.h"
+#include "tensor/convert.h"
 #include "tokenize/tokenizer.h"
 
 namespace evomerge {
@@ -32,31 +42,31 @@ int bench_threads() {
   return t ? std::max(1, std::atoi(t)) : 2;
 }
 
-nlohmann::json bench_config() {
-  auto c = small_model_config("llama", 32000, 768, 2048, 8, 12, 4);
+nlohmann::json bench_config(int model) {
+  auto c = model == 0 ? small_model_config("llama", 32000, 768, 2048, 8, 12, 4)
+                      : small_model_config("llama", 32000, 2048, 5632, 20, 16, 4);
   c["max_position_embeddings"] = 2048;
   c["rope_theta"] = 10000.0;
   return c;
 }
 
-const fs::path& bench_model() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / "evomerge_bench_llama100m";
-    if (!fs::exists(d / "model.safetensors")) {
-      RandomModelSpec spec;
-      spec.config = bench_config();
-      spec.seed = 42;
-      spec.stddev = 0.02f;
-      write_random_model(d, spec);
-    }
-    return d;
-  }();
-  return dir;
+fs::path bench_model(int model) {
+  fs::path d = fs::temp_directory_path() /
+               (model == 0 ? "evomerge_bench_llama100m" : "evomerge_bench_llama1b");
+  if (!fs::exists(d / "model.safetensors")) {
+    RandomModelSpec spec;
+    spec.config = bench_config(model);
+    spec.seed = 42;
+    spec.stddev = 0.02f;
+    write_random_model(d, spec);
+  }
+  return d;
 }
 
-std::shared_ptr<WeightSource> weights() {
-  static auto w = open_folder_weights(bench_model().string());
-  return w;
+std::shared_ptr<WeightSource> weights(int model = 0) {
+  static std::shared_ptr<WeightSource> w[2];
+  if (!w[model]) w[model] = open_folder_weights(bench_model(model).string());
+  return w[model];
 }
 
 // FLOPs of the layer matmuls per token (2 per multiply-add), and bytes of weights one decode step
@@ -65,8 +75,8 @@ struct ModelCost {
   double layer_flops_per_token = 0, head_flops_per_row = 0, weight_bytes_per_step = 0;
   double attn_flops_per_key = 0;  // per (token, visible key) over all layers: QK^T and PV
 };
-ModelCost cost() {
-  ModelConfig c = weights()->config();
+ModelCost cost(int model = 0) {
+  ModelConfig c = weights(model)->config();
   ModelCost m;
   double layer_params = 0;
   for (const auto& s : expected_tensors(c, DType::BF16)) {
@@ -102,6 +112,72 @@ void BM_SgemmPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_SgemmPeak)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Our GEMM (linear_with: the engine's threading, activation split included) on a bf16 weight
+// matrix [2048 x 2048] and 512 activation rows, for each kernel the CPU runs (range(0) indexes
+// kAllGemmKernels). FLOPs: 2 m n k, whatever the kernel does internally.
+void BM_GemmPeak(benchmark::State& state) {
+  const auto kernel = infer_detail::kAllGemmKernels[state.range(0)];
+  if (std::string why = infer_detail::gemm_kernel_unavailable(kernel); !why.empty()) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int64_t m = state.range(1), n = 2048, k = 2048;
+  std::vector<float> x(m * k), wf(n * k), y(m * n);
+  uint32_t s = 1;
+  for (float& v : x) v = static_cast<float>(((s = s * 1664525u + 1013904223u) >> 9) % 1000) * 1e-3f;
+  for (float& v : wf) v = static_cast<float>(((s = s * 1664525u + 1013904223u) >> 9) % 1000) * 1e-5f;
+  std::vector<uint16_t> w(n * k);
+  f32_to_bf16(wf.data(), w.data(), w.size());
+  infer_detail::Matrix W;
+  W.data = reinterpret_cast<const std::byte*>(w.data());
+  W.dtype = DType::BF16;
+  W.rows = n;
+  W.cols = k;
+  infer_detail::ThreadPool pool(bench_threads());
+  infer_detail::MatmulScratch scratch;
+  for (auto _ : state) {
+    infer_detail::linear_with(kernel, pool, W, x.data(), m, y.data(), scratch);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(infer_detail::gemm_kernel_name(kernel)));
+  state.counters["GFLOPs"] =
+      benchmark::Counter(2.0 * m * n * k * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_GemmPeak)
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {512}})
+    ->Args({4, 16})
+    ->Args({2, 16})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+#if __has_include(<dnnl.hpp>)
+// oneDNN's own bf16 matmul (one bf16 part of the activations, bf16 W in place, f32 out) on its
+// OpenMP threads: the bf16 peak of this machine as the library PyTorch uses measures it.
+void BM_OneDnnPeak(benchmark::State& state) {
+  using dnnl::memory;
+  const int64_t m = state.range(0), n = 2048, k = 2048;
+  omp_set_num_threads(bench_threads());
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(eng);
+  const memory::desc a_md({m, k}, memory::data_type::bf16, memory::format_tag::ab);
+  const memory::desc w_md({k, n}, memory::data_type::bf16, memory::format_tag::ba);
+  const memory::desc c_md({m, n}, memory::data_type::f32, memory::format_tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, w_md, c_md), eng);
+  memory A(a_md, eng), W(w_md, eng), C(c_md, eng);
+  std::fill_n(static_cast<uint16_t*>(A.get_data_handle()), m * k, uint16_t{0x3f00});
+  std::fill_n(static_cast<uint16_t*>(W.get_data_handle()), n * k, uint16_t{0x3c00});
+  dnnl::matmul mm(pd);
+  for (auto _ : state) {
+    mm.execute(stream, {{DNNL_ARG_SRC, A}, {DNNL_ARG_WEIGHTS, W}, {DNNL_ARG_DST, C}});
+    stream.wait();
+  }
+  state.SetLabel(pd.impl_info_str());
+  state.counters["GFLOPs"] =
+      benchmark::Counter(2.0 * m * n * k * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_OneDnnPeak)->Arg(512)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
+
 // Streaming read of a 512 MiB buffer with the bench's thread count: the decode roof.
 void BM_MemoryBandwidth(benchmark::State& state) {
   const size_t n = (512u << 20) / sizeof(float);
@@ -127,14 +203,15 @@ BENCHMARK(BM_MemoryBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 // Scoring-style prefill: `batch` contexts of `len` tokens, logits only at the last position
 // (loglikelihood of a 1-token continuation), i.e. pure layer compute.
 void BM_Prefill(benchmark::State& state) {
-  const int len = static_cast<int>(state.range(0)), batch = static_cast<int>(state.range(1));
+  const int model = static_cast<int>(state.range(0));
+  const int len = static_cast<int>(state.range(1)), batch = static_cast<int>(state.range(2));
   EngineOptions opt;
   opt.threads = bench_threads();
-  opt.max_batch_tokens = static_cast<int>(state.range(2));
-  Engine engine(weights(), opt);
+  opt.max_batch_tokens = static_cast<int>(state.range(3));
+  Engine engine(weights(model), opt);
   std::vector<Engine::LoglikRequest> reqs;
   for (int b = 0; b < batch; ++b) reqs.push_back({tokens(len, 100 + b), {7}});
-  ModelCost c = cost();
+  ModelCost c = cost(model);
   for (auto _ : state) benchmark::DoNotOptimize(engine.loglikelihood(reqs));
   const double toks = double(len) * batch;
   const double flops = toks * c.layer_flops_per_token + batch * c.head_flops_per_row +
@@ -145,9 +222,10 @@ void BM_Prefill(benchmark::State& state) {
       benchmark::Counter(flops * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Prefill)
-    ->Args({512, 4, 4096})
-    ->Args({512, 4, 512})
-    ->Args({128, 16, 4096})
+    ->Args({0, 512, 1, 4096})
+    ->Args({1, 512, 1, 4096})
+    ->Args({0, 512, 4, 4096})
+    ->Args({0, 128, 16, 4096})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -174,12 +252,13 @@ BENCHMARK(BM_ForwardLogits)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTim
 // new) (same prompts), so prompt prefill is excluded. bound_tokens/s = B * bandwidth / weight bytes
 // per step with EVOMERGE_BENCH_BW_GBPS (the BM_MemoryBandwidth result; default 10).
 void BM_Decode(benchmark::State& state) {
-  const int B = static_cast<int>(state.range(0));
-  const bool cache = state.range(1) != 0;
+  const int model = static_cast<int>(state.range(0));
+  const int B = static_cast<int>(state.range(1));
+  const bool cache = false;
   EngineOptions opt;
   opt.threads = bench_threads();
   opt.cache_f32_weights = cache;
-  Engine engine(weights(), opt);
+  Engine engine(weights(model), opt);
   std::vector<Engine::GenerateRequest> one, many;
   for (int b = 0; b < B; ++b) {
     one.push_back({tokens(8, 300 + b), 1, {}});
@@ -193,7 +272,7 @@ void BM_Decode(benchmark::State& state) {
     auto t2 = std::chrono::steady_clock::now();
     state.SetIterationTime(std::chrono::duration<double>((t2 - t1) - (t1 - t0)).count());
   }
-  ModelCost c = cost();
+  ModelCost c = cost(model);
   const char* bw = std::getenv("EVOMERGE_BENCH_BW_GBPS");
   const double gbps = bw ? std::atof(bw) : 10.0;
   const double bytes = cache ? 2 * c.weight_bytes_per_step : c.weight_bytes_per_step;
@@ -202,10 +281,11 @@ void BM_Decode(benchmark::State& state) {
   state.counters["bound_tokens/s"] = B * gbps * 1e9 / bytes;
 }
 BENCHMARK(BM_Decode)
-    ->Args({1, 0})
-    ->Args({4, 0})
-    ->Args({16, 0})
-    ->Args({64, 0})
+    ->Args({0, 1})
+    ->Args({0, 16})
+    ->Args({1, 1})
+    ->Args({1, 16})
+    ->Args({0, 64})
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
     ->Iterations(2);

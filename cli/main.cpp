@@ -6,6 +6,7 @@
 #include "command.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "infer/kernel_info.h"
 
 namespace evomerge::cli {
 
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "evomerge 0.1.0");
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "No progress bars");
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Log the CPU kernels the engine uses");
 
   auto& table = command_table();
   std::sort(table.begin(), table.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
   }
   evomerge::Progress::set_global_enabled(!quiet);
   try {
+    if (verbose) std::fprintf(stderr, "evomerge: %s\n", evomerge::cpu_kernel_summary().c_str());
     for (auto& [sub, runner] : runners)
       if (sub->parsed()) return runner();
   } catch (const evomerge::Error& e) {

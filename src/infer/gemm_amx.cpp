@@ -6,7 +6,6 @@
 //
 // The kSplitParts bf16 parts of the activations are stacked into one [parts*m x k] source, so
 // each weight is read once per call for all parts; the parts' products are then summed.
-// One primitive per (m, n, k) and thread, kept: oneDNN JIT-compiles a kernel per shape (~0.5 ms).
 // The caller's threads split W's rows, each running oneDNN single-threaded (its OpenMP team would
 // compete with the engine's pool for the same cores).
 #include "infer/gemm.h"
@@ -15,8 +14,6 @@
 #include <omp.h>
 
 #include <dnnl.hpp>
-#include <map>
-#include <tuple>
 #endif
 
 #include "common/error.h"
@@ -36,19 +33,18 @@ dnnl::engine& cpu_engine() {
   return engine;
 }
 
-const Primitive& primitive_for(int64_t rows, int64_t n, int64_t k) {
+// oneDNN's primitive cache (a global LRU of 1024 entries) makes a repeated shape a lookup of a few
+// microseconds; the first use of a shape JIT-compiles its kernel (~0.5 ms). The primitive may run
+// on several threads at once: each passes its own scratchpad (user mode).
+Primitive primitive_for(int64_t rows, int64_t n, int64_t k) {
   using dnnl::memory;
-  thread_local std::map<std::tuple<int64_t, int64_t, int64_t>, Primitive> cache;
-  auto key = std::make_tuple(rows, n, k);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
   const memory::desc src({rows, k}, memory::data_type::bf16, memory::format_tag::ab);
   const memory::desc wei({k, n}, memory::data_type::bf16, memory::dims{1, k});
   const memory::desc dst({rows, n}, memory::data_type::f32, memory::format_tag::ab);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
-  Primitive p{dnnl::matmul(pd), pd.scratchpad_desc().get_size()};
-  return cache.emplace(key, std::move(p)).first->second;
+  return {dnnl::matmul(pd), pd.scratchpad_desc().get_size()};
 }
 
 }  // namespace
@@ -63,7 +59,7 @@ void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, i
   thread_local const bool one_thread = (omp_set_num_threads(1), true);
   (void)one_thread;
   const int64_t m = A.m, n = r1 - r0, k = A.k, rows = kSplitParts * m;
-  const Primitive& p = primitive_for(rows, n, k);
+  const Primitive p = primitive_for(rows, n, k);
   if (scratch.wide.size() < static_cast<size_t>(rows * n)) scratch.wide.resize(rows * n);
   if (scratch.library.size() < p.scratch_bytes) scratch.library.resize(p.scratch_bytes);
   dnnl::engine& eng = cpu_engine();

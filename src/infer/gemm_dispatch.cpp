@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "infer/gemm.h"
+#include "infer/kernel_info.h"
 #include "tensor/convert.h"
 
 namespace evomerge::infer_detail {
@@ -176,3 +177,22 @@ void gemm_rows(GemmKernel kernel, const GemmActivations& A, const GemmWeights& W
 }
 
 }  // namespace evomerge::infer_detail
+
+namespace evomerge {
+
+std::string cpu_kernel_summary() {
+  using namespace infer_detail;
+  const GemmKernel k = selected_gemm_kernel();
+  std::string s = fmt::format("gemm kernel {}", gemm_kernel_name(k));
+  if (gemm_kernel_for(k, DType::F32) != k)
+    s += fmt::format(" for bf16 weights, {} for f16/f32",
+                     gemm_kernel_name(gemm_kernel_for(k, DType::F32)));
+  s += std::getenv("EVOMERGE_GEMM") ? " (EVOMERGE_GEMM)" : " (fastest here)";
+  for (GemmKernel each : kAllGemmKernels) {
+    const std::string why = gemm_kernel_unavailable(each);
+    s += fmt::format("; {}: {}", gemm_kernel_name(each), why.empty() ? "available" : why);
+  }
+  return s;
+}
+
+}  // namespace evomerge

@@ -95,17 +95,18 @@ namespace {
 constexpr int64_t kBlockBytes = 256 << 10;
 }  // namespace
 
-GemmKernel linear_kernel(const Matrix& W) {
-  return gemm_kernel_for(selected_gemm_kernel(), W.f32() ? DType::F32 : W.dtype);
-}
-
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
             MatmulScratch& scratch) {
+  linear_with(selected_gemm_kernel(), pool, W, X, n, Y, scratch);
+}
+
+void linear_with(GemmKernel asked, ThreadPool& pool, const Matrix& W, const float* X, int64_t n,
+                 float* Y, MatmulScratch& scratch) {
   if (n <= 0) return;
   const float* wf = W.f32();
   const GemmWeights weights{wf ? reinterpret_cast<const std::byte*>(wf) : W.data,
                             wf ? DType::F32 : W.dtype, W.rows, W.cols};
-  const GemmKernel kernel = linear_kernel(W);
+  const GemmKernel kernel = gemm_kernel_for(asked, weights.dtype);
   const int64_t rows = W.rows, cols = W.cols, threads = pool.size();
   if (static_cast<int64_t>(scratch.per_thread.size()) < threads) scratch.per_thread.resize(threads);
   GemmActivations A{X, n, cols, cols, nullptr};

@@ -86,9 +86,9 @@ struct MatmulScratch {
 // its stored dtype, or its f32 copy when one is kept; threads split W's rows.
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
             MatmulScratch& scratch);
-
-// The kernel linear() runs for W (for logs: "amx", "avx512", ...).
-GemmKernel linear_kernel(const Matrix& W);
+// linear() through a given kernel (runnable here; the benches compare kernels with it).
+void linear_with(GemmKernel kernel, ThreadPool& pool, const Matrix& W, const float* X, int64_t n,
+                 float* Y, MatmulScratch& scratch);
 
 // The plain version of linear(): scalar loops, double accumulation. For tests.
 void linear_reference(const Matrix& W, const float* X, int64_t n, float* Y);

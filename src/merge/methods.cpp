@@ -235,7 +235,7 @@ void sparsify(const Run& r, Sparsifier kind, float* d, double density, double ex
       }
       if (k >= n) break;
       // Keep ranks [n-k, n) of |d| (ties by index: the earliest equal values are kept first).
-      const RankValue rv = rank_value_of_abs(d, n, n - k);
+      const RankValue rv = rank_value_of_abs(d, n, n - k, r.a.parallel);
       size_t quota = rv.less + rv.equal - (n - k);  // equal values to keep
       const float v = rv.value;
       // Branch-free (vectorised) cut below the threshold, then, only when some values equal to the
@@ -686,8 +686,14 @@ void gta(const Run& r, const GtaKind& kind, float* out) {
       for (size_t j = b; j < e; ++j) d[i][j] = T[j] - B[j];
     });
   }
-  // Selection-based sparsifiers: one task vector per thread (each selection is serial).
-  if (kind.sparsifier != Sparsifier::None && kind.sparsifier != Sparsifier::Random) {
+  // Selection-based sparsifiers. Magnitude (TIES, DARE-TIES' top-k) selects with every thread on one
+  // task vector at a time (rank_value_of_abs and the cut are parallel inside), so m < threads keeps
+  // all threads busy; the others select serially, one task vector per thread.
+  if (kind.sparsifier == Sparsifier::Magnitude) {
+    for (size_t i = 0; i < m; ++i)
+      sparsify(r, kind.sparsifier, d[i], mparam(a, idx[i], "density"), 0.0, rescale, rng_key(a.seed, a.tensor, idx[i]),
+               a.shape);
+  } else if (kind.sparsifier != Sparsifier::None && kind.sparsifier != Sparsifier::Random) {
     auto one = [&](size_t i) {
       double extra = 0;
       if (kind.sparsifier == Sparsifier::MagnitudeOutliers) extra = mparam(a, idx[i], "gamma");
@@ -961,22 +967,37 @@ inline float key_float(uint32_t k) { return bits_to_f32((k & 0x80000000u) ? (k &
 
 namespace {
 // Radix select on 32-bit keys: digits of 11, 11 and 10 bits, most significant first. Each pass
-// histograms the elements whose higher digits match the prefix found so far.
+// histograms the elements whose higher digits match the prefix found so far. With `par`, each pass
+// histograms blocks of the input in parallel and adds the counts (exact integers: the result does
+// not depend on the thread count).
 template <typename KeyOf>
-uint32_t radix_select(size_t n, size_t r, KeyOf key_of, size_t& less, size_t& equal) {
+uint32_t radix_select(size_t n, size_t r, KeyOf key_of, size_t& less, size_t& equal, const ParallelFor* par) {
   EM_ASSERT(r < n);
   constexpr int kShift[3] = {21, 10, 0};
   constexpr uint32_t kWidth[3] = {11, 11, 10};
+  constexpr size_t kBlock = size_t{1} << 20;  // elements per histogram block (its counts fit uint32)
+  const size_t blocks = (n + kBlock - 1) / kBlock;
   uint32_t prefix = 0, prefix_mask = 0;
   less = equal = 0;
   std::vector<size_t> hist;
+  std::vector<uint32_t> block_hist;
   for (int p = 0; p < 3; ++p) {
     const uint32_t digit_mask = (1u << kWidth[p]) - 1;
-    hist.assign(size_t{1} << kWidth[p], 0);
-    for (size_t i = 0; i < n; ++i) {
-      const uint32_t k = key_of(i);
-      if ((k & prefix_mask) == prefix) ++hist[(k >> kShift[p]) & digit_mask];
-    }
+    const size_t bins = size_t{1} << kWidth[p];
+    block_hist.assign(blocks * bins, 0);
+    auto count = [&](size_t blk) {
+      uint32_t* h = block_hist.data() + blk * bins;
+      for (size_t i = blk * kBlock, e = std::min(n, i + kBlock); i < e; ++i) {
+        const uint32_t k = key_of(i);
+        if ((k & prefix_mask) == prefix) ++h[(k >> kShift[p]) & digit_mask];
+      }
+    };
+    if (par && blocks > 1) par->run(blocks, count);
+    else
+      for (size_t blk = 0; blk < blocks; ++blk) count(blk);
+    hist.assign(bins, 0);
+    for (size_t blk = 0; blk < blocks; ++blk)
+      for (size_t b = 0; b < bins; ++b) hist[b] += block_hist[blk * bins + b];
     size_t need = r - less;
     uint32_t b = 0;
     for (; b < hist.size(); ++b) {
@@ -995,16 +1016,17 @@ uint32_t radix_select(size_t n, size_t r, KeyOf key_of, size_t& less, size_t& eq
 
 RankValue rank_value(const float* values, size_t n, size_t r) {
   RankValue rv;
-  uint32_t k = radix_select(n, r, [values](size_t i) { return float_key(values[i]); }, rv.less, rv.equal);
+  uint32_t k =
+      radix_select(n, r, [values](size_t i) { return float_key(values[i]); }, rv.less, rv.equal, nullptr);
   rv.value = key_float(k);
   return rv;
 }
 
-RankValue rank_value_of_abs(const float* values, size_t n, size_t r) {
+RankValue rank_value_of_abs(const float* values, size_t n, size_t r, const ParallelFor* par) {
   // |x| is non-negative: its key is its bits with the top bit set (no separate |x| buffer).
   RankValue rv;
   uint32_t k = radix_select(n, r, [values](size_t i) { return f32_to_bits(std::fabs(values[i])) | 0x80000000u; }, rv.less,
-                            rv.equal);
+                            rv.equal, par);
   rv.value = key_float(k);
   return rv;
 }

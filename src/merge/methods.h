@@ -74,8 +74,9 @@ struct RankValue {
 };
 RankValue rank_value(const float* values, size_t n, size_t r);
 RankValue rank_value_reference(const float* values, size_t n, size_t r);
-// rank_value over |values[i]| (no |x| buffer): TIES magnitude selection.
-RankValue rank_value_of_abs(const float* values, size_t n, size_t r);
+// rank_value over |values[i]| (no |x| buffer): TIES magnitude selection. `par` (optional) spreads
+// the histogram passes over threads; the result is the same.
+RankValue rank_value_of_abs(const float* values, size_t n, size_t r, const ParallelFor* par = nullptr);
 
 // Counter-based random numbers (splitmix64 finaliser over a key and an index): uniform in [0,1).
 uint64_t rng_key(uint64_t seed, std::string_view tensor, uint64_t stream);

@@ -427,5 +427,33 @@ TEST(Selection, RadixSelectMatchesNthElement) {
   EXPECT_EQ(rank_value(one, 1, 0).value, -3.5f);
 }
 
+// Blocks of a selection handed out in an order unlike a serial loop (last first), as threads would.
+struct ReversedParallelFor : ParallelFor {
+  mutable size_t calls = 0;
+  void run(size_t n_chunks, const std::function<void(size_t)>& fn) const override {
+    ++calls;
+    for (size_t c = n_chunks; c-- > 0;) fn(c);
+  }
+};
+
+TEST(Selection, ParallelAbsSelectMatchesNthElement) {
+  // 2.5 M values: three histogram blocks, the last partial.
+  std::vector<float> v(2'500'000), absv(v.size());
+  uint64_t x = 777;
+  for (size_t i = 0; i < v.size(); ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    v[i] = static_cast<float>(static_cast<int>((x >> 33) % 2001) - 1000) * 1e-3f;
+    absv[i] = std::fabs(v[i]);
+  }
+  ReversedParallelFor par;
+  for (size_t r : {size_t{0}, size_t{1'048'576}, size_t{2'000'000}, v.size() - 1}) {
+    RankValue a = rank_value_of_abs(v.data(), v.size(), r, &par), b = rank_value_reference(absv.data(), absv.size(), r);
+    EXPECT_EQ(a.value, b.value) << r;
+    EXPECT_EQ(a.less, b.less) << r;
+    EXPECT_EQ(a.equal, b.equal) << r;
+  }
+  EXPECT_EQ(par.calls, 4u * 3u);  // three passes per selection, each through the ParallelFor
+}
+
 }  // namespace
 }  // namespace evomerge
