@@ -2,8 +2,8 @@
 // KV caches are host f32. Same math as reference_forward.cpp (held to it by tests), organised for
 // throughput:
 //  - A micro-batch of rows, across sequences, goes through each hop together, so each weight
-//    matrix is applied as one GEMM (matmul() below: kernels.h, OpenBLAS sgemm per thread block or a
-//    fused bf16 GEMV for few rows).
+//    matrix is applied as one GEMM (matmul() below: kernels.h, the GEMM kernel chosen for this CPU
+//    at run time, gemm.h), each weight read once for all rows.
 //  - Each KV cache slot holds K and V rows [position x kv_floats_per_pos] for every hop (hop h's K
 //    at its kv_offset, V at +kvdim). Positions below `base` are read from the parent's slot.
 //  - Buffers (activations, caches, scratch) grow to the largest batch seen and are reused: a
