@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "eval/paired.h"
 #include "evolve/dfs_export.h"
 #include "evolve/rng.h"
 #include "evolve/scoring.h"
@@ -23,6 +24,12 @@ constexpr const char* kVersion = "0.1.0";  // the project version (CMakeLists.tx
 uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   uint64_t x = seed ^ (0x9e3779b97f4a7c15ULL * (stream + 1));
   return splitmix64(x);
+}
+
+std::vector<double> weights_of(const eval::Scorer& scorer) {
+  std::vector<double> w;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) w.push_back(scorer.weight(t));
+  return w;
 }
 
 std::string short_name(const std::string& ref) {
@@ -52,6 +59,35 @@ std::vector<std::pair<std::string, std::vector<double>>> finalists(const RunStor
   }
   out.push_back({phase + " mean", outcome.mean_x});
   return out;
+}
+
+// The best of `scores` (the first on a tie; NaN never wins); nullopt when every score is <= 0 or
+// NaN, where "best" would name an arbitrary point (a grid where nothing answers right).
+std::optional<size_t> best_positive(const std::vector<double>& scores) {
+  std::optional<size_t> best;
+  for (size_t i = 0; i < scores.size(); ++i)
+    if (scores[i] > 0 && (!best || scores[i] > scores[*best])) best = i;
+  return best;
+}
+
+// A final row's per-item results as a report paired_difference() reads (the tasks' metric
+// directions from the test scorer).
+eval::ScoreReport items_report(const eval::Scorer& scorer, const std::vector<ItemResults>& items) {
+  eval::ScoreReport rep;
+  for (size_t t = 0; t < items.size() && t < scorer.num_tasks(); ++t) {
+    eval::TaskScore ts;
+    ts.task = items[t].task;
+    const auto& metrics = scorer.task(t).spec().metrics;
+    ts.higher_is_better = metrics.empty() || higher_is_better(metrics[0].kind);
+    for (size_t i = 0; i < items[t].items.size(); ++i) {
+      eval::ItemResult r;
+      r.index = static_cast<size_t>(items[t].items[i]);
+      r.score = items[t].scores[i];
+      ts.items.push_back(r);
+    }
+    rep.tasks.push_back(std::move(ts));
+  }
+  return rep;
 }
 
 // One run's coordinator state: the context, where work runs, the store and the log.
@@ -150,21 +186,25 @@ PhaseSpec phase_spec(const Run& run, const char* name, const Genome& genome,
   return spec;
 }
 
-// A phase's winner among its finalists, by the whole optimisation split.
+// A phase's winner among its finalists (plus `extra` ones), on the selection items (the
+// validation part of the opt split, or the whole opt split).
 Winner pick_winner(Run& run, const std::string& phase, const PhaseOutcome& outcome,
-                   const PhaseEvaluator& ev) {
+                   const PhaseEvaluator& ev,
+                   std::vector<std::pair<std::string, std::vector<double>>> extra = {}) {
   std::vector<Finalist> all;
   std::vector<CandidateRef> cands;
-  for (const auto& [label, x] :
-       finalists(run.store, phase, outcome, std::max(1, run.cfg().final.top))) {
+  auto candidates = finalists(run.store, phase, outcome, std::max(1, run.cfg().final.top));
+  candidates.insert(candidates.end(), extra.begin(), extra.end());
+  for (const auto& [label, x] : candidates) {
     all.push_back({label, ev.candidate(x), NAN});
     cands.push_back(all.back().candidate);
   }
-  const auto evals = score_candidates(run.runner, run.ctx, cands, SplitKind::Opt);
+  const auto evals =
+      score_candidates(run.runner, run.ctx, cands, SplitKind::Opt, run.ctx.selection_items);
   Winner w;
   for (size_t i = 0; i < all.size(); ++i) {
     all[i].opt_score = evals[i].ok ? evals[i].total : NAN;
-    run.log(fmt::format("[{}] finalist {}: {} {:.4f}", phase, all[i].label, run.cfg().opt_split,
+    run.log(fmt::format("[{}] finalist {}: {} {:.4f}", phase, all[i].label, run.ctx.selection_name,
                         all[i].opt_score));
   }
   for (const auto& f : all)
@@ -200,10 +240,13 @@ std::optional<Winner> run_dfs(Run& run, EvolveSummary& summary, const std::optio
                       run.cfg().dfs->generations));
   summary.dfs = run_with_progress(run, ev, spec, run.cfg().dfs->generations);
   if (!summary.dfs->finished) return std::nullopt;
-  return pick_winner(run, "dfs", *summary.dfs, ev);
+  // The start, model A's plain path (with PS+DFS the PS winner itself), is a finalist too: DFS is
+  // never reported worse than where it started on the selection items.
+  return pick_winner(run, "dfs", *summary.dfs, ev, {{"dfs start (model A's plain path)", spec.x0}});
 }
 
-// The uniform merge of the grid that scores best on the optimisation split (nullopt: none).
+// The uniform merge of the grid that scores best on the selection items (nullopt: none, or every
+// point scores 0).
 struct UniformBest {
   std::vector<double> weights;
   double opt_score = -INFINITY;
@@ -213,23 +256,40 @@ std::optional<UniformBest> best_uniform_merge(Run& run) {
   if (!cfg.ps || cfg.ps->method == "slerp" || cfg.final.uniform_grid.empty()) return std::nullopt;
   std::vector<CandidateRef> cands;
   for (const auto& w : cfg.final.uniform_grid) cands.push_back(CandidateRef::ps(uniform_x(run, w)));
-  const auto evals = score_candidates(run.runner, run.ctx, cands, SplitKind::Opt);
-  UniformBest best;
+  const auto evals =
+      score_candidates(run.runner, run.ctx, cands, SplitKind::Opt, run.ctx.selection_items);
+  std::vector<double> scores;
   for (size_t i = 0; i < evals.size(); ++i) {
-    const double s = evals[i].ok ? evals[i].total : NAN;
+    scores.push_back(evals[i].ok ? evals[i].total : NAN);
     run.log(fmt::format("[final] uniform weight {}: {} {:.4f}",
-                        weights_label(cfg.final.uniform_grid[i]), cfg.opt_split, s));
-    if (s > best.opt_score) best.opt_score = s, best.weights = cfg.final.uniform_grid[i];
+                        weights_label(cfg.final.uniform_grid[i]), run.ctx.selection_name,
+                        scores.back()));
   }
-  return best;
+  const auto best = best_positive(scores);
+  if (!best) {
+    run.log(fmt::format("[final] every uniform grid point scores 0 on {}: no best uniform merge",
+                        run.ctx.selection_name));
+    return std::nullopt;
+  }
+  return UniformBest{cfg.final.uniform_grid[*best], scores[*best]};
 }
 
-// The final table on the test split: the parents, the best uniform merge, the winners, then the
-// finalists not selected (for the record: the winners were selected on the optimisation split
-// alone, so these rows cannot change which model is exported). Scored as one batch.
-void score_final_table(Run& run, const std::optional<Winner>& ps,
-                       const std::optional<Winner>& dfs) {
+// The final table on the test split: the parents, the best uniform merge, the winners (the run's
+// winner marked), then the finalists not selected (for the record: the winners were selected on the
+// selection items alone, so these rows cannot change which model is exported). Scored as one
+// batch. Returns the paired differences of the winner against the best parent and the best uniform
+// merge.
+std::vector<PairedRow> score_final_table(Run& run, const std::optional<Winner>& ps,
+                                         const std::optional<Winner>& dfs) {
   const auto& cfg = run.cfg();
+  // The run's winner: the phase winner that scores higher on the selection items (PS on a tie).
+  const bool dfs_won = dfs && (!ps || dfs->opt_score > ps->opt_score);
+  if (ps || dfs)
+    run.log(fmt::format("[final] run winner: {} ({} {:.4f})", dfs_won ? "DFS" : "PS",
+                        run.ctx.selection_name, dfs_won ? dfs->opt_score : ps->opt_score));
+  const auto winner_mark = [&](bool won) {
+    return won ? fmt::format(" [winner on {}]", run.ctx.selection_name) : std::string();
+  };
   struct Row {
     FinalKind kind;
     std::string phase, label;
@@ -243,7 +303,8 @@ void score_final_table(Run& run, const std::optional<Winner>& ps,
                     "parent: " + short_name(p),
                     CandidateRef::parent(p),
                     {{"model", p}}});
-  if (const auto u = best_uniform_merge(run))
+  const auto u = best_uniform_merge(run);
+  if (u)
     rows.push_back({FinalKind::Uniform,
                     "",
                     fmt::format("uniform {} w={}", cfg.ps->method, weights_label(u->weights)),
@@ -252,21 +313,25 @@ void score_final_table(Run& run, const std::optional<Winner>& ps,
   if (ps)
     rows.push_back({FinalKind::EvolvedPs,
                     "ps",
-                    "evolved PS (" + ps->label + ")",
+                    "evolved PS (" + ps->label + ")" + winner_mark(!dfs_won),
                     ps->candidate,
                     {{"genome", ps->candidate.x},
                      {"opt_score", ps->opt_score},
+                     {"selected_on", run.ctx.selection_name},
+                     {"winner", !dfs_won},
                      {"params", run.ctx.ps_genome->describe(ps->candidate.x)}}});
   const bool dfs_on_ps = cfg.ps && cfg.dfs && cfg.dfs->models[0] == "ps";
   if (dfs)
-    rows.push_back(
-        {dfs_on_ps ? FinalKind::EvolvedPsDfs : FinalKind::EvolvedDfs,
-         "dfs",
-         std::string(dfs_on_ps ? "evolved PS+DFS" : "evolved DFS") + " (" + dfs->label + ")",
-         dfs->candidate,
-         {{"genome", dfs->candidate.x},
-          {"opt_score", dfs->opt_score},
-          {"params", run.ctx.dfs_genome->describe(dfs->candidate.x)}}});
+    rows.push_back({dfs_on_ps ? FinalKind::EvolvedPsDfs : FinalKind::EvolvedDfs,
+                    "dfs",
+                    std::string(dfs_on_ps ? "evolved PS+DFS" : "evolved DFS") + " (" + dfs->label +
+                        ")" + winner_mark(dfs_won),
+                    dfs->candidate,
+                    {{"genome", dfs->candidate.x},
+                     {"opt_score", dfs->opt_score},
+                     {"selected_on", run.ctx.selection_name},
+                     {"winner", dfs_won},
+                     {"params", run.ctx.dfs_genome->describe(dfs->candidate.x)}}});
   for (const auto& [w, phase] : {std::pair{&ps, "ps"}, {&dfs, "dfs"}})
     if (*w)
       for (const auto& f : (*w)->others)
@@ -281,6 +346,30 @@ void score_final_table(Run& run, const std::optional<Winner>& ps,
   for (const auto& r : rows) cands.push_back(r.candidate);
   auto evals = score_candidates(run.runner, run.ctx, cands, SplitKind::Test);
   run.store.clear_final_results();
+  // Rows the winner is compared with on the same test items: the best parent on test (the
+  // comparison least flattering to the merge) and the best uniform merge.
+  std::optional<size_t> best_parent, uniform_row, winner_row;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double score = evals[i].ok ? evals[i].total : NAN;
+    if (rows[i].kind == FinalKind::Parent && (!best_parent || score > evals[*best_parent].total))
+      best_parent = i;
+    if (rows[i].kind == FinalKind::Uniform) uniform_row = i;
+    if (rows[i].details.value("winner", false)) winner_row = i;
+  }
+  std::vector<PairedRow> paired;
+  if (winner_row && evals[*winner_row].ok)
+    for (const auto other : {best_parent, uniform_row}) {
+      if (!other || !evals[*other].ok) continue;
+      const auto d =
+          eval::paired_difference(items_report(*run.ctx.test_scorer, evals[*winner_row].items),
+                                  items_report(*run.ctx.test_scorer, evals[*other].items),
+                                  weights_of(*run.ctx.test_scorer));
+      paired.push_back({"winner - " + rows[*other].label, d});
+      rows[*winner_row].details["paired"][rows[*other].label] = {
+          {"difference", d.difference}, {"ci", {d.ci.lo, d.ci.hi}}, {"items", d.items}};
+      run.log(fmt::format("[final] paired: winner - {}: {:+.4f} [{:+.4f}, {:+.4f}] over {} items",
+                          rows[*other].label, d.difference, d.ci.lo, d.ci.hi, d.items));
+    }
   for (size_t i = 0; i < rows.size(); ++i) {
     FinalResult r;
     r.kind = rows[i].kind;
@@ -297,11 +386,12 @@ void score_final_table(Run& run, const std::optional<Winner>& ps,
     run.log(fmt::format("[final] {}: {} {:.4f} [{:.4f}, {:.4f}]", r.label, cfg.test_split, r.score,
                         r.ci_low, r.ci_high));
   }
+  return paired;
 }
 
 // The recipe, the exported models and results.md, each recorded in the store.
 void write_outputs(Run& run, const std::optional<Winner>& ps, const std::optional<Winner>& dfs,
-                   EvolveSummary& summary) {
+                   const std::vector<PairedRow>& paired, EvolveSummary& summary) {
   const auto& cfg = run.cfg();
   const auto& dir = run.opts.run_dir;
   if (ps) {
@@ -329,14 +419,32 @@ void write_outputs(Run& run, const std::optional<Winner>& ps, const std::optiona
     run.store.add_artifact("dfs-model", dir / "dfs_best_model");
   }
   summary.table = run.store.final_results();
-  write_file_atomic(dir / "results.md",
-                    "# evomerge evolve: final table\n\n" + format_final_table(summary.table));
+  std::string table = format_final_table(summary.table);
+  if (!paired.empty())
+    table +=
+        fmt::format("\nPaired differences on the {} split (the same items scored by both):\n\n{}",
+                    cfg.test_split, format_paired_table(paired));
+  const bool has_uniform =
+      std::any_of(summary.table.begin(), summary.table.end(),
+                  [](const FinalResult& r) { return r.kind == FinalKind::Uniform; });
+  if (cfg.ps && cfg.ps->method != "slerp" && !cfg.final.uniform_grid.empty() && !has_uniform)
+    table += fmt::format("\nNo best uniform merge: every grid point scores 0 on {}.\n",
+                         run.ctx.selection_name);
+  write_file_atomic(dir / "results.md", "# evomerge evolve: final table\n\n" + table);
   run.store.add_artifact("report", dir / "results.md");
   summary.artifacts = run.store.artifacts();
   summary.complete = true;
 }
 
 }  // namespace
+
+std::string format_paired_table(const std::vector<PairedRow>& rows) {
+  std::string s = "| comparison | difference | 95% CI | items |\n|---|---|---|---|\n";
+  for (const auto& r : rows)
+    s += fmt::format("| {} | {:+.3f} | [{:+.3f}, {:+.3f}] | {} |\n", r.label, r.diff.difference,
+                     r.diff.ci.lo, r.diff.ci.hi, r.diff.items);
+  return s;
+}
 
 std::string format_final_table(const std::vector<FinalResult>& rows) {
   std::string s = "| model | split | score | 95% CI | tasks |\n|---|---|---|---|---|\n";
@@ -368,8 +476,8 @@ EvolveSummary run_evolve_with(const SearchContext& ctx, WorkRunner& runner,
   std::optional<Winner> ps, dfs;
   if (ctx.config.ps && !(ps = run_ps(run, summary))) return summary;
   if (ctx.config.dfs && !(dfs = run_dfs(run, summary, ps))) return summary;
-  score_final_table(run, ps, dfs);
-  write_outputs(run, ps, dfs, summary);
+  const auto paired = score_final_table(run, ps, dfs);
+  write_outputs(run, ps, dfs, paired, summary);
   return summary;
 }
 

@@ -1,10 +1,14 @@
 // A whole `evomerge evolve` run: check everything (tasks, splits, models, architectures, the run
 // folder's config) before any work; PS search; its finalists (the best few candidates and the final
-// distribution mean) re-scored on the whole optimisation split to pick the winner; DFS search (with
-// the PS winner as model A when configured); the same for DFS; then the final table on the held-out
-// test split with the parents and the best uniform merge of a small grid beside them, with 95%
-// intervals; outputs (recipe YAML, model folders, results.md) in the run folder, all recorded in
-// the run store. Interrupted runs resume where they stopped (finished phases are not re-run).
+// distribution mean) re-scored on the selection items (the validation part of the opt split when
+// `validation_items` is set, else the whole opt split) to pick the winner; DFS search (with the PS
+// winner as model A when configured); the same for DFS, whose start (model A's plain path) is a
+// finalist too; the run's winner is the phase winner with the higher selection score (PS on a
+// tie). Then the final table on the held-out test split with the parents and the best uniform
+// merge of a small grid beside them (none when every grid point scores 0), with 95% intervals, the
+// winner marked, and paired differences (winner vs best parent, vs best uniform merge); outputs
+// (recipe YAML, model folders, results.md) in the run folder, all recorded in the run store.
+// Interrupted runs resume where they stopped (finished phases are not re-run). docs/evolve.md.
 #pragma once
 
 #include <filesystem>
@@ -12,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/paired.h"
 #include "evolve/evolve_config.h"
 #include "evolve/search.h"
 #include "evolve/work.h"
@@ -42,5 +47,12 @@ EvolveSummary run_evolve_with(const SearchContext& context, WorkRunner& runner,
 
 // The final table as Markdown: label, split, score with 95% interval, per-task scores.
 std::string format_final_table(const std::vector<FinalResult>& rows);
+
+// Paired differences as Markdown: comparison, difference with 95% interval, items.
+struct PairedRow {
+  std::string label;  // "winner - parent: math_en"
+  eval::PairedDifference diff;
+};
+std::string format_paired_table(const std::vector<PairedRow>& rows);
 
 }  // namespace evomerge

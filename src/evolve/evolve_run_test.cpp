@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "common/error.h"
 #include "common/progress.h"
@@ -62,10 +63,10 @@ TEST_F(EvolveRunTest, PsThenDfsWritesTableRecipeAndModels) {
   EXPECT_EQ(s.ps->generations, 2);
   EXPECT_EQ(s.dfs->generations, 2);
   // parents (base, ft1, ft2), the uniform merge, evolved PS, evolved PS+DFS, then the finalists
-  // that were not selected (top 1 + the distribution mean per phase: one more row each when
-  // distinct)
-  ASSERT_GE(s.table.size(), 6u);
-  ASSERT_LE(s.table.size(), 8u);
+  // that were not selected (top 1 + the distribution mean per phase, + the DFS start: the ones
+  // distinct from the winner)
+  ASSERT_GE(s.table.size(), 7u);
+  ASSERT_LE(s.table.size(), 9u);
   for (size_t i = 6; i < s.table.size(); ++i)
     EXPECT_NE(s.table[i].label.find("(not selected)"), std::string::npos) << s.table[i].label;
   EXPECT_EQ(s.table[0].label, "parent: base");
@@ -102,6 +103,19 @@ TEST_F(EvolveRunTest, PsThenDfsWritesTableRecipeAndModels) {
     EXPECT_LE(r.ci_low, r.score);
     EXPECT_GE(r.ci_high, r.score);
   }
+  // One winner, chosen on opt; PS+DFS is never worse than its start (the PS winner) there, since
+  // the DFS start is one of its finalists.
+  int winners = 0;
+  for (const auto& r : s.table) winners += r.details.value("winner", false);
+  EXPECT_EQ(winners, 1);
+  EXPECT_GE(s.table[5].details["opt_score"].get<double>(),
+            s.table[4].details["opt_score"].get<double>());
+  const bool ps_won = s.table[4].details["winner"].get<bool>();
+  EXPECT_NE(s.table[ps_won ? 4 : 5].label.find("[winner on opt]"), std::string::npos);
+  const std::string md = read_text_file(run_dir / "results.md");
+  EXPECT_NE(md.find("Paired differences on the test split"), std::string::npos) << md;
+  EXPECT_NE(md.find("| winner - parent: "), std::string::npos) << md;
+  EXPECT_NE(md.find("| winner - uniform dare_ties w=0.5 |"), std::string::npos) << md;
   // The recipe is a mergekit config the merge engine accepts.
   const auto recipe = parse_merge_config(read_text_file(run_dir / "ps_best.yml"), "ps_best.yml");
   EXPECT_EQ(recipe.merge_method, "dare_ties");
@@ -197,4 +211,41 @@ TEST_F(EvolveRunTest, BadInputsFailBeforeWork) {
   bad("tasks: [mc.yaml]\nps: {base_model: base, models: [nowhere]}\n", "nowhere");
   bad("tasks: [mc.yaml]\nps: {base_model: base, models: [ft1], layer_groups: 7}\n",
       "ps.layer_groups");
+}
+
+TEST_F(EvolveRunTest, ValidationItemsSelectTheWinnerAndAreNeverSearched) {
+  const std::string text = R"(seed: 4
+tasks: [{file: mc.yaml, weight: 1}]
+items_per_generation: 6
+validation_items: 3
+threads: 1
+ps:
+  base_model: base
+  models: [ft1, ft2]
+  population: 4
+  generations: 2
+final: {top: 1, uniform_grid: [0.5, [0.2, 0.9]]}
+)";
+  EvolveRunOptions o;
+  o.run_dir = *dir_ / "run_validation";
+  o.config_text = text;
+  o.progress = false;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& l) { lines.push_back(l); };
+  const auto s = run_evolve(parse_evolve_config(text, (*dir_ / "run.yml").string(), *dir_), o);
+  ASSERT_TRUE(s.complete);
+  // Every search candidate answered only the 5 items outside the validation part (8 - 3).
+  std::set<int32_t> searched;
+  for (const auto& c : RunStore::open_existing(o.run_dir).candidates("ps", -1, true))
+    for (const auto& ir : c.items) searched.insert(ir.items.begin(), ir.items.end());
+  EXPECT_EQ(searched.size(), 5u);
+  int finalist_lines = 0;
+  for (const auto& l : lines)
+    finalist_lines +=
+        l.find("finalist") != std::string::npos && l.find("opt validation") != std::string::npos;
+  EXPECT_GE(finalist_lines, 2);  // top 1 + the mean, scored on the validation items
+  bool per_model_grid = false;
+  for (const auto& l : lines)
+    per_model_grid |= l.find("uniform weight [0.2, 0.9]") != std::string::npos;
+  EXPECT_TRUE(per_model_grid);
 }

@@ -7,6 +7,7 @@
 
 #include "arch/arch.h"
 #include "common/error.h"
+#include "evolve/rng.h"
 #include "io/files.h"
 #include "io/model_folder.h"
 
@@ -134,6 +135,15 @@ SearchContext build_search_context(const EvolveConfig& cfg) {
   ctx.scoring.items_per_task = cfg.items_per_generation;
   ctx.scoring.racing = cfg.racing;
   ctx.scoring.fitness.gold_logprob_weight = cfg.gold_logprob_weight;
+  ctx.selection_name = cfg.opt_split;
+  if (cfg.validation_items) {
+    uint64_t stream = cfg.seed ^ 0x76616c6964ULL;  // "valid": its own stream of the run seed
+    const ItemPools pools =
+        split_opt_items(*ctx.opt_scorer, cfg.validation_items, splitmix64(stream));
+    ctx.scoring.search_pool = pools.search;
+    ctx.selection_items = pools.validation;
+    ctx.selection_name = cfg.opt_split + " validation";
+  }
   return ctx;
 }
 

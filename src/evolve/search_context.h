@@ -34,6 +34,10 @@ struct SearchContext {
   EngineOptions engine;                        // for every candidate engine (candidate_engine.h)
   MergeOptions merge;
   ScoringOptions scoring;
+  // The items finalists and baselines are chosen on: the validation part of the opt split when
+  // `validation_items` is set (scoring.search_pool is the rest), else empty (the whole opt split).
+  std::vector<std::vector<size_t>> selection_items;
+  std::string selection_name;  // "opt validation" or the opt split's name, for logs and the table
 
   const eval::Scorer& scorer(SplitKind split) const {
     return split == SplitKind::Opt ? *opt_scorer : *test_scorer;
