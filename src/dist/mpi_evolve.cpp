@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
+#include <future>
+#include <list>
 #include <optional>
 #include <thread>
 
@@ -116,7 +118,10 @@ class MpiRunner : public WorkRunner {
       return j;
     };
     auto feed = [&](int r) {
-      while (in_flight[r] < kJobsInFlight && !pending.empty()) {
+      // A second job queued per rank only while there is work for every rank: near the end of a
+      // batch it would leave ranks idle.
+      while (!pending.empty() &&
+             in_flight[r] < (pending.size() > static_cast<size_t>(ranks_) ? kJobsInFlight : 1)) {
         const auto t0 = std::chrono::steady_clock::now();
         const size_t j = take(r);
         const std::string b = wire::encode_job(j, jobs[j]);
@@ -172,23 +177,56 @@ class MpiRunner : public WorkRunner {
       std::vector<std::optional<CandidateRef> >(ranks_);
 };
 
-// A worker: scores the jobs rank 0 sends until it says stop.
+// A worker: scores the jobs rank 0 sends until it says stop. Jobs run on a second thread while
+// this one keeps calling MPI (only this thread does: MPI_THREAD_FUNNELED), so a result larger than
+// MPI's eager limit moves to rank 0 as soon as rank 0 asks for it, not after the next job.
 void serve(LocalRunner& local) {
   std::deque<std::pair<uint64_t, ScoreJob> > queue;
-  for (;;) {
-    for (;;) {  // every message already here; wait only when there is nothing to score
-      MPI_Status st;
-      if (!poll(0, MPI_ANY_TAG, st)) {
-        if (!queue.empty()) break;
-        wait_message(0, MPI_ANY_TAG, st);
-      }
-      const std::string b = recv_bytes(st);
-      if (st.MPI_TAG == kStop) return;
-      if (st.MPI_TAG == kJob) queue.push_back(wire::decode_job(b));
+  std::future<std::string> running;  // the encoded result of the job in progress
+  std::list<std::pair<MPI_Request, std::string> > sends;
+  auto progress_sends = [&] {
+    for (auto it = sends.begin(); it != sends.end();) {
+      int done = 0;
+      MPI_Test(&it->first, &done, MPI_STATUS_IGNORE);
+      it = done ? sends.erase(it) : std::next(it);
     }
-    auto [id, job] = std::move(queue.front());
-    queue.pop_front();
-    send_bytes(wire::encode_result(id, local.run_one(job)), 0, kResult);
+  };
+  auto pause = std::chrono::microseconds(20);
+  for (;;) {
+    bool active = false;
+    MPI_Status st;
+    while (poll(0, MPI_ANY_TAG, st)) {
+      const std::string b = recv_bytes(st);
+      if (st.MPI_TAG == kStop) {
+        if (running.valid()) running.wait();
+        for (auto& [req, buf] : sends) MPI_Wait(&req, MPI_STATUS_IGNORE);
+        return;
+      }
+      if (st.MPI_TAG == kJob) queue.push_back(wire::decode_job(b));
+      active = true;
+    }
+    if (running.valid() && running.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      sends.emplace_back(MPI_Request{}, running.get());
+      auto& [req, buf] = sends.back();
+      MPI_Isend(buf.data(), static_cast<int>(buf.size()), MPI_BYTE, 0, kResult, MPI_COMM_WORLD,
+                &req);
+      active = true;
+    }
+    if (!running.valid() && !queue.empty()) {
+      auto job = std::move(queue.front());
+      queue.pop_front();
+      running = std::async(std::launch::async, [&local, job = std::move(job)] {
+        return wire::encode_result(job.first, local.run_one(job.second));
+      });
+      active = true;
+    }
+    progress_sends();
+    if (active) {
+      pause = std::chrono::microseconds(20);
+    } else {
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    }
   }
 }
 
@@ -220,7 +258,8 @@ struct MpiSession {
   MpiSession() {
     int inited = 0;
     MPI_Initialized(&inited);
-    if (!inited) MPI_Init(nullptr, nullptr);
+    int provided = 0;
+    if (!inited) MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
   }
