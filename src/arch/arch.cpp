@@ -3,6 +3,8 @@
 #include <charconv>
 #include <fmt/format.h>
 
+#include <functional>
+
 #include "common/error.h"
 
 namespace evomerge {
@@ -60,6 +62,39 @@ std::optional<TensorLocation> classify_tensor(std::string_view name) {
 
 std::string layer_tensor_name(int layer, std::string_view suffix) { return fmt::format("model.layers.{}.{}", layer, suffix); }
 
+namespace {
+
+// Mixtral: block_sparse_moe.{gate, experts.E.w1|w2|w3}; Qwen2-MoE: mlp.{gate, experts.E.*_proj,
+// shared_expert.*_proj, shared_expert_gate}. Router gates are [experts, hidden].
+void add_moe_mlp(const std::function<void(std::string_view, Shape)>& add, const ModelConfig& c) {
+  const int64_t h = c.hidden_size, e = c.num_experts, m = c.moe_intermediate_size;
+  if (c.family == ArchFamily::Mixtral) {
+    add("block_sparse_moe.gate.weight", {e, h});
+    for (int64_t x = 0; x < e; ++x) {
+      const std::string p = fmt::format("block_sparse_moe.experts.{}.", x);
+      add(p + "w1.weight", {m, h});
+      add(p + "w2.weight", {h, m});
+      add(p + "w3.weight", {m, h});
+    }
+    return;
+  }
+  add("mlp.gate.weight", {e, h});
+  for (int64_t x = 0; x < e; ++x) {
+    const std::string p = fmt::format("mlp.experts.{}.", x);
+    add(p + "gate_proj.weight", {m, h});
+    add(p + "up_proj.weight", {m, h});
+    add(p + "down_proj.weight", {h, m});
+  }
+  if (const int64_t s = c.shared_expert_intermediate_size; s > 0) {
+    add("mlp.shared_expert.gate_proj.weight", {s, h});
+    add("mlp.shared_expert.up_proj.weight", {s, h});
+    add("mlp.shared_expert.down_proj.weight", {h, s});
+    add("mlp.shared_expert_gate.weight", {1, h});
+  }
+}
+
+}  // namespace
+
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c, DType dtype) {
   const int64_t h = c.hidden_size, q_out = c.num_attention_heads * c.head_dim, kv_out = c.num_key_value_heads * c.head_dim;
   std::vector<TensorSpec> specs;
@@ -86,6 +121,10 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c, DType dtype) {
       add("self_attn.k_norm.weight", {c.head_dim});
     }
     add("post_attention_layernorm.weight", {h});
+    if (c.num_experts > 0) {
+      add_moe_mlp(add, c);
+      continue;
+    }
     if (c.sandwich_norms) {
       add("pre_feedforward_layernorm.weight", {h});
       add("post_feedforward_layernorm.weight", {h});

@@ -193,7 +193,7 @@ inline std::vector<BadInput> make_bad_input_catalogue(const std::filesystem::pat
       "architecture 'GPT2LMHeadModel' is not supported (supported: LlamaForCausalLM, "
       "MistralForCausalLM, "
       "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, Gemma2ForCausalLM, "
-      "Gemma3ForCausalLM)");
+      "Gemma3ForCausalLM, and for merging only MixtralForCausalLM, Qwen2MoeForCausalLM)");
   config_case("cfg-absurd-layer-count", [](json& c) { c["num_hidden_layers"] = 1'000'000'000; },
               "field 'num_hidden_layers' (1000000000) exceeds the supported maximum");
   config_case("cfg-unsupported-rope", [](json& c) { c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}}; },

@@ -22,6 +22,10 @@ std::string_view arch_family_name(ArchFamily family) {
       return "gemma2";
     case ArchFamily::Gemma3:
       return "gemma3_text";
+    case ArchFamily::Mixtral:
+      return "mixtral";
+    case ArchFamily::Qwen2Moe:
+      return "qwen2_moe";
   }
   return "?";
 }
@@ -97,6 +101,37 @@ RopeScaling parse_rope(const json* scaling, std::string_view where, const char* 
 
 // A hostile config must not make later stages loop or allocate without bound (expected_tensors
 // builds one spec per tensor; parameter counts must fit in int64).
+// Mixtral: num_local_experts experts (w1/w2/w3 of intermediate_size); Qwen2-MoE: num_experts of
+// moe_intermediate_size plus a shared expert. Qwen2-MoE layers with a dense MLP (mlp_only_layers,
+// decoder_sparse_step > 1) would change meaning when slices renumber layers: refused.
+void parse_experts(const Reader& rd, ModelConfig& c, std::string_view where) {
+  constexpr int64_t kMaxExperts = 1024;
+  if (c.family == ArchFamily::Mixtral) {
+    c.num_experts = rd.positive_int_or("num_local_experts", 8);
+    c.moe_intermediate_size = c.intermediate_size;
+  } else if (c.family == ArchFamily::Qwen2Moe) {
+    c.num_experts = rd.positive_int_or("num_experts", 60);
+    c.moe_intermediate_size = rd.positive_int_or("moe_intermediate_size", 1408);
+    c.shared_expert_intermediate_size = rd.positive_int_or("shared_expert_intermediate_size", 5632);
+    if (rd.positive_int_or("decoder_sparse_step", 1) != 1)
+      fail("config",
+           "{}: field 'decoder_sparse_step' other than 1 (dense layers between sparse ones) is not "
+           "supported",
+           where);
+    if (const json* dense = rd.get("mlp_only_layers");
+        dense && !(dense->is_array() && dense->empty()))
+      fail("config",
+           "{}: field 'mlp_only_layers' must be empty (dense layers in a MoE model are not "
+           "supported)",
+           where);
+  } else {
+    return;
+  }
+  if (c.num_experts > kMaxExperts)
+    fail("config", "{}: {} experts exceed the supported maximum of {}", where, c.num_experts,
+         kMaxExperts);
+}
+
 void check_size_bounds(const ModelConfig& c, std::string_view where) {
   constexpr int64_t kMaxLayers = 1 << 16;
   constexpr int64_t kMaxParameters = int64_t{1} << 48;
@@ -113,8 +148,11 @@ void check_size_bounds(const ModelConfig& c, std::string_view where) {
   const u128 h = c.hidden_size, v = c.vocab_size, inter = c.intermediate_size, hd = c.head_dim;
   const u128 q = u128(c.num_attention_heads) * hd, kv = u128(c.num_key_value_heads) * hd;
   if (q > kMaxParameters || kv > kMaxParameters) too_big();
-  const u128 per_layer =
-      2 * q * h + 2 * kv * h + 3 * inter * h + 4 * h + q + 2 * kv + inter + 2 * hd;
+  // Experts: <= 1024 (parse_experts) of a checked width, plus the router rows.
+  const u128 experts = u128(c.num_experts) + 1,
+             moe = std::max(c.moe_intermediate_size, c.shared_expert_intermediate_size);
+  const u128 per_layer = 2 * q * h + 2 * kv * h + 3 * (inter + experts * moe) * h +
+                         (experts + 4) * h + q + 2 * kv + inter + 2 * hd;
   if (per_layer > kMaxParameters) too_big();
   if (2 * v * h + h + per_layer * u128(c.num_hidden_layers) > kMaxParameters) too_big();
 }
@@ -243,6 +281,8 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
       {"GraniteForCausalLM", "granite", ArchFamily::Granite},
       {"Gemma2ForCausalLM", "gemma2", ArchFamily::Gemma2},
       {"Gemma3ForCausalLM", "gemma3_text", ArchFamily::Gemma3},
+      {"MixtralForCausalLM", "mixtral", ArchFamily::Mixtral},
+      {"Qwen2MoeForCausalLM", "qwen2_moe", ArchFamily::Qwen2Moe},
   };
   const Known* known = nullptr;
   for (const Known& k : kKnown)
@@ -252,7 +292,7 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
          "{}: architecture '{}' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
          "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, "
          "Gemma2ForCausalLM, "
-         "Gemma3ForCausalLM)",
+         "Gemma3ForCausalLM, and for merging only MixtralForCausalLM, Qwen2MoeForCausalLM)",
          where, arch.empty() ? model_type : arch);
   c.family = known->family;
   c.architecture = arch.empty() ? std::string(arch_family_name(c.family)) : arch;
@@ -311,7 +351,11 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
       break;
     case ArchFamily::Mistral:
     case ArchFamily::Phi3:
+    case ArchFamily::Mixtral:
       break;
+    case ArchFamily::Qwen2Moe:
+      c.qkv_bias = true;
+      break;                                           // hard-coded in transformers, as Qwen2
     case ArchFamily::Qwen2: c.qkv_bias = true; break;  // hard-coded in transformers
     case ArchFamily::Qwen3: c.qkv_bias = attention_bias; c.o_bias = attention_bias; c.qk_norm = true; break;
     case ArchFamily::Gemma2:
@@ -328,6 +372,7 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
       c.sliding_window = rd.positive_int("sliding_window");
   }
   parse_family_details(c, rd);
+  parse_experts(rd, c, where);
   auto token_id = [&](const json& v, const char* key) {
     if (!v.is_number_integer() || v.get<int64_t>() < 0)
       fail("config", "{}: field '{}' must be a non-negative integer or a list of them, got {}", where, key, v.dump());

@@ -15,7 +15,18 @@
 
 namespace evomerge {
 
-enum class ArchFamily { Llama, Mistral, Qwen2, Qwen3, Phi3, Granite, Gemma2, Gemma3 };
+enum class ArchFamily {
+  Llama,
+  Mistral,
+  Qwen2,
+  Qwen3,
+  Phi3,
+  Granite,
+  Gemma2,
+  Gemma3,
+  Mixtral,
+  Qwen2Moe
+};
 std::string_view arch_family_name(ArchFamily family);
 
 struct RopeScaling {
@@ -70,6 +81,12 @@ struct ModelConfig {
   // does when sliding_window is set.
   std::vector<bool> sliding_layers;
   std::optional<double> rope_local_theta;  // Gemma 3: the sliding layers' rope base (no scaling)
+
+  // Mixture-of-experts MLPs (merged, not run): Mixtral's num_local_experts (experts of
+  // intermediate_size), Qwen2-MoE's num_experts of moe_intermediate_size plus a shared expert.
+  int64_t num_experts = 0;  // 0: a dense MLP
+  int64_t moe_intermediate_size = 0;
+  int64_t shared_expert_intermediate_size = 0;  // Qwen2-MoE (0: none)
 };
 
 // The attention window of layer `layer` (nullopt: global attention).

@@ -16,13 +16,17 @@
 
 namespace evomerge::testing {
 
-// A config.json for a tiny model of `family` ("llama", "mistral", "qwen2", "qwen3"): hidden 8,
-// intermediate 12, 2 layers, 2 heads (head_dim 4), 1 kv head, vocab 16.
+// A config.json for a tiny model of `family` ("llama", "mistral", "qwen2", "qwen3", and the
+// merge-only "gemma2", "gemma3", "phi3", "granite", "mixtral", "qwen2_moe"): hidden 8, intermediate
+// 12, 2 layers, 2 heads (head_dim 4), 1 kv head, vocab 16; MoE: 3 experts (Qwen2-MoE: width 6,
+// shared expert 10).
 inline nlohmann::json tiny_config(std::string_view family = "llama") {
-  static const std::map<std::string_view, std::string_view> arch = {{"llama", "LlamaForCausalLM"},
-                                                                     {"mistral", "MistralForCausalLM"},
-                                                                     {"qwen2", "Qwen2ForCausalLM"},
-                                                                     {"qwen3", "Qwen3ForCausalLM"}};
+  static const std::map<std::string_view, std::string_view> arch = {
+      {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},
+      {"qwen2", "Qwen2ForCausalLM"},     {"qwen3", "Qwen3ForCausalLM"},
+      {"gemma2", "Gemma2ForCausalLM"},   {"gemma3", "Gemma3ForCausalLM"},
+      {"phi3", "Phi3ForCausalLM"},       {"granite", "GraniteForCausalLM"},
+      {"mixtral", "MixtralForCausalLM"}, {"qwen2_moe", "Qwen2MoeForCausalLM"}};
   nlohmann::json c = {{"architectures", {arch.at(family)}},
                       {"model_type", family},
                       {"vocab_size", 16},
@@ -40,6 +44,21 @@ inline nlohmann::json tiny_config(std::string_view family = "llama") {
                       {"eos_token_id", 2},
                       {"torch_dtype", "bfloat16"}};
   if (family == "qwen3") c["head_dim"] = 4;
+  if (family == "gemma2" || family == "gemma3") {
+    c["model_type"] = family == "gemma3" ? "gemma3_text" : "gemma2";
+    c["head_dim"] = 4;
+    c.erase("hidden_act");
+    c["hidden_activation"] = "gelu_pytorch_tanh";
+    c["tie_word_embeddings"] = true;  // as every Gemma checkpoint
+    c["final_logit_softcapping"] = 30.0;
+    c["sliding_window"] = 16;
+  }
+  if (family == "granite")
+    c["embedding_multiplier"] = 12.0, c["residual_multiplier"] = 0.22, c["logits_scaling"] = 8.0;
+  if (family == "mixtral") c["num_local_experts"] = 3, c["num_experts_per_tok"] = 2;
+  if (family == "qwen2_moe")
+    c["num_experts"] = 3, c["num_experts_per_tok"] = 2, c["moe_intermediate_size"] = 6,
+    c["shared_expert_intermediate_size"] = 10;
   return c;
 }
 

@@ -370,7 +370,11 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
     if (!root["merge_method"] || !root["merge_method"].IsScalar())
       ctx.error(root, "merge_method", "required key is missing (e.g. merge_method: linear)");
     cfg.merge_method = root["merge_method"].Scalar();
-    if (root["modules"]) ctx.error(root["modules"], "modules", "multi-module configs are not supported (use models: or slices:)");
+    if (root["modules"])
+      ctx.error(root["modules"], "modules",
+                "per-module merges (architectures with several modules, e.g. text and vision) are "
+                "not supported: every supported "
+                "architecture has one text module; give its models: or slices: at the top level");
     if (root["base_model"] && !root["base_model"].IsNull()) cfg.base_model = parse_ref(ctx, root["base_model"], "base_model");
     cfg.parameters = parse_params(ctx, root["parameters"], "parameters");
     cfg.dtype = parse_dtype(ctx, root["dtype"], "dtype");

@@ -138,6 +138,13 @@ TEST(ParseErrors, NameTheLineAndKey) {
   e = error_of("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: {filter: mlp, value: 1}}\n");
   EXPECT_NE(e.find("must be written as a list"), std::string::npos) << e;
 
+  e = error_of("merge_method: linear\nmodules:\n  text:\n    models: [{model: a}]\n");
+  EXPECT_NE(e.find("cfg.yml:3: modules: per-module merges (architectures with several modules, "
+                   "e.g. text and vision) are not "
+                   "supported"),
+            std::string::npos)
+      << e;
+
   e = error_of("merge_method: linear\nmodels: [{model: a}\n");
   EXPECT_NE(e.find("invalid YAML"), std::string::npos) << e;
 }

@@ -24,6 +24,8 @@ struct TinySpec {
   bool tied = false;
   std::string architecture = "LlamaForCausalLM";
   DType dtype = DType::BF16;
+  nlohmann::json config = nullptr;  // a whole config.json (e.g. arch/test_support.h's
+                                    // tiny_config(family)) instead of the fields above
 };
 
 inline nlohmann::json tiny_config(const TinySpec& s) {
@@ -45,7 +47,7 @@ inline nlohmann::json tiny_config(const TinySpec& s) {
 // tokenizer files (their contents name the seed so tests can tell which model they came from).
 inline void make_tiny_model(const std::filesystem::path& dir, uint32_t seed, const TinySpec& s = {}) {
   std::filesystem::create_directories(dir);
-  nlohmann::json cfg = tiny_config(s);
+  nlohmann::json cfg = s.config.is_null() ? tiny_config(s) : s.config;
   write_file_atomic(dir / "config.json", cfg.dump(2));
   ModelConfig mc = parse_model_config(cfg, "tiny");
   std::mt19937 rng(seed);

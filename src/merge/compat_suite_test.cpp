@@ -1,0 +1,206 @@
+// The mergekit compatibility suite: every config in tests/data/mergekit-configs (mergekit's own
+// examples and the configs its tests build, each file naming its source) run unmodified against
+// generated models with the names they reference (bare names as local folders, org/name in a
+// private Hugging Face cache; 40 layers so the 13B layer ranges fit). Each file's "# expect:" line
+// says the outcome: `merged check=K warnings=N` (the merge runs with N "has no effect" warnings,
+// and check K recomputes the result here, independently of the kernels: linear, task_arithmetic,
+// slerp, copy, passthrough_scale; `runs` only opens the output and checks every value is finite),
+// or `refused: TEXT` (the error contains TEXT, the reason mergekit refuses it too).
+// docs/mergekit-compat.md lists every config and its outcome.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "arch/arch.h"
+#include "arch/test_support.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "io/model_folder.h"
+#include "merge/merge.h"
+#include "merge/test_models.h"
+#include "tensor/convert.h"
+
+namespace evomerge {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::make_tiny_model;
+using testing::tensor_f32;
+
+struct Expect {
+  bool merged = false;
+  std::string check, refusal;
+  int warnings = 0;
+};
+
+Expect read_expect(const fs::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  Expect e;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("# expect: ")) continue;
+    std::string s = line.substr(10);
+    if (s.starts_with("refused: ")) {
+      e.refusal = s.substr(9);
+      return e;
+    }
+    e.merged = true;
+    e.check = s.substr(s.find("check=") + 6, s.find(' ', s.find("check=")) - s.find("check=") - 6);
+    e.warnings = std::stoi(s.substr(s.find("warnings=") + 9));
+    return e;
+  }
+  ADD_FAILURE() << file << " has no '# expect:' line";
+  return e;
+}
+
+// A generated model for a reference, seeded by the name: Llama-shaped with 40 layers for org/name
+// references (the examples' 13B layer ranges), 4 for the tests' bare names; Granite for granite_*,
+// a GPT-2 config for gpt2_like.
+fs::path make_model(const fs::path& root, const std::string& ref) {
+  fs::path dir =
+      ref.find('/') == std::string::npos
+          ? root / ref
+          : root / "hub" /
+                ("models--" + ref.substr(0, ref.find('/')) + "--" + ref.substr(ref.find('/') + 1));
+  fs::path folder = ref.find('/') == std::string::npos ? dir : dir / "snapshots" / "0123abcd";
+  if (fs::exists(folder)) return folder;
+  testing::TinySpec s;
+  s.layers = ref.find('/') == std::string::npos ? 4 : 40;
+  if (ref.starts_with("granite")) s.config = evomerge::testing::tiny_config("granite");
+  make_tiny_model(folder, static_cast<uint32_t>(std::hash<std::string>{}(ref)), s);
+  if (ref == "gpt2_like") {
+    nlohmann::json c = nlohmann::json::parse(read_text_file(folder / "config.json"));
+    c["architectures"] = {"GPT2LMHeadModel"};
+    c["model_type"] = "gpt2";
+    write_file_atomic(folder / "config.json", c.dump());
+  }
+  if (folder != dir) {
+    fs::create_directories(dir / "refs");
+    write_file_atomic(dir / "refs" / "main", "0123abcd");
+  }
+  return folder;
+}
+
+// Tensors as f32, each folder opened once.
+struct Reader {
+  std::map<fs::path, std::unique_ptr<ModelWeights>> open;
+  std::vector<float> operator()(const fs::path& dir, const std::string& name) {
+    auto& w = open[dir];
+    if (!w) w = std::make_unique<ModelWeights>(ModelWeights::open(dir));
+    return to_f32(w->view(name));
+  }
+};
+
+double scalar(const ParamMap& p, const std::string& name) {
+  return *p.at(name).evaluate("", 0);
+}
+
+// The result mergekit's formula gives for one tensor, from the inputs' values (f32 of the stored
+// bf16).
+std::vector<double> expected_values(const Expect& e, const MergeConfig& c,
+                                    const std::map<std::string, fs::path>& dirs,
+                                    const std::string& tensor, Reader& read) {
+  auto in = [&](const ModelRef& r) { return read(dirs.at(r.path), tensor); };
+  std::vector<double> out;
+  if (e.check == "copy" || e.check == "passthrough_scale") {
+    auto x = in(c.models[0].model);
+    const double s = e.check == "copy" || tensor.find("o_proj") == std::string::npos ? 1.0 : 0.0;
+    for (float v : x) out.push_back(s * v);
+  } else if (e.check == "linear" || e.check == "task_arithmetic") {
+    std::vector<float> base;
+    if (e.check == "task_arithmetic") base = in(*c.base_model);
+    double wsum = 0;
+    for (const auto& m : c.models) {
+      const double w = scalar(m.parameters, "weight");
+      auto x = in(m.model);
+      if (out.empty()) out.assign(x.size(), 0.0);
+      for (size_t i = 0; i < x.size(); ++i)
+        out[i] += w * (e.check == "linear" ? x[i] : x[i] - base[i]);
+      wsum += w;
+    }
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = e.check == "linear" ? out[i] / wsum : base[i] + out[i];
+  } else if (e.check ==
+             "slerp") {  // mergekit's slerp: t of the way from the base to the other model
+    const double t = scalar(c.parameters, "t");
+    const ModelRef& other =
+        c.models[0].model == *c.base_model ? c.models[1].model : c.models[0].model;
+    auto a = in(*c.base_model), b = in(other);
+    double na = 0, nb = 0, dot = 0;
+    for (size_t i = 0; i < a.size(); ++i) na += double(a[i]) * a[i], nb += double(b[i]) * b[i];
+    na = std::sqrt(na), nb = std::sqrt(nb);
+    for (size_t i = 0; i < a.size(); ++i) dot += (a[i] / na) * (b[i] / nb);
+    dot = std::clamp(dot, -1.0, 1.0);
+    double s0 = 1 - t, s1 = t;
+    if (std::fabs(dot) <= 0.9995) {
+      const double theta = std::acos(dot);
+      s0 = std::sin((1 - t) * theta) / std::sin(theta), s1 = std::sin(t * theta) / std::sin(theta);
+    }
+    for (size_t i = 0; i < a.size(); ++i) out.push_back(s0 * a[i] + s1 * b[i]);
+  }
+  return out;
+}
+
+TEST(MergekitCompat, EveryConfigMergesAsExpectedOrIsRefusedWithMergekitsReason) {
+  Progress::set_global_enabled(false);
+  const fs::path data = fs::path(EVOMERGE_SOURCE_DIR) / "tests" / "data" / "mergekit-configs";
+  const fs::path root =
+      fs::temp_directory_path() / ("evomerge_compat_suite_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "out");
+  const fs::path cwd = fs::current_path();
+  fs::current_path(root);  // bare model names are folders here
+  setenv("HF_HUB_CACHE", (root / "hub").c_str(), 1);
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(data))
+    if (entry.path().extension() == ".yml") files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  EXPECT_GE(files.size(), 37u);
+  for (const auto& file : files) {
+    SCOPED_TRACE(file.filename().string());
+    const Expect expect = read_expect(file);
+    const fs::path out = root / "out" / file.stem();
+    std::string error;
+    std::vector<std::string> warnings;
+    MergeConfig config;
+    std::map<std::string, fs::path> dirs;
+    try {
+      config = load_merge_config(file);
+      for (const auto& r : config.referenced_models()) dirs[r.path] = make_model(root, r.path);
+      ModelCache cache;
+      MergePlan plan = build_plan(config, cache, MergeOptions{.progress = false});
+      warnings = plan.warnings;
+      Merger(MergeOptions{.progress = false}).write_folder(plan, out);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    if (!expect.merged) {
+      EXPECT_NE(error.find(expect.refusal), std::string::npos) << "error: '" << error << "'";
+      EXPECT_FALSE(fs::exists(out));
+      continue;
+    }
+    ASSERT_EQ(error, "");
+    EXPECT_EQ(static_cast<int>(warnings.size()), expect.warnings)
+        << (warnings.empty() ? "" : warnings[0]);
+    Model merged = Model::open(out.string());
+    Reader read;
+    for (const auto& spec : expected_tensors(merged.config, DType::F32)) {
+      auto got = read(out, spec.name);
+      for (float v : got) ASSERT_TRUE(std::isfinite(v)) << spec.name;
+      if (expect.check == "runs") continue;
+      auto want = expected_values(expect, config, dirs, spec.name, read);
+      ASSERT_EQ(want.size(), got.size()) << spec.name;
+      for (size_t i = 0; i < got.size(); ++i)  // rounded once to the 16-bit output dtype
+        ASSERT_NEAR(got[i], want[i], std::fabs(want[i]) * 0x1p-7 + 1e-6)
+            << spec.name << " [" << i << "]";
+    }
+  }
+  fs::current_path(cwd);
+  fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace evomerge
