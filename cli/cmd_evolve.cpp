@@ -1,8 +1,10 @@
-// evomerge evolve CONFIG.yml --run DIR: evolutionary model merging (PS, DFS, PS+DFS) with CMA-ES,
-// resumable from the run folder's database (docs/run-store.md).
+// evomerge evolve CONFIG.yml --run DIR [--json]: evolutionary model merging (PS, DFS, PS+DFS) with
+// CMA-ES, resumable from the run folder's database (docs/run-store.md). Every call ends by writing
+// the run's report (report.html, and results.md once the final table exists) from the store.
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "dist/distributed.h"
@@ -10,6 +12,8 @@
 #include "evolve/evolve_run.h"
 #include "infer/engine.h"
 #include "io/files.h"
+#include "report/final_table.h"
+#include "report/report.h"
 
 namespace evomerge::cli {
 namespace {
@@ -19,7 +23,27 @@ struct EvolveOptions {
   std::string run;
   int64_t stop_after = 0;
   std::string device;  // empty: the config's `device` (default cpu)
+  bool json = false;
 };
+
+// The result for scripts: state, the final table's rows (kind, label, score, interval), the files.
+void print_json(const EvolveSummary& s, const report::WrittenReport& w) {
+  nlohmann::json j = {
+      {"complete", s.complete}, {"status", w.data.status}, {"report", w.html.string()}};
+  j["results"] = w.markdown.empty() ? nlohmann::json() : nlohmann::json(w.markdown.string());
+  j["table"] = nlohmann::json::array();
+  for (const auto& r : s.table)
+    j["table"].push_back({{"kind", final_kind_name(r.kind)},
+                          {"phase", r.phase},
+                          {"label", r.label},
+                          {"split", r.split},
+                          {"score", r.score},
+                          {"ci95", {r.ci_low, r.ci_high}},
+                          {"tasks", r.task_scores}});
+  j["artifacts"] = nlohmann::json::object();
+  for (const auto& [kind, path] : s.artifacts) j["artifacts"][kind] = path;
+  fmt::print("{}\n", j.dump(2));
+}
 
 int run_evolve_command(const EvolveOptions& opt) {
   const std::filesystem::path config_path(opt.config);
@@ -39,13 +63,19 @@ int run_evolve_command(const EvolveOptions& opt) {
   } else {
     s = run_evolve(cfg, ro);
   }
-  if (!s.complete) {
-    fmt::print("paused; run the same command again to continue from {}\n",
-               (ro.run_dir / "run.db").string());
+  const report::WrittenReport w = report::write_report(ro.run_dir);
+  if (opt.json) {
+    print_json(s, w);
     return 0;
   }
-  fmt::print("\n{}\n", format_final_table(s.table));
+  if (!s.complete) {
+    fmt::print("paused; run the same command again to continue from {}\nreport so far: {}\n",
+               (ro.run_dir / "run.db").string(), w.html.string());
+    return 0;
+  }
+  fmt::print("\n{}\n", report::format_final_table(s.table));
   for (const auto& [kind, path] : s.artifacts) fmt::print("{:<10} {}\n", kind, path);
+  fmt::print("{:<10} {}\n", "report", w.html.string());
   return 0;
 }
 
@@ -53,8 +83,9 @@ const bool registered = register_command(
     {"evolve", "Evolve a merge recipe with CMA-ES (parameter space, data-flow space, or both)",
      [](CLI::App& app) -> Runner {
        auto opt = std::make_shared<EvolveOptions>();
-       app.add_option("config", opt->config,
-                      "Evolution config (YAML; see src/evolve/evolve_config.h)")
+       app.add_option(
+              "config", opt->config,
+              "Evolution config (YAML; every key with its default and bounds: docs/evolve.md)")
            ->required();
        app.add_option("--run", opt->run, "Run folder (created, or resumed when it exists)")
            ->required();
@@ -62,6 +93,11 @@ const bool registered = register_command(
                       "Where candidates are scored: cpu, cuda or cuda:N (overrides the config)");
        app.add_option("--stop-after", opt->stop_after,
                       "Pause each phase after this many generations in this call (resume later)");
+       app.add_flag("--json", opt->json,
+                    "Print the result as JSON (state, final table with kinds, files) for scripts");
+       app.footer(
+           "Config keys, defaults and bounds: docs/evolve.md. The run's report: RUN/report.html "
+           "(evomerge report --run RUN [--watch]).");
        return [opt] { return run_evolve_command(*opt); };
      }});
 

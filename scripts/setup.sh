@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-yaml
   python3-torch  # tools/fixtures: the PyTorch reference outputs (arch_reference.py, reference.py)
   libdnnl-dev  # oneDNN: the AMX GEMM kernel (src/infer/gemm_amx.cpp); 1.6 TFLOP/s a core on bf16
+  # the report's end-to-end test renders the run report in headless Chromium, driven by Node
+  chromium nodejs
 )
 missing=()
 for p in "${packages[@]}"; do
