@@ -12,7 +12,6 @@
 #include "evolve/evolve_run.h"
 #include "infer/engine.h"
 #include "io/files.h"
-#include "report/final_table.h"
 #include "report/report.h"
 
 namespace evomerge::cli {
@@ -73,7 +72,7 @@ int run_evolve_command(const EvolveOptions& opt) {
                (ro.run_dir / "run.db").string(), w.html.string());
     return 0;
   }
-  fmt::print("\n{}\n", report::format_final_table(s.table));
+  fmt::print("\n{}\n", format_final_table(s.table));
   for (const auto& [kind, path] : s.artifacts) fmt::print("{:<10} {}\n", kind, path);
   fmt::print("{:<10} {}\n", "report", w.html.string());
   return 0;

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "infer/kernel_info.h"
+#include "suggest.h"
 
 namespace evomerge::cli {
 
@@ -20,11 +21,50 @@ bool register_command(CommandSpec spec) {
   return true;
 }
 
+namespace {
+
+// After a parse error: "did you mean" the closest subcommand, or the closest option of the chosen
+// subcommand, when the mistyped word is close to one.
+void print_suggestion(CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> names;
+  std::map<std::string, CLI::App*> by_name;
+  for (auto* sub : app.get_subcommands({}))
+    names.push_back(sub->get_name()), by_name[sub->get_name()] = sub;
+  CLI::App* chosen = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (!chosen && !arg.empty() && arg[0] != '-') {
+      chosen = by_name.count(arg) ? by_name[arg] : nullptr;
+      if (!chosen) {
+        if (auto s = closest_name(arg, names); !s.empty())
+          std::fprintf(stderr,
+                       "evomerge: did you mean '%s'? (evomerge --help lists the commands)\n",
+                       s.c_str());
+        return;
+      }
+      continue;
+    }
+    if (!chosen || arg.rfind("--", 0) != 0 || arg == "--") continue;
+    const std::string name = arg.substr(0, arg.find('='));
+    if (chosen->get_option_no_throw(name)) continue;
+    std::vector<std::string> flags;
+    for (const auto* opt : chosen->get_options())
+      for (const auto& l : opt->get_lnames()) flags.push_back("--" + l);
+    if (auto s = closest_name(name, flags); !s.empty()) {
+      std::fprintf(stderr, "evomerge: did you mean '%s'? (evomerge %s --help lists its options)\n",
+                   s.c_str(), chosen->get_name().c_str());
+      return;
+    }
+  }
+}
+
+}  // namespace
 }  // namespace evomerge::cli
 
 int main(int argc, char** argv) {
   using namespace evomerge::cli;
-  CLI::App app{"evomerge: merge language models and evolve merge recipes (PS, DFS, PS+DFS)", "evomerge"};
+  CLI::App app{"evomerge: merge language models and evolve merge recipes (PS, DFS, PS+DFS)",
+               "evomerge"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "evomerge 0.1.0");
   bool quiet = false;
@@ -33,16 +73,22 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log the CPU kernels the engine uses");
 
   auto& table = command_table();
-  std::sort(table.begin(), table.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::sort(table.begin(), table.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
   std::map<CLI::App*, Runner> runners;
   for (auto& spec : table) {
     CLI::App* sub = app.add_subcommand(spec.name, spec.help);
     runners[sub] = spec.setup(*sub);
+    // -q works after the subcommand too: `evomerge evolve -q ...` as `evomerge -q evolve ...`.
+    if (!sub->get_option_no_throw("--quiet"))
+      sub->add_flag("-q,--quiet", quiet, "No progress bars");
   }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    const int status = app.exit(e) == 0 ? 0 : 2;
+    if (status != 0) print_suggestion(app, argc, argv);
+    return status;
   }
   evomerge::Progress::set_global_enabled(!quiet);
   try {

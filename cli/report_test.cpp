@@ -156,5 +156,28 @@ TEST(ReportCli, EvolveWritesASelfContainedReportThatChromiumRenders) {
   std::fprintf(stderr, "report screenshot: %s\n", png.c_str());
 }
 
+TEST(CliUsage, SuggestsTheClosestSubcommandOrOptionAndTakesQuietAnywhere) {
+  TempDir dir("cli-usage");
+  const auto sub = run_cmd(fmt::format("'{}' evolv x.yml --run r", EVOMERGE_CLI), dir.path());
+  EXPECT_EQ(sub.status, 2);
+  EXPECT_NE(sub.err.find("did you mean 'evolve'?"), std::string::npos) << sub.err;
+  const auto flag = run_cmd(fmt::format("'{}' report --run r --wach", EVOMERGE_CLI), dir.path());
+  EXPECT_EQ(flag.status, 2);
+  EXPECT_NE(flag.err.find("did you mean '--watch'?"), std::string::npos) << flag.err;
+  const auto far = run_cmd(fmt::format("'{}' frobnicate", EVOMERGE_CLI), dir.path());
+  EXPECT_EQ(far.status, 2);
+  EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << far.err;
+  // -q before and after the subcommand parse alike (here both reach the same missing-run error).
+  const auto before = run_cmd(
+      fmt::format("'{}' -q report --run '{}'", EVOMERGE_CLI, (dir.path() / "none").string()),
+      dir.path());
+  const auto after = run_cmd(
+      fmt::format("'{}' report -q --run '{}'", EVOMERGE_CLI, (dir.path() / "none").string()),
+      dir.path());
+  EXPECT_EQ(before.status, 1);
+  EXPECT_EQ(after.status, 1);
+  EXPECT_NE(after.err.find("no run database here"), std::string::npos) << after.err;
+}
+
 }  // namespace
 }  // namespace evomerge

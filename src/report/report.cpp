@@ -1,7 +1,6 @@
 #include "report/report.h"
 
 #include "io/files.h"
-#include "report/final_table.h"
 #include "report/html.h"
 
 namespace evomerge::report {
@@ -12,13 +11,9 @@ WrittenReport write_report(const std::filesystem::path& run_dir,
   {
     const RunStore store = RunStore::open_existing(run_dir);
     w.data = build_report_data(store, run_dir);
-    const auto rows = store.final_results();
-    if (!rows.empty() && w.data.complete) {
-      w.markdown = run_dir / "results.md";
-      write_file_atomic(w.markdown,
-                        "# evomerge evolve: final table\n\n" + format_final_table(rows));
-    }
   }
+  // results.md (the final table with its paired differences) is written by the evolve stage.
+  if (std::filesystem::exists(run_dir / "results.md")) w.markdown = run_dir / "results.md";
   w.html = html_out.empty() ? run_dir / "report.html" : html_out;
   write_file_atomic(w.html, render_html(w.data));
   return w;
