@@ -70,11 +70,39 @@ RopeScaling parse_rope(const json* scaling, std::string_view where, const char* 
   std::string type = "default";
   if (auto it = scaling->find("rope_type"); it != scaling->end() && it->is_string()) type = it->get<std::string>();
   else if (auto it2 = scaling->find("type"); it2 != scaling->end() && it2->is_string()) type = it2->get<std::string>();
-  if (type != "default" && type != "linear" && type != "llama3")
+  if (type == "su") type = "longrope";  // Phi-3's first name for it
+  if (type != "default" && type != "linear" && type != "llama3" && type != "longrope")
     fail("config",
-         "{}: field '{}': rope type '{}' is not supported (supported: default, linear, llama3)",
+         "{}: field '{}': rope type '{}' is not supported (supported: default, linear, llama3, "
+         "longrope)",
          where, field, type);
   r.type = type;
+  if (type == "longrope") {
+    auto factors = [&](const char* key) {
+      auto it = scaling->find(key);
+      std::vector<double> out;
+      if (it == scaling->end() || !it->is_array() || it->empty() || it->size() > 65536)
+        fail("config", "{}: field '{}.{}' must be a list of head_dim / 2 numbers", where, field,
+             key);
+      for (const json& v : *it) {
+        if (!v.is_number() || v.get<double>() <= 0)
+          fail("config", "{}: field '{}.{}' must hold positive numbers, got {}", where, field, key,
+               v.dump());
+        out.push_back(v.get<double>());
+      }
+      return out;
+    };
+    r.short_factor = factors("short_factor");
+    r.long_factor = factors("long_factor");
+    if (auto it = scaling->find("factor"); it != scaling->end() && it->is_number())
+      r.factor = it->get<double>();
+    r.attention_factor = -1;  // derived in finish_longrope unless given
+    if (auto it = scaling->find("attention_factor"); it != scaling->end() && !it->is_null()) {
+      if (!it->is_number() || it->get<double>() <= 0)
+        fail("config", "{}: field '{}.attention_factor' must be a positive number", where, field);
+      r.attention_factor = it->get<double>();
+    }
+  }
   if (type == "linear") {
     auto it = scaling->find("factor");
     if (it == scaling->end() || !it->is_number() || it->get<double>() <= 0)
@@ -97,6 +125,31 @@ RopeScaling parse_rope(const json* scaling, std::string_view where, const char* 
       fail("config", "{}: field '{}': high_freq_factor must exceed low_freq_factor", where, field);
   }
   return r;
+}
+
+// _compute_longrope_parameters: with a top-level original_max_position_embeddings (Phi-3),
+// factor = max_position_embeddings / original; attention_factor from factor unless given.
+void finish_longrope(ModelConfig& c, const Reader& rd) {
+  RopeScaling& r = c.rope_scaling;
+  if (rd.get("original_max_position_embeddings")) {
+    r.original_max_position_embeddings = rd.positive_int("original_max_position_embeddings");
+    r.factor = static_cast<double>(c.max_position_embeddings) /
+               static_cast<double>(r.original_max_position_embeddings);
+  } else {
+    r.original_max_position_embeddings = c.max_position_embeddings;
+  }
+  if (r.attention_factor < 0)
+    r.attention_factor =
+        r.factor <= 1.0
+            ? 1.0
+            : std::sqrt(1.0 + std::log(r.factor) / std::log(static_cast<double>(
+                                                       r.original_max_position_embeddings)));
+  const size_t half = static_cast<size_t>(c.head_dim / 2);
+  if (r.short_factor.size() != half || r.long_factor.size() != half)
+    fail("config",
+         "{}: field 'rope_scaling': short_factor and long_factor need head_dim / 2 = {} entries, "
+         "got {} and {}",
+         rd.where, half, r.short_factor.size(), r.long_factor.size());
 }
 
 // A hostile config must not make later stages loop or allocate without bound (expected_tensors
@@ -335,6 +388,7 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
   if (c.family == ArchFamily::Gemma3 && !rope_params) default_theta = 1e6;  // Gemma3TextConfig
   c.rope_theta = rd.positive_number_or("rope_theta", default_theta);
   if (const json* scaling = rd.get("rope_scaling")) c.rope_scaling = parse_rope(scaling, where, "rope_scaling");
+  if (c.rope_scaling.type == "longrope") finish_longrope(c, rd);
 
   const bool gemma = c.family == ArchFamily::Gemma2 || c.family == ArchFamily::Gemma3;
   c.tie_word_embeddings =

@@ -30,12 +30,18 @@ enum class ArchFamily {
 std::string_view arch_family_name(ArchFamily family);
 
 struct RopeScaling {
-  std::string type =
-      "default";  // "default", "linear" or "llama3" (dynamic/yarn/longrope are rejected clearly)
+  // "default", "linear", "llama3" or "longrope" (Phi-3's "su" is read as "longrope");
+  // dynamic/yarn are rejected clearly.
+  std::string type = "default";
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  // longrope: per-frequency divisors [head_dim / 2] for sequences up to / beyond
+  // original_max_position_embeddings, and the cos/sin scale (attention_factor, else
+  // sqrt(1 + ln(factor) / ln(original)) when factor > 1).
+  std::vector<double> short_factor, long_factor;
+  double attention_factor = 1.0;
 };
 
 struct ModelConfig {

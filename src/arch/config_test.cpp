@@ -206,12 +206,26 @@ TEST(Config, Phi3Mini4k) {
   auto specs = expected_tensors(c, DType::BF16);
   EXPECT_EQ(specs[2].name, "model.layers.0.self_attn.qkv_proj.weight");
   EXPECT_EQ(specs[2].shape, (Shape{9216, 3072}));
+  // Phi-3-mini-128k's shape of longrope ("su" is its older name): 131072 / 4096 positions.
   json longrope = json::parse(kPhi3Mini4k);
-  longrope["rope_scaling"] = {
-      {"type", "longrope"}, {"short_factor", {1.0}}, {"long_factor", {1.0}}};
+  longrope["max_position_embeddings"] = 131072;
+  longrope["rope_scaling"] = {{"type", "su"},
+                              {"short_factor", std::vector<double>(48, 1.5)},
+                              {"long_factor", std::vector<double>(48, 4.0)}};
+  ModelConfig lr = parse_model_config(longrope, "cfg.json");
+  EXPECT_EQ(lr.rope_scaling.type, "longrope");
+  EXPECT_EQ(lr.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_DOUBLE_EQ(lr.rope_scaling.factor, 32.0);
+  EXPECT_NEAR(lr.rope_scaling.attention_factor, 1.1902380714238083, 1e-12);  // sqrt(1+ln32/ln4096)
+  longrope["rope_scaling"]["short_factor"] = {1.0};
+  EXPECT_NE(error_of([&] {
+              parse_model_config(longrope, "cfg.json");
+            }).find("short_factor and long_factor need head_dim / 2 = 48 entries, got 1 and 48"),
+            std::string::npos);
+  longrope["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
   EXPECT_NE(error_of([&] { parse_model_config(longrope, "cfg.json"); })
-                .find("field 'rope_scaling': rope type 'longrope' is not supported (supported: "
-                      "default, linear, llama3)"),
+                .find("rope type 'yarn' is not supported (supported: default, linear, llama3, "
+                      "longrope)"),
             std::string::npos);
 }
 

@@ -53,6 +53,14 @@ std::vector<ArchCase> arch_cases() {
   phi3["hidden_act"] = "silu";
   out.push_back({"phi3", phi3});
 
+  json phi3_long = phi3;  // Phi-3-128k / 3.5's longrope: factor 256 / 64, mscale 1.1547
+  phi3_long.erase("sliding_window");
+  phi3_long["head_dim"] = 8, phi3_long["original_max_position_embeddings"] = 64;
+  phi3_long["rope_scaling"] = {{"type", "longrope"},
+                               {"short_factor", {1.0, 1.5, 2.5, 4.0}},
+                               {"long_factor", {1.0, 3.0, 9.0, 27.0}}};
+  out.push_back({"phi3_longrope", phi3_long});
+
   json granite = base_config("GraniteForCausalLM", "granite");
   granite["embedding_multiplier"] = 3.0, granite["residual_multiplier"] = 0.5;
   granite["attention_multiplier"] = 0.2, granite["logits_scaling"] = 2.5;
@@ -137,6 +145,7 @@ TEST(ArchReference, FeaturesAreLive) {
     const std::vector<float> want = golden_logits(c.name, tokens);
     ArchCase off = c;
     if (std::string(c.name) == "phi3") off.config.erase("sliding_window");
+    if (std::string(c.name) == "phi3_longrope") off.config.erase("rope_scaling");
     if (std::string(c.name) == "granite") off.config["residual_multiplier"] = 1.0;
     if (std::string(c.name) == "gemma2") off.config["attn_logit_softcapping"] = nullptr;
     if (std::string(c.name) == "gemma3") off.config["rope_local_base_freq"] = 1e6;

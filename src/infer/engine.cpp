@@ -69,6 +69,16 @@ struct Engine::Impl {
     }
     max_context = options.max_context > 0 ? options.max_context
                                           : static_cast<int>(c0.max_position_embeddings);
+    for (size_t i = 0; i < models.size(); ++i) {  // longrope: the short factors' context only
+      const RopeScaling& rs = models[i]->config().rope_scaling;
+      if (rs.type != "longrope" || max_context <= rs.original_max_position_embeddings) continue;
+      if (options.max_context > 0)
+        fail("infer",
+             "{}: max_context {} exceeds original_max_position_embeddings {}; longrope's long "
+             "factors are not supported",
+             names[i], max_context, rs.original_max_position_embeddings);
+      max_context = static_cast<int>(rs.original_max_position_embeddings);
+    }
     if (options.max_batch_tokens <= 0) fail("infer", "max_batch_tokens must be positive");
     infer_detail::BackendOptions bo;
     bo.device = device;

@@ -113,6 +113,7 @@ void attention(const ModelConfig& c, int layer, const RefLayer& w, Vec& x, int64
   const int64_t H = c.hidden_size, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
   const int64_t hd = c.head_dim, group = nh / nkv;
   const Vec inv_freq = rope_inv_freq(c, layer);
+  const float mscale = rope_attention_factor(c);
   const std::optional<int64_t> window = layer_sliding_window(c, layer);
   // q[t][nh*hd], k/v[t][nkv*hd].
   Vec q(T * nh * hd), k(T * nkv * hd), v(T * nkv * hd);
@@ -124,11 +125,11 @@ void attention(const ModelConfig& c, int layer, const RefLayer& w, Vec& x, int64
     Vec vt = matvec(w.wv, h.data(), nkv * hd, H, opt(w.bv));
     for (int64_t a = 0; a < nh; ++a) {
       if (c.qk_norm) rms_norm(&qt[a * hd], hd, w.qn, c.rms_norm_eps, c.norm_plus_one);
-      rope_apply(&qt[a * hd], static_cast<int>(hd), inv_freq.data(), static_cast<int>(t));
+      rope_apply(&qt[a * hd], static_cast<int>(hd), inv_freq.data(), static_cast<int>(t), mscale);
     }
     for (int64_t a = 0; a < nkv; ++a) {
       if (c.qk_norm) rms_norm(&kt[a * hd], hd, w.kn, c.rms_norm_eps, c.norm_plus_one);
-      rope_apply(&kt[a * hd], static_cast<int>(hd), inv_freq.data(), static_cast<int>(t));
+      rope_apply(&kt[a * hd], static_cast<int>(hd), inv_freq.data(), static_cast<int>(t), mscale);
     }
     std::copy(qt.begin(), qt.end(), q.begin() + t * nh * hd);
     std::copy(kt.begin(), kt.end(), k.begin() + t * nkv * hd);

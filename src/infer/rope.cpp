@@ -38,8 +38,20 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     for (float& f : inv) f /= static_cast<float>(rs.factor);
     return inv;
   }
+  if (rs.type == "longrope") {  // _compute_longrope_parameters, the short factors
+    if (rs.short_factor.size() != inv.size())
+      fail("infer", "{}: longrope needs head_dim / 2 = {} short factors, got {}", c.architecture,
+           inv.size(), rs.short_factor.size());
+    for (size_t i = 0; i < inv.size(); ++i) {
+      float expo = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
+      inv[i] = 1.0f / (static_cast<float>(rs.short_factor[i]) *
+                       std::pow(static_cast<float>(c.rope_theta), expo));
+    }
+    return inv;
+  }
   if (rs.type != "llama3")
-    fail("infer", "{}: rope type '{}' is not supported (supported: default, linear, llama3)",
+    fail("infer",
+         "{}: rope type '{}' is not supported (supported: default, linear, llama3, longrope)",
          c.architecture, rs.type);
   // _compute_llama3_parameters: long wavelengths are divided by `factor`, short ones kept, the band
   // in between interpolated linearly in 1/wavelength. f32 tensor math as in transformers.
@@ -62,12 +74,18 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
   return inv;
 }
 
-void rope_apply(float* x, int d, const float* inv_freq, int pos) {
+float rope_attention_factor(const ModelConfig& c) {
+  return c.rope_scaling.type == "longrope" ? static_cast<float>(c.rope_scaling.attention_factor)
+                                           : 1.0f;
+}
+
+void rope_apply(float* x, int d, const float* inv_freq, int pos, float mscale) {
   const int half = d / 2;
   const float p = static_cast<float>(pos);
   for (int i = 0; i < half; ++i) {
     float angle = p * inv_freq[i];
     float c = std::cos(angle), s = std::sin(angle);
+    if (mscale != 1.0f) c *= mscale, s *= mscale;
     float a = x[i], b = x[i + half];
     x[i] = a * c - b * s;
     x[i + half] = b * c + a * s;

@@ -21,7 +21,14 @@ std::vector<float> rope_inv_freq(const ModelConfig& config);
 // (rotary_emb_local), every other layer rope_inv_freq(config). "linear" scaling divides by factor.
 std::vector<float> rope_inv_freq(const ModelConfig& config, int layer);
 
-// Rotates one head vector x[d] in place at position `pos`.
-void rope_apply(float* x, int d, const float* inv_freq, int pos);
+// longrope (Phi-3 128k / 3.5): inv_freq[i] = 1 / (short_factor[i] * rope_theta^(2i/d)). The short
+// factors are the ones transformers uses for sequences up to original_max_position_embeddings; the
+// engine holds longrope models to that context (its long factors are not implemented).
+
+// The scale of cos and sin (longrope's attention_factor; 1 for every other type).
+float rope_attention_factor(const ModelConfig& config);
+
+// Rotates one head vector x[d] in place at position `pos`; cos and sin are scaled by `mscale`.
+void rope_apply(float* x, int d, const float* inv_freq, int pos, float mscale = 1.0f);
 
 }  // namespace evomerge

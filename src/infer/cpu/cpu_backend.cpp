@@ -104,6 +104,7 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv, bo, bg, bu, bd;
   Matrix q, k, v, o, gate, up, down;
   std::vector<float> inv_freq;
+  float rope_mscale = 1.0f;  // longrope's cos/sin scale
 
   void refresh(bool cache_f32) {
     const LayerViews& w = views;
@@ -140,6 +141,7 @@ class CpuBackend final : public Backend {
     L->q = matrix(v.q), L->k = matrix(v.k), L->v = matrix(v.v), L->o = matrix(v.o);
     L->gate = matrix(v.gate), L->up = matrix(v.up), L->down = matrix(v.down);
     L->inv_freq = rope_inv_freq(*v.config, v.index);
+    L->rope_mscale = rope_attention_factor(*v.config);
     L->refresh(options_.cache_f32_weights);
     layers_.push_back(std::move(L));
     return static_cast<int>(layers_.size()) - 1;
@@ -292,11 +294,11 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
     }
     for (int64_t a = 0; a < nh; ++a) {
       if (!L.q_norm.empty()) rms_norm(qr + a * hd, qr + a * hd, hd, L.q_norm.data(), eps);
-      rope_apply(qr + a * hd, static_cast<int>(hd), L.inv_freq.data(), rows[r].pos);
+      rope_apply(qr + a * hd, static_cast<int>(hd), L.inv_freq.data(), rows[r].pos, L.rope_mscale);
     }
     for (int64_t a = 0; a < nkv; ++a) {
       if (!L.k_norm.empty()) rms_norm(kr + a * hd, kr + a * hd, hd, L.k_norm.data(), eps);
-      rope_apply(kr + a * hd, static_cast<int>(hd), L.inv_freq.data(), rows[r].pos);
+      rope_apply(kr + a * hd, static_cast<int>(hd), L.inv_freq.data(), rows[r].pos, L.rope_mscale);
     }
     Seq& s = seqs_[rows[r].seq];
     float* own = s.kv.data() + (rows[r].pos - s.base) * kv_floats_per_pos_ + hop.kv_offset;

@@ -117,6 +117,10 @@ class CudaBackend final : public Backend {
   // The kernels implement the Llama-family layer only: Phi-3, Granite and Gemma need their
   // multipliers, norms and soft-capping (the CPU backend has them).
   static void check_family(const ModelConfig& c) {
+    if (c.rope_scaling.type == "longrope")
+      fail("cuda",
+           "{}: rope type 'longrope' is not supported on cuda yet (run it with --device cpu)",
+           c.architecture);
     switch (c.family) {
       case ArchFamily::Llama:
       case ArchFamily::Mistral:
