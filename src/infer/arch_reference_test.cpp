@@ -14,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "arch/test_support.h"
 #include "common/error.h"
 #include "infer/engine.h"
 #include "infer/reference_forward.h"
@@ -151,6 +152,28 @@ TEST(ArchReference, FeaturesAreLive) {
     if (std::string(c.name) == "gemma3") off.config["rope_local_base_freq"] = 1e6;
     auto w = write_case(tmp.path, off, tokens);
     EXPECT_GT(max_abs_diff(reference_forward(*w, tokens), want), 100 * kTol);
+  }
+}
+
+// Mixtral and Qwen2-MoE are registered for merging only: the engine names them.
+TEST(ArchReference, MergeOnlyFamiliesAreRefusedByName) {
+  testing::TempDir tmp("arch_moe");
+  for (const char* family : {"mixtral", "qwen2_moe"}) {
+    const json cfg = testing::tiny_config(family);
+    testing::write_model_folder(tmp.path, cfg);
+    auto w = open_folder_weights(tmp.path.string());
+    const std::string arch = cfg.at("architectures")[0];
+    try {
+      Engine engine(w);
+      ADD_FAILURE() << family << ": no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("architecture " + arch +
+                                           " is supported for merging but not for inference"),
+                std::string::npos)
+          << e.what();
+    }
+    fs::remove_all(tmp.path);
+    fs::create_directories(tmp.path);
   }
 }
 
