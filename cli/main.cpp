@@ -1,7 +1,10 @@
 // evomerge: merge open-weight LLMs and evolve merge recipes. Thin front end over libevomerge.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <map>
+#include <string>
+#include <string_view>
 
 #include "command.h"
 #include "common/error.h"
@@ -63,6 +66,9 @@ void print_suggestion(CLI::App& app, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace evomerge::cli;
+  // A write past `ulimit -f` would kill the process by SIGXFSZ with no message; ignored, the write
+  // fails with EFBIG, which io/files.h reports as "file too large" naming the file.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"evomerge: merge language models and evolve merge recipes (PS, DFS, PS+DFS)",
                "evomerge"};
   app.require_subcommand(1);

@@ -3,12 +3,18 @@
 # under ASan + UBSan, in a separate clang build tree (build-fuzz/). Fails on any crash, leak, sanitizer
 # report or timeout. Seeds: fuzz/corpus/<target>/ (committed); inputs the fuzzer finds go to
 # build-fuzz/corpus/<target>/ and crash reproducers to build-fuzz/crash-<target>-*.
+#   --long                 hours of fuzzing: 3600 s per target unless EVOMERGE_FUZZ_SECONDS says otherwise
+#                          (the bounded default run is part of scripts/test.sh)
 #   EVOMERGE_FUZZ_SECONDS  seconds per target (default 20)
 #   EVOMERGE_FUZZ_TARGETS  space-separated subset (default: every fuzz/*_fuzz.cpp)
+# Every finding becomes a regression test (docs/reliability.md lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds="${EVOMERGE_FUZZ_SECONDS:-20}"
+default_seconds=20
+if [ "${1:-}" = "--long" ]; then default_seconds=3600; shift; fi
+if [ $# -gt 0 ]; then echo "usage: scripts/fuzz.sh [--long]" >&2; exit 2; fi
+seconds="${EVOMERGE_FUZZ_SECONDS:-$default_seconds}"
 if ! command -v clang++ >/dev/null; then
   echo "fuzz: clang++ not found (scripts/setup.sh installs clang and libclang-rt-14-dev)" >&2
   exit 1

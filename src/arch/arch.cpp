@@ -1,11 +1,13 @@
 #include "arch/arch.h"
 
-#include <charconv>
 #include <fmt/format.h>
+#include <charconv>
+#include <set>
 
 #include <functional>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace evomerge {
 
@@ -153,11 +155,44 @@ int64_t parameter_count(const ModelConfig& config) {
   return total;
 }
 
+namespace {
+
+// Tensors the architecture does not have are an error naming them: `model.layers.99.*` in a 2-layer
+// model means config.json and the weights disagree (a wrong or truncated config), and mergekit
+// would silently drop them. Two kinds are known harmless and skipped: rotary `inv_freq` buffers
+// that older transformers saved (recomputed from the config), and an `lm_head.weight` kept by a
+// model with tied embeddings (the head is the embedding).
+void check_no_unexpected_tensors(const ModelFolder& folder, const ModelConfig& config,
+                                 const std::vector<TensorSpec>& specs) {
+  std::set<std::string_view> expected;
+  for (const auto& s : specs) expected.insert(s.name);
+  std::vector<std::string> extra;
+  for (const auto& name : folder.weights.names()) {
+    if (expected.count(name) || name.ends_with(".rotary_emb.inv_freq")) continue;
+    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;
+    extra.push_back(name);
+  }
+  if (extra.empty()) return;
+  std::string listed;
+  for (size_t i = 0; i < extra.size() && i < 4; ++i)
+    listed += (i ? ", '" : "'") + printable(extra[i]) + "'";
+  if (extra.size() > 4) listed += fmt::format(", ... ({} in all)", extra.size());
+  fail("model",
+       "{}: {} {} {} not part of a {} with {} layers (config.json); the weights and "
+       "config.json disagree",
+       folder.dir.string(), extra.size() == 1 ? "tensor" : "tensors", listed,
+       extra.size() == 1 ? "is" : "are", config.architecture, config.num_hidden_layers);
+}
+
+}  // namespace
+
 Model Model::open(std::string_view reference) {
   Model m{ModelFolder::open(reference), {}};
   std::string where = (m.folder.dir / "config.json").string();
   m.config = parse_model_config(m.folder.config, where);
-  for (const auto& spec : expected_tensors(m.config, DType::F32)) {
+  const auto specs = expected_tensors(m.config, DType::F32);
+  check_no_unexpected_tensors(m.folder, m.config, specs);
+  for (const auto& spec : specs) {
     const TensorInfo* info = m.folder.weights.find(spec.name);
     if (!info) fail("model", "{}: tensor '{}' is missing (expected by config.json)", m.folder.dir.string(), spec.name);
     if (info->shape != spec.shape)

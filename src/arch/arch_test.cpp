@@ -176,6 +176,36 @@ TEST(ModelOpen, MissingTensorWrongShapeWrongDType) {
       << err;
 }
 
+// Weights of a layer the config does not have (config says 1 layer, weights hold 2): an error
+// naming the tensors, where it used to be accepted silently.
+TEST(ModelOpen, UnexpectedTensorsAreNamed) {
+  TempDir dir;
+  json j = testing::tiny_config("llama");
+  testing::write_model_folder(dir.path(), j);
+  j["num_hidden_layers"] = 1;
+  write_file_atomic(dir / "config.json", j.dump());
+  const std::string err = error_of([&] { Model::open(dir.path().string()); });
+  EXPECT_NE(err.find("tensors 'model.layers.1.input_layernorm.weight', "
+                     "'model.layers.1.self_attn.q_proj.weight', "
+                     "'model.layers.1.self_attn.k_proj.weight', "
+                     "'model.layers.1.self_attn.v_proj.weight', ... (9 "
+                     "in all) are not part of a LlamaForCausalLM with 1 layers (config.json)"),
+            std::string::npos)
+      << err;
+  // A rotary inv_freq buffer (older transformers saved them) is not an error.
+  TempDir dir2;
+  json k = testing::tiny_config("llama");
+  auto specs = expected_tensors(parse_model_config(k, "c"), DType::F32);
+  specs.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", DType::F32, {2}});
+  write_file_atomic(dir2 / "config.json", k.dump());
+  {
+    ShardedWriter w(dir2.path(), specs);
+    for (const auto& s : specs) w.write(s.name, std::vector<std::byte>(s.nbytes()));
+    w.finish();
+  }
+  EXPECT_NO_THROW(Model::open(dir2.path().string()));
+}
+
 }  // namespace
 }  // namespace evomerge
 

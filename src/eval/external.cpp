@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/json_limits.h"
 
 namespace evomerge::eval {
 
@@ -37,6 +38,10 @@ bool parse_external_output(std::string_view out, const std::string& key, double*
                            std::string* error) {
   nlohmann::json obj;
   bool found = false;
+  if (json_nesting_depth(out) > kMaxJsonDepth) {
+    *error = fmt::format("printed JSON nested deeper than {} levels", kMaxJsonDepth);
+    return false;
+  }
   try {
     auto j = nlohmann::json::parse(out);
     if (j.is_object()) obj = std::move(j), found = true;
@@ -103,8 +108,10 @@ ExternalResult run_external(const ExternalEvaluator& ev, const fs::path& model_d
   pid_t pid = fork();
   if (pid < 0) fail("eval", "external evaluator: fork failed: {}", std::strerror(errno));
   if (pid == 0) {
-    // Child: only async-signal-safe calls until exec.
+    // Child: only async-signal-safe calls until exec. The evaluator gets default signal handling
+    // (evomerge ignores SIGXFSZ and SIGPIPE-like dispositions would otherwise be inherited).
     setpgid(0, 0);
+    signal(SIGXFSZ, SIG_DFL);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
     dup2(out_pipe[1], 1);

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_limits.h"
 #include "eval/extract.h"
 #include "eval/script.h"
 #include "eval/template.h"
@@ -46,7 +47,10 @@ bool higher_is_better(MetricKind k) {
 
 namespace {
 
-constexpr size_t kMaxDataBytes = size_t{1} << 30;  // one JSONL file
+constexpr size_t kMaxDataBytes = size_t{256} << 20;  // one JSONL file (MMLU's test split is 7 MB)
+// One JSONL record and the records of one file: a 50 MB line used to take 2.2 GB as a JSON DOM.
+constexpr size_t kMaxJsonlLineBytes = size_t{4} << 20;
+constexpr size_t kMaxJsonlRecords = size_t{1} << 21;
 constexpr size_t kMaxTaskBytes = size_t{4} << 20;  // the YAML
 
 // Messages: "[eval] tasks/x.yaml: field 'generation_kwargs.until' (line 12) must be a list of strings".
@@ -306,7 +310,10 @@ TaskSpec parse_task_spec(std::string_view yaml_text, const fs::path& file) {
     }
   }
   if (s.test_split.empty()) s.test_split = validation;
-  if (s.test_split.empty() && !s.external) {
+  // An external scorer with data of its own picks its test split like any task (it used to get ''
+  // and a misleading "test_split '' has no data").
+  if (s.test_split.empty() &&
+      (!s.external || !s.data_files.empty() || !s.splits_by_index.empty())) {
     if (split_exists("test")) s.test_split = "test";
     else if (s.data_files.size() + s.splits_by_index.size() == 1)
       s.test_split = s.data_files.empty() ? s.splits_by_index.begin()->first : s.data_files.begin()->first;
@@ -473,6 +480,13 @@ std::vector<std::pair<size_t, nlohmann::json>> read_jsonl(const fs::path& path) 
     pos = end + 1;
     if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
     if (l.find_first_not_of(" \t") == std::string_view::npos) continue;
+    if (l.size() > kMaxJsonlLineBytes)
+      fail("eval", "{}:{}: line of {} bytes, longer than the {} allowed", path.string(), line,
+           l.size(), kMaxJsonlLineBytes);
+    if (docs.size() >= kMaxJsonlRecords)
+      fail("eval", "{}:{}: more than {} records in one file", path.string(), line,
+           kMaxJsonlRecords);
+    check_json_depth(l, "eval", fmt::format("{}:{}", path.string(), line));
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(l);

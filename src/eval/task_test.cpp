@@ -215,6 +215,35 @@ TEST_F(TaskFiles, BadInputIsNamed) {
                   {"'maybe'", "d.jsonl:1"}));
 }
 
+// Hostile data files: a line nested 150,000 deep overflowed the stack (exit 139); a 50 MB line took
+// 2.2 GB. Both are one error naming the file and line.
+TEST_F(TaskFiles, JsonlLinesAreBounded) {
+  const std::string task =
+      "task: t\ndataset_path: json\ndataset_kwargs: {data_files: {test: d.jsonl}}\n"
+      "output_type: generate_until\ndoc_to_text: \"{{q}}\"\ndoc_to_target: \"{{a}}\"\n";
+  write("d.jsonl", "{\"q\": \"1\", \"a\": \"2\"}\n{\"q\": " + std::string(150000, '[') +
+                       std::string(150000, ']') + "}\n");
+  EXPECT_EQ(error_of(task),
+            "[eval] " + (dir_ / "d.jsonl").string() + ":2: JSON nested deeper than 128 levels");
+  write("d.jsonl", "{\"q\": \"" + std::string(5u << 20, 'x') + "\", \"a\": \"2\"}\n");
+  EXPECT_EQ(error_of(task), "[eval] " + (dir_ / "d.jsonl").string() +
+                                ":1: line of 5242899 bytes, longer than the 4194304 allowed");
+}
+
+// An external scorer with data files and no test_split: the usual default (the split named 'test'),
+// not "test_split '' has no data".
+TEST_F(TaskFiles, ExternalTaskWithDataPicksItsTestSplit) {
+  write("d.jsonl", "{\"q\": \"1\"}\n");
+  Task t = Task::load(write("t.yaml",
+                            "task: ext\nexternal: {command: [\"true\"]}\ndataset_path: json\n"
+                            "dataset_kwargs: {data_files: {opt: d.jsonl, test: d.jsonl}}\n"));
+  EXPECT_EQ(t.spec().test_split, "test");
+  EXPECT_EQ(error_of("task: ext\nexternal: {command: [\"true\"]}\ndataset_path: json\n"
+                     "dataset_kwargs: {data_files: {opt: d.jsonl, dev: d.jsonl}}\n"),
+            "[eval] " + (dir_ / "t.yaml").string() +
+                ": field 'test_split' is missing and there is no split named 'test'");
+}
+
 TEST_F(TaskFiles, ExternalTaskNeedsNoData) {
   Task t = Task::load(write("t.yaml", "task: ext\nexternal: {command: [\"python3\", \"my_eval.py\"], timeout_s: 5}\n"));
   ASSERT_TRUE(t.spec().external);

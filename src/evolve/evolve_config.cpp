@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "evolve/genome.h"
 #include "infer/engine.h"
 #include "io/files.h"
 
@@ -162,7 +163,15 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
             "normalize", "weight", "density", "t", "init", "genes", "dtype", "sigma0", "population",
             "generations", "evaluations", "restarts", "separable"});
     PsPhaseConfig p;
-    if (n["method"]) p.method = c.str(n["method"], "ps.method");
+    if (n["method"]) {
+      p.method = c.str(n["method"], "ps.method");
+      // Checked here, not only by the genome, so the message names the file and line.
+      if (!is_searchable_ps_method(p.method))
+        c.bad(n["method"], "ps.method",
+              fmt::format("'{}' is not searchable (use dare_ties, ties, task_arithmetic, linear or "
+                          "slerp)",
+                          p.method));
+    }
     if (n["base_model"])
       p.base_model = model_path(c.str(n["base_model"], "ps.base_model"), base_dir);
     if (!n["models"]) c.bad(n, "ps.models", "is required");

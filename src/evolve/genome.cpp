@@ -26,10 +26,15 @@ bool PsGenome::is_slerp() const {
   return options_.method == "slerp";
 }
 
+bool is_searchable_ps_method(std::string_view method) {
+  static const std::string_view kMethods[] = {"dare_ties", "ties", "task_arithmetic", "linear",
+                                              "slerp"};
+  return std::find(std::begin(kMethods), std::end(kMethods), method) != std::end(kMethods);
+}
+
 PsGenome::PsGenome(PsSpaceOptions options) : options_(std::move(options)) {
   const auto& o = options_;
-  static const char* kMethods[] = {"dare_ties", "ties", "task_arithmetic", "linear", "slerp"};
-  if (std::find(std::begin(kMethods), std::end(kMethods), o.method) == std::end(kMethods))
+  if (!is_searchable_ps_method(o.method))
     fail(
         "evolve",
         "ps.method: '{}' is not searchable (use dare_ties, ties, task_arithmetic, linear or slerp)",

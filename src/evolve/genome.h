@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "infer/engine.h"
@@ -69,6 +70,9 @@ struct GeneInfo {
   std::string param;   // "weight", "density", "t"
   std::string name() const;
 };
+
+// The merge methods a PS search can evolve: dare_ties, ties, task_arithmetic, linear, slerp.
+bool is_searchable_ps_method(std::string_view method);
 
 class PsGenome {
  public:

@@ -67,8 +67,12 @@ struct Engine::Impl {
              names[i], c.num_attention_heads, c.num_key_value_heads);
       rope_inv_freq(c);  // rejects unsupported rope types up front
     }
-    max_context = options.max_context > 0 ? options.max_context
-                                          : static_cast<int>(c0.max_position_embeddings);
+    // config.json's max_position_embeddings bounds lengths only: nothing is sized from it (a
+    // hostile 1e12 must neither overflow an int nor allocate; buffers follow the actual lengths).
+    constexpr int64_t kMaxContext = int64_t{1} << 24;
+    max_context = options.max_context > 0
+                      ? options.max_context
+                      : static_cast<int>(std::min(c0.max_position_embeddings, kMaxContext));
     for (size_t i = 0; i < models.size(); ++i) {  // longrope: the short factors' context only
       const RopeScaling& rs = models[i]->config().rope_scaling;
       if (rs.type != "longrope" || max_context <= rs.original_max_position_embeddings) continue;

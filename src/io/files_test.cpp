@@ -2,9 +2,15 @@
 #include "io/files.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include "common/error.h"
+#include "common/test_util.h"
 #include "io/test_support.h"
 
 namespace evomerge {
@@ -167,6 +173,82 @@ TEST(StagedDir, TrailingSlashIsTheSameFolder) {
     staged.commit();
   }
   EXPECT_TRUE(fs::is_directory(root / "out"));
+}
+
+}  // namespace
+}  // namespace evomerge
+
+namespace evomerge {
+namespace {
+
+using testing::TempDir;
+using testing::write_bytes;
+using testing_util::error_of;
+namespace fs = std::filesystem;
+
+// A FIFO would block the read forever and /dev/zero never ends; both are named for what they are.
+TEST(Files, ReadTextFileRefusesFifosAndDevices) {
+  TempDir dir;
+  const auto fifo = dir / "config.json";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(error_of([&] { read_text_file(fifo); }),
+            "[io] " + fifo.string() + ": is a FIFO, not a regular file");
+  const auto link = dir / "zero.json";
+  fs::create_symlink("/dev/zero", link);
+  EXPECT_EQ(error_of([&] { read_text_file(link); }),
+            "[io] " + link.string() + ": is a character device, not a regular file");
+  EXPECT_EQ(error_of([&] { read_text_file(dir.path()); }),
+            "[io] " + dir.path().string() + ": is a folder, not a regular file");
+}
+
+// What a killed merge leaves (".<name>.tmp-<pid>-<n>", up to the model's size) is removed by the
+// next write of the same output once that pid is gone; a living process's staging folder is kept.
+TEST(StagedDir, LeftoversOfDeadProcessesAreRemoved) {
+  TempDir dir;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);  // reaped: the pid no longer exists
+  ASSERT_TRUE(process_is_gone(child));
+  const auto dead = dir / fmt::format(".out.tmp-{}-0", child);
+  const auto dead_file = dir / fmt::format(".out.tmp-{}", child);
+  const auto alive = dir / fmt::format(".out.tmp-{}-0", ::getppid());
+  const auto other = dir / fmt::format(".other.tmp-{}-0", child);
+  for (const auto& p : {dead, alive, other}) write_bytes(p / "model.safetensors", "x");
+  write_bytes(dead_file, "partial");
+  {
+    StagedDir staged(dir / "out", false);
+    write_bytes(staged.path() / "a", "1");
+    staged.commit();
+  }
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_FALSE(fs::exists(dead_file));
+  EXPECT_TRUE(fs::exists(alive));
+  EXPECT_TRUE(fs::exists(other));  // another output's: left to that output's next write
+  EXPECT_TRUE(fs::exists(dir / "out" / "a"));
+}
+
+// Past `ulimit -f` a write fails with EFBIG once SIGXFSZ is ignored (as the CLI does): a clear
+// "file too large" error naming the file, and no temporary left.
+TEST(Files, FileSizeLimitIsAClearError) {
+  TempDir dir;
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  rlimit small = old;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const std::string err =
+      error_of([&] { write_file_atomic(dir / "big.bin", std::string(10000, 'x')); });
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_NE(err.find("big.bin.tmp-"), std::string::npos) << err;
+  EXPECT_NE(err.find(": write failed: file too large (over the file-size limit of this process, "
+                     "see `ulimit -f`"),
+            std::string::npos)
+      << err;
+  EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_limits.h"
 #include "common/text.h"
 #include "io/files.h"
 
@@ -15,6 +16,7 @@ using json = nlohmann::json;
 
 std::map<std::string, std::string> parse_safetensors_index(std::string_view json_text, std::string_view where) {
   json index;
+  check_json_depth(json_text, "model", where);
   try {
     index = json::parse(json_text);
   } catch (const json::exception& e) {
@@ -132,6 +134,11 @@ fs::path resolve_model_path(std::string_view reference) {
   std::error_code ec;
   fs::path local(reference);
   if (fs::is_directory(local, ec)) return local;
+  if (fs::exists(local, ec))
+    fail("model",
+         "{}: is a file, not a model folder (give the folder that holds config.json and the "
+         "weights)",
+         reference);
   // "org/name" (exactly one slash, no leading dot or slash) may be a hub id.
   bool hub_like = !reference.empty() && reference.front() != '/' && reference.front() != '.' &&
                   std::count(reference.begin(), reference.end(), '/') == 1;
@@ -179,9 +186,12 @@ ModelFolder ModelFolder::open(std::string_view reference) {
   m.dir = resolve_model_path(reference);
   fs::path config_path = m.dir / "config.json";
   std::error_code ec;
-  if (!fs::is_regular_file(config_path, ec)) fail("model", "{}: config.json is missing", m.dir.string());
+  if (!fs::exists(config_path, ec)) fail("model", "{}: config.json is missing", m.dir.string());
+  const std::string config_text =
+      read_text_file(config_path, 16u << 20);  // refuses non-regular files
+  check_json_depth(config_text, "model", config_path.string());
   try {
-    m.config = json::parse(read_text_file(config_path, 16u << 20));
+    m.config = json::parse(config_text);
   } catch (const json::exception& e) {
     fail("model", "{}: not valid JSON: {}", config_path.string(), printable(e.what()));
   }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -167,6 +169,35 @@ TEST(HfCache, EmptySnapshotsAndNonHubNames) {
   EXPECT_NE(error_of([] { resolve_model_path("org/m"); }).find("has no snapshot"), std::string::npos);
   EXPECT_NE(error_of([] { resolve_model_path("./nothing-here"); }).find("no such model folder"), std::string::npos);
   EXPECT_NE(error_of([] { resolve_model_path("a/b/c"); }).find("no such model folder"), std::string::npos);
+}
+
+// A file given where a model folder belongs said "no such model folder"; a FIFO or a link to
+// /dev/zero as config.json said "config.json is missing".
+TEST(ModelFolder, FileFifoAndDeviceAreNamedForWhatTheyAre) {
+  TempDir dir;
+  write_bytes(dir / "model.safetensors", "x");
+  const std::string file = (dir / "model.safetensors").string();
+  EXPECT_EQ(error_of([&] { resolve_model_path(file); }),
+            "[model] " + file +
+                ": is a file, not a model folder (give the folder that holds config.json and the "
+                "weights)");
+  TempDir fifo_dir;
+  ASSERT_EQ(::mkfifo((fifo_dir / "config.json").c_str(), 0600), 0);
+  EXPECT_EQ(error_of([&] { ModelFolder::open(fifo_dir.path().string()); }),
+            "[io] " + (fifo_dir / "config.json").string() + ": is a FIFO, not a regular file");
+  TempDir zero_dir;
+  fs::create_symlink("/dev/zero", zero_dir / "config.json");
+  EXPECT_EQ(error_of([&] { ModelFolder::open(zero_dir.path().string()); }),
+            "[io] " + (zero_dir / "config.json").string() +
+                ": is a character device, not a regular file");
+}
+
+// An index nested 150,000 deep overflowed nlohmann's recursive DOM; now one clear error.
+TEST(SafetensorsIndex, DeepNestingIsRefused) {
+  const std::string deep =
+      "{\"weight_map\": " + std::string(150000, '[') + std::string(150000, ']') + "}";
+  EXPECT_EQ(error_of([&] { parse_safetensors_index(deep, "m/model.safetensors.index.json"); }),
+            "[model] m/model.safetensors.index.json: JSON nested deeper than 128 levels");
 }
 
 TEST(ModelFolder, LocalFolderWithAuxFiles) {

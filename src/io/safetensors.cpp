@@ -12,6 +12,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_limits.h"
 #include "common/text.h"
 #include "io/files.h"
 
@@ -128,6 +129,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
   };
   if (size_t bad = first_invalid_utf8(header_json); bad != std::string_view::npos)
     fail("safetensors", "{}: header is not valid UTF-8 (byte {} of the header)", where, bad);
+  check_json_depth(header_json, "safetensors", std::string(where) + " header");
   json header;
   try {
     header = json::parse(header_json.begin(), header_json.end(), on_event);
@@ -316,7 +318,7 @@ void ShardedWriter::plan_and_create(uint64_t max_shard_bytes, const std::map<std
     write_all_at(shards_.back().fd, prefix.data(), 8, 0, shard.temp_path);
     write_all_at(shards_.back().fd, text.data(), text.size(), 8, shard.temp_path);
     if (ftruncate(shards_.back().fd, static_cast<off_t>(shard.data_start + offset)) != 0)
-      fail("io", "{}: cannot size file: {}", shard.temp_path.string(), std::strerror(errno));
+      fail("io", "{}: cannot size file: {}", shard.temp_path.string(), write_error_text(errno));
   }
 }
 
@@ -347,7 +349,8 @@ void ShardedWriter::finish() {
   for (const auto& [name, slot] : slots_)
     EM_ASSERT_MSG(slot.written, "ShardedWriter::finish: a declared tensor was never written");
   for (auto& shard : shards_) {
-    if (::close(shard.fd) != 0) fail("io", "{}: close failed: {}", shard.temp_path.string(), std::strerror(errno));
+    if (::close(shard.fd) != 0)
+      fail("io", "{}: close failed: {}", shard.temp_path.string(), write_error_text(errno));
     shard.fd = -1;
   }
   if (shards_.size() > 1) {

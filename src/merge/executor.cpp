@@ -1,6 +1,7 @@
 #include "merge/executor.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/error.h"
 #include "tensor/convert.h"
@@ -134,6 +135,30 @@ void Merger::Impl::merge(const MergePlan& plan, const PlanTensor& t, float* dst)
     if (m.has_lora() && !t.inputs[i].rows) m.add_lora_delta(t.inputs[i].tensor, inputs[i].data());
   }
   run_method(plan.method, args, dst);
+  check_finite(t.name, dst, n);
+}
+
+// A merge whose result holds inf or NaN (weight: 1e308, overflowing task vectors, non-finite
+// inputs) is an error naming the tensor: written out, it used to exit 0 with a useless model.
+void Merger::Impl::check_finite(const std::string& tensor, const float* v, size_t n) const {
+  const size_t chunks = (n + kConvertChunk - 1) / kConvertChunk;
+  std::vector<size_t> first_bad(chunks, n), bad_count(chunks, 0);
+  pool.run(chunks, [&](size_t c) {
+    const size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
+    for (size_t i = b; i < e; ++i)
+      if (!std::isfinite(v[i])) {
+        if (first_bad[c] == n) first_bad[c] = i;
+        ++bad_count[c];
+      }
+  });
+  size_t count = 0, first = n;
+  for (size_t c = 0; c < chunks; ++c) count += bad_count[c], first = std::min(first, first_bad[c]);
+  if (count)
+    fail("merge",
+         "tensor '{}': the merge produced {} non-finite values (inf or NaN) of {}, the first at "
+         "element "
+         "{} ({}); check the merge weights and the input models",
+         tensor, count, n, first, v[first]);
 }
 
 float* Merger::Impl::out_scratch(size_t n) {

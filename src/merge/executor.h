@@ -40,8 +40,10 @@ class ThreadPool : public ParallelFor {
 struct Merger::Impl {
   explicit Impl(int threads) : pool(threads) {}
 
-  // Reads the inputs of `t` as f32 (parallel chunks), then runs the method into dst[numel].
+  // Reads the inputs of `t` as f32 (parallel chunks), then runs the method into dst[numel]; an
+  // Error naming the tensor when the result holds inf or NaN.
   void merge(const MergePlan& plan, const PlanTensor& t, float* dst);
+  void check_finite(const std::string& tensor, const float* v, size_t n) const;
   float* out_scratch(size_t n);
   // Parallel f32 -> dtype conversion of n values.
   void convert_out(const float* src, DType dtype, std::byte* dst, size_t n);

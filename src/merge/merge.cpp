@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "io/files.h"
+#include "merge/adapter_config.h"
 #include "merge/chat_templates.h"
 #include "merge/executor.h"
 #include "merge/methods.h"
@@ -52,26 +53,11 @@ std::shared_ptr<SourceModel> SourceModel::open(const ModelRef& ref) {
   // and adapter_model.safetensors with base_model.model.<module>.lora_{A,B}.weight.
   fs::path dir = resolve_model_path(ref.lora);
   fs::path cfg_path = dir / "adapter_config.json";
-  json cfg;
-  try {
-    cfg = json::parse(read_text_file(cfg_path, 4u << 20));
-  } catch (const json::exception& e) {
-    fail(kLora, "{}: not valid JSON: {}", cfg_path.string(), e.what());
-  }
-  if (!cfg.is_object() || !cfg.contains("r") || !cfg["r"].is_number_integer() || cfg["r"].get<int64_t>() <= 0)
-    fail(kLora, "{}: field 'r' must be a positive integer", cfg_path.string());
-  const double r = cfg["r"].get<double>();
-  double alpha = r;
-  if (cfg.contains("lora_alpha")) {
-    if (!cfg["lora_alpha"].is_number()) fail(kLora, "{}: field 'lora_alpha' must be a number", cfg_path.string());
-    alpha = cfg["lora_alpha"].get<double>();
-  }
-  const bool rslora = cfg.value("use_rslora", false);
-  if (cfg.value("fan_in_fan_out", false)) fail(kLora, "{}: field 'fan_in_fan_out' = true is not supported", cfg_path.string());
-  std::map<std::string, double> alpha_pattern;
-  if (auto it = cfg.find("alpha_pattern"); it != cfg.end() && it->is_object())
-    for (const auto& [k, v] : it->items())
-      if (v.is_number()) alpha_pattern[k] = v.get<double>();
+  const AdapterConfig cfg =
+      parse_adapter_config(read_text_file(cfg_path, 4u << 20), cfg_path.string());
+  const double alpha = cfg.alpha;
+  const bool rslora = cfg.rslora;
+  const std::map<std::string, double>& alpha_pattern = cfg.alpha_pattern;
 
   fs::path st = dir / "adapter_model.safetensors";
   m->lora_files_.push_back(SafetensorsFile::open(st));

@@ -2,7 +2,10 @@
 // in-memory execution and partial re-merges, determinism across thread counts, LoRA inputs, and
 // every bad-input case of the issue (clear error, nothing left behind).
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include <fstream>
+#include <limits>
 
 #include <cmath>
 
@@ -397,6 +400,41 @@ TEST_F(MergeFolders, BadInputsFailClearlyAndLeaveNothing) {
   EXPECT_EQ(merge_error(crimes, out("crimes"), MergeOptions{.allow_crimes = true}), "");
   // An existing output folder is refused unless replaced.
   EXPECT_NE(merge_error(crimes, out("crimes"), MergeOptions{.allow_crimes = true}).find("already exists"), std::string::npos);
+}
+
+// A merge whose result holds inf or NaN (here: one input value is inf) is an error naming the
+// tensor, and nothing is written; it used to exit 0 with an all-inf model.
+TEST_F(MergeFolders, NonFiniteResultNamesTheTensor) {
+  TinySpec f32;
+  f32.dtype = DType::F32;
+  make_tiny_model(root_ / "inf", 8, f32);
+  // The first value of the data buffer (of the first tensor in file order) becomes +inf.
+  const fs::path file = root_ / "inf" / "model.safetensors";
+  std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t header_len = 0;
+  io.read(reinterpret_cast<char*>(&header_len), 8);
+  std::string header(header_len, '\0');
+  io.read(header.data(), static_cast<std::streamsize>(header_len));
+  const auto j = nlohmann::json::parse(header);
+  std::string first;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "__metadata__" && it.value()["data_offsets"][0] == 0) first = it.key();
+  ASSERT_FALSE(first.empty());
+  const float inf = std::numeric_limits<float>::infinity();
+  io.seekp(static_cast<std::streamoff>(8 + header_len));
+  io.write(reinterpret_cast<const char*>(&inf), 4);
+  io.close();
+  const fs::path dir = out("nonfinite");
+  const std::string e = merge_error("merge_method: linear\nmodels:\n  - {model: " + p("a") +
+                                        ", parameters: {weight: 1}}\n  - {model: " + p("inf") +
+                                        ", parameters: {weight: 1}}\n",
+                                    dir);
+  EXPECT_NE(e.find("[merge] tensor '" + first +
+                   "': the merge produced 1 non-finite values (inf or NaN) of "),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("the first at element 0 (inf)"), std::string::npos) << e;
+  EXPECT_FALSE(fs::exists(dir));
 }
 
 }  // namespace

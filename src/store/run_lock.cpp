@@ -37,8 +37,9 @@ RunFolderLock::RunFolderLock(const std::filesystem::path& dir) {
     // file is ours, but a folder can be shared with anyone).
     char buf[512] = {};
     const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
-    std::string holder = n > 0 ? printable(std::string(buf, static_cast<size_t>(n))) : "";
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    holder = printable(holder);
     ::close(fd_);
     fd_ = -1;
     if (err != EWOULDBLOCK) fail("store", "{}: cannot lock: {}", path.string(), std::strerror(err));

@@ -101,6 +101,8 @@ CREATE INDEX IF NOT EXISTS candidate_by_fitness ON candidate (phase, fitness);
 // The one v1 -> v2 migration (every schema change of version 2 goes here; docs/run-store.md):
 //  - artifacts and final rows are recorded once (v1 stores could hold duplicates: resumes appended
 //    artifacts, and two processes on one folder interleaved final rows; the first is kept);
+//  - a final row's score and interval may be NULL: a task set of perplexities only has no weighted
+//    accuracy (v1's NOT NULL made such a run fail at its last write);
 //  - final_stage: the final stage's checkpoints (scored finalists, uniform-grid points), reused on
 //    resume instead of re-scored;
 //  - input_fingerprint: what the models and task files were when the run started;
@@ -108,8 +110,22 @@ CREATE INDEX IF NOT EXISTS candidate_by_fitness ON candidate (phase, fitness);
 constexpr const char* kMigrateV1ToV2 = R"sql(
 DELETE FROM artifact WHERE id NOT IN (SELECT min(id) FROM artifact GROUP BY kind, path);
 CREATE UNIQUE INDEX IF NOT EXISTS artifact_once ON artifact (kind, path);
-DELETE FROM final_result WHERE id NOT IN (SELECT min(id) FROM final_result GROUP BY label, split);
-CREATE UNIQUE INDEX IF NOT EXISTS final_result_once ON final_result (label, split);
+CREATE TABLE final_result_v2 (
+  id INTEGER PRIMARY KEY,
+  label TEXT NOT NULL,
+  split TEXT NOT NULL,
+  task_scores TEXT NOT NULL,
+  score REAL,
+  ci_low REAL,
+  ci_high REAL,
+  details TEXT NOT NULL,
+  UNIQUE (label, split)
+);
+INSERT INTO final_result_v2
+  SELECT id, label, split, task_scores, score, ci_low, ci_high, details FROM final_result
+  WHERE id IN (SELECT min(id) FROM final_result GROUP BY label, split);
+DROP TABLE final_result;
+ALTER TABLE final_result_v2 RENAME TO final_result;
 CREATE TABLE IF NOT EXISTS final_stage (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL,
@@ -374,10 +390,10 @@ void RunStore::create(const std::filesystem::path& dir, RunInfo& info) {
 
 RunStore RunStore::open(const std::filesystem::path& dir, RunInfo info) {
   std::error_code ec;
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
+    fail("store", "{}: the run folder is a file; give a folder (new or of this run)", dir.string());
   std::filesystem::create_directories(dir, ec);
   if (ec) fail("store", "{}: cannot create the run folder: {}", dir.string(), ec.message());
-  if (!std::filesystem::is_directory(dir))
-    fail("store", "{}: --run must be a folder (this is a file)", dir.string());
   RunStore store;
   store.lock_ = RunFolderLock(dir);
   remove_stale_creations(dir);
@@ -396,8 +412,8 @@ RunStore RunStore::open(const std::filesystem::path& dir, RunInfo info) {
     return store;
   }
   store.db_ = open_db(store.path_, false);
+  store.migrate();  // first: names a file that is not a run store before anything writes to it
   store.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
-  store.migrate();
   store.read_info();
   if (store.info_.config_hash != info.config_hash) {
     // Name what differs (JSON-patch paths of the canonical configs).
@@ -702,9 +718,9 @@ std::vector<FinalResult> RunStore::read_final_results(const std::string& where,
     r.label = q.text(0);
     r.split = q.text(1);
     r.task_scores = parse_json_column(q.text(2), path_, "final_result.task_scores");
-    r.score = q.f64(3);
-    r.ci_low = q.f64(4);
-    r.ci_high = q.f64(5);
+    r.score = q.is_null(3) ? std::nan("") : q.f64(3);
+    r.ci_low = q.is_null(4) ? std::nan("") : q.f64(4);
+    r.ci_high = q.is_null(5) ? std::nan("") : q.f64(5);
     r.details = parse_json_column(q.text(6), path_, "final_result.details");
     const auto kind = final_kind_from_name(q.text(7));
     if (!kind) fail("store", "{}: final_result.kind '{}' is unknown", path_.string(), q.text(7));

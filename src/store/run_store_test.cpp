@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -320,6 +321,18 @@ TEST(RunStore, ArtifactsAndFinalRowsAreRecordedOnce) {
   EXPECT_EQ(rows[0].score, 0.5);
   EXPECT_EQ(store.final_result("ps best", "test")->score, 0.25);
   EXPECT_FALSE(store.final_result("ps best", "train"));
+  // A task set of perplexities only has no weighted accuracy: stored as NULL, read back as NaN
+  // (v1 failed here on a NOT NULL column).
+  FinalResult ppl;
+  ppl.label = "parent: ppl";
+  ppl.split = "test";
+  ppl.score = ppl.ci_low = ppl.ci_high = std::nan("");
+  ppl.task_scores = {{"wiki", 12.5}};
+  store.add_final_result(ppl);
+  const auto back = store.final_result("parent: ppl", "test");
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(std::isnan(back->score) && std::isnan(back->ci_low) && std::isnan(back->ci_high));
+  EXPECT_EQ(back->task_scores["wiki"], 12.5);
 }
 
 TEST(RunStore, FinalStageCheckpointsSurviveReopening) {
@@ -367,10 +380,12 @@ TEST(RunStore, VersionOneStoreIsMigrated) {
     auto store = RunStore::open(dir.path, make_info());
     store.commit_generation({make_candidate("ps", 1, 0, 0.5)}, make_state("ps", 1));
     const char* to_v1 =
-        "DROP INDEX artifact_once; DROP INDEX final_result_once; DROP TABLE final_stage; "
+        "DROP INDEX artifact_once; DROP TABLE final_stage; "
         "DROP TABLE input_fingerprint; DROP TABLE run_event; DROP TABLE generation; "
-        "DROP TABLE final_item_result; ALTER TABLE final_result DROP COLUMN kind; "
-        "ALTER TABLE final_result DROP COLUMN phase; ALTER TABLE run DROP COLUMN machine; "
+        "DROP TABLE final_item_result; DROP TABLE final_result; CREATE TABLE final_result (id "
+        "INTEGER PRIMARY KEY, label TEXT NOT NULL, split TEXT NOT NULL, task_scores TEXT NOT NULL, "
+        "score REAL NOT NULL, ci_low REAL NOT NULL, ci_high REAL NOT NULL, details TEXT NOT NULL); "
+        "ALTER TABLE run DROP COLUMN machine; "
         "PRAGMA user_version = 1; "
         "INSERT INTO artifact (kind, path, created) VALUES ('recipe', 'a.yml', 'x'), "
         "('recipe', 'a.yml', 'y'), ('report', 'r.md', 'z'); "
@@ -385,6 +400,12 @@ TEST(RunStore, VersionOneStoreIsMigrated) {
   EXPECT_EQ(store.artifacts().size(), 2u);
   ASSERT_EQ(store.final_results().size(), 1u);
   EXPECT_EQ(store.final_results()[0].score, 0.1);
+  FinalResult ppl;  // NULL-able since v2 (perplexity-only task sets)
+  ppl.label = "parent: ppl";
+  ppl.split = "test";
+  ppl.score = ppl.ci_low = ppl.ci_high = std::nan("");
+  store.add_final_result(ppl);
+  EXPECT_TRUE(std::isnan(store.final_result("parent: ppl", "test")->score));
   EXPECT_EQ(store.candidates("ps").size(), 1u);
   store.put_final_stage("k", 1);
   EXPECT_TRUE(store.final_stage("k"));

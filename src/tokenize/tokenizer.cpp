@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_limits.h"
 #include "io/files.h"
 #include "tokenize/bpe.h"
 #include "tokenize/regex.h"
@@ -745,6 +746,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
   if (std::filesystem::exists(sm) || std::filesystem::exists(jinja) || std::filesystem::exists(ctj)) {
     json cfg = json::object();
     if (!config.empty()) {
+      check_json_depth(config, kStage, tc.string());
       try {
         cfg = json::parse(config);
       } catch (const json::exception& e) {
@@ -754,8 +756,10 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
     }
     if (std::filesystem::exists(sm)) {
       json m;
+      const std::string sm_text = read_text_file(sm, 16u << 20);
+      check_json_depth(sm_text, kStage, sm.string());
       try {
-        m = json::parse(read_text_file(sm, 16u << 20));
+        m = json::parse(sm_text);
       } catch (const json::exception& e) {
         fail(kStage, "{}: not valid JSON: {}", sm.string(), e.what());
       }
@@ -768,8 +772,10 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
         cfg["chat_template"] = read_text_file(jinja, 16u << 20);
       } else if (std::filesystem::exists(ctj)) {
         json c;
+        const std::string ctj_text = read_text_file(ctj, 16u << 20);
+        check_json_depth(ctj_text, kStage, ctj.string());
         try {
-          c = json::parse(read_text_file(ctj, 16u << 20));
+          c = json::parse(ctj_text);
         } catch (const json::exception& e) {
           fail(kStage, "{}: not valid JSON: {}", ctj.string(), e.what());
         }
@@ -789,6 +795,8 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
                                     ? where.substr(0, where.size() - 14) + "tokenizer_config.json"
                                     : where + " (tokenizer_config)";
   json root;
+  check_json_depth(tokenizer_json, kStage, where);
+  check_json_depth(tokenizer_config_json, kStage, cfg_where);
   try {
     root = json::parse(tokenizer_json);
   } catch (const json::exception& e) {

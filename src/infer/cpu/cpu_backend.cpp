@@ -218,7 +218,7 @@ class CpuBackend final : public Backend {
 
   // Scratch, grown to the largest micro-batch seen.
   std::vector<float> x, xn, q, k, v, att, tmp, g, u, final_x, logits_buf;
-  std::vector<std::vector<float>> score_scratch_;    // per thread, max_context
+  std::vector<std::vector<float>> score_scratch_;    // per thread, the longest row's positions
   std::vector<std::pair<int64_t, int64_t>> blocks_;  // attention row blocks: (first row, count)
   MatmulScratch mm_;
 };
@@ -250,7 +250,11 @@ void CpuBackend::embed(std::span<const Row> rows) {
   grow(x, n * H), grow(xn, n * std::max(H, maxq)), grow(q, n * maxq), grow(k, n * maxkv),
       grow(v, n * maxkv);
   grow(att, n * maxq), grow(tmp, n * H), grow(g, n * maxi), grow(u, n * maxi);
-  for (auto& s : score_scratch_) grow(s, static_cast<size_t>(options_.max_context));
+  // Attention scores per thread: one per key of the longest row, never sized from the config's
+  // max_position_embeddings (1e9 there allocated 7.8 GB for a 2 MB model).
+  int64_t longest = 0;
+  for (const Row& r : rows) longest = std::max<int64_t>(longest, r.pos + 1);
+  for (auto& s : score_scratch_) grow(s, static_cast<size_t>(longest));
 
   // Embedding rows (converted from the stored dtype).
   const TensorView& e = head_views_.embed;

@@ -1,0 +1,273 @@
+// The error catalogue (docs/errors.md), driven through the real binary: every case runs `evomerge`
+// on a hostile or wrong input and checks the exit status and the message on stderr. docs/errors.md
+// must list every case (id and message); EVOMERGE_ERRORS_DOC=FILE writes the table rows it lists,
+// with the scratch folder shown as $T.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "arch/bad_inputs.h"
+#include "arch/test_support.h"
+#include "infer/random_model.h"
+#include "io/files.h"
+#include "store/run_lock.h"
+#include "test_support.h"
+#include "tokenize/test_support.h"
+
+namespace evomerge {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing::TempDir;
+using testing::write_bytes;
+
+struct ErrorCase {
+  std::string id;
+  std::string args;     // {T} is the scratch folder
+  std::string message;  // a substring of stderr; {T} as in args
+  int status = 1;
+  std::string prefix = {};  // shell commands before the binary (ulimit ...)
+};
+
+std::string expand(std::string s, const fs::path& t) {
+  for (size_t p; (p = s.find("{T}")) != std::string::npos;) s.replace(p, 3, t.string());
+  return s;
+}
+
+// A tiny Llama with the test tokenizer (vocab 99, hidden 32, 2 layers) at `dir`.
+void tiny_model(const fs::path& dir, uint64_t seed) {
+  RandomModelSpec spec;
+  spec.config = small_model_config("llama", 99, 32, 64, 2, 4, 2);
+  spec.config["max_position_embeddings"] = 64;
+  spec.seed = seed;
+  write_random_model(dir, spec);
+  testing_util::write_char_tokenizer(dir);
+}
+
+const char* kTask =
+    "task: mc\ndataset_path: json\ndataset_kwargs: {data_files: {opt: mc.jsonl, test: mc.jsonl}}\n"
+    "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Q: {{q}}\\nA:\"\n"
+    "doc_to_target: \"{{label}}\"\ndoc_to_choice: [\"a\", \"b\"]\n";
+
+// The scratch folder with every input the cases use.
+void write_inputs(const fs::path& t) {
+  tiny_model(t / "base", 1);
+  tiny_model(t / "ft", 2);
+  write_bytes(t / "a-file", "not a folder");
+  fs::create_directories(t / "fifo");
+  ::mkfifo((t / "fifo" / "config.json").c_str(), 0600);
+  fs::create_directories(t / "devzero");
+  fs::create_symlink("/dev/zero", t / "devzero" / "config.json");
+  // Weights of 2 layers, config of 1.
+  fs::copy(t / "base", t / "extra", fs::copy_options::recursive);
+  auto cfg = json::parse(read_text_file(t / "base" / "config.json"));
+  cfg["num_hidden_layers"] = 1;
+  write_bytes(t / "extra" / "config.json", cfg.dump());
+  // Tokenizer nested 150,000 deep.
+  fs::copy(t / "base", t / "deeptok", fs::copy_options::recursive);
+  write_bytes(t / "deeptok" / "tokenizer.json",
+              std::string(150000, '[') + std::string(150000, ']'));
+  // Tasks.
+  write_bytes(t / "mc.jsonl", "{\"q\": \"x\", \"label\": 0}\n{\"q\": \"y\", \"label\": 1}\n");
+  write_bytes(t / "mc.yaml", kTask);
+  std::string deep = kTask;
+  deep.replace(deep.find("mc.jsonl, test: mc.jsonl"), 24, "deep.jsonl, test: deep.jsonl");
+  write_bytes(t / "deep.yaml", deep);
+  write_bytes(t / "deep.jsonl", "{\"q\": \"x\", \"label\": 0}\n{\"q\": " +
+                                    std::string(150000, '[') + std::string(150000, ']') + "}\n");
+  std::string longl = kTask;
+  longl.replace(longl.find("mc.jsonl, test: mc.jsonl"), 24, "long.jsonl, test: long.jsonl");
+  write_bytes(t / "long.yaml", longl);
+  write_bytes(t / "long.jsonl", "{\"q\": \"" + std::string(5u << 20, 'x') + "\", \"label\": 0}\n");
+  std::string notjson = kTask;
+  notjson.replace(notjson.find("mc.jsonl, test: mc.jsonl"), 24, "bad.jsonl, test: bad.jsonl");
+  write_bytes(t / "notjson.yaml", notjson);
+  write_bytes(t / "bad.jsonl", "{\"q\": \"x\", \"label\": 0}\n{\"q\": \n");
+  write_bytes(t / "unknown-key.yaml", std::string(kTask) + "temperature: 0.7\n");
+  write_bytes(t / "text.txt", "hello");
+  // Merge configs.
+  const std::string base = (t / "base").string(), ft = (t / "ft").string();
+  write_bytes(t / "linear.yml", "merge_method: linear\nmodels:\n  - {model: " + base +
+                                    ", parameters: {weight: 1}}\n  - {model: " + ft +
+                                    ", parameters: {weight: 1}}\n");
+  write_bytes(t / "lineer.yml", "merge_method: lineer\nmodels: [{model: " + base + "}]\n");
+  write_bytes(t / "nomodel.yml", "merge_method: linear\nmodels: [{model: " + (t / "nope").string() +
+                                     ", parameters: {weight: 1}}]\n");
+  write_bytes(t / "not-yaml.yml", "merge_method: [unclosed\n");
+  fs::create_directories(t / "exists");
+  // A model whose first stored value is +inf.
+  fs::copy(t / "ft", t / "inf", fs::copy_options::recursive);
+  {
+    std::fstream io(t / "inf" / "model.safetensors",
+                    std::ios::in | std::ios::out | std::ios::binary);
+    uint64_t n = 0;
+    io.read(reinterpret_cast<char*>(&n), 8);
+    io.seekp(static_cast<std::streamoff>(8 + n));
+    const uint16_t bf16_inf = 0x7f80;  // the random models are BF16
+    io.write(reinterpret_cast<const char*>(&bf16_inf), 2);
+  }
+  write_bytes(t / "inf.yml", "merge_method: linear\nmodels:\n  - {model: " + base +
+                                 ", parameters: {weight: 1}}\n  - {model: " + (t / "inf").string() +
+                                 ", parameters: {weight: 1}}\n");
+  // Evolve configs and run folders.
+  const std::string evolve =
+      "seed: 1\ntasks: [{file: mc.yaml, weight: 1}]\nitems_per_generation: 2\nthreads: 1\n"
+      "ps:\n  method: linear\n  models: [base, ft]\n  population: 4\n  generations: 1\n"
+      "final: {top: 1, uniform_grid: []}\n";
+  write_bytes(t / "evolve.yml", evolve);
+  std::string other = evolve;
+  other.replace(other.find("seed: 1"), 7, "seed: 2");
+  write_bytes(t / "evolve-seed2.yml", other);
+  std::string bad_method = evolve;
+  bad_method.replace(bad_method.find("method: linear"), 14, "method: lineer");
+  write_bytes(t / "bad-method.yml", bad_method);
+  fs::create_directories(t / "foreign");
+  write_bytes(t / "foreign" / "run.db",
+              "this is not a database, just text that is long enough........");
+}
+
+std::vector<ErrorCase> cases() {
+  return {
+      // usage
+      {"usage-unknown-command", "frobnicate",
+       "evomerge: unknown command 'frobnicate' (commands: ", 2},
+      {"usage-missing-argument", "merge", "config is required", 2},
+      // model folders
+      {"model-missing", "inspect {T}/nope", "[model] {T}/nope: no such model folder"},
+      {"model-is-a-file", "inspect {T}/a-file",
+       "[model] {T}/a-file: is a file, not a model folder (give the folder that holds config.json "
+       "and the weights)"},
+      {"config-fifo", "inspect {T}/fifo",
+       "[io] {T}/fifo/config.json: is a FIFO, not a regular file"},
+      {"config-dev-zero", "inspect {T}/devzero",
+       "[io] {T}/devzero/config.json: is a character device, not a regular file"},
+      {"unexpected-tensors", "inspect {T}/extra",
+       "[model] {T}/extra: tensors 'model.layers.1.input_layernorm.weight', "},
+      {"tokenizer-deep", "tokenize {T}/deeptok --text hi",
+       "[tokenizer] {T}/deeptok/tokenizer.json: JSON nested deeper than 128 levels"},
+      {"text-file-missing", "score {T}/base --text-file {T}/nope.txt", "{T}/nope.txt"},
+      {"generate-model-is-a-file", "generate {T}/a-file --prompt hi",
+       "is a file, not a model folder"},
+      // merge
+      {"merge-config-missing", "merge {T}/nope.yml {T}/out", "[io] {T}/nope.yml: cannot read"},
+      {"merge-not-yaml", "merge {T}/not-yaml.yml {T}/out", "{T}/not-yaml.yml"},
+      {"merge-unknown-method", "merge {T}/lineer.yml {T}/out", "unknown method 'lineer'"},
+      {"merge-model-missing", "merge {T}/nomodel.yml {T}/out", "{T}/nope: no such model folder"},
+      {"merge-output-exists", "merge {T}/linear.yml {T}/exists",
+       "[io] {T}/exists: output folder already exists (use --force to replace it)"},
+      {"merge-non-finite", "merge {T}/inf.yml {T}/out-inf",
+       "': the merge produced 1 non-finite values (inf or NaN) of "},
+      {"merge-file-too-large", "merge {T}/linear.yml {T}/out-big",
+       ": file too large (over the file-size limit of this process, see `ulimit -f`", 1,
+       "ulimit -f 8;"},
+      // tasks
+      {"task-missing", "eval {T}/base --task {T}/nope.yaml", "{T}/nope.yaml"},
+      {"task-unknown-key", "eval {T}/base --task {T}/unknown-key.yaml",
+       "{T}/unknown-key.yaml: field 'temperature' (line 9) is not a known key"},
+      {"jsonl-deep", "eval {T}/base --task {T}/deep.yaml",
+       "[eval] {T}/deep.jsonl:2: JSON nested deeper than 128 levels"},
+      {"jsonl-long-line", "eval {T}/base --task {T}/long.yaml",
+       "[eval] {T}/long.jsonl:1: line of 5242901 bytes, longer than the 4194304 allowed"},
+      {"jsonl-not-json", "eval {T}/base --task {T}/notjson.yaml",
+       "[eval] {T}/bad.jsonl:2: not a JSON line"},
+      // evolve and the run store
+      {"evolve-config-missing", "evolve {T}/nope.yml --run {T}/run-x", "{T}/nope.yml"},
+      {"evolve-bad-method", "evolve {T}/bad-method.yml --run {T}/run-x",
+       "[evolve-config] {T}/bad-method.yml:6: ps.method: 'lineer' is not searchable (use "
+       "dare_ties, ties, "
+       "task_arithmetic, linear or slerp)"},
+      {"run-is-a-file", "evolve {T}/evolve.yml --run {T}/a-file",
+       "[store] {T}/a-file: the run folder is a file; give a folder (new or of this run)"},
+      {"run-foreign-database", "evolve {T}/evolve.yml --run {T}/foreign",
+       "[store] {T}/foreign/run.db: not a SQLite database (file is not a database); move it away "
+       "or use another --run folder"},
+      {"run-in-use", "evolve {T}/evolve.yml --run {T}/run-locked",
+       "[store] {T}/run-locked: this run folder is in use by another evomerge process (pid "},
+      {"run-other-config", "evolve {T}/evolve-seed2.yml --run {T}/run-done",
+       "[store] {T}/run-done/run.db: this run folder was made by a different config (differs at "
+       "/seed)"},
+  };
+}
+
+class ErrorCatalogue : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    t_ = new TempDir("errors");
+    write_inputs(t_->path());
+  }
+  static void TearDownTestSuite() { delete t_; }
+  static TempDir* t_;
+};
+TempDir* ErrorCatalogue::t_ = nullptr;
+
+TEST_F(ErrorCatalogue, EveryCaseThroughTheBinary) {
+  const fs::path t = t_->path();
+  // A finished run (for the config check) and a folder held by this process's lock.
+  const fs::path io = t / "io";
+  fs::create_directories(io);
+  const auto done =
+      testing::evomerge_cli(fmt::format("-q evolve '{}' --run '{}'", (t / "evolve.yml").string(),
+                                        (t / "run-done").string()),
+                            io);
+  ASSERT_EQ(done.status, 0) << done.err;
+  fs::create_directories(t / "run-locked");
+  RunFolderLock held(t / "run-locked");
+  std::string doc_rows;
+  for (const auto& c : cases()) {
+    const auto r = testing::run_shell_cli(c.prefix, "-q " + expand(c.args, t) + " </dev/null", io);
+    EXPECT_EQ(r.status, c.status) << c.id << ": " << r.err;
+    EXPECT_NE(r.err.find(expand(c.message, t)), std::string::npos) << c.id << ": got " << r.err;
+    std::string first = r.err.substr(0, r.err.find('\n'));
+    for (size_t p; (p = first.find(t.string())) != std::string::npos;)
+      first.replace(p, t.string().size(), "$T");
+    for (size_t p = 0; (p = first.find('|', p)) != std::string::npos; p += 2)
+      first.replace(p, 1, "\\|");
+    doc_rows +=
+        fmt::format("| `{}` | `{}evomerge {}` | {} | {} |\n", c.id,
+                    c.prefix.empty() ? "" : c.prefix + " ", expand(c.args, "$T"), c.status, first);
+  }
+  // No staging leftovers from the failed merges.
+  for (const auto& e : fs::directory_iterator(t))
+    EXPECT_EQ(e.path().filename().string().find(".out"), std::string::npos) << e.path();
+  if (const char* doc = std::getenv("EVOMERGE_ERRORS_DOC")) {
+    // Then the bad-input catalogue (run through the binary by cli/inspect_test.cpp): its expected
+    // message substrings.
+    doc_rows += "\nCATALOGUE\n";
+    TempDir root("catalogue");
+    for (const auto& c : testing::make_bad_input_catalogue(root.path())) {
+      std::string m = c.message;
+      for (size_t p = 0; (p = m.find('|', p)) != std::string::npos; p += 2) m.replace(p, 1, "\\|");
+      doc_rows += fmt::format("| `{}` | {} | {} |\n", c.id,
+                              c.file.empty() ? "(the folder)" : "`" + c.file + "`", m);
+    }
+    std::ofstream(doc) << doc_rows;
+  }
+}
+
+// docs/errors.md lists every case of this file and of the bad-input catalogue (driven through
+// `evomerge inspect` by cli/inspect_test.cpp) with its message.
+TEST_F(ErrorCatalogue, DocumentedInErrorsMd) {
+  const std::string doc = read_text_file(fs::path(EVOMERGE_SOURCE_DIR) / "docs" / "errors.md");
+  size_t n = 0;
+  for (const auto& c : cases()) {
+    ++n;
+    EXPECT_NE(doc.find("| `" + c.id + "` |"), std::string::npos) << c.id;
+    std::string m = expand(c.message, "$T");
+    for (size_t p = 0; (p = m.find('|', p)) != std::string::npos; p += 2) m.replace(p, 1, "\\|");
+    EXPECT_NE(doc.find(m), std::string::npos) << c.id << ": " << m;
+  }
+  TempDir root("catalogue");
+  for (const auto& c : testing::make_bad_input_catalogue(root.path())) {
+    ++n;
+    EXPECT_NE(doc.find("| `" + c.id + "` |"), std::string::npos) << c.id;
+    EXPECT_NE(doc.find(c.message), std::string::npos) << c.id << ": " << c.message;
+  }
+  EXPECT_GE(n, 60u);
+}
+
+}  // namespace
+}  // namespace evomerge
