@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "common/interrupt.h"
 #include "dist/distributed.h"
 #include "evolve/evolve_config.h"
 #include "evolve/evolve_run.h"
@@ -23,6 +24,7 @@ struct EvolveOptions {
   int64_t stop_after = 0;
   std::string device;  // empty: the config's `device` (default cpu)
   bool json = false;
+  bool allow_changed_inputs = false;
 };
 
 // The result for scripts: state, the final table's rows (kind, label, score, interval), the files.
@@ -53,6 +55,8 @@ int run_evolve_command(const EvolveOptions& opt) {
   ro.run_dir = opt.run;
   ro.config_text = read_text_file(config_path, 1u << 20);
   ro.stop_after_generations = opt.stop_after;
+  ro.allow_changed_inputs = opt.allow_changed_inputs;
+  install_interrupt_handlers();  // polled by the search after each committed generation
   // Under mpirun / srun with several ranks: rank 0 coordinates and reports, every rank scores.
   EvolveSummary s;
   if (launcher_world_size() > 1) {
@@ -61,6 +65,16 @@ int run_evolve_command(const EvolveOptions& opt) {
     s = std::move(d.summary);
   } else {
     s = run_evolve(cfg, ro);
+  }
+  if (interrupt_requested() && !s.complete) {
+    std::string kept;
+    for (const auto& [name, phase] : {std::pair{"ps", &s.ps}, std::pair{"dfs", &s.dfs}})
+      if (*phase)
+        kept += fmt::format("{}{}: {} generations ({} evaluations)", kept.empty() ? "" : ", ", name,
+                            (*phase)->generations, (*phase)->evaluations);
+    fmt::print(stderr, "evomerge: interrupted; kept in {}: {}; run the same command to resume\n",
+               (ro.run_dir / "run.db").string(), kept.empty() ? "the run's inputs" : kept);
+    return interrupt_exit_status();
   }
   const report::WrittenReport w = report::write_report(ro.run_dir);
   if (opt.json) {
@@ -90,6 +104,9 @@ const bool registered = register_command(
            ->required();
        app.add_option("--device", opt->device,
                       "Where candidates are scored: cpu, cuda or cuda:N (overrides the config)");
+       app.add_flag("--allow-changed-inputs", opt->allow_changed_inputs,
+                    "Resume although model weights or task files changed since the run started "
+                    "(recorded in the run store)");
        app.add_option("--stop-after", opt->stop_after,
                       "Pause each phase after this many generations in this call (resume later)");
        app.add_flag("--json", opt->json,

@@ -125,6 +125,14 @@ void write_inputs(const fs::path& t) {
   std::string bad_method = evolve;
   bad_method.replace(bad_method.find("method: linear"), 14, "method: lineer");
   write_bytes(t / "bad-method.yml", bad_method);
+  std::string groups = evolve;
+  groups.replace(groups.find("  population: 4"), 0, "  layer_groups: 65536\n");
+  write_bytes(t / "layer-groups.yml", groups);
+  // A run over a copy of `ft`, whose weights change after the run (see EveryCaseThroughTheBinary).
+  fs::copy(t / "ft", t / "ft-copy", fs::copy_options::recursive);
+  std::string changed = evolve;
+  changed.replace(changed.find("models: [base, ft]"), 18, "models: [base, ft-copy]");
+  write_bytes(t / "evolve-changed.yml", changed);
   fs::create_directories(t / "foreign");
   write_bytes(t / "foreign" / "run.db",
               "this is not a database, just text that is long enough........");
@@ -133,8 +141,7 @@ void write_inputs(const fs::path& t) {
 std::vector<ErrorCase> cases() {
   return {
       // usage
-      {"usage-unknown-command", "frobnicate",
-       "evomerge: unknown command 'frobnicate' (commands: ", 2},
+      {"usage-unknown-command", "frobnicate", "A subcommand is required", 2},
       {"usage-missing-argument", "merge", "config is required", 2},
       // model folders
       {"model-missing", "inspect {T}/nope", "[model] {T}/nope: no such model folder"},
@@ -180,6 +187,12 @@ std::vector<ErrorCase> cases() {
        "[evolve-config] {T}/bad-method.yml:6: ps.method: 'lineer' is not searchable (use "
        "dare_ties, ties, "
        "task_arithmetic, linear or slerp)"},
+      {"evolve-layer-groups", "evolve {T}/layer-groups.yml --run {T}/run-x",
+       "[evolve] {T}/layer-groups.yml: ps.layer_groups: 65536 is not in [1, 2] (the number of "
+       "layers)"},
+      {"run-inputs-changed", "evolve {T}/evolve-changed.yml --run {T}/run-changed",
+       "the inputs changed since this run started: model '{T}/ft-copy' changed "
+       "(model.safetensors); "},
       {"run-is-a-file", "evolve {T}/evolve.yml --run {T}/a-file",
        "[store] {T}/a-file: the run folder is a file; give a folder (new or of this run)"},
       {"run-foreign-database", "evolve {T}/evolve.yml --run {T}/foreign",
@@ -214,6 +227,17 @@ TEST_F(ErrorCatalogue, EveryCaseThroughTheBinary) {
                                         (t / "run-done").string()),
                             io);
   ASSERT_EQ(done.status, 0) << done.err;
+  const auto changed = testing::evomerge_cli(
+      fmt::format("-q evolve '{}' --run '{}'", (t / "evolve-changed.yml").string(),
+                  (t / "run-changed").string()),
+      io);
+  ASSERT_EQ(changed.status, 0) << changed.err;
+  {
+    std::fstream w(t / "ft-copy" / "model.safetensors",
+                   std::ios::in | std::ios::out | std::ios::binary);
+    w.seekp(-1, std::ios::end);
+    w.put('\x01');
+  }
   fs::create_directories(t / "run-locked");
   RunFolderLock held(t / "run-locked");
   std::string doc_rows;
@@ -221,7 +245,12 @@ TEST_F(ErrorCatalogue, EveryCaseThroughTheBinary) {
     const auto r = testing::run_shell_cli(c.prefix, "-q " + expand(c.args, t) + " </dev/null", io);
     EXPECT_EQ(r.status, c.status) << c.id << ": " << r.err;
     EXPECT_NE(r.err.find(expand(c.message, t)), std::string::npos) << c.id << ": got " << r.err;
-    std::string first = r.err.substr(0, r.err.find('\n'));
+    // The error line (a resumed run logs before it fails), else the first line.
+    const size_t at = r.err.find("error: ");
+    const size_t from = at == std::string::npos                      ? 0
+                        : r.err.rfind('\n', at) == std::string::npos ? 0
+                                                                     : r.err.rfind('\n', at) + 1;
+    std::string first = r.err.substr(from, r.err.find('\n', from) - from);
     for (size_t p; (p = first.find(t.string())) != std::string::npos;)
       first.replace(p, t.string().size(), "$T");
     for (size_t p = 0; (p = first.find('|', p)) != std::string::npos; p += 2)

@@ -185,5 +185,32 @@ TEST_F(KillTest, ConcurrentSecondStartIsRefusedAndTheResultIsUnchanged) {
   EXPECT_EQ(run_digest(t_ / "run"), run_digest(t_ / "ref"));
 }
 
+// Ctrl-C (SIGINT) or SIGTERM: the generation in progress is finished and committed, the process
+// says what was kept and how to resume and exits 128 + the signal; resuming gives the uninterrupted
+// result. (A signal that arrives after the search phase finds nothing left to stop: exit 0.)
+TEST_F(KillTest, InterruptCommitsSaysWhatWasKeptAndResumes) {
+  ASSERT_EQ(wait_status(start_evolve(t_ / "run.yml", t_ / "ref", t_ / "ref")), 0)
+      << read_text_file(t_ / "ref.err");
+  for (const int sig : {SIGINT, SIGTERM}) {
+    const fs::path run = t_ / fmt::format("run-{}", sig), log = t_ / fmt::format("sig{}", sig);
+    const pid_t pid = start_evolve(t_ / "run.yml", run, log);
+    // Once the first generation is committed (polled, no timing assumption), interrupt.
+    for (int i = 0; i < 2000 && !fs::exists(run / "run.db"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ::kill(pid, sig);
+    const int status = wait_status(pid);
+    const std::string err = read_text_file(log.string() + ".err");
+    if (status != 0) {
+      EXPECT_EQ(status, 128 + sig) << err;
+      EXPECT_NE(err.find("interrupted; finishing the current step and saving"), std::string::npos)
+          << err;
+      EXPECT_NE(err.find("run the same command to resume"), std::string::npos) << err;
+    }
+    ASSERT_EQ(wait_status(start_evolve(t_ / "run.yml", run, log)), 0)
+        << read_text_file(log.string() + ".err");
+    EXPECT_EQ(run_digest(run), run_digest(t_ / "ref")) << "signal " << sig;
+  }
+}
+
 }  // namespace
 }  // namespace evomerge

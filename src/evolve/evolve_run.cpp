@@ -11,6 +11,7 @@
 #include "common/progress.h"
 #include "eval/paired.h"
 #include "evolve/dfs_export.h"
+#include "evolve/input_check.h"
 #include "evolve/rng.h"
 #include "evolve/scoring.h"
 #include "io/files.h"
@@ -434,6 +435,22 @@ void write_outputs(Run& run, const std::optional<Winner>& ps, const std::optiona
   run.store.add_artifact("report", dir / "results.md");
   summary.artifacts = run.store.artifacts();
   summary.complete = true;
+  run.store.put_final_stage("complete", {{"rows", summary.table.size()}});
+}
+
+// A finished run run again: its table and artifacts from the store, nothing scored again.
+EvolveSummary finished_summary(const RunStore& store) {
+  EvolveSummary s;
+  for (const char* phase : {"ps", "dfs"})
+    if (auto r = store.phase_result(phase)) {
+      auto o = PhaseOutcome::from_json(*r);
+      o.resumed = true;
+      (std::string(phase) == "ps" ? s.ps : s.dfs) = o;
+    }
+  s.table = store.final_results();
+  s.artifacts = store.artifacts();
+  s.complete = true;
+  return s;
 }
 
 }  // namespace
@@ -471,6 +488,11 @@ EvolveSummary run_evolve_with(const SearchContext& ctx, WorkRunner& runner,
   auto log =
       opts.log ? opts.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
   RunStore store = open_run_store(ctx.config, opts, log);
+  check_inputs(store, fingerprint_inputs(ctx.config), opts.allow_changed_inputs, log);
+  if (store.final_stage("complete")) {
+    log(fmt::format("run {} is finished; its table from the store", opts.run_dir.string()));
+    return finished_summary(store);
+  }
   Run run{ctx, runner, store, opts, log};
   EvolveSummary summary;
   std::optional<Winner> ps, dfs;

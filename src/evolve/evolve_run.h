@@ -29,6 +29,9 @@ struct EvolveRunOptions {
   std::string config_text;             // as written, stored for humans
   int64_t stop_after_generations = 0;  // per phase and call (time boxing, tests); 0: run to the end
   bool progress = true;
+  // Resume even when a model folder or task file changed since the run started (the changes are
+  // logged and recorded in the store); without it such a resume is refused, naming what changed.
+  bool allow_changed_inputs = false;
   std::function<void(const std::string&)> log;  // one line per event; default: stderr
 };
 

@@ -1,6 +1,7 @@
 #include "evolve/evolve_run.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -180,6 +181,35 @@ TEST_F(EvolveRunTest, InterruptedRunResumesToTheSameResult) {
   }
 }
 
+// A finished run run again: the table and artifacts come from the store; nothing is scored (no
+// finalist or final-row lines in the log) and the artifacts are not recorded twice.
+TEST_F(EvolveRunTest, FinishedRunAnswersFromTheStore) {
+  const fs::path run_dir = *dir_ / "run_done";
+  const auto first = run(run_dir);
+  ASSERT_TRUE(first.complete);
+  const auto text = config_text();
+  EvolveRunOptions o;
+  o.run_dir = run_dir;
+  o.config_text = text;
+  o.progress = false;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& l) { lines.push_back(l); };
+  const auto again = run_evolve(parse_evolve_config(text, (*dir_ / "run.yml").string(), *dir_), o);
+  ASSERT_TRUE(again.complete);
+  ASSERT_EQ(again.table.size(), first.table.size());
+  for (size_t i = 0; i < again.table.size(); ++i) {
+    EXPECT_EQ(again.table[i].label, first.table[i].label);
+    EXPECT_EQ(again.table[i].score, first.table[i].score);
+  }
+  EXPECT_EQ(again.artifacts, first.artifacts);
+  for (const auto& l : lines) {
+    EXPECT_EQ(l.find("[final]"), std::string::npos) << l;
+    EXPECT_EQ(l.find("finalist"), std::string::npos) << l;
+  }
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines.back().find("is finished; its table from the store"), std::string::npos);
+}
+
 TEST_F(EvolveRunTest, RefusesAFolderMadeByAnotherConfig) {
   const fs::path run_dir = *dir_ / "run_c";
   run(run_dir, 1);
@@ -209,8 +239,9 @@ TEST_F(EvolveRunTest, BadInputsFailBeforeWork) {
       "no split 'train'");
   bad("tasks: [missing.yaml]\nps: {base_model: base, models: [ft1]}\n", "missing.yaml");
   bad("tasks: [mc.yaml]\nps: {base_model: base, models: [nowhere]}\n", "nowhere");
-  bad("tasks: [mc.yaml]\nps: {base_model: base, models: [ft1], layer_groups: 7}\n",
-      "ps.layer_groups");
+  // The genome's range check names the config file too (it used to name only the field).
+  bad("tasks: [mc.yaml]\nps: {base_model: base, models: [ft1], layer_groups: 65536}\n",
+      "[evolve] bad.yml: ps.layer_groups: 65536 is not in [1, ");
 }
 
 TEST_F(EvolveRunTest, ValidationItemsSelectTheWinnerAndAreNeverSearched) {

@@ -6,13 +6,14 @@
 #include <set>
 
 #include "common/error.h"
+#include "eval/task.h"
+#include "io/files.h"
 #include "io/fingerprint.h"
 #include "io/model_folder.h"
 
 namespace evomerge {
 
-std::vector<InputFingerprint> fingerprint_inputs(const EvolveConfig& cfg,
-                                                 const std::vector<const eval::Task*>& tasks) {
+std::vector<InputFingerprint> fingerprint_inputs(const EvolveConfig& cfg) {
   std::set<std::string> models;
   if (cfg.ps) {
     if (!cfg.ps->base_model.empty()) models.insert(cfg.ps->base_model);
@@ -26,11 +27,12 @@ std::vector<InputFingerprint> fingerprint_inputs(const EvolveConfig& cfg,
     const ContentFingerprint f = fingerprint_folder(resolve_model_path(m));
     out.push_back({m, "model", f.whole, nlohmann::json(f.parts)});
   }
-  for (const eval::Task* t : tasks) {
-    std::vector<std::filesystem::path> files = {t->spec().file};
-    for (const auto& [split, path] : t->spec().data_files) files.push_back(path);
+  for (const auto& t : cfg.tasks) {
+    const eval::TaskSpec spec = eval::parse_task_spec(read_text_file(t.file, 4u << 20), t.file);
+    std::vector<std::filesystem::path> files = {t.file};
+    for (const auto& [split, path] : spec.data_files) files.push_back(path);
     const ContentFingerprint f = fingerprint_files(files);
-    out.push_back({t->spec().file.string(), "task", f.whole, nlohmann::json(f.parts)});
+    out.push_back({t.file.string(), "task", f.whole, nlohmann::json(f.parts)});
   }
   return out;
 }

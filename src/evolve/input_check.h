@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "eval/task.h"
 #include "evolve/evolve_config.h"
 #include "store/run_store.h"
 
@@ -16,8 +15,7 @@ namespace evomerge {
 
 // Every model folder the config names (PS base and models, DFS models other than "ps") and every
 // task file with its data files. Models are fingerprinted by their resolved folder.
-std::vector<InputFingerprint> fingerprint_inputs(const EvolveConfig& cfg,
-                                                 const std::vector<const eval::Task*>& tasks);
+std::vector<InputFingerprint> fingerprint_inputs(const EvolveConfig& cfg);
 
 // New run: records `now`. Resumed run: compares with what was recorded; on a difference throws
 // Error "[evolve] DIR/run.db: the inputs changed since this run started: model 'm' changed

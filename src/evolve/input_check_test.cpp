@@ -35,11 +35,9 @@ class InputCheck : public ::testing::Test {
                 "output_type: generate_until\ndoc_to_text: \"{{q}}\"\ndoc_to_target: \"{{a}}\"\n");
     cfg_.ps.emplace();
     cfg_.ps->models = {(t_ / "m").string()};
+    cfg_.tasks.push_back({t_ / "t.yaml", 1.0});
   }
-  std::vector<InputFingerprint> now() {
-    const eval::Task task = eval::Task::load(t_ / "t.yaml");
-    return fingerprint_inputs(cfg_, {&task});
-  }
+  std::vector<InputFingerprint> now() { return fingerprint_inputs(cfg_); }
   TempDir t_{"input-check"};
   EvolveConfig cfg_;
   std::vector<std::string> log_;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "evolve/rng.h"
 
 namespace evomerge {
@@ -153,6 +154,8 @@ PhaseOutcome run_phase(RunStore& store, Evaluator& evaluator, const PhaseSpec& s
     ++ran;
     if (spec.stop_after_generations > 0 && ran >= spec.stop_after_generations && !es->stopped())
       break;
+    // Ctrl-C / SIGTERM (common/interrupt.h): this generation is committed; stop here.
+    if (interrupt_requested() && !es->stopped()) break;
   }
 
   outcome.finished = es->stopped();

@@ -115,7 +115,15 @@ SearchContext build_search_context(const EvolveConfig& cfg) {
       cfg.ps ? (cfg.ps->base_model.empty() ? cfg.ps->models[0] : cfg.ps->base_model)
              : cfg.dfs->models[0];
   ctx.tokenizer = std::make_unique<const Tokenizer>(Tokenizer::load(resolve_model_path(tok_ref)));
-  if (cfg.ps) ctx.ps_genome.emplace(ps_space(*cfg.ps, *ps_arch));  // validates the PS options
+  if (cfg.ps) {
+    try {
+      ctx.ps_genome.emplace(ps_space(*cfg.ps, *ps_arch));  // validates the PS options
+    } catch (const Error& e) {
+      // The genome knows the field, not the file: "ps.layer_groups: 65536 is not in [1, 2] ...".
+      const std::string what = e.what();
+      fail("evolve", "{}: {}", cfg.where, what.rfind("[evolve] ", 0) == 0 ? what.substr(9) : what);
+    }
+  }
 
   std::set<std::string> parents;
   if (cfg.ps) {
