@@ -124,8 +124,8 @@ TEST_F(EvolveRunTest, PsThenDfsWritesTableRecipeAndModels) {
   const auto dfs_cfg = json::parse(read_text_file(run_dir / "dfs_best_model" / "config.json"));
   EXPECT_GE(dfs_cfg["num_hidden_layers"].get<int>(), 2);
   EXPECT_TRUE(fs::exists(run_dir / "dfs_best_model" / "tokenizer.json"));
-  EXPECT_EQ(s.artifacts.size(),
-            3u);  // recipe, model, dfs-model (the report stage writes results.md)
+  // recipe, model, dfs-model, and results.md (written by evolve; report.html by `evomerge report`)
+  EXPECT_EQ(s.artifacts.size(), 4u);
 }
 
 TEST_F(EvolveRunTest, ExportedRecipeAndModelRescoreToTheStoredScore) {
