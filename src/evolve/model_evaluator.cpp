@@ -119,8 +119,13 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
     return e;
   }
   e.eval_seconds = seconds_since(t0);
-  for (size_t t = 0; t < rep.tasks.size(); ++t) {
-    const auto& ts = rep.tasks[t];
+  fill_evaluation(rep, scorer_weights(scorer), options, e);
+  return e;
+}
+
+void fill_evaluation(const eval::ScoreReport& rep, const std::vector<double>& weights,
+                     const ScoringOptions& options, Evaluation& e) {
+  for (const auto& ts : rep.tasks) {
     e.task_scores[ts.task] =
         std::isfinite(ts.score) ? nlohmann::json(ts.score) : nlohmann::json(nullptr);
     if (options.keep_items) {
@@ -139,13 +144,12 @@ Evaluation score_engine(const eval::Scorer& scorer, Engine& engine, const Tokeni
     e.error = "a task failed to score";
     for (const auto& ts : rep.tasks)
       if (ts.failed) e.error = ts.task + ": " + ts.error;
-    return e;
+    return;
   }
-  e.fitness = fitness_of(rep, scorer_weights(scorer), options.fitness);
+  e.fitness = fitness_of(rep, weights, options.fitness);
   e.total = rep.total;
   e.ci_low = rep.total_ci.lo;
   e.ci_high = rep.total_ci.hi;
-  return e;
 }
 
 // ---------------------------------------------------------------------------------------------

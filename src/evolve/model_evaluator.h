@@ -56,6 +56,12 @@ std::vector<std::vector<size_t>> select_items(const eval::Scorer& scorer, size_t
                                               uint64_t seed,
                                               const std::vector<std::vector<size_t>>& pool = {});
 
+// Fills `e` from a scored report: per-task scores, per-item results (options.keep_items), and,
+// unless a task failed (then e.ok = false with the first task's error), fitness, total and its
+// interval. The one conversion from a report to an Evaluation (search, finalists, final table).
+void fill_evaluation(const eval::ScoreReport& rep, const std::vector<double>& weights,
+                     const ScoringOptions& options, Evaluation& e);
+
 // Whether racing applies: asked for, and a single task whose primary metric is an accuracy.
 bool can_race(const eval::Scorer& scorer, const ScoringOptions& options);
 

@@ -57,31 +57,7 @@ Evaluation to_evaluation(const eval::Scorer& scorer, std::vector<eval::TaskScore
   const std::vector<double> w = scorer_weights(scorer);
   eval::aggregate_report(rep, w);
   Evaluation e;
-  for (const auto& ts : rep.tasks) {
-    e.task_scores[ts.task] =
-        std::isfinite(ts.score) ? nlohmann::json(ts.score) : nlohmann::json(nullptr);
-    if (options.keep_items) {
-      ItemResults ir;
-      ir.task = ts.task;
-      ir.split = ts.split;
-      for (const auto& it : ts.items) {
-        ir.items.push_back(static_cast<int32_t>(it.index));
-        ir.scores.push_back(static_cast<float>(it.score));
-      }
-      e.items.push_back(std::move(ir));
-    }
-  }
-  if (rep.failed) {
-    e.ok = false;
-    e.error = "a task failed to score";
-    for (const auto& ts : rep.tasks)
-      if (ts.failed) e.error = ts.task + ": " + ts.error;
-    return e;
-  }
-  e.fitness = fitness_of(rep, w, options.fitness);
-  e.total = rep.total;
-  e.ci_low = rep.total_ci.lo;
-  e.ci_high = rep.total_ci.hi;
+  fill_evaluation(rep, w, options, e);
   return e;
 }
 
