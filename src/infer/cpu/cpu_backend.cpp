@@ -342,7 +342,9 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   }
   const int64_t kvfp = kv_floats_per_pos_;
   pool_.parallel_for(static_cast<int64_t>(blocks_.size()) * nh, [&](int64_t item, int thread) {
-    const auto [r0, m] = blocks_[item / nh];
+    // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture a
+    // binding in a lambda.
+    const int64_t r0 = blocks_[item / nh].first, m = blocks_[item / nh].second;
     const int64_t a = item % nh, gi = a / group;
     const Seq& s = seqs_[rows[r0].seq];
     const float* qv = &q[r0 * qd + a * hd];
