@@ -16,9 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)c.to_json().dump();
   } catch (const evomerge::Error&) {
   } catch (const std::exception&) {
-    // FINDING (open, issue 15): yaml-cpp's BadConversion escapes the parser for some inputs. The
-    // CLI turns any std::exception into one error line and exit 1, so the user sees no crash, but
-    // the message does not name the field: fix the readers to wrap it, then remove this catch.
+    // FINDING (open, issue 15): to_json().dump() throws nlohmann's invalid-UTF-8 type_error for
+    // some configs. The CLI turns any std::exception into one error line and exit 1, so the user
+    // sees no crash, but the message names no field: validate UTF-8 at parse time, then remove
+    // this catch.
   }
   return 0;
 }
