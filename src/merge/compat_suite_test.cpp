@@ -1,12 +1,15 @@
 // The mergekit compatibility suite: every config in tests/data/mergekit-configs (mergekit's own
-// examples and the configs its tests build, each file naming its source) run unmodified against
-// generated models with the names they reference (bare names as local folders, org/name in a
-// private Hugging Face cache; 40 layers so the 13B layer ranges fit). Each file's "# expect:" line
-// says the outcome: `merged check=K warnings=N` (the merge runs with N "has no effect" warnings,
-// and check K recomputes the result here, independently of the kernels: linear, task_arithmetic,
-// slerp, copy, passthrough_scale; `runs` only opens the output and checks every value is finite),
-// or `refused: TEXT` (the error contains TEXT, the reason mergekit refuses it too).
-// docs/mergekit-compat.md lists every config and its outcome.
+// examples, the configs its tests build and configs quoted in published model cards, each file
+// naming its source) run unmodified against generated models with the names they reference (bare
+// names as local folders, org/name in a private Hugging Face cache; 40 layers so the 13B layer
+// ranges fit). Each file's "# expect:" line says the outcome: `merged check=K warnings=N` (the
+// merge runs with N "has no effect" warnings) or `refused: TEXT` (the error contains TEXT, the
+// reason mergekit refuses it too). Every merged config is held, value by value, to
+// tools/fixtures/merge_reference.py (an independent numpy reimplementation of every method, run on
+// the plan's inputs and evaluated parameters) when a python3 with numpy is present; check K is a
+// second recomputation here in C++ that also evaluates the parameters from the config (linear,
+// task_arithmetic, slerp, copy, passthrough_scale; `runs`: none). docs/mergekit-compat.md lists
+// every config and its outcome.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -94,6 +97,55 @@ struct Reader {
   }
 };
 
+// A Python interpreter with numpy (python3-numpy, installed with python3-torch by setup.sh), or "".
+const std::string& python_with_numpy() {
+  static const std::string found = [] {
+    for (std::string py : {"python3", "/usr/bin/python3"})
+      if (std::system((py + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0) return py;
+    return std::string();
+  }();
+  return found;
+}
+
+// The plan as tools/fixtures/merge_reference.py reads it: method, seed, input folders and, per
+// output tensor, its inputs with their evaluated parameters (permuted embedding rows, when the
+// tokenizer was merged, go to a raw f32 file beside it).
+void write_plan_json(const MergePlan& plan, const fs::path& file) {
+  nlohmann::json j = {
+      {"method", plan.method}, {"seed", plan.random_seed}, {"models", nlohmann::json::array()}};
+  for (const auto& m : plan.models) j["models"].push_back(m->folder().dir.string());
+  size_t rows_files = 0;
+  for (const auto& t : plan.tensors) {
+    nlohmann::json jt = {
+        {"name", t.name}, {"shape", t.shape}, {"base", t.base}, {"globals", t.globals}};
+    for (const auto& in : t.inputs) {
+      nlohmann::json ji = {{"model", in.model}, {"tensor", in.tensor}, {"params", in.params}};
+      if (in.rows) {
+        const fs::path rows = file.parent_path() / ("rows" + std::to_string(rows_files++) + ".f32");
+        std::ofstream(rows, std::ios::binary)
+            .write(reinterpret_cast<const char*>(in.rows->data()),
+                   static_cast<std::streamsize>(in.rows->size() * sizeof(float)));
+        ji["rows_file"] = rows.string();
+      }
+      jt["inputs"].push_back(ji);
+    }
+    j["tensors"].push_back(jt);
+  }
+  write_file_atomic(file, j.dump());
+}
+
+// Runs the Python reference on a merged folder; "" when every tensor matches, else its report.
+std::string reference_mismatch(const MergePlan& plan, const fs::path& out, const fs::path& work) {
+  const fs::path plan_file = work / "plan.json", log = work / "reference.log";
+  write_plan_json(plan, plan_file);
+  const fs::path script =
+      fs::path(EVOMERGE_SOURCE_DIR) / "tools" / "fixtures" / "merge_reference.py";
+  const std::string cmd = python_with_numpy() + " " + script.string() + " " + plan_file.string() +
+                          " " + out.string() + " >" + log.string() + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  return rc == 0 ? "" : read_text_file(log);
+}
+
 double scalar(const ParamMap& p, const std::string& name) {
   return *p.at(name).evaluate("", 0);
 }
@@ -158,6 +210,7 @@ TEST(MergekitCompat, EveryConfigMergesAsExpectedOrIsRefusedWithMergekitsReason) 
   for (const auto& entry : fs::directory_iterator(data))
     if (entry.path().extension() == ".yml") files.push_back(entry.path());
   std::sort(files.begin(), files.end());
+  size_t referenced = 0;
   EXPECT_GE(files.size(), 37u);
   for (const auto& file : files) {
     SCOPED_TRACE(file.filename().string());
@@ -167,11 +220,12 @@ TEST(MergekitCompat, EveryConfigMergesAsExpectedOrIsRefusedWithMergekitsReason) 
     std::vector<std::string> warnings;
     MergeConfig config;
     std::map<std::string, fs::path> dirs;
+    MergePlan plan;
     try {
       config = load_merge_config(file);
       for (const auto& r : config.referenced_models()) dirs[r.path] = make_model(root, r.path);
       ModelCache cache;
-      MergePlan plan = build_plan(config, cache, MergeOptions{.progress = false});
+      plan = build_plan(config, cache, MergeOptions{.progress = false});
       warnings = plan.warnings;
       Merger(MergeOptions{.progress = false}).write_folder(plan, out);
     } catch (const Error& e) {
@@ -185,6 +239,12 @@ TEST(MergekitCompat, EveryConfigMergesAsExpectedOrIsRefusedWithMergekitsReason) 
     ASSERT_EQ(error, "");
     EXPECT_EQ(static_cast<int>(warnings.size()), expect.warnings)
         << (warnings.empty() ? "" : warnings[0]);
+    if (!python_with_numpy().empty()) {  // every method, every value, against the Python reference
+      const fs::path work = root / "ref" / file.stem();
+      fs::create_directories(work);
+      EXPECT_EQ(reference_mismatch(plan, out, work), "");
+      ++referenced;
+    }
     Model merged = Model::open(out.string());
     Reader read;
     for (const auto& spec : expected_tensors(merged.config, DType::F32)) {
@@ -200,6 +260,11 @@ TEST(MergekitCompat, EveryConfigMergesAsExpectedOrIsRefusedWithMergekitsReason) 
   }
   fs::current_path(cwd);
   fs::remove_all(root);
+  if (python_with_numpy().empty())
+    GTEST_SKIP()
+        << "no python3 with numpy: merged configs were checked only by the C++ recomputation"
+           " (linear, task_arithmetic, slerp, passthrough) and for finite values";
+  std::printf("%zu merged configs held to tools/fixtures/merge_reference.py\n", referenced);
 }
 
 }  // namespace
