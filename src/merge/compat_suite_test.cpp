@@ -59,10 +59,36 @@ Expect read_expect(const fs::path& file) {
   return e;
 }
 
-// A generated model for a reference, seeded by the name: Llama-shaped with 40 layers for org/name
-// references (the examples' 13B layer ranges), 4 for the tests' bare names; Granite for granite_*,
-// a GPT-2 config for gpt2_like.
-fs::path make_model(const fs::path& root, const std::string& ref) {
+// The "# arch: FAMILY" line of a config (the family of the models it names: gemma2, mistral,
+// qwen2, ...; arch/test_support.h's tiny_config), "" for the default (Llama).
+std::string read_arch(const fs::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.starts_with("# arch: ")) return line.substr(8);
+  return "";
+}
+
+// A tokenizer.json (tokenizers-library BPE) for the 16-token vocabulary of every generated model:
+// what tokenizer_source / tokenizer: need to read.
+nlohmann::json tiny_tokenizer() {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int i = 0; i < 16; ++i) vocab[std::string(1, static_cast<char>('a' + i))] = i;
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", nlohmann::json::array()},
+          {"normalizer", nullptr},
+          {"pre_tokenizer", nullptr},
+          {"post_processor", nullptr},
+          {"decoder", nullptr},
+          {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+}
+
+// A generated model for a reference, seeded by the name: 40 layers for org/name references (the
+// examples' 13B layer ranges), 4 for the tests' bare names; of the config's family (`arch`),
+// Granite for granite_*, GPT-2 for gpt2_like.
+fs::path make_model(const fs::path& root, const std::string& ref, const std::string& arch) {
   fs::path dir =
       ref.find('/') == std::string::npos
           ? root / ref
@@ -72,8 +98,13 @@ fs::path make_model(const fs::path& root, const std::string& ref) {
   if (fs::exists(folder)) return folder;
   testing::TinySpec s;
   s.layers = ref.find('/') == std::string::npos ? 4 : 40;
-  if (ref.starts_with("granite")) s.config = evomerge::testing::tiny_config("granite");
+  std::string family = ref.starts_with("granite") ? "granite" : arch;
+  if (!family.empty()) {
+    s.config = evomerge::testing::tiny_config(family);
+    s.config["num_hidden_layers"] = s.layers;
+  }
   make_tiny_model(folder, static_cast<uint32_t>(std::hash<std::string>{}(ref)), s);
+  write_file_atomic(folder / "tokenizer.json", tiny_tokenizer().dump());
   if (ref == "gpt2_like") {
     nlohmann::json c = nlohmann::json::parse(read_text_file(folder / "config.json"));
     c["architectures"] = {"GPT2LMHeadModel"};
@@ -204,18 +235,23 @@ TEST(MergekitCompat, EveryConfigMergesAsExpectedOrIsRefusedWithMergekitsReason) 
   fs::remove_all(root);
   fs::create_directories(root / "out");
   const fs::path cwd = fs::current_path();
-  fs::current_path(root);  // bare model names are folders here
-  setenv("HF_HUB_CACHE", (root / "hub").c_str(), 1);
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(data))
     if (entry.path().extension() == ".yml") files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   size_t referenced = 0;
-  EXPECT_GE(files.size(), 37u);
+  EXPECT_GE(files.size(), 50u);
   for (const auto& file : files) {
     SCOPED_TRACE(file.filename().string());
     const Expect expect = read_expect(file);
+    const std::string arch = read_arch(file);
     const fs::path out = root / "out" / file.stem();
+    // Each config gets its own models (the same name may be another family in another config):
+    // bare names are folders of its working directory, org/name in its private HF cache.
+    const fs::path models = root / "models" / file.stem();
+    fs::create_directories(models);
+    fs::current_path(models);
+    setenv("HF_HUB_CACHE", (models / "hub").c_str(), 1);
     std::string error;
     std::vector<std::string> warnings;
     MergeConfig config;
@@ -223,7 +259,8 @@ TEST(MergekitCompat, EveryConfigMergesAsExpectedOrIsRefusedWithMergekitsReason) 
     MergePlan plan;
     try {
       config = load_merge_config(file);
-      for (const auto& r : config.referenced_models()) dirs[r.path] = make_model(root, r.path);
+      for (const auto& r : config.referenced_models())
+        dirs[r.path] = make_model(models, r.path, arch);
       ModelCache cache;
       plan = build_plan(config, cache, MergeOptions{.progress = false});
       warnings = plan.warnings;

@@ -80,7 +80,8 @@ void check_param_range(const Ctx& ctx, const YAML::Node& node, const std::string
 
 ParamValue parse_value(Ctx& ctx, const YAML::Node& node, const std::string& key, bool allow_filters,
                        std::string_view name) {
-  constexpr std::string_view kExpect = "expected a number, a list of numbers or a list of {filter, value}";
+  constexpr std::string_view kExpect =
+      "expected a number, a list of numbers or a list of {filter, value}";
   ParamValue v;
   v.line = line_of(node);
   if (node.IsScalar()) {
@@ -93,7 +94,8 @@ ParamValue parse_value(Ctx& ctx, const YAML::Node& node, const std::string& key,
   }
   if (node.IsMap()) {
     // mergekit parses a bare {filter, value} but fails when evaluating it; say so up front.
-    ctx.error(node, key, "a single {filter, value} must be written as a list: [{filter: ..., value: ...}]");
+    ctx.error(node, key,
+              "a single {filter, value} must be written as a list: [{filter: ..., value: ...}]");
   }
   if (!node.IsSequence() || node.size() == 0) ctx.error(node, key, std::string(kExpect));
   if (node[0].IsMap()) {
@@ -124,7 +126,8 @@ ParamValue parse_value(Ctx& ctx, const YAML::Node& node, const std::string& key,
   v.kind = ParamValue::Kind::Gradient;
   for (size_t i = 0; i < node.size(); ++i) {
     auto n = as_number(node[i]);
-    if (!n) ctx.error(node[i], fmt::format("{}[{}]", key, i), fmt::format("not a number ({})", kExpect));
+    if (!n)
+      ctx.error(node[i], fmt::format("{}[{}]", key, i), fmt::format("not a number ({})", kExpect));
     check_param_range(ctx, node[i], fmt::format("{}[{}]", key, i), name, *n);
     v.gradient.push_back(*n);
   }
@@ -159,14 +162,19 @@ ModelRef parse_ref(Ctx& ctx, const YAML::Node& node, const std::string& key) {
         if (n.IsScalar()) return n.Scalar();
         if (n.IsMap() && n["path"] && n["path"].IsScalar()) {
           if (n["revision"] && !n["revision"].IsNull())
-            ctx.error(n["revision"], sub + ".revision", "revisions are not supported (models are read from local folders or the HF cache)");
+            ctx.error(
+                n["revision"], sub + ".revision",
+                "revisions are not supported (models are read from local folders or the HF cache)");
           return n["path"].Scalar();
         }
         ctx.error(n, sub, "expected a path or {path: ...}");
       };
-      if (k == "model") ref.path = path_of(kv.second, key + ".model");
-      else if (k == "lora") ref.lora = kv.second.IsNull() ? "" : path_of(kv.second, key + ".lora");
-      else if (k == "override_architecture") ctx.error(kv.first, key + ".override_architecture", "is not supported");
+      if (k == "model")
+        ref.path = path_of(kv.second, key + ".model");
+      else if (k == "lora")
+        ref.lora = kv.second.IsNull() ? "" : path_of(kv.second, key + ".lora");
+      else if (k == "override_architecture")
+        ctx.error(kv.first, key + ".override_architecture", "is not supported");
       else
         ctx.warn(kv.first, key + "." + k,
                  "unknown key in a model reference, has no effect (known: model, lora)");
@@ -185,7 +193,9 @@ std::optional<DType> parse_dtype(const Ctx& ctx, const YAML::Node& node, const s
   if (s == "bfloat16" || s == "bf16") return DType::BF16;
   if (s == "float16" || s == "fp16" || s == "half") return DType::F16;
   if (s == "float32" || s == "fp32" || s == "float") return DType::F32;
-  ctx.error(node, key, fmt::format("unknown or unsupported dtype '{}' (expected bfloat16, float16 or float32)", node.Scalar()));
+  ctx.error(node, key,
+            fmt::format("unknown or unsupported dtype '{}' (expected bfloat16, float16 or float32)",
+                        node.Scalar()));
 }
 
 void warn_unknown_keys(Ctx& ctx, const YAML::Node& map, const std::string& key,
@@ -205,7 +215,8 @@ void warn_unknown_keys(Ctx& ctx, const YAML::Node& map, const std::string& key,
 
 int parse_int(const Ctx& ctx, const YAML::Node& node, const std::string& key) {
   auto n = as_number(node);
-  if (!n || *n != std::floor(*n) || std::fabs(*n) > 1e7) ctx.error(node, key, "expected an integer");
+  if (!n || *n != std::floor(*n) || std::fabs(*n) > 1e7)
+    ctx.error(node, key, "expected an integer");
   return static_cast<int>(*n);
 }
 
@@ -305,7 +316,8 @@ ParamValue ParamValue::filtered(std::vector<std::pair<std::string, ParamValue>> 
 
 std::optional<double> ParamValue::evaluate(std::string_view tensor_name, double t) const {
   switch (kind) {
-    case Kind::Scalar: return scalar;
+    case Kind::Scalar:
+      return scalar;
     case Kind::Gradient: {
       if (gradient.empty()) return std::nullopt;
       const size_t k = gradient.size();
@@ -319,7 +331,8 @@ std::optional<double> ParamValue::evaluate(std::string_view tensor_name, double 
     }
     case Kind::Filtered:
       for (const auto& c : cases)
-        if (c.filter.empty() || c.filter == "*" || tensor_name.find(c.filter) != std::string_view::npos)
+        if (c.filter.empty() || c.filter == "*" ||
+            tensor_name.find(c.filter) != std::string_view::npos)
           return c.value->evaluate(tensor_name, t);
       return std::nullopt;
   }
@@ -331,12 +344,16 @@ ModelRef ModelRef::parse(std::string_view text, std::string_view where) {
   std::string s(text);
   size_t plus = s.find('+');
   if (plus != std::string::npos && s.find('+', plus + 1) != std::string::npos)
-    fail(kStage, "{}: model reference '{}' has more than one '+' (expected model[+lora])", where, text);
+    fail(kStage, "{}: model reference '{}' has more than one '+' (expected model[+lora])", where,
+         text);
   ref.path = s.substr(0, plus);
   if (plus != std::string::npos) ref.lora = s.substr(plus + 1);
   for (const std::string* part : {&ref.path, &ref.lora})
     if (part->find('@') != std::string::npos)
-      fail(kStage, "{}: model reference '{}': revisions ('@...') are not supported (models are read from local folders or the HF cache)", where, text);
+      fail(kStage,
+           "{}: model reference '{}': revisions ('@...') are not supported (models are read from "
+           "local folders or the HF cache)",
+           where, text);
   if (ref.path.empty() || (plus != std::string::npos && ref.lora.empty()))
     fail(kStage, "{}: model reference '{}' is empty", where, text);
   return ref;
@@ -356,6 +373,25 @@ std::vector<ModelRef> MergeConfig::referenced_models() const {
   return out;
 }
 
+// The node that holds models:/slices: — the root, or the root's `modules: {default: ...}`. Any
+// other module name (several modules: text and vision, encoder and decoder) is refused: every
+// supported architecture has one module.
+YAML::Node module_body(Ctx& ctx, const YAML::Node& root) {
+  const YAML::Node mods = root["modules"];
+  if (!mods || mods.IsNull()) return root;
+  const char* why =
+      "per-module merges (architectures with several modules, e.g. text and vision) are not "
+      "supported: every supported architecture has one module, 'default'; give modules: {default: "
+      "{models: ...}} or models:/slices: at the top level";
+  if (!mods.IsMap() || mods.size() != 1 || !mods["default"] || !mods["default"].IsMap())
+    ctx.error(mods, "modules", why);
+  if (root["models"] || root["slices"])
+    ctx.error(mods, "modules", "cannot be combined with top-level models: or slices:");
+  const YAML::Node body = mods["default"];
+  warn_unknown_keys(ctx, body, "modules.default", {"models", "slices", "parameters"});
+  return body;
+}
+
 MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view where) {
   MergeConfig cfg;
   Ctx ctx{std::string(where), {}};
@@ -370,21 +406,27 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
     if (!root["merge_method"] || !root["merge_method"].IsScalar())
       ctx.error(root, "merge_method", "required key is missing (e.g. merge_method: linear)");
     cfg.merge_method = root["merge_method"].Scalar();
-    if (root["modules"])
-      ctx.error(root["modules"], "modules",
-                "per-module merges (architectures with several modules, e.g. text and vision) are "
-                "not supported: every supported "
-                "architecture has one text module; give its models: or slices: at the top level");
-    if (root["base_model"] && !root["base_model"].IsNull()) cfg.base_model = parse_ref(ctx, root["base_model"], "base_model");
+    // `modules:` with the one module of a single-module architecture, `default` (what mergekit's
+    // own model cards print, its normalised form), is the same merge as models:/slices: at the top
+    // level; the module's parameters sit between the slices' and the top level's.
+    const YAML::Node body = module_body(ctx, root);
+    if (root["base_model"] && !root["base_model"].IsNull())
+      cfg.base_model = parse_ref(ctx, root["base_model"], "base_model");
     cfg.parameters = parse_params(ctx, root["parameters"], "parameters");
+    if (!body.is(root))
+      for (auto& [name, value] :
+           parse_params(ctx, body["parameters"], "modules.default.parameters"))
+        cfg.parameters[name] = std::move(value);
     cfg.dtype = parse_dtype(ctx, root["dtype"], "dtype");
     cfg.out_dtype = parse_dtype(ctx, root["out_dtype"], "out_dtype");
     if (auto ts = root["tokenizer_source"]; ts && !ts.IsNull()) {
-      if (!ts.IsScalar()) ctx.error(ts, "tokenizer_source", "expected 'base', 'union' or a model reference");
+      if (!ts.IsScalar())
+        ctx.error(ts, "tokenizer_source", "expected 'base', 'union' or a model reference");
       cfg.tokenizer_source = ts.Scalar();
     }
     if (auto tk = root["tokenizer"]; tk && !tk.IsNull()) {
-      if (root["tokenizer_source"]) ctx.error(tk, "tokenizer", "cannot be combined with tokenizer_source");
+      if (root["tokenizer_source"])
+        ctx.error(tk, "tokenizer", "cannot be combined with tokenizer_source");
       if (!tk.IsMap()) ctx.error(tk, "tokenizer", "expected a map {source: ...}");
       cfg.tokenizer = parse_tokenizer_spec(ctx, tk);
       cfg.tokenizer_source =
@@ -394,11 +436,12 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
       if (!ct.IsScalar()) ctx.error(ct, "chat_template", "expected a string");
       cfg.chat_template = ct.Scalar();
     }
-    const bool has_models = root["models"] && !root["models"].IsNull();
-    const bool has_slices = root["slices"] && !root["slices"].IsNull();
-    if (has_models == has_slices) ctx.error(root, "models/slices", "exactly one of 'models' and 'slices' must be given");
+    const bool has_models = body["models"] && !body["models"].IsNull();
+    const bool has_slices = body["slices"] && !body["slices"].IsNull();
+    if (has_models == has_slices)
+      ctx.error(body, "models/slices", "exactly one of 'models' and 'slices' must be given");
     if (has_models) {
-      const YAML::Node& ms = root["models"];
+      const YAML::Node& ms = body["models"];
       if (!ms.IsSequence() || ms.size() == 0) ctx.error(ms, "models", "expected a non-empty list");
       for (size_t i = 0; i < ms.size(); ++i) {
         std::string key = fmt::format("models[{}]", i);
@@ -417,7 +460,7 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
         cfg.models.push_back(std::move(im));
       }
     } else {
-      const YAML::Node& ss = root["slices"];
+      const YAML::Node& ss = body["slices"];
       if (!ss.IsSequence() || ss.size() == 0) ctx.error(ss, "slices", "expected a non-empty list");
       for (size_t i = 0; i < ss.size(); ++i) {
         std::string key = fmt::format("slices[{}]", i);
@@ -426,14 +469,17 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
         warn_unknown_keys(ctx, s, key, {"sources", "base_model", "residual_weight", "parameters"});
         OutputSlice slice;
         slice.line = line_of(s);
-        if (s["base_model"] && !s["base_model"].IsNull()) slice.base_model = parse_ref(ctx, s["base_model"], key + ".base_model");
+        if (s["base_model"] && !s["base_model"].IsNull())
+          slice.base_model = parse_ref(ctx, s["base_model"], key + ".base_model");
         slice.parameters = parse_params(ctx, s["parameters"], key + ".parameters");
         const YAML::Node& srcs = s["sources"];
-        if (!srcs || !srcs.IsSequence() || srcs.size() == 0) ctx.error(s, key + ".sources", "expected a non-empty list");
+        if (!srcs || !srcs.IsSequence() || srcs.size() == 0)
+          ctx.error(s, key + ".sources", "expected a non-empty list");
         for (size_t j = 0; j < srcs.size(); ++j) {
           std::string skey = fmt::format("{}.sources[{}]", key, j);
           const YAML::Node& src = srcs[j];
-          if (!src.IsMap()) ctx.error(src, skey, "expected {model: ..., layer_range: [start, end]}");
+          if (!src.IsMap())
+            ctx.error(src, skey, "expected {model: ..., layer_range: [start, end]}");
           warn_unknown_keys(ctx, src, skey, {"model", "layer_range", "parameters"});
           SliceSource so;
           so.line = line_of(src);
@@ -445,7 +491,9 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
           so.layer_start = parse_int(ctx, lr[0], skey + ".layer_range[0]");
           so.layer_end = parse_int(ctx, lr[1], skey + ".layer_range[1]");
           if (so.layer_start < 0 || so.layer_end <= so.layer_start)
-            ctx.error(lr, skey + ".layer_range", fmt::format("[{}, {}] is not a valid range (need 0 <= start < end)", so.layer_start, so.layer_end));
+            ctx.error(lr, skey + ".layer_range",
+                      fmt::format("[{}, {}] is not a valid range (need 0 <= start < end)",
+                                  so.layer_start, so.layer_end));
           so.parameters = parse_params(ctx, src["parameters"], skey + ".parameters");
           slice.sources.push_back(std::move(so));
         }
@@ -468,7 +516,9 @@ MergeConfig load_merge_config(const std::filesystem::path& path) {
 namespace {
 void emit_value(YAML::Emitter& e, const ParamValue& v) {
   switch (v.kind) {
-    case ParamValue::Kind::Scalar: e << v.scalar; break;
+    case ParamValue::Kind::Scalar:
+      e << v.scalar;
+      break;
     case ParamValue::Kind::Gradient:
       e << YAML::Flow << YAML::BeginSeq;
       for (double g : v.gradient) e << g;
@@ -506,8 +556,10 @@ std::string merge_config_to_yaml(const MergeConfig& c) {
   if (c.base_model) e << YAML::Key << "base_model" << YAML::Value << c.base_model->str();
   emit_params(e, c.parameters);
   if (c.dtype) e << YAML::Key << "dtype" << YAML::Value << std::string(dtype_torch_name(*c.dtype));
-  if (c.out_dtype) e << YAML::Key << "out_dtype" << YAML::Value << std::string(dtype_torch_name(*c.out_dtype));
-  if (!c.tokenizer_source.empty()) e << YAML::Key << "tokenizer_source" << YAML::Value << c.tokenizer_source;
+  if (c.out_dtype)
+    e << YAML::Key << "out_dtype" << YAML::Value << std::string(dtype_torch_name(*c.out_dtype));
+  if (!c.tokenizer_source.empty())
+    e << YAML::Key << "tokenizer_source" << YAML::Value << c.tokenizer_source;
   if (!c.chat_template.empty()) e << YAML::Key << "chat_template" << YAML::Value << c.chat_template;
   if (!c.models.empty()) {
     e << YAML::Key << "models" << YAML::Value << YAML::BeginSeq;
@@ -527,8 +579,8 @@ std::string merge_config_to_yaml(const MergeConfig& c) {
       e << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
       for (const auto& src : s.sources) {
         e << YAML::BeginMap << YAML::Key << "model" << YAML::Value << src.model.str();
-        e << YAML::Key << "layer_range" << YAML::Value << YAML::Flow << YAML::BeginSeq << src.layer_start << src.layer_end
-          << YAML::EndSeq;
+        e << YAML::Key << "layer_range" << YAML::Value << YAML::Flow << YAML::BeginSeq
+          << src.layer_start << src.layer_end << YAML::EndSeq;
         emit_params(e, src.parameters);
         e << YAML::EndMap;
       }

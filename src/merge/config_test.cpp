@@ -1,5 +1,5 @@
-// mergekit YAML parsing: the reference's example configs, parameter evaluation (gradients, filters),
-// and errors that name the line and key.
+// mergekit YAML parsing: the reference's example configs, parameter evaluation (gradients,
+// filters), and errors that name the line and key.
 #include "merge/config.h"
 
 #include <gtest/gtest.h>
@@ -19,7 +19,8 @@ std::string error_of(std::string_view yaml) {
 }
 
 TEST(Gradient, WorkedExampleFromTheReference) {
-  // 40 layers, t: [0, 0.5, 0.3, 0.7, 1]; layer 10 -> t = 10/39, s = 1.0256 -> 0.5*0.9744 + 0.3*0.0256
+  // 40 layers, t: [0, 0.5, 0.3, 0.7, 1]; layer 10 -> t = 10/39, s = 1.0256 -> 0.5*0.9744 +
+  // 0.3*0.0256
   ParamValue v = ParamValue::ramp({0, 0.5, 0.3, 0.7, 1});
   double t = 10.0 / 39.0;
   double s = t * 4, f = s - 1;
@@ -31,12 +32,39 @@ TEST(Gradient, WorkedExampleFromTheReference) {
   EXPECT_DOUBLE_EQ(*ParamValue::ramp({0.25}).evaluate("x", 0.7), 0.25);
 }
 
+// mergekit's model cards print the normalised config: `modules: {default: ...}` for the one
+// module of a decoder-only model. It is the same merge as models:/slices: at the top level, the
+// module's parameters above the top level's.
+TEST(Modules, DefaultModuleIsTheTopLevelMerge) {
+  MergeConfig c = parse_merge_config(
+      "merge_method: ties\nbase_model: b\nparameters: {normalize: 0, lambda: 2}\nmodules:\n"
+      "  default:\n    slices:\n      - sources:\n          - {model: a, layer_range: [0, 4]}\n"
+      "          - {model: b, layer_range: [0, 4]}\n    parameters: {lambda: 0.9}\n",
+      "cfg.yml");
+  ASSERT_EQ(c.slices.size(), 1u);
+  ASSERT_EQ(c.slices[0].sources.size(), 2u);
+  EXPECT_EQ(c.slices[0].sources[0].model.path, "a");
+  EXPECT_EQ(c.slices[0].sources[0].layer_end, 4);
+  EXPECT_DOUBLE_EQ(*c.parameters.at("lambda").evaluate("x", 0), 0.9);
+  EXPECT_DOUBLE_EQ(*c.parameters.at("normalize").evaluate("x", 0), 0.0);
+  EXPECT_NE(error_of("merge_method: linear\nmodels: [{model: a}]\nmodules:\n  default:\n"
+                     "    models: [{model: a}]\n")
+                .find("cfg.yml:4: modules: cannot be combined with top-level models: or slices:"),
+            std::string::npos);
+  EXPECT_NE(error_of("merge_method: linear\nmodules:\n  default: {}\n")
+                .find("exactly one of 'models' and 'slices'"),
+            std::string::npos);
+}
+
 TEST(Filters, FirstMatchingSubstringWins) {
-  ParamValue v = ParamValue::filtered({{"self_attn", ParamValue::ramp({0, 1})}, {"mlp", ParamValue::constant(0.9)}});
+  ParamValue v = ParamValue::filtered(
+      {{"self_attn", ParamValue::ramp({0, 1})}, {"mlp", ParamValue::constant(0.9)}});
   EXPECT_DOUBLE_EQ(*v.evaluate("model.layers.3.self_attn.q_proj.weight", 0.25), 0.25);
   EXPECT_DOUBLE_EQ(*v.evaluate("model.layers.3.mlp.up_proj.weight", 0.25), 0.9);
-  EXPECT_FALSE(v.evaluate("model.norm.weight", 0.0).has_value());  // falls through to the next level
-  ParamValue w = ParamValue::filtered({{"mlp", ParamValue::constant(0.5)}, {"", ParamValue::constant(0)}});
+  EXPECT_FALSE(
+      v.evaluate("model.norm.weight", 0.0).has_value());  // falls through to the next level
+  ParamValue w =
+      ParamValue::filtered({{"mlp", ParamValue::constant(0.5)}, {"", ParamValue::constant(0)}});
   EXPECT_DOUBLE_EQ(*w.evaluate("model.norm.weight", 0.0), 0.0);
 }
 
@@ -101,7 +129,8 @@ TEST(Parse, RoundTripThroughYaml) {
     InputModel im;
     im.model = ModelRef{m, ""};
     im.parameters["weight"] = ParamValue::ramp({0.1, 0.25, 0.3333333333333333});
-    im.parameters["density"] = ParamValue::filtered({{"self_attn", ParamValue::constant(0.4)}, {"", ParamValue::constant(0.6)}});
+    im.parameters["density"] = ParamValue::filtered(
+        {{"self_attn", ParamValue::constant(0.4)}, {"", ParamValue::constant(0.6)}});
     c.models.push_back(im);
   }
   MergeConfig back = parse_merge_config(merge_config_to_yaml(c));
@@ -115,17 +144,21 @@ TEST(Parse, RoundTripThroughYaml) {
 }
 
 TEST(ParseErrors, NameTheLineAndKey) {
-  std::string e = error_of("merge_method: linear\nmodels:\n  - model: a\n    parameters:\n      weight: abc\n");
+  std::string e =
+      error_of("merge_method: linear\nmodels:\n  - model: a\n    parameters:\n      weight: abc\n");
   EXPECT_NE(e.find("cfg.yml:5"), std::string::npos) << e;
   EXPECT_NE(e.find("models[0].parameters.weight"), std::string::npos) << e;
 
   e = error_of("models: [{model: a}]\n");
   EXPECT_NE(e.find("merge_method"), std::string::npos) << e;
 
-  e = error_of("merge_method: linear\nmodels: [{model: a}]\nslices: [{sources: [{model: a, layer_range: [0, 1]}]}]\n");
+  e = error_of(
+      "merge_method: linear\nmodels: [{model: a}]\nslices: [{sources: [{model: a, layer_range: [0, "
+      "1]}]}]\n");
   EXPECT_NE(e.find("exactly one of"), std::string::npos) << e;
 
-  e = error_of("merge_method: passthrough\nslices:\n  - sources:\n    - {model: a, layer_range: [4, 2]}\n");
+  e = error_of(
+      "merge_method: passthrough\nslices:\n  - sources:\n    - {model: a, layer_range: [4, 2]}\n");
   EXPECT_NE(e.find("cfg.yml:4"), std::string::npos) << e;
   EXPECT_NE(e.find("layer_range"), std::string::npos) << e;
 
@@ -135,7 +168,9 @@ TEST(ParseErrors, NameTheLineAndKey) {
   e = error_of("merge_method: linear\nmodels: [{model: a+b+c}]\n");
   EXPECT_NE(e.find("more than one '+'"), std::string::npos) << e;
 
-  e = error_of("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: {filter: mlp, value: 1}}\n");
+  e = error_of(
+      "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: {filter: mlp, value: "
+      "1}}\n");
   EXPECT_NE(e.find("must be written as a list"), std::string::npos) << e;
 
   e = error_of("merge_method: linear\nmodules:\n  text:\n    models: [{model: a}]\n");
