@@ -1,17 +1,25 @@
 #include "evolve/fitness.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
 
 namespace evomerge {
 
+double gold_logprob_per_token(const eval::ItemResult& item) {
+  // -inf (a gold token the model rules out) is the floor too; NaN means not computed.
+  if (std::isnan(item.gold_logprob) || item.gold_tokens <= 0) return NAN;
+  return std::max(kGoldLogprobFloor, item.gold_logprob / static_cast<double>(item.gold_tokens));
+}
+
 double mean_gold_logprob_per_token(const eval::TaskScore& task) {
   double sum = 0;
   size_t n = 0;
   for (const auto& it : task.items) {
-    if (!std::isfinite(it.gold_logprob) || it.gold_tokens <= 0) continue;
-    sum += it.gold_logprob / static_cast<double>(it.gold_tokens);
+    const double lp = gold_logprob_per_token(it);
+    if (std::isnan(lp)) continue;
+    sum += lp;
     ++n;
   }
   return n ? sum / static_cast<double>(n) : NAN;

@@ -5,9 +5,11 @@
 //
 // Accuracy on a few dozen items is quantised and often flat (every early candidate scores 0): the
 // optional tie-breaker adds epsilon x the mean per-token log-probability of the gold answer, a
-// dense signal that orders candidates with equal accuracy. The per-token mean is <= 0, so the
-// tie-breaker never lifts a candidate: with epsilon * |mean log-prob| below 1/n (n scored items),
-// it only breaks ties and never overturns an accuracy difference.
+// dense signal that orders candidates with equal accuracy. Each item's per-token log-probability is
+// clamped at kGoldLogprobFloor (a probability of ~2e-9 per token: beyond it an answer is simply
+// wrong), so the tie-breaker lies in [epsilon x floor, 0]: it never lifts a candidate, with
+// epsilon < 1 / (n x |floor|) (n scored items) it only breaks ties and never overturns an
+// accuracy difference, and racing (evolve/race.h) can bound a candidate's fitness from below.
 #pragma once
 
 #include <span>
@@ -16,11 +18,17 @@
 
 namespace evomerge {
 
+// Per-token gold log-probabilities below this count as this (nats per token).
+inline constexpr double kGoldLogprobFloor = -20.0;
+
 struct FitnessOptions {
   double gold_logprob_weight = 0;  // epsilon; 0: accuracy (the tasks' values) alone
 };
 
-// Mean over the scored items of gold_logprob / gold_tokens (items without one are skipped); NaN
+// One item's gold_logprob / gold_tokens clamped at kGoldLogprobFloor; NaN when it has none.
+double gold_logprob_per_token(const eval::ItemResult& item);
+
+// Mean of gold_logprob_per_token over the scored items (items without one are skipped); NaN
 // when no item has one.
 double mean_gold_logprob_per_token(const eval::TaskScore& task);
 

@@ -71,3 +71,9 @@ TEST(Fitness, PerplexityTasksCountAsMeanLogprob) {
   rep.tasks[1].failed = true;
   EXPECT_TRUE(std::isnan(fitness_of(rep, w, {})));
 }
+
+TEST(Fitness, GoldLogprobIsClampedAtTheFloor) {
+  // -60 over 2 tokens = -30 per token -> the floor -20; -inf (ruled out) -> -20; -3/1 stays.
+  const eval::TaskScore t = accuracy_task(0.0, {{-60.0, 2}, {-INFINITY, 1}, {-3.0, 1}, {NAN, 1}});
+  EXPECT_DOUBLE_EQ(mean_gold_logprob_per_token(t), (-20.0 - 20.0 - 3.0) / 3);
+}

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "evolve/race.h"
 
 namespace evomerge {
 
@@ -145,7 +146,7 @@ std::vector<Evaluation> score_racing(WorkRunner& runner, const SearchContext& ct
   const size_t round = std::max<size_t>(1, ctx.scoring.micro_batch);
   const size_t mu = n / 2;
   Assembly a(n, 1);
-  std::vector<double> correct(n, 0);
+  std::vector<RaceTally> tally(n);
   std::vector<bool> live(n, true), stopped(n, false);
   size_t done = 0;
   while (done < total) {
@@ -163,34 +164,22 @@ std::vector<Evaluation> score_racing(WorkRunner& runner, const SearchContext& ct
     auto results = runner.run(jobs);
     for (size_t j = 0; j < jobs.size(); ++j) {
       const size_t c = who[j];
-      if (!results[j].ok) live[c] = false;  // failed: no more work, reported as failed
-      for (const auto& it : results[j].score.items) correct[c] += it.score;
+      if (!results[j].ok) live[c] = false, tally[c].failed = true;  // reported as failed
+      for (const auto& it : results[j].score.items) tally[c].add(it);
       a.add(c, 0, std::move(results[j]));
     }
     done = end;
-    if (done >= total || mu == 0) continue;
-    // The mu-th best pessimistic bound among candidates still scored (failed ones have none).
-    std::vector<double> lower;
+    if (done >= total) continue;
+    const auto stop = race_stops(tally, live, total, mu, ctx.scoring.fitness);
     for (size_t c = 0; c < n; ++c)
-      if (a.error[c].empty()) lower.push_back(correct[c] / static_cast<double>(total));
-    if (lower.size() < mu) continue;
-    std::nth_element(lower.begin(), lower.begin() + static_cast<std::ptrdiff_t>(mu - 1),
-                     lower.end(), std::greater<>());
-    const double threshold = lower[mu - 1];
-    for (size_t c = 0; c < n; ++c) {
-      if (!live[c]) continue;
-      const double upper =
-          (correct[c] + static_cast<double>(total - done)) / static_cast<double>(total);
-      if (upper < threshold) live[c] = false, stopped[c] = true;
-    }
+      if (stop[c]) live[c] = false, stopped[c] = true;
   }
   std::vector<Evaluation> out;
   for (size_t c = 0; c < n; ++c) {
-    const size_t scored = a.tasks[c][0].items.size();
     Evaluation e = a.evaluation(c, scorer, ctx.scoring);
     if (stopped[c] && e.ok) {
       e.raced_out = true;
-      e.fitness = (correct[c] + static_cast<double>(total - scored)) / static_cast<double>(total);
+      e.fitness = race_bounds(tally[c], total, ctx.scoring.fitness).upper;
     }
     e.params = describe(ctx, candidates[c]);
     out.push_back(std::move(e));

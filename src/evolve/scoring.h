@@ -8,10 +8,10 @@
 // order and the task scores and weighted total recomputed from them (eval::aggregate_task_score).
 //
 // Racing (one task only) runs in rounds of one micro-batch per live candidate: after each round a
-// candidate stops when its optimistic bound (correct + remaining) / total is below the mu-th best
-// pessimistic bound correct / total of the generation (mu = lambda / 2). A stopped candidate's
-// fitness is its optimistic bound, which ranks it below the top mu. Every decision reads the scores
-// of whole rounds only, never the order in which jobs finish.
+// candidate stops when the optimistic bound of its fitness is below the mu-th best pessimistic
+// bound of the generation (mu = lambda / 2; the bounds, tie-breaker included: evolve/race.h). A
+// stopped candidate's fitness is its optimistic bound, which ranks it below the top mu. Every
+// decision reads the scores of whole rounds only, never the order in which jobs finish.
 #pragma once
 
 #include <cstdint>

@@ -39,6 +39,8 @@ class TableRunner : public WorkRunner {
         it.pred = it.pred_norm = right ? gold : (gold + 1) % 4;
         it.score = right ? 1 : 0;
         it.correct = right;
+        it.gold_logprob = right ? -0.5 : -2.0;  // one token; used only with a tie-breaker
+        it.gold_tokens = 1;
         r.score.items.push_back(it);
       }
       out.push_back(std::move(r));
@@ -115,6 +117,29 @@ TEST_F(ScoringTest, RacingStopsCandidatesFromWholeRoundsOfScores) {
   EXPECT_EQ(again[1].fitness, evals[2].fitness);
   EXPECT_EQ(again[2].fitness, evals[1].fitness);
   EXPECT_EQ(again[3].fitness, evals[0].fitness);
+}
+
+TEST_F(ScoringTest, RacingDecidesOnTheFitnessWithItsTieBreaker) {
+  // The verdicts above with eps 0.01 (gold log-prob -0.5 when right, -2 when wrong). After round 3
+  // the 2nd best lower bound is 6/8 + 0.01 x (-3 - 2 x 20) / 8 (a and d); b's upper bound is
+  // 4/8 + 0.01 x (-9) / 8 and c's 2/8 + 0.01 x (-12) / 8: both stop, and their fitness is that
+  // bound, tie-breaker included. Finished candidates get fitness_of: accuracy + 0.01 x mean lp.
+  ctx_.scoring.fitness.gold_logprob_weight = 0.01;
+  TableRunner runner(*ctx_.opt_scorer, {{"a", {1, 1, 1, 1, 1, 1, 1, 1}},
+                                        {"b", {1, 1, 0, 0, 0, 0, 1, 1}},
+                                        {"c", {0, 0, 0, 0, 0, 0, 1, 1}},
+                                        {"d", {1, 1, 1, 1, 1, 1, 0, 1}}});
+  const auto evals = score_racing(runner, ctx_, cands({"a", "b", "c", "d"}), {});
+  ASSERT_EQ(evals.size(), 4u);
+  EXPECT_DOUBLE_EQ(evals[0].fitness, 1.0 + 0.01 * -0.5);
+  EXPECT_TRUE(evals[1].raced_out);
+  EXPECT_DOUBLE_EQ(evals[1].fitness, 4.0 / 8 + 0.01 * -9.0 / 8);
+  EXPECT_TRUE(evals[2].raced_out);
+  EXPECT_DOUBLE_EQ(evals[2].fitness, 2.0 / 8 + 0.01 * -12.0 / 8);
+  EXPECT_FALSE(evals[3].raced_out);
+  EXPECT_DOUBLE_EQ(evals[3].fitness, 7.0 / 8 + 0.01 * (7 * -0.5 - 2.0) / 8);
+  EXPECT_EQ(runner.items_of["b"], 6u);
+  EXPECT_EQ(runner.items_of["c"], 6u);
 }
 
 TEST_F(ScoringTest, ItemBatchesAreReassembledIntoOneScore) {
