@@ -122,6 +122,45 @@ struct Winner : Finalist {
   std::vector<Finalist> others;  // the finalists not selected, also reported on the test split
 };
 
+// What a candidate is, for the final stage's checkpoints: a stored score is reused only for the
+// candidate it was computed for.
+nlohmann::json candidate_identity(const CandidateRef& c) {
+  return {{"kind", static_cast<int>(c.kind)},
+          {"x", c.x},
+          {"model", c.model},
+          {"ps_winner", c.ps_winner}};
+}
+
+// Selection scores (on the selection items of the opt split) of the final stage's candidates, each
+// scored once: `keys[i]` names candidate i in the store's final_stage; a score stored there by an
+// earlier, interrupted call is read back, the others are scored one candidate at a time and each
+// stored as it is known, so a kill loses at most the candidate in progress. NaN: it failed.
+std::vector<double> checkpointed_selection_scores(Run& run, const std::string& tag,
+                                                  const std::vector<std::string>& keys,
+                                                  const std::vector<CandidateRef>& cands) {
+  std::vector<double> scores;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    const nlohmann::json id = candidate_identity(cands[i]);
+    const auto stored = run.store.final_stage(keys[i]);
+    if (stored && stored->value("candidate", nlohmann::json()).dump() == id.dump()) {
+      const auto& s = (*stored)["score"];
+      scores.push_back(s.is_number() ? s.get<double>() : NAN);
+      run.log(fmt::format("{} {}: {} {:.4f} (from the store)", tag, keys[i], run.ctx.selection_name,
+                          scores.back()));
+      continue;
+    }
+    const auto e = score_candidates(run.runner, run.ctx, {cands[i]}, SplitKind::Opt,
+                                    run.ctx.selection_items)[0];
+    scores.push_back(e.ok ? e.total : NAN);
+    run.store.put_final_stage(
+        keys[i], {{"candidate", id},
+                  {"score", std::isfinite(scores.back()) ? nlohmann::json(scores.back())
+                                                         : nlohmann::json(nullptr)}});
+    run.log(fmt::format("{} {}: {} {:.4f}", tag, keys[i], run.ctx.selection_name, scores.back()));
+  }
+  return scores;
+}
+
 RunStore open_run_store(const EvolveConfig& cfg, const EvolveRunOptions& opts,
                         const std::function<void(const std::string&)>& log) {
   RunInfo info;
@@ -194,20 +233,17 @@ Winner pick_winner(Run& run, const std::string& phase, const PhaseOutcome& outco
                    std::vector<std::pair<std::string, std::vector<double>>> extra = {}) {
   std::vector<Finalist> all;
   std::vector<CandidateRef> cands;
+  std::vector<std::string> keys;
   auto candidates = finalists(run.store, phase, outcome, std::max(1, run.cfg().final.top));
   candidates.insert(candidates.end(), extra.begin(), extra.end());
   for (const auto& [label, x] : candidates) {
     all.push_back({label, ev.candidate(x), NAN});
     cands.push_back(all.back().candidate);
+    keys.push_back("finalist " + label);
   }
-  const auto evals =
-      score_candidates(run.runner, run.ctx, cands, SplitKind::Opt, run.ctx.selection_items);
+  const auto scores = checkpointed_selection_scores(run, fmt::format("[{}]", phase), keys, cands);
   Winner w;
-  for (size_t i = 0; i < all.size(); ++i) {
-    all[i].opt_score = evals[i].ok ? evals[i].total : NAN;
-    run.log(fmt::format("[{}] finalist {}: {} {:.4f}", phase, all[i].label, run.ctx.selection_name,
-                        all[i].opt_score));
-  }
+  for (size_t i = 0; i < all.size(); ++i) all[i].opt_score = scores[i];
   for (const auto& f : all)
     if (std::isnan(w.opt_score) || f.opt_score > w.opt_score) static_cast<Finalist&>(w) = f;
   for (const auto& f : all)
@@ -256,16 +292,12 @@ std::optional<UniformBest> best_uniform_merge(Run& run) {
   const auto& cfg = run.cfg();
   if (!cfg.ps || cfg.ps->method == "slerp" || cfg.final.uniform_grid.empty()) return std::nullopt;
   std::vector<CandidateRef> cands;
-  for (const auto& w : cfg.final.uniform_grid) cands.push_back(CandidateRef::ps(uniform_x(run, w)));
-  const auto evals =
-      score_candidates(run.runner, run.ctx, cands, SplitKind::Opt, run.ctx.selection_items);
-  std::vector<double> scores;
-  for (size_t i = 0; i < evals.size(); ++i) {
-    scores.push_back(evals[i].ok ? evals[i].total : NAN);
-    run.log(fmt::format("[final] uniform weight {}: {} {:.4f}",
-                        weights_label(cfg.final.uniform_grid[i]), run.ctx.selection_name,
-                        scores.back()));
+  std::vector<std::string> keys;
+  for (const auto& w : cfg.final.uniform_grid) {
+    cands.push_back(CandidateRef::ps(uniform_x(run, w)));
+    keys.push_back("uniform weight " + weights_label(w));
   }
+  const auto scores = checkpointed_selection_scores(run, "[final]", keys, cands);
   const auto best = best_positive(scores);
   if (!best) {
     run.log(fmt::format("[final] every uniform grid point scores 0 on {}: no best uniform merge",
@@ -275,11 +307,82 @@ std::optional<UniformBest> best_uniform_merge(Run& run) {
   return UniformBest{cfg.final.uniform_grid[*best], scores[*best]};
 }
 
+// A final-table row before it is scored.
+struct FinalRow {
+  FinalKind kind;
+  std::string phase, label;
+  CandidateRef candidate;
+  nlohmann::json details;  // what the row is (genome, model or weights), how it was selected
+};
+
+FinalResult final_row(const FinalRow& row, const std::string& split, Evaluation e) {
+  FinalResult r;
+  r.kind = row.kind;
+  r.phase = row.phase;
+  r.label = row.label;
+  r.split = split;
+  r.task_scores = e.task_scores;
+  r.score = e.ok ? e.total : NAN;
+  r.ci_low = e.ci_low;
+  r.ci_high = e.ci_high;
+  r.details = row.details;
+  // Why a row has no score; also how a stored row is known to have failed.
+  if (!e.ok) r.details["error"] = e.error;
+  r.items = std::move(e.items);  // per task, for paired comparisons of the final rows
+  return r;
+}
+
+// Whether a stored final row was scored for the candidate `row` describes (its genome, model or
+// uniform weights; the label names the rest).
+bool scored_for(const FinalResult& stored, const FinalRow& row) {
+  for (const char* key : {"genome", "model", "weight"})
+    if (stored.details.value(key, nlohmann::json()).dump() !=
+        row.details.value(key, nlohmann::json()).dump())
+      return false;
+  return stored.kind == row.kind;
+}
+
+// A stored final row as the Evaluation it was made from.
+Evaluation stored_evaluation(FinalResult stored) {
+  Evaluation e;
+  e.ok = !stored.details.contains("error");
+  if (!e.ok) e.error = stored.details["error"].get<std::string>();
+  e.total = stored.score;
+  e.ci_low = stored.ci_low;
+  e.ci_high = stored.ci_high;
+  e.task_scores = std::move(stored.task_scores);
+  e.items = std::move(stored.items);
+  return e;
+}
+
+// The rows' evaluations on the test split, each row scored once: a row stored (with its per-item
+// results) by an earlier, interrupted call is read back; the others are scored one at a time and
+// stored as each is known, so a kill during the final table loses at most the row in progress.
+std::vector<Evaluation> score_final_rows(Run& run, const std::vector<FinalRow>& rows) {
+  const std::string& split = run.cfg().test_split;
+  std::vector<Evaluation> evals;
+  for (const auto& row : rows) {
+    if (auto stored = run.store.final_result(row.label, split);
+        stored && scored_for(*stored, row)) {
+      evals.push_back(stored_evaluation(std::move(*stored)));
+      run.log(fmt::format("[final] {}: {} {:.4f} (from the store)", row.label, split,
+                          evals.back().ok ? evals.back().total : NAN));
+      continue;
+    }
+    evals.push_back(score_candidates(run.runner, run.ctx, {row.candidate}, SplitKind::Test)[0]);
+    const FinalResult r = final_row(row, split, evals.back());
+    run.store.add_final_result(r);
+    run.log(fmt::format("[final] {}: {} {:.4f} [{:.4f}, {:.4f}]", r.label, split, r.score, r.ci_low,
+                        r.ci_high));
+  }
+  return evals;
+}
+
 // The final table on the test split: the parents, the best uniform merge, the winners (the run's
 // winner marked), then the finalists not selected (for the record: the winners were selected on the
-// selection items alone, so these rows cannot change which model is exported). Scored as one
-// batch. Returns the paired differences of the winner against the best parent and the best uniform
-// merge.
+// selection items alone, so these rows cannot change which model is exported). Each row is scored
+// once (score_final_rows). Returns the paired differences of the winner against the best parent
+// and the best uniform merge.
 std::vector<PairedRow> score_final_table(Run& run, const std::optional<Winner>& ps,
                                          const std::optional<Winner>& dfs) {
   const auto& cfg = run.cfg();
@@ -291,13 +394,7 @@ std::vector<PairedRow> score_final_table(Run& run, const std::optional<Winner>& 
   const auto winner_mark = [&](bool won) {
     return won ? fmt::format(" [winner on {}]", run.ctx.selection_name) : std::string();
   };
-  struct Row {
-    FinalKind kind;
-    std::string phase, label;
-    CandidateRef candidate;
-    nlohmann::json details;
-  };
-  std::vector<Row> rows;
+  std::vector<FinalRow> rows;
   for (const auto& p : run.ctx.parents)
     rows.push_back({FinalKind::Parent,
                     "",
@@ -343,10 +440,7 @@ std::vector<PairedRow> score_final_table(Run& run, const std::optional<Winner>& 
                         f.candidate,
                         {{"genome", f.candidate.x}, {"opt_score", f.opt_score}}});
 
-  std::vector<CandidateRef> cands;
-  for (const auto& r : rows) cands.push_back(r.candidate);
-  auto evals = score_candidates(run.runner, run.ctx, cands, SplitKind::Test);
-  run.store.clear_final_results();
+  auto evals = score_final_rows(run, rows);
   // Rows the winner is compared with on the same test items: the best parent on test (the
   // comparison least flattering to the merge) and the best uniform merge.
   std::optional<size_t> best_parent, uniform_row, winner_row;
@@ -371,22 +465,10 @@ std::vector<PairedRow> score_final_table(Run& run, const std::optional<Winner>& 
       run.log(fmt::format("[final] paired: winner - {}: {:+.4f} [{:+.4f}, {:+.4f}] over {} items",
                           rows[*other].label, d.difference, d.ci.lo, d.ci.hi, d.items));
     }
-  for (size_t i = 0; i < rows.size(); ++i) {
-    FinalResult r;
-    r.kind = rows[i].kind;
-    r.phase = rows[i].phase;
-    r.label = rows[i].label;
-    r.split = cfg.test_split;
-    r.task_scores = evals[i].task_scores;
-    r.score = evals[i].ok ? evals[i].total : NAN;
-    r.ci_low = evals[i].ci_low;
-    r.ci_high = evals[i].ci_high;
-    r.details = std::move(rows[i].details);
-    r.items = std::move(evals[i].items);  // per task, for paired comparisons of the final rows
-    run.store.add_final_result(r);
-    run.log(fmt::format("[final] {}: {} {:.4f} [{:.4f}, {:.4f}]", r.label, cfg.test_split, r.score,
-                        r.ci_low, r.ci_high));
-  }
+  // The winner's row, stored when it was scored, gets its paired differences (in place: same id).
+  if (!paired.empty())
+    run.store.add_final_result(
+        final_row(rows[*winner_row], run.cfg().test_split, Evaluation(evals[*winner_row])));
   return paired;
 }
 

@@ -4,14 +4,18 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <stdexcept>
 
 #include "common/error.h"
 #include "common/progress.h"
 #include "eval/scorer.h"
+#include "evolve/search_context.h"
 #include "evolve/test_support.h"
+#include "evolve/work.h"
 #include "infer/engine.h"
 #include "io/files.h"
 #include "merge/config.h"
@@ -50,9 +54,51 @@ class EvolveRunTest : public ::testing::Test {
     o.log = [](const std::string&) {};
     return run_evolve(parse_evolve_config(text, (*dir_ / "run.yml").string(), *dir_), o);
   }
+  static EvolveRunOptions options(const fs::path& run_dir, std::vector<std::string>* lines) {
+    EvolveRunOptions o;
+    o.run_dir = run_dir;
+    o.config_text = config_text();
+    o.progress = false;
+    o.log = [lines](const std::string& l) { lines->push_back(l); };
+    return o;
+  }
+  static EvolveConfig config() {
+    return parse_evolve_config(config_text(), (*dir_ / "run.yml").string(), *dir_);
+  }
   static fs::path* dir_;
 };
 fs::path* EvolveRunTest::dir_ = nullptr;
+
+// One call of the work runner: the split and the distinct candidates of its jobs, in order.
+struct RunnerCall {
+  SplitKind split;
+  std::vector<CandidateRef> candidates;
+  bool operator==(const RunnerCall&) const = default;
+};
+
+// Scores in this process and records every call. With `kill_at` >= 0 it throws instead of running
+// call number `kill_at`: what a SIGKILL at that moment leaves (what was stored before it is kept,
+// the call in progress is lost).
+class RecordingRunner : public WorkRunner {
+ public:
+  explicit RecordingRunner(const SearchContext& ctx, int64_t kill_at = -1)
+      : local_(ctx), kill_at_(kill_at) {}
+  std::vector<JobResult> run(const std::vector<ScoreJob>& jobs) override {
+    if (static_cast<int64_t>(calls.size()) == kill_at_) throw std::runtime_error("killed");
+    RunnerCall call{jobs.empty() ? SplitKind::Opt : jobs[0].split, {}};
+    for (const auto& j : jobs)
+      if (std::find(call.candidates.begin(), call.candidates.end(), j.candidate) ==
+          call.candidates.end())
+        call.candidates.push_back(j.candidate);
+    calls.push_back(std::move(call));
+    return local_.run(jobs);
+  }
+  std::vector<RunnerCall> calls;
+
+ private:
+  LocalRunner local_;
+  int64_t kill_at_;
+};
 
 }  // namespace
 
@@ -194,8 +240,11 @@ TEST_F(EvolveRunTest, FinishedRunAnswersFromTheStore) {
   o.progress = false;
   std::vector<std::string> lines;
   o.log = [&](const std::string& l) { lines.push_back(l); };
-  const auto again = run_evolve(parse_evolve_config(text, (*dir_ / "run.yml").string(), *dir_), o);
+  const SearchContext ctx = build_search_context(config());
+  RecordingRunner runner(ctx);
+  const auto again = run_evolve_with(ctx, runner, o);
   ASSERT_TRUE(again.complete);
+  EXPECT_TRUE(runner.calls.empty());  // nothing scored
   ASSERT_EQ(again.table.size(), first.table.size());
   for (size_t i = 0; i < again.table.size(); ++i) {
     EXPECT_EQ(again.table[i].label, first.table[i].label);
@@ -208,6 +257,71 @@ TEST_F(EvolveRunTest, FinishedRunAnswersFromTheStore) {
   }
   ASSERT_FALSE(lines.empty());
   EXPECT_NE(lines.back().find("is finished; its table from the store"), std::string::npos);
+}
+
+// A kill in the final stage (while the finalists are scored on the selection items, or in the
+// middle of the final table): the resumed run scores exactly what the killed one had not (the
+// killed run's calls then the resumed run's are the uninterrupted run's calls, nothing twice) and
+// ends with the uninterrupted table (scores, intervals, details, per-item results) and results.md.
+TEST_F(EvolveRunTest, KillInTheFinalStageResumesWithoutScoringAnythingTwice) {
+  const EvolveConfig cfg = config();
+  const SearchContext ctx = build_search_context(cfg);
+  std::vector<std::string> log;
+  RecordingRunner full(ctx);
+  const fs::path ref = *dir_ / "final_ref";
+  ASSERT_TRUE(run_evolve_with(ctx, full, options(ref, &log)).complete);
+  // Where to kill: the second single-candidate selection call (a PS finalist: the first is
+  // stored), and the fourth final-table row on the test split.
+  int64_t second_finalist = -1, fourth_row = -1;
+  for (int64_t i = 0, single_opt = 0, test = 0; i < static_cast<int64_t>(full.calls.size()); ++i) {
+    const auto& c = full.calls[static_cast<size_t>(i)];
+    if (c.split == SplitKind::Opt && c.candidates.size() == 1 && ++single_opt == 2)
+      second_finalist = i;
+    if (c.split == SplitKind::Test && ++test == 4) fourth_row = i;
+  }
+  ASSERT_GT(second_finalist, 0);
+  ASSERT_GT(fourth_row, second_finalist);
+  const auto expected = RunStore::open_existing(ref).final_results(/*with_items=*/true);
+
+  for (const int64_t kill_at : {second_finalist, fourth_row}) {
+    SCOPED_TRACE(kill_at == second_finalist ? "killed at a finalist" : "killed at a final row");
+    const fs::path dir = *dir_ / fmt::format("final_kill_{}", kill_at);
+    RecordingRunner killed(ctx, kill_at);
+    EXPECT_THROW(run_evolve_with(ctx, killed, options(dir, &log)), std::runtime_error);
+    if (kill_at == fourth_row) {
+      EXPECT_EQ(RunStore::open_existing(dir).final_results().size(), 3u);
+    }
+    std::vector<std::string> resumed_log;
+    RecordingRunner resumed(ctx);
+    ASSERT_TRUE(run_evolve_with(ctx, resumed, options(dir, &resumed_log)).complete);
+    auto calls = killed.calls;
+    calls.insert(calls.end(), resumed.calls.begin(), resumed.calls.end());
+    EXPECT_EQ(calls, full.calls);
+    const auto reused = std::count_if(resumed_log.begin(), resumed_log.end(), [](const auto& l) {
+      return l.find("(from the store)") != std::string::npos;
+    });
+    // Every single-candidate call the killed run finished (a finalist, a uniform-grid point, a
+    // final row) is read back, not scored.
+    EXPECT_EQ(reused, std::count_if(killed.calls.begin(), killed.calls.end(),
+                                    [](const RunnerCall& c) { return c.candidates.size() == 1; }));
+
+    const auto rows = RunStore::open_existing(dir).final_results(/*with_items=*/true);
+    ASSERT_EQ(rows.size(), expected.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      EXPECT_EQ(rows[i].label, expected[i].label);
+      EXPECT_EQ(rows[i].task_scores, expected[i].task_scores);
+      EXPECT_EQ(rows[i].score, expected[i].score) << rows[i].label;
+      EXPECT_EQ(rows[i].ci_low, expected[i].ci_low);
+      EXPECT_EQ(rows[i].ci_high, expected[i].ci_high);
+      EXPECT_EQ(rows[i].details, expected[i].details) << rows[i].label;
+      ASSERT_EQ(rows[i].items.size(), expected[i].items.size());
+      for (size_t t = 0; t < rows[i].items.size(); ++t) {
+        EXPECT_EQ(rows[i].items[t].items, expected[i].items[t].items);
+        EXPECT_EQ(rows[i].items[t].scores, expected[i].items[t].scores);
+      }
+    }
+    EXPECT_EQ(read_text_file(dir / "results.md"), read_text_file(ref / "results.md"));
+  }
 }
 
 TEST_F(EvolveRunTest, RefusesAFolderMadeByAnotherConfig) {
