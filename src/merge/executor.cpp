@@ -11,6 +11,7 @@ namespace evomerge {
 namespace {
 thread_local bool t_in_pool = false;
 constexpr size_t kConvertChunk = size_t{1} << 16;
+constexpr size_t kTile = size_t{1} << 14;  // elements per tile of the elementwise path
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
@@ -96,30 +97,48 @@ void ThreadPool::run(size_t n_chunks, const std::function<void(size_t)>& fn) con
   if (error_) std::rethrow_exception(error_);
 }
 
-void Merger::Impl::merge(const MergePlan& plan, const PlanTensor& t, float* dst) {
-  const size_t n = static_cast<size_t>(shape_numel(t.shape));
-  if (inputs.size() < t.inputs.size()) inputs.resize(t.inputs.size());
+namespace {
+
+KernelArgs tensor_args(const MergePlan& plan, const PlanTensor& t) {
   KernelArgs args;
   args.tensor = t.name;
   args.shape = t.shape;
   args.base = t.base;
   args.globals = &t.globals;
   args.seed = plan.random_seed;
-  args.parallel = &pool;
+  for (const PlanInput& in : t.inputs) args.params.push_back(&in.params);
+  return args;
+}
+
+// The stored view of an input that is read from its model (not a permuted f32 vocabulary):
+// embedding rows beyond the common vocabulary are not read, the first n elements are the rows kept
+// (row-major, same columns).
+TensorView stored_input(const MergePlan& plan, const PlanInput& in, size_t n) {
+  TensorView v = plan.models[in.model]->stored(in.tensor);
+  EM_ASSERT(static_cast<size_t>(v.numel()) >= n);
+  return v;
+}
+
+// inf and NaN have every exponent bit set; a bit test vectorises where std::isfinite does not.
+inline bool nonfinite_bits(float x) {
+  return (f32_to_bits(x) & 0x7f800000u) == 0x7f800000u;
+}
+
+}  // namespace
+
+void Merger::Impl::convert_inputs(const MergePlan& plan, const PlanTensor& t, KernelArgs& args) {
+  const size_t n = static_cast<size_t>(shape_numel(t.shape));
+  if (inputs.size() < t.inputs.size()) inputs.resize(t.inputs.size());
   const size_t chunks = (n + kConvertChunk - 1) / kConvertChunk;
   std::vector<TensorView> views(t.inputs.size());
   for (size_t i = 0; i < t.inputs.size(); ++i) {
     const PlanInput& in = t.inputs[i];
-    args.params.push_back(&in.params);
     if (in.rows) {  // already f32 (a permuted vocabulary): nothing to convert
       EM_ASSERT(in.rows->size() == n);
       args.inputs.push_back(in.rows->data());
       continue;
     }
-    views[i] = plan.models[in.model]->stored(in.tensor);
-    // Embedding rows beyond the common vocabulary are not read: the first n elements are the rows
-    // kept (row-major, same columns).
-    EM_ASSERT(static_cast<size_t>(views[i].numel()) >= n);
+    views[i] = stored_input(plan, in, n);
     if (inputs[i].size() < n) inputs[i].resize(n);
     args.inputs.push_back(inputs[i].data());
   }
@@ -134,44 +153,115 @@ void Merger::Impl::merge(const MergePlan& plan, const PlanTensor& t, float* dst)
     const SourceModel& m = *plan.models[t.inputs[i].model];
     if (m.has_lora() && !t.inputs[i].rows) m.add_lora_delta(t.inputs[i].tensor, inputs[i].data());
   }
+}
+
+void Merger::Impl::merge(const MergePlan& plan, const PlanTensor& t, float* dst) {
+  const size_t n = static_cast<size_t>(shape_numel(t.shape));
+  KernelArgs args = tensor_args(plan, t);
+  args.parallel = &pool;
+  convert_inputs(plan, t, args);
   run_method(plan.method, args, dst);
-  check_finite(t.name, dst, n);
+  const size_t chunks = (n + kConvertChunk - 1) / kConvertChunk;
+  nonfinite_.assign(chunks, {});
+  pool.run(chunks, [&](size_t c) {
+    const size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
+    check_and_convert(dst + b, e - b, b, c, DType::F32, nullptr);
+  });
+  fail_if_nonfinite(t.name, n, chunks);
+}
+
+void Merger::Impl::merge_out(const MergePlan& plan, const PlanTensor& t, DType dtype,
+                             std::byte* dst) {
+  const MethodSpec* spec = find_method(plan.method);
+  bool tiles = spec && spec->elementwise;
+  for (const PlanInput& in : t.inputs)
+    if (plan.models[in.model]->has_lora() && !in.rows) tiles = false;  // the delta is per tensor
+  if (tiles) return merge_tiles(plan, t, dtype, dst);
+  const size_t n = static_cast<size_t>(shape_numel(t.shape));
+  float* f32 = dtype == DType::F32 ? reinterpret_cast<float*>(dst) : out_scratch(n);
+  KernelArgs args = tensor_args(plan, t);
+  args.parallel = &pool;
+  convert_inputs(plan, t, args);
+  run_method(plan.method, args, f32);
+  const size_t chunks = (n + kConvertChunk - 1) / kConvertChunk, es = dtype_size(dtype);
+  nonfinite_.assign(chunks, {});
+  pool.run(chunks, [&](size_t c) {
+    const size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
+    check_and_convert(f32 + b, e - b, b, c, dtype, dst + b * es);
+  });
+  fail_if_nonfinite(t.name, n, chunks);
+}
+
+void Merger::Impl::merge_tiles(const MergePlan& plan, const PlanTensor& t, DType dtype,
+                               std::byte* dst) {
+  const size_t n = static_cast<size_t>(shape_numel(t.shape)), m = t.inputs.size();
+  const size_t tiles = (n + kTile - 1) / kTile, out_es = dtype_size(dtype);
+  std::vector<TensorView> views(m);
+  for (size_t i = 0; i < m; ++i)
+    if (!t.inputs[i].rows) views[i] = stored_input(plan, t.inputs[i], n);
+  const KernelArgs whole = tensor_args(plan, t);
+  nonfinite_.assign(tiles, {});
+  pool.run(tiles, [&](size_t c) {
+    const size_t b = c * kTile, len = std::min(n, b + kTile) - b;
+    // m input tiles as f32, then the result tile: ~(m + 1) x 64 KB, cache-resident.
+    thread_local std::vector<float> buf;
+    if (buf.size() < (m + 1) * kTile) buf.resize((m + 1) * kTile);
+    KernelArgs args = whole;  // serial inside the tile: the tiles are the parallel work
+    args.shape = {static_cast<int64_t>(len)};
+    for (size_t i = 0; i < m; ++i) {
+      if (t.inputs[i].rows) {
+        args.inputs.push_back(t.inputs[i].rows->data() + b);
+        continue;
+      }
+      float* x = buf.data() + i * kTile;
+      convert_to_f32(views[i].dtype, views[i].data + b * dtype_size(views[i].dtype), x, len);
+      args.inputs.push_back(x);
+    }
+    float* res = dtype == DType::F32 ? reinterpret_cast<float*>(dst) + b : buf.data() + m * kTile;
+    run_method(plan.method, args, res);
+    check_and_convert(res, len, b, c, dtype, dst + b * out_es);
+  });
+  fail_if_nonfinite(t.name, n, tiles);
+}
+
+void Merger::Impl::check_and_convert(const float* v, size_t n, size_t offset, size_t chunk,
+                                     DType dtype, std::byte* dst) {
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad += nonfinite_bits(v[i]);
+  if (bad) {
+    NonFinite& nf = nonfinite_[chunk];
+    nf.count = bad;
+    for (size_t i = 0; i < n; ++i)
+      if (nonfinite_bits(v[i])) {
+        nf.first = offset + i;
+        nf.value = v[i];
+        break;
+      }
+  }
+  if (dst && dtype != DType::F32) convert_from_f32(dtype, v, dst, n);
 }
 
 // A merge whose result holds inf or NaN (weight: 1e308, overflowing task vectors, non-finite
 // inputs) is an error naming the tensor: written out, it used to exit 0 with a useless model.
-void Merger::Impl::check_finite(const std::string& tensor, const float* v, size_t n) const {
-  const size_t chunks = (n + kConvertChunk - 1) / kConvertChunk;
-  std::vector<size_t> first_bad(chunks, n), bad_count(chunks, 0);
-  pool.run(chunks, [&](size_t c) {
-    const size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
-    for (size_t i = b; i < e; ++i)
-      if (!std::isfinite(v[i])) {
-        if (first_bad[c] == n) first_bad[c] = i;
-        ++bad_count[c];
-      }
-  });
-  size_t count = 0, first = n;
-  for (size_t c = 0; c < chunks; ++c) count += bad_count[c], first = std::min(first, first_bad[c]);
+void Merger::Impl::fail_if_nonfinite(const std::string& tensor, size_t n, size_t chunks) const {
+  size_t count = 0;
+  const NonFinite* first = nullptr;
+  for (size_t c = 0; c < chunks; ++c)
+    if (nonfinite_[c].count) {
+      count += nonfinite_[c].count;
+      if (!first) first = &nonfinite_[c];
+    }
   if (count)
     fail("merge",
          "tensor '{}': the merge produced {} non-finite values (inf or NaN) of {}, the first at "
          "element "
          "{} ({}); check the merge weights and the input models",
-         tensor, count, n, first, v[first]);
+         tensor, count, n, first->first, first->value);
 }
 
 float* Merger::Impl::out_scratch(size_t n) {
   if (out.size() < n) out.resize(n);
   return out.data();
-}
-
-void Merger::Impl::convert_out(const float* src, DType dtype, std::byte* dst, size_t n) {
-  const size_t es = dtype_size(dtype);
-  pool.run((n + kConvertChunk - 1) / kConvertChunk, [&](size_t c) {
-    size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
-    convert_from_f32(dtype, src + b, dst + b * es, e - b);
-  });
 }
 
 }  // namespace evomerge

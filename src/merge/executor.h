@@ -43,14 +43,32 @@ struct Merger::Impl {
   // Reads the inputs of `t` as f32 (parallel chunks), then runs the method into dst[numel]; an
   // Error naming the tensor when the result holds inf or NaN.
   void merge(const MergePlan& plan, const PlanTensor& t, float* dst);
-  void check_finite(const std::string& tensor, const float* v, size_t n) const;
-  float* out_scratch(size_t n);
-  // Parallel f32 -> dtype conversion of n values.
-  void convert_out(const float* src, DType dtype, std::byte* dst, size_t n);
+  // Merges `t` into dst[numel] in `dtype` (the output's bytes), with merge()'s checks and bits.
+  // Elementwise methods (MethodSpec::elementwise) without a LoRA go tile by tile, each tile read
+  // from the stored bytes, merged and converted while it is in cache (one pass over memory, no f32
+  // copy of the tensor); the others go through merge() and one check-and-convert pass.
+  void merge_out(const MergePlan& plan, const PlanTensor& t, DType dtype, std::byte* dst);
 
   ThreadPool pool;
+
+ private:
+  // Per-chunk tally of the non-finite values a merge produced (combined in chunk order).
+  struct NonFinite {
+    size_t count = 0, first = 0;
+    float value = 0;
+  };
+  void convert_inputs(const MergePlan& plan, const PlanTensor& t, KernelArgs& args);
+  void merge_tiles(const MergePlan& plan, const PlanTensor& t, DType dtype, std::byte* dst);
+  // Tallies the non-finite values of v[0..n) (elements offset.. of the tensor) into
+  // nonfinite_[chunk], then converts them to dtype into dst (F32 or no dst: tally only).
+  void check_and_convert(const float* v, size_t n, size_t offset, size_t chunk, DType dtype,
+                         std::byte* dst);
+  void fail_if_nonfinite(const std::string& tensor, size_t n, size_t chunks) const;
+  float* out_scratch(size_t n);
+
   std::vector<std::vector<float>> inputs;  // one f32 buffer per input, kept between tensors
   std::vector<float> out;
+  std::vector<NonFinite> nonfinite_;
 };
 
 }  // namespace evomerge

@@ -561,13 +561,7 @@ void Merger::merge_into(const MergePlan& plan, MergedBuffers& out, std::span<con
     const PlanTensor& t = plan.tensors[i];
     std::span<std::byte> bytes = out.mutable_bytes(t.name);
     EM_ASSERT(bytes.size() == static_cast<size_t>(shape_numel(t.shape)) * dtype_size(out.dtype()));
-    if (out.dtype() == DType::F32) {
-      impl_->merge(plan, t, reinterpret_cast<float*>(bytes.data()));
-    } else {
-      float* tmp = impl_->out_scratch(static_cast<size_t>(shape_numel(t.shape)));
-      impl_->merge(plan, t, tmp);
-      impl_->convert_out(tmp, out.dtype(), bytes.data(), static_cast<size_t>(shape_numel(t.shape)));
-    }
+    impl_->merge_out(plan, t, out.dtype(), bytes.data());
   }
 }
 

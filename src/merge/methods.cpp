@@ -42,7 +42,8 @@ std::vector<MethodSpec> make_registry() {
   auto req = [](std::string n) { return MethodParam{std::move(n), std::nullopt}; };
   auto def = [](std::string n, double v) { return MethodParam{std::move(n), v}; };
   std::vector<MethodSpec> r;
-  r.push_back({"linear", {def("normalize", 1)}, {req("weight")}, BaseUse::Optional, 1, 0, true});
+  r.push_back(
+      {"linear", {def("normalize", 1)}, {req("weight")}, BaseUse::Optional, 1, 0, true, true});
   r.push_back({"slerp", {req("t")}, {}, BaseUse::Required, 1, 2, true});
   r.push_back({"nuslerp", {def("nuslerp_flatten", 1), def("nuslerp_row_wise", 0)}, {req("weight")}, BaseUse::Optional, 2, 3, false});
   r.push_back({"multislerp", {def("normalize_weights", 1), def("eps", 1e-8)}, {req("weight")}, BaseUse::Optional, 1, 0, false});
@@ -56,6 +57,7 @@ std::vector<MethodSpec> make_registry() {
                  per, BaseUse::Required, 1, 0, false});
   };
   gta("task_arithmetic", 0, 0, {});
+  r.back().elementwise = true;  // no sparsifier, no consensus: B + lambda * sum w_i (T_i - B)
   gta("ties", 1, 0, {});
   gta("dare_ties", 0, 1, {});
   gta("dare_linear", 0, 1, {});
@@ -64,10 +66,10 @@ std::vector<MethodSpec> make_registry() {
   gta("della", 1, 1, {def("epsilon", 0.15)});
   gta("della_linear", 0, 1, {def("epsilon", 0.15)});
   r.push_back({"sce", {def("select_topk", 1.0), def("int8_mask", 0)}, {def("weight", 1.0)}, BaseUse::Required, 1, 0, false});
-  r.push_back({"nearswap", {req("t")}, {}, BaseUse::Required, 1, 2, false});
+  r.push_back({"nearswap", {req("t")}, {}, BaseUse::Required, 1, 2, false, true});
   r.push_back({"arcee_fusion", {}, {}, BaseUse::Required, 1, 2, false});
-  r.push_back({"passthrough", {}, {def("scale", 1.0)}, BaseUse::Ignored, 1, 1, true});
-  r.push_back({"ram", {def("epsilon", 1e-5)}, {}, BaseUse::Required, 1, 0, false});
+  r.push_back({"passthrough", {}, {def("scale", 1.0)}, BaseUse::Ignored, 1, 1, true, true});
+  r.push_back({"ram", {def("epsilon", 1e-5)}, {}, BaseUse::Required, 1, 0, false, true});
   r.push_back({"ramplus_tl", {def("epsilon", 1e-5), def("r", 0.1), def("alpha", 0.2)}, {}, BaseUse::Required, 1, 0, false});
   return r;
 }

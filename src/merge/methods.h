@@ -35,6 +35,10 @@ struct MethodSpec {
   int max_inputs = 0;   // 0: no limit
   bool base_is_input = false;  // the base is one more weighted input (linear, karcher): its per-model
                                // parameters are evaluated like the others'
+  // Output element j depends only on element j of each input and on per-tensor parameters (no
+  // reductions, no RNG, no shape): run_method on any slice of the inputs gives that slice of the
+  // result, bit for bit. The executor then merges tile by tile straight from the stored bytes.
+  bool elementwise = false;
 };
 
 const MethodSpec* find_method(std::string_view name);

@@ -1,12 +1,14 @@
 // Streaming a plan into a Hugging Face folder: tensors merged one at a time (each on all cores),
 // converted once to the output dtype and written by a background write while the next tensor
-// merges. Peak memory: the f32 inputs of one tensor + its f32 result + two output byte buffers.
+// merges. Peak memory: two output byte buffers, plus for the methods that are not elementwise the
+// f32 inputs of one tensor and its f32 result (elementwise ones go tile by tile, executor.h).
 #include <fmt/format.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <future>
+#include <memory>
 
 #include "common/error.h"
 #include "common/progress.h"
@@ -122,25 +124,26 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
   ShardedWriter writer(staged.path(), specs, options.max_shard_bytes);
 
   Progress progress("merge", plan.tensors.size(), "tensors", options_.progress);
-  size_t max_n = 0;
-  for (const auto& t : plan.tensors) max_n = std::max(max_n, static_cast<size_t>(shape_numel(t.shape)));
-  std::vector<std::byte> bytes[2];
+  // Two output buffers of the largest tensor's size, not zero-filled (every byte is overwritten).
+  size_t max_bytes = 0;
+  for (const auto& t : plan.tensors)
+    max_bytes = std::max(max_bytes, static_cast<size_t>(t.nbytes()));
+  std::unique_ptr<std::byte[]> bytes[2] = {std::make_unique_for_overwrite<std::byte[]>(max_bytes),
+                                           std::make_unique_for_overwrite<std::byte[]>(max_bytes)};
   std::future<void> pending[2];
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     const PlanTensor& t = plan.tensors[i];
     if (i + 1 < plan.tensors.size())
       for (const auto& in : plan.tensors[i + 1].inputs) prefetch(plan.models[in.model]->stored(in.tensor));
     const size_t n = static_cast<size_t>(shape_numel(t.shape));
-    float* f32 = impl_->out_scratch(max_n);
-    impl_->merge(plan, t, f32);
-    for (const auto& in : t.inputs) release(plan.models[in.model]->stored(in.tensor));
     const size_t slot = i % 2;
     if (pending[slot].valid()) pending[slot].get();  // the buffer's previous write is done
-    bytes[slot].resize(t.nbytes());
-    impl_->convert_out(f32, t.dtype, bytes[slot].data(), n);
-    pending[slot] = std::async(std::launch::async, [&writer, &bytes, slot, name = t.name] {
-      writer.write(name, {bytes[slot].data(), bytes[slot].size()});
-    });
+    impl_->merge_out(plan, t, t.dtype, bytes[slot].get());
+    for (const auto& in : t.inputs) release(plan.models[in.model]->stored(in.tensor));
+    pending[slot] =
+        std::async(std::launch::async, [&writer, &bytes, slot, name = t.name, size = t.nbytes()] {
+          writer.write(name, {bytes[slot].get(), static_cast<size_t>(size)});
+        });
     for (const auto& in : t.inputs) stats.bytes_read += static_cast<uint64_t>(n) * dtype_size(plan.models[in.model]->info(in.tensor)->dtype);
     stats.bytes_written += t.nbytes();
     ++stats.tensors;
