@@ -61,7 +61,7 @@ int run_evolve_command(const EvolveOptions& opt) {
   EvolveSummary s;
   if (launcher_world_size() > 1) {
     DistributedResult d = run_evolve_mpi(cfg, ro);
-    if (d.rank != 0) return 0;
+    if (d.rank != 0) return d.stopped ? 1 : 0;
     s = std::move(d.summary);
   } else {
     s = run_evolve(cfg, ro);

@@ -88,7 +88,9 @@ class MpiCli : public ::testing::Test {
 }  // namespace
 
 TEST_F(MpiCli, TwoAndThreeRanksGiveTheSingleProcessStore) {
-  write_config(testing_util::evolve_fixture_config());
+  // Micro-batches of 2: one process scores a candidate's 6 items in one job, 2 and 3 ranks cut
+  // it into 2-item jobs spread over the ranks (evolve/scoring.h).
+  write_config("micro_batch: 2\n" + testing_util::evolve_fixture_config());
   const auto one = evolve("", dir_ / "run1");
   ASSERT_EQ(one.status, 0) << one.err;
   const std::string expected = store_results(dir_ / "run1");
@@ -98,8 +100,43 @@ TEST_F(MpiCli, TwoAndThreeRanksGiveTheSingleProcessStore) {
     const auto r = evolve(fmt::format("{} -np {}", kMpirun, n), run);
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.err.find(fmt::format("[dist] {} ranks", n)), std::string::npos) << r.err;
+    // Every rank scored, and the summary accounts for each one.
+    for (int k = 0; k < n; ++k)
+      EXPECT_NE(r.err.find(fmt::format("[dist] rank {}: ", k)), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(" 0 jobs, "), std::string::npos) << r.err;
     EXPECT_EQ(store_results(run), expected) << n << " ranks";
   }
+}
+
+TEST_F(MpiCli, ARankThatCannotLoadAModelStopsTheRunBeforeAnythingIsWritten) {
+  // One job, two programs (MPMD): rank 0 runs in the fixture folder, rank 1 in a copy of it
+  // without ft2, so the config's relative "ft2" does not resolve there.
+  write_config(testing_util::evolve_fixture_config());
+  const fs::path other = dir_ / "elsewhere";
+  fs::create_directories(other);
+  for (const auto& e : fs::directory_iterator(dir_.path()))
+    if (e.path().filename() != "ft2" && e.path() != other)
+      fs::copy(e.path(), other / e.path().filename(), fs::copy_options::recursive);
+  const fs::path run = dir_ / "run";
+  const std::string args = fmt::format("-q evolve run.yml --run '{}'", run.string());
+  const std::string cmd =
+      fmt::format("{} -np 1 --wdir '{}' '{}' {} : -np 1 --wdir '{}' '{}' {} >'{}' 2>'{}'", kMpirun,
+                  dir_.path().string(), EVOMERGE_CLI, args, other.string(), EVOMERGE_CLI, args,
+                  (dir_ / "out").string(), (dir_ / "err").string());
+  const int raw = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(raw));
+  EXPECT_NE(WEXITSTATUS(raw), 0);
+  const std::string err = testing::read_bytes(dir_ / "err");
+  // Rank 0 speaks for the job: a first line, then one line for the failed rank naming the model.
+  const std::string head = "evomerge: error: [dist] 1 of 2 ranks cannot start the run";
+  ASSERT_NE(err.find(head), std::string::npos) << err;
+  const size_t line = err.find("\n  rank 1 (");
+  ASSERT_NE(line, std::string::npos) << err;
+  const std::string rank1 = err.substr(line + 3, err.find('\n', line + 1) - line - 3);
+  EXPECT_NE(rank1.find("ft2"), std::string::npos) << rank1;
+  EXPECT_EQ(err.find("rank 0 ("), std::string::npos) << err;
+  EXPECT_EQ(err.find("evomerge: error:"), err.rfind("evomerge: error:")) << err;  // once
+  EXPECT_FALSE(fs::exists(run)) << "nothing is written when the run cannot start";
 }
 
 TEST_F(MpiCli, AKilledWorkerStopsTheRunAndAResumeGivesTheUninterruptedResult) {

@@ -21,11 +21,13 @@ int launcher_world_size();
 bool mpi_available();
 
 // Runs the evolve command as one rank of the MPI job. Rank 0 returns the run's summary; the other
-// ranks return an empty summary after rank 0 ends the job. Throws Error (every rank) when a rank
-// cannot build the search context, naming the rank, its host and the reason; and without MPI.
+// ranks return an empty summary after rank 0 ends the job. When a rank cannot build the search
+// context, rank 0 throws Error with one line per failed rank (its host and the reason) before
+// anything is scored or written, and the other ranks return `stopped`. Throws without MPI.
 struct DistributedResult {
   int rank = 0;
   int ranks = 1;
+  bool stopped = false;   // not rank 0: the run did not start (rank 0 says why)
   EvolveSummary summary;  // rank 0 only
 };
 DistributedResult run_evolve_mpi(const EvolveConfig& config, const EvolveRunOptions& options);

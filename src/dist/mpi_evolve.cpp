@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <future>
 #include <list>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include "common/error.h"
 #include "dist/distributed.h"
+#include "dist/job_queue.h"
 #include "dist/wire.h"
 #include "evolve/search_context.h"
 #include "evolve/work.h"
@@ -91,89 +93,128 @@ std::string host_name() {
   return buf;
 }
 
-// Rank 0's runner: jobs go to whichever rank has room (at most kJobsInFlight each), preferring
-// the candidate a rank already holds; rank 0 scores jobs itself between polls.
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Per rank, what it did in the scoring batches, for the [dist] summary: where the ranks idle,
+// independent of how loaded the machine is (shares, not absolute times).
+struct RankLoad {
+  uint64_t jobs = 0, loads = 0;  // loads: jobs that had to build (merge) their candidate first
+  double scoring_seconds = 0;    // the jobs' merge + eval seconds, as the rank measured them
+};
+
+// Rank 0's runner: jobs go to whichever rank has room (at most kJobsInFlight per worker, one
+// near the end of a batch), in the order dist/job_queue.h gives. Rank 0 scores jobs too, on a
+// second thread, while this thread keeps answering the workers: a worker that finishes is sent
+// its next job at once, not after rank 0's own job.
 class MpiRunner : public WorkRunner {
  public:
-  MpiRunner(LocalRunner& local, int ranks) : local_(local), ranks_(ranks) {}
+  MpiRunner(LocalRunner& local, int ranks) : load(ranks), local_(local), ranks_(ranks) {}
+
+  size_t slots() const override { return static_cast<size_t>(ranks_); }
 
   std::vector<JobResult> run(const std::vector<ScoreJob>& jobs) override {
-    std::vector<JobResult> results(jobs.size());
-    std::deque<size_t> pending;
-    for (size_t j = 0; j < jobs.size(); ++j) pending.push_back(j);
-    std::vector<size_t> in_flight(ranks_, 0);
-    size_t left = jobs.size();
-    auto take = [&](int r) {
-      // The first pending job of the candidate rank r holds, else the oldest.
-      auto it = pending.begin();
-      if (last_[r])
-        for (auto p = pending.begin(); p != pending.end(); ++p)
-          if (jobs[*p].candidate == *last_[r]) {
-            it = p;
-            break;
-          }
-      const size_t j = *it;
-      pending.erase(it);
-      last_[r] = jobs[j].candidate;
-      return j;
-    };
-    auto feed = [&](int r) {
-      // A second job queued per rank only while there is work for every rank: near the end of a
-      // batch it would leave ranks idle.
-      while (!pending.empty() &&
-             in_flight[r] < (pending.size() > static_cast<size_t>(ranks_) ? kJobsInFlight : 1)) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const size_t j = take(r);
-        const std::string b = wire::encode_job(j, jobs[j]);
-        send_bytes(b, r, kJob);
-        stats.seconds += seconds_since(t0);
-        stats.messages += 1, stats.bytes += b.size();
-        ++in_flight[r];
-      }
-    };
-    for (int r = 1; r < ranks_; ++r) feed(r);
+    const auto t0 = std::chrono::steady_clock::now();
+    Batch b{jobs, std::vector<JobResult>(jobs.size()), JobQueue(jobs, held_),
+            std::vector<size_t>(ranks_, 0), jobs.size()};
+    for (int r = 1; r < ranks_; ++r) feed(b, r);
+    std::future<JobResult> local;  // rank 0's job in progress
+    size_t local_job = 0;
     auto pause = std::chrono::microseconds(20);
-    while (left > 0) {
-      MPI_Status st;
-      bool got = false;
-      while (poll(MPI_ANY_SOURCE, kResult, st)) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const std::string b = recv_bytes(st);
-        auto [id, res] = wire::decode_result(b);
-        stats.seconds += seconds_since(t0);
-        stats.messages += 1, stats.bytes += b.size();
-        if (id >= results.size())
-          fail("dist", "rank {} answered job {} of {}", st.MPI_SOURCE, id, results.size());
-        results[id] = std::move(res);
-        --left, --in_flight[st.MPI_SOURCE], got = true;
-        feed(st.MPI_SOURCE);
+    while (b.left > 0) {
+      bool active = receive_results(b);
+      if (local.valid() && local.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        record(b, 0, local_job, local.get());
+        active = true;
       }
-      if (!pending.empty()) {
-        const size_t j = take(0);
-        results[j] = local_.run_one(jobs[j]);
-        --left;
+      if (!local.valid() && !b.queue.empty()) {
+        local_job = take(b, 0);
+        local = std::async(std::launch::async,
+                           [this, job = &jobs[local_job]] { return local_.run_one(*job); });
+        active = true;
+      }
+      if (active) {
         pause = std::chrono::microseconds(20);
-      } else if (left > 0 && !got) {
+      } else {
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::microseconds(1000));
       }
     }
     stats.jobs += jobs.size();
-    return results;
+    batch_seconds += seconds_since(t0);
+    return std::move(b.results);
   }
 
   struct Stats {
     uint64_t jobs = 0, messages = 0, bytes = 0;
     double seconds = 0;  // rank 0's time encoding, sending, receiving and decoding
   } stats;
+  std::vector<RankLoad> load;  // per rank
+  double batch_seconds = 0;    // wall time inside run(): every rank could be scoring
 
  private:
-  static double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  struct Batch {
+    const std::vector<ScoreJob>& jobs;
+    std::vector<JobResult> results;
+    JobQueue queue;
+    std::vector<size_t> in_flight;  // per rank
+    size_t left;                    // jobs without a result yet
+  };
+
+  size_t take(Batch& b, int r) {
+    const size_t j = b.queue.take(r);
+    held_[r] = b.jobs[j].candidate;
+    ++b.in_flight[r];
+    return j;
   }
+
+  // A second job queued per worker only while there is work for every rank: near the end of a
+  // batch it would leave ranks idle.
+  void feed(Batch& b, int r) {
+    while (!b.queue.empty() &&
+           b.in_flight[r] < (b.queue.size() > static_cast<size_t>(ranks_) ? kJobsInFlight : 1)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const size_t j = take(b, r);
+      const std::string bytes = wire::encode_job(j, b.jobs[j]);
+      send_bytes(bytes, r, kJob);
+      stats.seconds += seconds_since(t0);
+      stats.messages += 1, stats.bytes += bytes.size();
+    }
+  }
+
+  // Every result that has arrived; each frees room on its rank for the next job.
+  bool receive_results(Batch& b) {
+    bool got = false;
+    MPI_Status st;
+    while (poll(MPI_ANY_SOURCE, kResult, st)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::string bytes = recv_bytes(st);
+      auto [id, res] = wire::decode_result(bytes);
+      stats.seconds += seconds_since(t0);
+      stats.messages += 1, stats.bytes += bytes.size();
+      if (id >= b.results.size())
+        fail("dist", "rank {} answered job {} of {}", st.MPI_SOURCE, id, b.results.size());
+      record(b, st.MPI_SOURCE, id, std::move(res));
+      feed(b, st.MPI_SOURCE);
+      got = true;
+    }
+    return got;
+  }
+
+  void record(Batch& b, int r, size_t j, JobResult&& res) {
+    auto& l = load[static_cast<size_t>(r)];
+    l.jobs += 1;
+    l.loads += res.merge_seconds > 0 ? 1 : 0;
+    l.scoring_seconds += res.merge_seconds + res.eval_seconds;
+    b.results[j] = std::move(res);
+    --b.left, --b.in_flight[r];
+  }
+
   LocalRunner& local_;
   int ranks_;
-  std::vector<std::optional<CandidateRef> > last_ =
+  // Per rank, the candidate it was last given (it keeps it loaded).
+  std::vector<std::optional<CandidateRef> > held_ =
       std::vector<std::optional<CandidateRef> >(ranks_);
 };
 
@@ -254,6 +295,36 @@ std::vector<std::string> handshake(int rank, int ranks, const std::string& error
   return failures;
 }
 
+// Rank 0's account of the run after the start-up: messaging, where the time went (inside the
+// scoring batches every rank can work; outside them rank 0 runs the optimiser and writes the
+// store and outputs while the workers wait), and per rank its jobs, candidate loads and the share
+// of the batches it spent scoring. Shares, not seconds, are what says where ranks idle on a
+// loaded machine.
+void log_summary(const MpiRunner& runner, double startup_seconds, double run_seconds,
+                 const std::function<void(const std::string&)>& log) {
+  const auto& s = runner.stats;
+  log(
+      fmt::format("[dist] {} ranks: {} jobs, {} messages, {} bytes, {:.0f} us of rank 0 "
+                  "messaging ({:.1f} us per job)",
+                  runner.slots(), s.jobs, s.messages, s.bytes, s.seconds * 1e6,
+                  s.jobs ? s.seconds * 1e6 / static_cast<double>(s.jobs) : 0.0));
+  const double in = runner.batch_seconds;
+  log(
+      fmt::format("[dist] {:.2f} s start-up (MPI, tasks, models, handshake), {:.2f} s in scoring "
+                  "batches, {:.2f} s outside them ({:.1f}% of the run after start-up: rank 0 "
+                  "alone, optimiser, store, outputs)",
+                  startup_seconds, in, run_seconds - in,
+                  run_seconds > 0 ? 100 * (run_seconds - in) / run_seconds : 0.0));
+  for (size_t r = 0; r < runner.load.size(); ++r) {
+    const RankLoad& l = runner.load[r];
+    log(
+        fmt::format("[dist] rank {}: {} jobs, {} candidate loads, {:.2f} s scoring, {:.2f} s "
+                    "waiting in batches ({:.1f}% busy)",
+                    r, l.jobs, l.loads, l.scoring_seconds, std::max(0.0, in - l.scoring_seconds),
+                    in > 0 ? 100 * l.scoring_seconds / in : 0.0));
+  }
+}
+
 struct MpiSession {
   MpiSession() {
     int inited = 0;
@@ -270,6 +341,7 @@ struct MpiSession {
 }  // namespace
 
 DistributedResult run_evolve_mpi(const EvolveConfig& cfg, const EvolveRunOptions& opts) {
+  const auto t_start = std::chrono::steady_clock::now();
   MpiSession mpi;
   DistributedResult out;
   out.rank = mpi.rank;
@@ -280,14 +352,18 @@ DistributedResult run_evolve_mpi(const EvolveConfig& cfg, const EvolveRunOptions
   std::string error;
   try {
     ctx.emplace(build_search_context(cfg));
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // Error, and a parser's exception the CLI would report
     error = e.what();
   }
   const auto failures = handshake(mpi.rank, mpi.size, error);
   if (!failures.empty()) {
-    if (mpi.rank != 0) fail("dist", "rank {}: stopped by rank 0", mpi.rank);
-    fail("dist", "{} of {} ranks cannot start the run: {}", failures.size(), mpi.size,
-         fmt::join(failures, "; "));
+    // Rank 0 reports for all, one line per failed rank; the others stop without a word.
+    if (mpi.rank != 0) {
+      out.stopped = true;
+      return out;
+    }
+    fail("dist", "{} of {} ranks cannot start the run (nothing was scored):\n  {}", failures.size(),
+         mpi.size, fmt::join(failures, "\n  "));
   }
   LocalRunner local(*ctx);
   if (mpi.rank != 0) {
@@ -301,15 +377,12 @@ DistributedResult run_evolve_mpi(const EvolveConfig& cfg, const EvolveRunOptions
       for (int r = 1; r < ranks; ++r) send_bytes("", r, kStop);
     }
   } stop{mpi.size};
+  const auto t_run = std::chrono::steady_clock::now();
   out.summary = run_evolve_with(*ctx, runner, opts);
-  const auto& s = runner.stats;
   const auto log =
       opts.log ? opts.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
-  log(
-      fmt::format("[dist] {} ranks: {} jobs, {} messages, {} bytes, {:.0f} us of rank 0 "
-                  "messaging ({:.1f} us per job)",
-                  mpi.size, s.jobs, s.messages, s.bytes, s.seconds * 1e6,
-                  s.jobs ? s.seconds * 1e6 / static_cast<double>(s.jobs) : 0.0));
+  log_summary(runner, std::chrono::duration<double>(t_run - t_start).count(), seconds_since(t_run),
+              log);
   return out;
 }
 

@@ -105,9 +105,10 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   }
   EvolveConfig cfg;
   cfg.where = std::string(where);
-  c.only(root, "",
-         {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items",
-          "racing", "validation_items", "fitness", "threads", "device", "ps", "dfs", "final"});
+  c.only(
+      root, "",
+      {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items", "racing",
+       "validation_items", "fitness", "threads", "micro_batch", "device", "ps", "dfs", "final"});
   if (root["seed"])
     cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
   if (!root["tasks"] || !root["tasks"].IsSequence() || root["tasks"].size() == 0)
@@ -148,6 +149,9 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   }
   if (root["threads"])
     cfg.threads = static_cast<int>(c.integer(root["threads"], "threads", 0, 1024));
+  if (root["micro_batch"])
+    cfg.micro_batch =
+        static_cast<size_t>(c.integer(root["micro_batch"], "micro_batch", 1, 1 << 16));
   if (root["device"]) {
     const std::string device = c.str(root["device"], "device");
     try {

@@ -24,10 +24,28 @@ std::vector<size_t> task_items(const eval::Scorer& scorer, size_t t,
   return items[t];
 }
 
-// Items per job: job_items rounded down to a whole number of micro-batches (at least one).
-size_t job_size(const ScoringOptions& o) {
+// Jobs per slot below which a batch's candidates are cut finer when there are several slots: with
+// one job per candidate and 4 candidates per slot, the slowest candidate is the batch's tail while
+// the other slots idle (measured: 2 ranks idled ~20%); at 16 jobs per slot the tail is a small
+// fraction of a candidate. Pieces of one candidate mostly stay on one rank (dist/ hands a rank
+// more of the candidate it holds), so the finer cut adds few merges.
+constexpr size_t kJobsPerSlot = 16;
+
+// Items per job: job_items rounded down to a whole number of micro-batches (at least one), then,
+// with several slots and while the batch (`sizes`: the item counts of its candidate x task pieces,
+// 0 for an external task) would have fewer than kJobsPerSlot jobs per slot, one micro-batch less.
+// Whole micro-batches keep every per-item result independent of the cut.
+size_t job_size(const ScoringOptions& o, size_t slots, const std::vector<size_t>& sizes) {
   const size_t mb = std::max<size_t>(1, o.micro_batch);
-  return std::max<size_t>(1, o.job_items / mb) * mb;
+  size_t per_job = std::max<size_t>(1, o.job_items / mb) * mb;
+  if (slots <= 1) return per_job;
+  auto jobs_at = [&](size_t s) {
+    size_t n = 0;
+    for (size_t items : sizes) n += std::max<size_t>(1, (items + s - 1) / s);
+    return n;
+  };
+  while (per_job > mb && jobs_at(per_job) < kJobsPerSlot * slots) per_job -= mb;
+  return per_job;
 }
 
 // Appends a job's results to a task's running score (the first job's TaskScore is the template).
@@ -106,12 +124,17 @@ std::vector<Evaluation> score_candidates(WorkRunner& runner, const SearchContext
                                          SplitKind split,
                                          const std::vector<std::vector<size_t>>& items) {
   const eval::Scorer& scorer = ctx.scorer(split);
-  const size_t per_job = job_size(ctx.scoring);
+  std::vector<std::vector<size_t>> per_task(scorer.num_tasks());
+  std::vector<size_t> sizes;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t) per_task[t] = task_items(scorer, t, items);
+  for (size_t c = 0; c < candidates.size(); ++c)
+    for (const auto& all : per_task) sizes.push_back(all.size());
+  const size_t per_job = job_size(ctx.scoring, runner.slots(), sizes);
   std::vector<ScoreJob> jobs;
   std::vector<std::pair<size_t, size_t>> owner;  // job -> (candidate, task)
   for (size_t c = 0; c < candidates.size(); ++c)
     for (size_t t = 0; t < scorer.num_tasks(); ++t) {
-      const auto all = task_items(scorer, t, items);
+      const auto& all = per_task[t];
       size_t start = 0;
       do {  // an external task (no items) is one job
         const size_t end = std::min(all.size(), start + per_job);

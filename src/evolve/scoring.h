@@ -4,8 +4,11 @@
 //
 // A candidate's items are cut into jobs of ScoringOptions::job_items items (a multiple of the
 // engine micro-batch, so the engine sees the same batches as one call over all items: the per-item
-// results, and so every score, do not depend on the cut). Per-item results are concatenated in item
-// order and the task scores and weighted total recomputed from them (eval::aggregate_task_score).
+// results, and so every score, do not depend on the cut), and finer, down to one micro-batch, when
+// a batch would otherwise give a runner of several slots fewer than 16 jobs per slot
+// (WorkRunner::slots: with 8 candidates on 2 ranks the slowest candidate would be the batch's
+// tail). Per-item results are concatenated in item order and the task scores and weighted total
+// recomputed from them (eval::aggregate_task_score).
 //
 // Racing (one task only) runs in rounds of one micro-batch per live candidate: after each round a
 // candidate stops when the optimistic bound of its fitness is below the mu-th best pessimistic

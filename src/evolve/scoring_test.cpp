@@ -47,6 +47,8 @@ class TableRunner : public WorkRunner {
     }
     return out;
   }
+  size_t slots() const override { return slots_; }
+  size_t slots_ = 1;
   std::map<std::string, int> jobs_of;
   std::map<std::string, size_t> items_of;
 
@@ -155,4 +157,34 @@ TEST_F(ScoringTest, ItemBatchesAreReassembledIntoOneScore) {
   // The Wilson interval of 6 of 8.
   EXPECT_NEAR(evals[0].ci_low, 0.4093, 1e-4);
   EXPECT_NEAR(evals[0].ci_high, 0.9285, 1e-4);
+}
+
+TEST_F(ScoringTest, ARunnerOfSeveralSlotsGetsFinerJobsAndTheSameScores) {
+  // 2 candidates x 8 items, job_items 64, micro-batch 2. One slot: one job per candidate. Three
+  // slots want 48 jobs: the cut goes down to one micro-batch (4 jobs per candidate), not below.
+  TableRunner one(*ctx_.opt_scorer,
+                  {{"a", {1, 0, 1, 1, 0, 1, 1, 1}}, {"b", {0, 0, 1, 0, 0, 1, 1, 1}}});
+  const auto whole = score_candidates(one, ctx_, cands({"a", "b"}), SplitKind::Opt);
+  EXPECT_EQ(one.jobs_of["a"], 1);
+  TableRunner three = one;
+  three.jobs_of.clear();
+  three.slots_ = 3;
+  const auto cut = score_candidates(three, ctx_, cands({"a", "b"}), SplitKind::Opt);
+  EXPECT_EQ(three.jobs_of["a"], 4);
+  EXPECT_EQ(three.jobs_of["b"], 4);
+  // With micro-batches of 4, two slots (32 jobs wanted) get jobs of one micro-batch: 2 each.
+  ctx_.scoring.micro_batch = 4;
+  TableRunner two = three;
+  two.jobs_of.clear();
+  two.slots_ = 2;
+  score_candidates(two, ctx_, cands({"a", "b"}), SplitKind::Opt);
+  EXPECT_EQ(two.jobs_of["a"], 2);
+  for (size_t c = 0; c < 2; ++c) {
+    EXPECT_EQ(cut[c].fitness, whole[c].fitness);
+    EXPECT_EQ(cut[c].task_scores, whole[c].task_scores);
+    EXPECT_EQ(cut[c].items[0].items, whole[c].items[0].items);
+    EXPECT_EQ(cut[c].items[0].scores, whole[c].items[0].scores);
+  }
+  EXPECT_EQ(whole[0].fitness, 6.0 / 8);
+  EXPECT_EQ(whole[1].fitness, 4.0 / 8);
 }

@@ -58,6 +58,9 @@ class WorkRunner {
   virtual ~WorkRunner() = default;
   // Results in the order of `jobs`.
   virtual std::vector<JobResult> run(const std::vector<ScoreJob>& jobs) = 0;
+  // How many jobs run at once (MPI: the ranks). Callers cut work finer when a batch would have
+  // too few jobs to keep every slot busy (scoring.h); results do not depend on it.
+  virtual size_t slots() const { return 1; }
 };
 
 // Runs jobs in this process, in order. The last candidate built stays loaded, so consecutive jobs
