@@ -1,7 +1,7 @@
 // End-to-end: `evomerge evolve` through the real binary on a tiny generated fixture
 // (evolve/test_support.h), then `evomerge eval` of what it exported: the exported PS winner (folder
-// and recipe) scores exactly what the search stored for it, on the test split and on the
-// optimisation split.
+// and recipe), PS+DFS winner and DFS winner (folders) score exactly what the search stored for
+// them, on the test split and on the optimisation split.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -58,6 +58,32 @@ TEST_F(EvolveCli, EvalOfTheExportedWinnerGivesTheStoredScore) {
   EXPECT_EQ(eval_score(run / "ps_best_model", "opt"), ps.details["opt_score"].get<double>());
   const FinalResult parent = row(run, "parent: ft1");
   EXPECT_EQ(eval_score(dir_ / "ft1", "test"), parent.score);
+  // The PS+DFS winner (DFS over the PS winner merged in memory and ft2), exported as a folder.
+  const FinalResult psdfs = row(run, "evolved PS+DFS (");
+  EXPECT_EQ(eval_score(run / "dfs_best_model", "test"), psdfs.score);
+  EXPECT_EQ(eval_score(run / "dfs_best_model", "opt"), psdfs.details["opt_score"].get<double>());
+}
+
+TEST_F(EvolveCli, EvalOfTheExportedDfsWinnerGivesTheStoredScore) {
+  // DFS alone, over two model folders.
+  testing::write_bytes(dir_ / "run.yml", R"(seed: 5
+tasks: [{file: mc.yaml, weight: 1}]
+items_per_generation: 6
+threads: 1
+dfs:
+  models: [ft1, ft2]
+  repeats: 2
+  population: 4
+  generations: 2
+final: {top: 1}
+)");
+  const fs::path run = dir_ / "run";
+  const auto r = evomerge_cli(
+      fmt::format("-q evolve '{}' --run '{}'", (dir_ / "run.yml").string(), run.string()), dir_);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const FinalResult dfs = row(run, "evolved DFS (");
+  EXPECT_EQ(eval_score(run / "dfs_best_model", "test"), dfs.score);
+  EXPECT_EQ(eval_score(run / "dfs_best_model", "opt"), dfs.details["opt_score"].get<double>());
 }
 
 }  // namespace evomerge
