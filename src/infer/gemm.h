@@ -11,9 +11,12 @@
 // The bf16 kernels split each activation into three bf16 parts (a = p0 + p1 + p2 to ~2^-27, each
 // part the bf16 rounding of what the earlier ones left) and multiply all three: the products are
 // then as exact as f32 ones, where one bf16 part (PyTorch's bf16 autocast) is ~2^-9 and moves the
-// logits by ~1e-2, and two parts (~2^-17) still move them by ~4e-5. AMX has the compute to spare;
-// a bandwidth-bound decode step reads W once whatever the part count. Weights that are not bf16
-// take the f32 kernel of the same CPU (avx512 or avx2).
+// logits by ~1e-2. Two parts (hi + lo, products within 2^-16) were measured: 1.5-1.8x the amx
+// GEMM rate, 1.2-1.3x prefill, logits 1.2e-5..3.0e-5 from the PyTorch goldens (three: <= 0.9e-5),
+// but one greedy answer of the bundled tasks then differs from PyTorch's (a near-tie; eval's
+// Reference.BundledModelsMatchPyTorchOnBundledTasks), so three it stays (docs/benchmarks.md).
+// Products of few rows (decode) skip the split altogether: gemm_kernel_for_rows. Weights that are
+// not bf16 take the f32 kernel of the same CPU (avx512 or avx2).
 // EVOMERGE_GEMM=<name> forces a kernel (an error if this CPU cannot run it).
 #pragma once
 
@@ -48,6 +51,22 @@ GemmKernel selected_gemm_kernel();
 // The kernel that actually runs for weights of `dtype` when `kernel` is asked for: the bf16
 // kernels take bf16 weights only; others fall back to the f32 kernel of the same CPU.
 GemmKernel gemm_kernel_for(GemmKernel kernel, DType dtype);
+
+// Whether EVOMERGE_GEMM chose the kernel (then linear() runs it at every m, for tests and benches).
+bool gemm_kernel_forced();
+
+// At most this many activation rows, a product is bound by reading W on any current CPU (m
+// multiply-adds per 2-byte bf16 weight, ~m FLOP/byte, where CPUs have 10-40 FLOP per byte of
+// memory bandwidth), so the bf16 kernels' activation split, oneDNN's per-call cost and its
+// padding of a few rows to a tile buy nothing. Measured (docs/benchmarks.md): amx < avx512 at
+// m = 1..8, amx 1.7x avx512 at m = 16.
+inline constexpr int64_t kBandwidthBoundRows = 8;
+
+// The kernel linear() runs for m activation rows and weights of `dtype` when the engine's kernel
+// is `selected`: gemm_kernel_for(selected, dtype), except that the bf16 kernels (amx, avx512bf16)
+// hand m <= kBandwidthBoundRows to the exact f32-FMA kernel of the same CPU (avx512: both bf16
+// kernels need AVX-512 F/DQ/BW/VL).
+GemmKernel gemm_kernel_for_rows(GemmKernel selected, DType dtype, int64_t m);
 
 // A weight matrix W [rows x cols], row-major, in its stored dtype (bf16 / f16 / f32 bit patterns).
 struct GemmWeights {

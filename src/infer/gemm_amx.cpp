@@ -4,9 +4,9 @@
 // a reordered ("any") W was slower (1.0 / 1.8). Any f32-FMA kernel is bounded by 64 FLOP/cycle
 // (~0.2 TFLOP/s a core), so AMX through oneDNN is the fastest path by far. W is never copied.
 //
-// The kSplitParts bf16 parts of the activations are stacked into one [parts*m x k] source, so
-// each weight is read once per call for all parts; the parts' products are then summed.
-// The caller's threads split W's rows, each running oneDNN single-threaded (its OpenMP team would
+// The kSplitParts bf16 parts of the activations are stacked into one [parts*m x k] source,
+// so each weight is read once per call for all parts; the parts' products are then summed. The
+// caller's threads split W's rows, each running oneDNN single-threaded (its OpenMP team would
 // compete with the engine's pool for the same cores).
 #include "infer/gemm.h"
 
@@ -78,12 +78,14 @@ void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, i
                             {DNNL_ARG_DST, dst},
                             {DNNL_ARG_SCRATCHPAD, pad}});
   stream.wait();
-  const float* part = scratch.wide.data();
-  static_assert(kSplitParts == 3);
+  // C = sum of the parts' products, the smallest first (rows p*m.. of `wide` hold part p's).
+  const float* wide = scratch.wide.data();
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       const int64_t e = i * n + j;
-      C[i * ldc + j] = part[e] + (part[m * n + e] + part[2 * m * n + e]);
+      float sum = wide[(kSplitParts - 1) * m * n + e];
+      for (int p = kSplitParts - 2; p >= 0; --p) sum += wide[p * m * n + e];
+      C[i * ldc + j] = sum;
     }
 }
 

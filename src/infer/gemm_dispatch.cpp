@@ -137,6 +137,17 @@ GemmKernel gemm_kernel_for(GemmKernel kernel, DType dtype) {
   return kernel;
 }
 
+bool gemm_kernel_forced() {
+  const char* env = std::getenv("EVOMERGE_GEMM");
+  return env && *env;
+}
+
+GemmKernel gemm_kernel_for_rows(GemmKernel selected, DType dtype, int64_t m) {
+  const GemmKernel kernel = gemm_kernel_for(selected, dtype);
+  if (m > kBandwidthBoundRows || !gemm_needs_split(kernel)) return kernel;
+  return GemmKernel::Avx512;
+}
+
 bool gemm_needs_split(GemmKernel kernel) {
   return kernel == GemmKernel::Amx || kernel == GemmKernel::Avx512Bf16;
 }
@@ -187,7 +198,15 @@ std::string cpu_kernel_summary() {
   if (gemm_kernel_for(k, DType::F32) != k)
     s += fmt::format(" for bf16 weights, {} for f16/f32",
                      gemm_kernel_name(gemm_kernel_for(k, DType::F32)));
-  s += std::getenv("EVOMERGE_GEMM") ? " (EVOMERGE_GEMM)" : " (fastest here)";
+  if (gemm_kernel_forced()) {
+    s += " (EVOMERGE_GEMM, at every batch size)";
+  } else {
+    s += " (fastest here)";
+    const GemmKernel few = gemm_kernel_for_rows(k, DType::BF16, 1);
+    if (few != gemm_kernel_for(k, DType::BF16))
+      s += fmt::format(", {} for products of <= {} rows (decode: bound by reading the weights)",
+                       gemm_kernel_name(few), kBandwidthBoundRows);
+  }
   for (GemmKernel each : kAllGemmKernels) {
     const std::string why = gemm_kernel_unavailable(each);
     s += fmt::format("; {}: {}", gemm_kernel_name(each), why.empty() ? "available" : why);

@@ -126,6 +126,20 @@ TEST(GemmDispatch, NamesRoundTripAndFallbacks) {
   EXPECT_TRUE(gemm_kernel_unavailable(selected_gemm_kernel()).empty());
 }
 
+// Few rows (decode) leave the bf16 kernels for the f32-FMA one of the same CPU; more rows and the
+// f32 kernels keep the kernel asked for.
+TEST(GemmDispatch, FewRowsRouteToTheF32Kernel) {
+  for (GemmKernel bf16 : {GemmKernel::Amx, GemmKernel::Avx512Bf16}) {
+    EXPECT_EQ(gemm_kernel_for_rows(bf16, DType::BF16, 1), GemmKernel::Avx512);
+    EXPECT_EQ(gemm_kernel_for_rows(bf16, DType::BF16, kBandwidthBoundRows), GemmKernel::Avx512);
+    EXPECT_EQ(gemm_kernel_for_rows(bf16, DType::BF16, kBandwidthBoundRows + 1), bf16);
+    EXPECT_EQ(gemm_kernel_for_rows(bf16, DType::F16, 512), GemmKernel::Avx512);
+  }
+  for (GemmKernel f32 : {GemmKernel::Scalar, GemmKernel::Avx2, GemmKernel::Avx512})
+    for (int64_t m : {int64_t{1}, int64_t{512}})
+      EXPECT_EQ(gemm_kernel_for_rows(f32, DType::BF16, m), f32);
+}
+
 TEST(GemmDispatch, SplitActivationsSumToTheInput) {
   const float a[] = {1.0f, 3.14159265f, -1e-3f, 65504.5f, 0.0f, 1.0f / 3.0f};
   constexpr int k = 6;

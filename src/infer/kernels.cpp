@@ -97,7 +97,11 @@ constexpr int64_t kBlockBytes = 256 << 10;
 
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
             MatmulScratch& scratch) {
-  linear_with(selected_gemm_kernel(), pool, W, X, n, Y, scratch);
+  const GemmKernel selected = selected_gemm_kernel();
+  const DType dtype = W.f32() ? DType::F32 : W.dtype;
+  const GemmKernel kernel =
+      gemm_kernel_forced() ? selected : gemm_kernel_for_rows(selected, dtype, n);
+  linear_with(kernel, pool, W, X, n, Y, scratch);
 }
 
 void linear_with(GemmKernel asked, ThreadPool& pool, const Matrix& W, const float* X, int64_t n,

@@ -83,7 +83,8 @@ struct MatmulScratch {
 
 // Y[n x W.rows] = X[n x W.cols] · Wᵀ, row-major, f32. The GEMM kernel chosen for this CPU
 // (gemm.h: AMX, AVX512-BF16, AVX-512, AVX2 or scalar; EVOMERGE_GEMM forces one) multiplies W in
-// its stored dtype, or its f32 copy when one is kept; threads split W's rows.
+// its stored dtype, or its f32 copy when one is kept; threads split W's rows. Unless forced, a
+// product of few rows (decode) runs on the f32-FMA kernel (gemm_kernel_for_rows).
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
             MatmulScratch& scratch);
 // linear() through a given kernel (runnable here; the benches compare kernels with it).
