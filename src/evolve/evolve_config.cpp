@@ -323,6 +323,8 @@ nlohmann::json EvolveConfig::to_json() const {
   // Keys added later appear only when set, so that older runs keep their identity (hash).
   if (validation_items) j["validation_items"] = validation_items;
   if (gold_logprob_weight != 0) j["fitness"] = {{"gold_logprob_weight", gold_logprob_weight}};
+  // The micro-batch sets the engine's batches and the racing rounds, so it can change results.
+  if (micro_batch != 16) j["micro_batch"] = micro_batch;
   // threads does not change results, so it is left out of the identity (a resume may use others).
   // The device does (bf16 GPU arithmetic): a non-default one is part of it, and cpu stays absent
   // so runs made before the key existed keep their identity.

@@ -120,6 +120,13 @@ final: {uniform_grid: [0.5, [0.5, 1.5]]}
   const auto pj = plain.to_json();
   EXPECT_FALSE(pj.contains("validation_items"));
   EXPECT_FALSE(pj.contains("fitness"));
+  EXPECT_FALSE(pj.contains("micro_batch"));
+  EXPECT_EQ(plain.micro_batch, 16u);
+  const auto mb =
+      parse_evolve_config("tasks: [a.yaml]\nmicro_batch: 4\nps: {models: [m/a]}\n", "run.yml");
+  EXPECT_EQ(mb.micro_batch, 4u);
+  EXPECT_EQ(mb.to_json()["micro_batch"], 4);
+  expect_error("tasks: [a.yaml]\nmicro_batch: 0\nps: {models: [a]}\n", "micro_batch");
   EXPECT_FALSE(pj["ps"].contains("dtype"));
   EXPECT_FALSE(pj["ps"].contains("evaluations"));
 

@@ -8,7 +8,7 @@ CMA-ES needs the whole generation before the next one (a barrier). Each job cost
 microseconds of messaging (encode, send, receive, decode). Every worker holds up to 2 jobs (one
 running, one queued; 1 once no more than `ranks` jobs are left) and asks for more by sending a
 result. Two designs of rank 0:
-  --design answer (the code since 2026-12-01 15:00): rank 0 scores on a second thread, its main
+  --design answer (the code since 2026-12-01 14:52, 85c48e6): rank 0 scores on a second thread, its main
       thread answers each result when it arrives;
   --design between (before): rank 0 scores jobs itself and answers only between its own jobs.
 Prints the mean generation time over `--trials` generations and the speed-up over one rank.
