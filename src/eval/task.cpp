@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "common/json_limits.h"
 #include "eval/extract.h"
 #include "eval/script.h"
@@ -65,10 +66,23 @@ struct Ctx {
     if (n.Tag() == "!function")
       bad(n, key, "uses '!function' (Python code), which evomerge cannot run; use a {{field}} template");
   }
+  // Names and texts reach JSON (the run store, --json output), which holds UTF-8 only.
   std::string str(const YAML::Node& n, std::string_view key) const {
     no_function(n, key);
     if (!n.IsScalar()) bad(n, key, "must be a string");
-    return n.as<std::string>();
+    return utf8(n, key, n.as<std::string>());
+  }
+  std::string utf8(const YAML::Node& n, std::string_view key, std::string s) const {
+    if (!utf8_valid(s))
+      bad(n, key, fmt::format("is not valid UTF-8 ('{}'; YAML files are UTF-8)", printable(s)));
+    return s;
+  }
+  // A key of the mapping at `prefix`: a string (YAML allows a list or mapping as a key; no key a
+  // task file has is one).
+  std::string key_of(const YAML::Node& k, std::string_view prefix) const {
+    const std::string_view where = prefix.empty() ? "(top level)" : prefix;
+    if (!k.IsScalar()) bad(k, where, "has a key that is not a string");
+    return utf8(k, where, k.as<std::string>());
   }
   bool boolean(const YAML::Node& n, std::string_view key) const {
     if (!n.IsScalar()) bad(n, key, "must be true or false");
@@ -102,11 +116,11 @@ struct Ctx {
   std::vector<std::string> strings(const YAML::Node& n, std::string_view key, bool allow_scalar) const {
     no_function(n, key);
     std::vector<std::string> out;
-    if (allow_scalar && n.IsScalar()) return {n.as<std::string>()};
+    if (allow_scalar && n.IsScalar()) return {str(n, key)};
     if (!n.IsSequence()) bad(n, key, "must be a list of strings");
     for (const auto& e : n) {
       if (!e.IsScalar()) bad(e, key, "must be a list of strings");
-      out.push_back(e.as<std::string>());
+      out.push_back(str(e, key));
     }
     return out;
   }
@@ -116,7 +130,7 @@ struct Ctx {
   // Every key of map `n` must be in `known`.
   void only(const YAML::Node& n, std::string_view prefix, std::initializer_list<std::string_view> known) const {
     for (const auto& kv : n) {
-      std::string k = kv.first.as<std::string>();
+      std::string k = key_of(kv.first, prefix);
       if (std::find(known.begin(), known.end(), k) == known.end()) {
         std::string full = prefix.empty() ? k : std::string(prefix) + "." + k;
         std::string list;
@@ -270,7 +284,7 @@ TaskSpec parse_task_spec(std::string_view yaml_text, const fs::path& file) {
       } else {
         c.map(d, "dataset_kwargs.data_files");
         for (const auto& kv : d) {
-          std::string split = kv.first.as<std::string>();
+          std::string split = c.key_of(kv.first, "dataset_kwargs.data_files");
           std::string key = "dataset_kwargs.data_files." + split;
           if (kv.second.IsSequence()) {
             auto files = c.strings(kv.second, key, false);
@@ -288,7 +302,7 @@ TaskSpec parse_task_spec(std::string_view yaml_text, const fs::path& file) {
     if (s.data_files.size() != 1)
       c.bad(n, "splits_by_index", "needs exactly one file in dataset_kwargs.data_files (the ranges index into it)");
     for (const auto& kv : n) {
-      std::string split = kv.first.as<std::string>();
+      std::string split = c.key_of(kv.first, "splits_by_index");
       std::string key = "splits_by_index." + split;
       if (!kv.second.IsSequence() || kv.second.size() != 2) c.bad(kv.second, key, "must be [begin, end]");
       auto b = c.integer(kv.second[0], key, 0, 1LL << 40), e = c.integer(kv.second[1], key, 0, 1LL << 40);
@@ -338,7 +352,7 @@ TaskSpec parse_task_spec(std::string_view yaml_text, const fs::path& file) {
     if (auto n = root[key]) {
       if (n.IsScalar()) {
         c.no_function(n, key);
-        dst = n.as<std::string>();
+        dst = c.utf8(n, key, n.as<std::string>());
         check_template(dst, c.file + ": " + key);
       } else {
         c.bad(n, key, "must be a template string");

@@ -217,6 +217,36 @@ TEST_F(TaskFiles, BadInputIsNamed) {
 
 // Hostile data files: a line nested 150,000 deep overflowed the stack (exit 139); a 50 MB line took
 // 2.2 GB. Both are one error naming the file and line.
+// Fuzz findings (fuzz/task_fuzz.cpp): a list or mapping as a key threw yaml-cpp's BadConversion
+// naming nothing; text that is not UTF-8 reached JSON (the run store) and threw there.
+TEST_F(TaskFiles, KeysThatAreNotStringsAndTextThatIsNotUtf8AreNamed) {
+  write("m.opt.jsonl", "{\"question\": \"A\", \"answer\": \"1\"}\n");
+  const std::string head =
+      "task: m\ndataset_path: json\noutput_type: generate_until\ndoc_to_text: \"{{question}}\"\n"
+      "doc_to_target: \"{{answer}}\"\n";
+  const auto expect_has = [](const std::string& msg, const std::string& part) {
+    EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' not in: " << msg;
+  };
+  expect_has(error_of(head + "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n? [a, b]\n: 1\n"),
+             "t.yaml: field '(top level)' (line 7) has a key that is not a string");
+  expect_has(error_of(head + "dataset_kwargs: {data_files: {[opt]: m.opt.jsonl}}\n"),
+             "field 'dataset_kwargs.data_files' (line 6) has a key that is not a string");
+  expect_has(error_of(head + "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n"
+                             "splits_by_index: {{a: 1}: [0, 1]}\n"),
+             "field 'splits_by_index' (line 7) has a key that is not a string");
+  expect_has(error_of("task: m\xff\n" + head.substr(8) +
+                      "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n"),
+             "field 'task' (line 1) is not valid UTF-8 ('m\\xff'");
+  expect_has(error_of(head + "dataset_kwargs: {data_files: {\"o\xc0\xafpt\": m.opt.jsonl}}\n"),
+             "field 'dataset_kwargs.data_files' (line 6) is not valid UTF-8 ('o\\xc0\\xafpt'");
+  expect_has(error_of(head + "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n"
+                             "generation_kwargs: {until: [\"\\n\", \"\xfe\"]}\n"),
+             "field 'generation_kwargs.until' (line 7) is not valid UTF-8");
+  expect_has(error_of(head + "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n"
+                             "description: \"Answer \xe2\x82\"\n"),
+             "field 'description' (line 7) is not valid UTF-8");
+}
+
 TEST_F(TaskFiles, JsonlLinesAreBounded) {
   const std::string task =
       "task: t\ndataset_path: json\ndataset_kwargs: {data_files: {test: d.jsonl}}\n"

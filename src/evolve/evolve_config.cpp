@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "evolve/genome.h"
 #include "infer/engine.h"
 #include "io/files.h"
@@ -27,7 +28,7 @@ struct Ctx {
             std::initializer_list<const char*> known) const {
     if (!n.IsMap()) bad(n, prefix.empty() ? "(top level)" : prefix, "expected a mapping");
     for (const auto& kv : n) {
-      const auto key = kv.first.as<std::string>();
+      const auto key = key_of(kv.first, prefix);
       bool ok = false;
       for (const char* k : known) ok |= key == k;
       if (!ok) {
@@ -64,9 +65,24 @@ struct Ctx {
       bad(n, key, "expected true or false");
     }
   }
+  // Strings end up in the run's canonical JSON (its identity, the store), which holds UTF-8 only.
   std::string str(const YAML::Node& n, const std::string& key) const {
     if (!n.IsScalar()) bad(n, key, "expected a string");
-    return n.as<std::string>();
+    auto s = n.as<std::string>();
+    if (!utf8_valid(s))
+      bad(n, key, fmt::format("'{}' is not valid UTF-8 (YAML files are UTF-8)", printable(s)));
+    return s;
+  }
+  // A key of the mapping at `prefix`: a string (YAML allows a list or mapping as a key; no key
+  // evomerge reads is one).
+  std::string key_of(const YAML::Node& k, const std::string& prefix) const {
+    const std::string where = prefix.empty() ? "(top level)" : prefix;
+    if (!k.IsScalar()) bad(k, where, "has a key that is not a string");
+    auto s = k.as<std::string>();
+    if (!utf8_valid(s))
+      bad(k, where,
+          fmt::format("key '{}' is not valid UTF-8 (YAML files are UTF-8)", printable(s)));
+    return s;
   }
   std::vector<std::string> strings(const YAML::Node& n, const std::string& key) const {
     if (!n.IsSequence()) bad(n, key, "expected a list of strings");
@@ -118,7 +134,7 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     const std::string key = fmt::format("tasks[{}]", i);
     EvolveTask t;
     if (n.IsScalar()) {
-      t.file = n.as<std::string>();
+      t.file = c.str(n, key);
     } else {
       c.only(n, key, {"file", "weight"});
       if (!n["file"]) c.bad(n, key + ".file", "is required");
@@ -196,7 +212,7 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     if (const auto g = n["genes"]) {
       if (!g.IsMap()) c.bad(g, "ps.genes", "expected a mapping of gene name to {init, range}");
       for (const auto& kv : g) {
-        const std::string name = kv.first.as<std::string>(), key = "ps.genes." + name;
+        const std::string name = c.key_of(kv.first, "ps.genes"), key = "ps.genes." + name;
         c.only(kv.second, key, {"init", "range"});
         GeneOverride o;
         if (kv.second["init"]) o.init = c.number(kv.second["init"], key + ".init");

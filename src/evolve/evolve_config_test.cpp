@@ -72,6 +72,31 @@ TEST(EvolveConfig, BadInputNamesLineAndKey) {
   expect_error("tasks: [a.yaml\n", "run.yml");
 }
 
+// Fuzz findings (fuzz/evolve_fuzz.cpp): a list as a mapping key threw yaml-cpp's BadConversion,
+// and a string that is not UTF-8 made to_json().dump() throw nlohmann's type_error, neither
+// naming the file or the field.
+TEST(EvolveConfig, KeysThatAreNotStringsAndTextThatIsNotUtf8AreNamed) {
+  expect_error("tasks: [a.yaml]\nps: {models: [a]}\n? [x]\n: 1\n",
+               "run.yml:3: (top level): has a key that is not a string");
+  expect_error("tasks: [a.yaml]\nps: {models: [a], genes: {[w]: {init: 1}}}\n",
+               "run.yml:2: ps.genes: has a key that is not a string");
+  expect_error("tasks: [a.yaml]\nps: {models: [a, {x: 1}: 2]}\n",
+               "ps.models[1]: expected a string");
+  expect_error("tasks: [a\xff.yaml]\nps: {models: [a]}\n",
+               "run.yml:1: tasks[0]: 'a\\xff.yaml' is not valid UTF-8");
+  expect_error("tasks: [{file: a.yaml}]\nps: {models: [a, \"b\xc3\"]}\n",
+               "ps.models[1]: 'b\\xc3' is not valid UTF-8");
+  expect_error("tasks: [a.yaml]\nps: {models: [a]}\nopt_split: \xed\xa0\x80\n",  // a surrogate
+               "opt_split: '\\xed\\xa0\\x80' is not valid UTF-8");
+  expect_error("tasks: [a.yaml]\nps: {models: [a], genes: {\"w\xff\": {init: 1}}}\n",
+               "ps.genes: key 'w\\xff' is not valid UTF-8");
+  // Valid UTF-8 beyond ASCII is kept and dumps.
+  const auto c =
+      parse_evolve_config("tasks: [\"t\xc3\xa4.yaml\"]\nps: {models: [\xe6\x97\xa5]}\n", "run.yml");
+  EXPECT_EQ(c.to_json()["ps"]["models"][0], "\xe6\x97\xa5");
+  EXPECT_NO_THROW((void)c.to_json().dump());
+}
+
 TEST(EvolveConfig, FitnessBudgetsGenesDtypeAndPerModelGrid) {
   const auto c = parse_evolve_config(R"(
 tasks: [a.yaml]

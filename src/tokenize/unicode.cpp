@@ -5,55 +5,13 @@
 #include <unicode/ustring.h>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace evomerge::tok {
 
 namespace {
 
 constexpr uint32_t kReplacement = 0xFFFD;
-
-// Length of the maximal valid prefix of a UTF-8 sequence at s[i] (Unicode's "maximal subpart"
-// rule, as Rust and WHATWG use): returns the full length and sets *ok when the sequence is
-// complete and valid, else the number of bytes that form one replacement character.
-size_t scan_sequence(std::string_view s, size_t i, bool* ok, uint32_t* cp) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  *ok = false;
-  if (b0 < 0x80) {
-    *ok = true;
-    *cp = b0;
-    return 1;
-  }
-  size_t need;
-  unsigned char lo = 0x80, hi = 0xBF;
-  uint32_t value;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 1;
-    value = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 2;
-    value = b0 & 0x0F;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;  // no surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 3;
-    value = b0 & 0x07;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;  // <= U+10FFFF
-  } else {
-    return 1;
-  }
-  size_t j = i + 1;
-  for (size_t k = 0; k < need; ++k, ++j) {
-    if (j >= s.size()) return j - i;
-    const auto b = static_cast<unsigned char>(s[j]);
-    const unsigned char l = k == 0 ? lo : 0x80, h = k == 0 ? hi : 0xBF;
-    if (b < l || b > h) return j - i;
-    value = (value << 6) | (b & 0x3F);
-  }
-  *ok = true;
-  *cp = value;
-  return need + 1;
-}
 
 std::u16string to_utf16(std::string_view utf8) {
   std::u16string out(utf8.size() + 1, u'\0');
@@ -88,14 +46,14 @@ bool all_ascii(std::string_view s) {
 uint32_t utf8_decode(std::string_view s, size_t i, size_t* len) {
   bool ok;
   uint32_t cp = 0;
-  *len = scan_sequence(s, i, &ok, &cp);
+  *len = utf8_sequence(s, i, &ok, &cp);
   return ok ? cp : kReplacement;
 }
 
 size_t utf8_len(std::string_view s, size_t i) {
   bool ok;
   uint32_t cp;
-  return scan_sequence(s, i, &ok, &cp);
+  return utf8_sequence(s, i, &ok, &cp);
 }
 
 void utf8_append(std::string& out, uint32_t cp) {
@@ -122,7 +80,7 @@ std::string utf8_lossy(std::string_view bytes) {
   for (size_t i = 0; i < bytes.size();) {
     bool ok;
     uint32_t cp;
-    size_t n = scan_sequence(bytes, i, &ok, &cp);
+    size_t n = utf8_sequence(bytes, i, &ok, &cp);
     if (ok)
       out.append(bytes.substr(i, n));
     else
@@ -130,16 +88,6 @@ std::string utf8_lossy(std::string_view bytes) {
     i += n;
   }
   return out;
-}
-
-bool utf8_valid(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    bool ok;
-    uint32_t cp;
-    i += scan_sequence(s, i, &ok, &cp);
-    if (!ok) return false;
-  }
-  return true;
 }
 
 bool is_whitespace(uint32_t cp) { return u_hasBinaryProperty(static_cast<UChar32>(cp), UCHAR_WHITE_SPACE); }

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/text.h"
+
 namespace evomerge::tok {
 
 // Decodes the code point at s[i] and returns its length in bytes (1..4). Invalid bytes decode as
@@ -17,7 +19,7 @@ size_t utf8_len(std::string_view s, size_t i);
 void utf8_append(std::string& out, uint32_t cp);
 // Replaces every maximal invalid subsequence by U+FFFD (Rust's String::from_utf8_lossy).
 std::string utf8_lossy(std::string_view bytes);
-bool utf8_valid(std::string_view s);
+using ::evomerge::utf8_valid;  // common/text.h
 
 // Unicode predicates (ICU tables).
 bool is_whitespace(uint32_t cp);   // Unicode White_Space (Rust char::is_whitespace)
