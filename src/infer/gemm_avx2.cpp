@@ -8,13 +8,13 @@
 #include <utility>
 
 #include "infer/gemm.h"
+#include "infer/gemm_tiling.h"
 
 #define EM_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace evomerge::infer_detail {
 namespace {
 
-constexpr int64_t kMaxChunk = 4096;
 constexpr int kMaxMr = 3, kMaxNr = 8;
 
 template <DType T>
@@ -101,22 +101,13 @@ constexpr int kNrFor[kMaxMr + 1] = {0, 8, 5, 4};
 template <DType T>
 void rows_t(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1, float* C,
             int64_t ldc) {
-  const int64_t k = A.k, n = r1 - r0, esz = T == DType::F32 ? 4 : 2;
+  const int64_t k = A.k, esz = T == DType::F32 ? 4 : 2;
   const std::byte* w0 = W.data + r0 * k * esz;
-  const int64_t chunks = (k + kMaxChunk - 1) / kMaxChunk;
-  const int64_t chunk = ((k + chunks - 1) / chunks + 7) / 8 * 8;
-  for (int64_t k0 = 0; k0 < k; k0 += chunk) {
-    const int64_t kc = std::min(chunk, k - k0);
-    for (int64_t i0 = 0; i0 < A.m; i0 += kMaxMr) {
-      const int mr = static_cast<int>(std::min<int64_t>(kMaxMr, A.m - i0));
-      const int nr_max = kNrFor[mr];
-      for (int64_t j0 = 0; j0 < n; j0 += nr_max) {
-        const int nr = static_cast<int>(std::min<int64_t>(nr_max, n - j0));
-        kMicro<T>[mr - 1][nr - 1](A.f32 + i0 * A.lda, A.lda, w0 + j0 * k * esz, k, k0, kc,
-                                  C + i0 * ldc + j0, ldc, k0 > 0);
-      }
-    }
-  }
+  gemm_tiles(A.m, r1 - r0, k, 8, kMaxMr, kNrFor,
+             [&](int64_t i0, int mr, int64_t j0, int nr, int64_t k0, int64_t kc, bool acc) {
+               kMicro<T>[mr - 1][nr - 1](A.f32 + i0 * A.lda, A.lda, w0 + j0 * k * esz, k, k0, kc,
+                                         C + i0 * ldc + j0, ldc, acc);
+             });
 }
 
 }  // namespace

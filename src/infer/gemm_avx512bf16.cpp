@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "infer/gemm.h"
+#include "infer/gemm_tiling.h"
 
 // GCC 12's _mm512_reduce_add_ps uses _mm256_undefined_pd(), which -Wuninitialized flags at
 // every inlined use (a false positive in the compiler's own header).
@@ -20,7 +21,6 @@
 namespace evomerge::infer_detail {
 namespace {
 
-constexpr int64_t kMaxChunk = 4096;
 constexpr int kMaxMr = 4, kMaxNr = 8;
 
 EM_AVX512BF16 inline __m512bh load_bh(const uint16_t* p, __mmask32 mask) {
@@ -97,22 +97,13 @@ constexpr int kNrFor[kMaxMr + 1] = {0, 8, 6, 4, 4};
 
 void gemm_rows_avx512bf16(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1,
                           float* C, int64_t ldc) {
-  const int64_t k = A.k, n = r1 - r0, m = A.m;
+  const int64_t k = A.k, m = A.m;
   const auto* w0 = reinterpret_cast<const uint16_t*>(W.data) + r0 * k;
-  const int64_t chunks = (k + kMaxChunk - 1) / kMaxChunk;
-  const int64_t chunk = ((k + chunks - 1) / chunks + 31) / 32 * 32;
-  for (int64_t k0 = 0; k0 < k; k0 += chunk) {
-    const int64_t kc = std::min(chunk, k - k0);
-    for (int64_t i0 = 0; i0 < m; i0 += kMaxMr) {
-      const int mr = static_cast<int>(std::min<int64_t>(kMaxMr, m - i0));
-      const int nr_max = kNrFor[mr];
-      for (int64_t j0 = 0; j0 < n; j0 += nr_max) {
-        const int nr = static_cast<int>(std::min<int64_t>(nr_max, n - j0));
-        kMicro[mr - 1][nr - 1](A.split + i0 * k, k, m * k, w0 + j0 * k, k, k0, kc,
-                               C + i0 * ldc + j0, ldc, k0 > 0);
-      }
-    }
-  }
+  gemm_tiles(m, r1 - r0, k, 32, kMaxMr, kNrFor,
+             [&](int64_t i0, int mr, int64_t j0, int nr, int64_t k0, int64_t kc, bool acc) {
+               kMicro[mr - 1][nr - 1](A.split + i0 * k, k, m * k, w0 + j0 * k, k, k0, kc,
+                                      C + i0 * ldc + j0, ldc, acc);
+             });
 }
 
 }  // namespace evomerge::infer_detail

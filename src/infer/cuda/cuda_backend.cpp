@@ -114,9 +114,12 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return device_.name(); }
 
-  // The kernels implement the Llama-family layer only: Phi-3, Granite and Gemma need their
-  // multipliers, norms and soft-capping (the CPU backend has them).
-  static void check_family(const ModelConfig& c) {
+  // What the kernels implement, checked once per config for the head and every layer: the
+  // Llama-family layer only (Phi-3, Granite and Gemma need their multipliers, norms and
+  // soft-capping; the CPU backend has them), head_dim <= 256 and at most 32 query heads per kv
+  // head (the attention kernel's shared-memory tiles). The shapes themselves are checked once,
+  // for every backend, by model_views.cpp.
+  static void check_supported(const ModelConfig& c) {
     if (c.rope_scaling.type == "longrope")
       fail("cuda",
            "{}: rope type 'longrope' is not supported on cuda yet (run it with --device cpu)",
@@ -126,27 +129,24 @@ class CudaBackend final : public Backend {
       case ArchFamily::Mistral:
       case ArchFamily::Qwen2:
       case ArchFamily::Qwen3:
-        return;
+        break;
       default:
         fail("cuda", "architecture {} is not supported on cuda yet (run it with --device cpu)",
              c.architecture);
     }
+    if (c.head_dim > 256 || c.num_attention_heads / c.num_key_value_heads > 32)
+      fail("cuda", "{}: head_dim {} > 256 or more than 32 query heads per kv head: not supported",
+           c.architecture, c.head_dim);
   }
 
   void set_head(const HeadViews& v) override {
-    check_family(*v.config);
+    check_supported(*v.config);
     head_views_ = v;
-    if (v.config->num_attention_heads / v.config->num_key_value_heads > 32)
-      fail("cuda", "{}: more than 32 query heads per kv head are not supported",
-           v.config->architecture);
   }
 
   int add_layer(const LayerViews& v) override {
     const ModelConfig& c = *v.config;
-    check_family(c);
-    if (c.head_dim > 256 || c.num_attention_heads / c.num_key_value_heads > 32)
-      fail("cuda", "{}: head_dim {} > 256 or more than 32 query heads per kv head: not supported",
-           c.architecture, c.head_dim);
+    check_supported(c);
     use_device();
     auto L = std::make_unique<DeviceLayer>();
     L->views = v;
