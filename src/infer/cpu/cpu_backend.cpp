@@ -162,6 +162,9 @@ class CpuBackend final : public Backend {
     s.base = base;
     const size_t need = static_cast<size_t>(std::max(0, cap - base)) * kv_floats_per_pos_;
     if (s.kv.size() < need) s.kv.resize(need);
+    // One attention score per key of the slot's longest row, sized here so that the decode steps
+    // that follow never grow it (tested: decode_alloc_test.cpp).
+    for (auto& scores : score_scratch_) grow(scores, static_cast<size_t>(std::max(0, cap)));
   }
 
   void embed(std::span<const Row> rows) override;
