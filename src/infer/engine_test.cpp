@@ -94,8 +94,9 @@ TEST_P(EngineVsReference, LogitsMatchReference) {
 INSTANTIATE_TEST_SUITE_P(Variants, EngineVsReference, ::testing::ValuesIn(variants()),
                          [](const auto& info) { return info.param.name; });
 
-// Decode-sized batches (few rows) take the fused bf16 kernel; prefill takes sgemm. Both agree with
-// the reference, and a batch of sequences equals running them one at a time.
+// Decode-sized products (few rows) run the exact f32 kernel, larger ones the CPU's bf16 kernel
+// (gemm_kernel_for_rows). Both agree with the reference, and a batch of sequences equals running
+// them one at a time.
 TEST(Engine, BatchedEqualsOneAtATime) {
   TempDir dir("batched");
   auto w = random_model(dir, "m", small_model_config("llama", kVocab, 64, 96, 2, 4, 2), 11);
