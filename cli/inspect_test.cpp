@@ -1,18 +1,14 @@
 // End-to-end: the real `evomerge` binary on generated real-format model folders (good ones: text,
-// --json, --tensors; every case of the bad-input catalogue: exit status 1 and its message on stderr).
+// --json, --tensors; every case of the bad-input catalogue: exit status 1 and its message on
+// stderr).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "arch/bad_inputs.h"
 #include "arch/test_support.h"
 #include "io/test_support.h"
-
-#ifndef EVOMERGE_CLI
-#error "EVOMERGE_CLI (path of the evomerge binary) must be defined by the build"
-#endif
+#include "test_support.h"
 
 namespace evomerge {
 namespace {
@@ -22,28 +18,17 @@ using json = nlohmann::json;
 using testing::read_bytes;
 using testing::TempDir;
 
-struct CliRun {
-  int status = -1;  // exit status; 128+N when killed by signal N
-  std::string out, err;
-};
+using CliRun = testing::CliResult;
 
-// Runs the binary with `args` (already shell-safe) through /bin/sh, capturing stdout and stderr.
+// The binary with `args` (already shell-safe); `env`: assignments put before it.
 CliRun run_cli(const std::string& args, const std::string& env = "") {
   static TempDir io("cli");
-  static int n = 0;
-  fs::path out = io / fmt::format("out{}", n), err = io / fmt::format("err{}", n);
-  ++n;
-  std::string cmd = fmt::format("{} '{}' {} >'{}' 2>'{}'", env, EVOMERGE_CLI, args, out.string(), err.string());
-  int raw = std::system(cmd.c_str());
-  CliRun r;
-  if (WIFEXITED(raw)) r.status = WEXITSTATUS(raw);
-  else if (WIFSIGNALED(raw)) r.status = 128 + WTERMSIG(raw);
-  r.out = read_bytes(out);
-  r.err = read_bytes(err);
-  return r;
+  return testing::run_shell_cli(env, args, io.path());
 }
 
-std::string quote(const fs::path& p) { return fmt::format("'{}'", p.string()); }
+std::string quote(const fs::path& p) {
+  return fmt::format("'{}'", p.string());
+}
 
 // tiny qwen3 (hidden 8, inter 12, 2 layers, 2 heads x head_dim 4, 1 kv head, vocab 16), tied, F32:
 // embed 128 + 2 x (norms 16 + q 64 + k 32 + v 32 + o 64 + q/k norm 8 + mlp 288) + norm 8 = 1144.
@@ -64,14 +49,19 @@ TEST_F(InspectGood, TextSummary) {
   CliRun r = run_cli("inspect " + quote(dir_.path()));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("architecture Qwen3ForCausalLM (qwen3)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("layers       2  hidden 8  intermediate 12  heads 2 (kv 1, head_dim 4)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layers       2  hidden 8  intermediate 12  heads 2 (kv 1, head_dim 4)"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("tied embeddings: yes"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("parameters   1144 "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("dtypes       F32 100.0%"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("shards       2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("model-00002-of-00002.safetensors"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("aux files    generation_config.json, tokenizer_config.json"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("model.layers.0.mlp.up_proj.weight"), std::string::npos) << "tensor table without --tensors";
+  EXPECT_NE(r.out.find("aux files    generation_config.json, tokenizer_config.json"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("model.layers.0.mlp.up_proj.weight"), std::string::npos)
+      << "tensor table without --tensors";
 }
 
 TEST_F(InspectGood, JsonSummaryMatchesTheFolder) {
@@ -129,7 +119,8 @@ TEST_F(InspectGood, HubReferenceFromLocalCache) {
   EXPECT_EQ(json::parse(r.out)["parameters"], kTinyQwen3Params);
   r = run_cli("inspect tiny-org/not-downloaded", "HF_HUB_CACHE=" + quote(cache.path()));
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("not a local folder and not in the Hugging Face cache"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not a local folder and not in the Hugging Face cache"), std::string::npos)
+      << r.err;
 }
 
 TEST(InspectUsage, MissingArgumentIsAUsageError) {
@@ -150,7 +141,8 @@ TEST(InspectBadInput, EveryCatalogueCase) {
     CliRun r = run_cli("inspect " + quote(c.dir));
     EXPECT_EQ(r.status, 1) << c.id << ": " << r.err;
     EXPECT_TRUE(r.err.starts_with("evomerge: error: [")) << c.id << ": " << r.err;
-    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.id << "\n  expected: " << c.message << "\n  got: " << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos)
+        << c.id << "\n  expected: " << c.message << "\n  got: " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.id << ": " << r.err;
     EXPECT_TRUE(r.out.empty()) << c.id << ": " << r.out;
   }

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "common/progress.h"
@@ -14,11 +13,8 @@
 #include "io/test_support.h"
 #include "merge/merge.h"
 #include "merge/test_models.h"
+#include "test_support.h"
 #include "tokenize/tokenizer.h"
-
-#ifndef EVOMERGE_CLI
-#error "EVOMERGE_CLI (path of the evomerge binary) must be defined by the build"
-#endif
 
 namespace evomerge {
 namespace {
@@ -97,13 +93,16 @@ TEST(MergedVocab, StrictTurnsIgnoredKeysIntoErrorsOnTheBinary) {
       io / "c.yml",
       "merge_method: linear\nnormalize: true\nmodels:\n  - {model: examples/models/math_en, "
       "parameters: {weight: 1}}\n");
-  std::string base = fmt::format("'{}' merge '{}' '{}' --dry-run", EVOMERGE_CLI,
-                                 (io / "c.yml").string(), (io / "o").string());
-  EXPECT_EQ(std::system((base + " >/dev/null 2>'" + (io / "w").string() + "'").c_str()), 0);
-  EXPECT_NE(read_text_file(io / "w").find("warning: " + (io / "c.yml").string() +
-                                          ":2: normalize: unknown key, has no effect"),
-            std::string::npos);
-  EXPECT_NE(std::system((base + " --strict >/dev/null 2>&1").c_str()), 0);
+  const std::string args =
+      fmt::format("merge '{}' '{}' --dry-run", (io / "c.yml").string(), (io / "o").string());
+  const auto warned = testing::evomerge_cli(args, io);
+  EXPECT_EQ(warned.status, 0) << warned.err;
+  EXPECT_NE(warned.err.find("warning: " + (io / "c.yml").string() +
+                            ":2: normalize: unknown key, has no effect"),
+            std::string::npos)
+      << warned.err;
+  const auto strict = testing::evomerge_cli(args + " --strict", io);
+  EXPECT_EQ(strict.status, 1) << strict.err;
 }
 
 }  // namespace

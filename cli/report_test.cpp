@@ -4,20 +4,15 @@
 // data points the store says it should, and the screenshot is not blank. Skips, saying why, where
 // Chromium or Node is missing (scripts/setup.sh installs both).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "infer/random_model.h"
 #include "io/test_support.h"
 #include "report/report_data.h"
+#include "test_support.h"
 #include "tokenize/test_support.h"
-
-#ifndef EVOMERGE_CLI
-#error "EVOMERGE_CLI (path of the evomerge binary) must be defined by the build"
-#endif
 
 namespace evomerge {
 namespace {
@@ -27,20 +22,8 @@ using json = nlohmann::json;
 using testing::read_bytes;
 using testing::TempDir;
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-
-Run run_cmd(const std::string& cmd, const fs::path& io) {
-  static int n = 0;
-  const fs::path out = io / fmt::format("out{}", n), err = io / fmt::format("err{}", n);
-  ++n;
-  const int raw =
-      std::system(fmt::format("{} >'{}' 2>'{}'", cmd, out.string(), err.string()).c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), read_bytes(out),
-          read_bytes(err)};
-}
+using testing::evomerge_cli;
+using testing::run_shell;
 
 std::string which(const char* program) {
   for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"}) {
@@ -106,9 +89,9 @@ TEST(ReportCli, EvolveWritesASelfContainedReportThatChromiumRenders) {
   TempDir dir("report-e2e");
   make_inputs(dir.path());
   const fs::path run_dir = dir.path() / "run";
-  const auto evolve = run_cmd(fmt::format("cd '{}' && '{}' -q evolve run.yml --run run --json",
-                                          dir.path().string(), EVOMERGE_CLI),
-                              dir.path());
+  const auto evolve = run_shell(fmt::format("cd '{}' && '{}' -q evolve run.yml --run run --json",
+                                            dir.path().string(), EVOMERGE_CLI),
+                                dir.path());
   ASSERT_EQ(evolve.status, 0) << evolve.err;
   const json result = json::parse(evolve.out);
   EXPECT_TRUE(result["complete"].get<bool>());
@@ -118,9 +101,8 @@ TEST(ReportCli, EvolveWritesASelfContainedReportThatChromiumRenders) {
 
   // `evomerge report` writes the same page elsewhere; it is self-contained.
   const fs::path page = dir.path() / "page.html";
-  const auto rep = run_cmd(fmt::format("'{}' report --run '{}' -o '{}' --json", EVOMERGE_CLI,
-                                       run_dir.string(), page.string()),
-                           dir.path());
+  const auto rep = evomerge_cli(
+      fmt::format("report --run '{}' -o '{}' --json", run_dir.string(), page.string()), dir);
   ASSERT_EQ(rep.status, 0) << rep.err;
   EXPECT_EQ(json::parse(rep.out)["status"], "complete");
   const std::string html = read_bytes(page);
@@ -138,10 +120,10 @@ TEST(ReportCli, EvolveWritesASelfContainedReportThatChromiumRenders) {
                  << " is not installed (scripts/setup.sh installs Debian's chromium and nodejs)";
   const fs::path png = fs::temp_directory_path() / "evomerge-report-e2e.png";
   const auto check =
-      run_cmd(fmt::format("'{}' '{}/tests/report/check_report.js' '{}' '{}' '{}' '{}'", node,
-                          EVOMERGE_SOURCE_DIR, chromium, page.string(), png.string(),
-                          (dir.path() / "profile").string()),
-              dir.path());
+      run_shell(fmt::format("'{}' '{}/tests/report/check_report.js' '{}' '{}' '{}' '{}'", node,
+                            EVOMERGE_SOURCE_DIR, chromium, page.string(), png.string(),
+                            (dir.path() / "profile").string()),
+                dir.path());
   ASSERT_EQ(check.status, 0) << check.out << check.err;
   const json page_state = json::parse(check.out);
   EXPECT_TRUE(page_state["errors"].empty()) << page_state["errors"].dump();
@@ -158,22 +140,20 @@ TEST(ReportCli, EvolveWritesASelfContainedReportThatChromiumRenders) {
 
 TEST(CliUsage, SuggestsTheClosestSubcommandOrOptionAndTakesQuietAnywhere) {
   TempDir dir("cli-usage");
-  const auto sub = run_cmd(fmt::format("'{}' evolv x.yml --run r", EVOMERGE_CLI), dir.path());
+  const auto sub = evomerge_cli("evolv x.yml --run r", dir);
   EXPECT_EQ(sub.status, 2);
   EXPECT_NE(sub.err.find("did you mean 'evolve'?"), std::string::npos) << sub.err;
-  const auto flag = run_cmd(fmt::format("'{}' report --run r --wach", EVOMERGE_CLI), dir.path());
+  const auto flag = evomerge_cli("report --run r --wach", dir);
   EXPECT_EQ(flag.status, 2);
   EXPECT_NE(flag.err.find("did you mean '--watch'?"), std::string::npos) << flag.err;
-  const auto far = run_cmd(fmt::format("'{}' frobnicate", EVOMERGE_CLI), dir.path());
+  const auto far = evomerge_cli("frobnicate", dir);
   EXPECT_EQ(far.status, 2);
   EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << far.err;
   // -q before and after the subcommand parse alike (here both reach the same missing-run error).
-  const auto before = run_cmd(
-      fmt::format("'{}' -q report --run '{}'", EVOMERGE_CLI, (dir.path() / "none").string()),
-      dir.path());
-  const auto after = run_cmd(
-      fmt::format("'{}' report -q --run '{}'", EVOMERGE_CLI, (dir.path() / "none").string()),
-      dir.path());
+  const auto before =
+      evomerge_cli(fmt::format("-q report --run '{}'", (dir.path() / "none").string()), dir);
+  const auto after =
+      evomerge_cli(fmt::format("report -q --run '{}'", (dir.path() / "none").string()), dir);
   EXPECT_EQ(before.status, 1);
   EXPECT_EQ(after.status, 1);
   EXPECT_NE(after.err.find("no run database here"), std::string::npos) << after.err;

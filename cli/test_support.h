@@ -21,21 +21,25 @@ struct CliResult {
   std::string out, err;
 };
 
-// `prefix` goes before the binary (e.g. "mpirun -np 2"); stdout and stderr are kept in files
-// under `io`.
-inline CliResult run_shell_cli(const std::string& prefix, const std::string& args,
-                               const std::filesystem::path& io) {
+// Runs `command` through /bin/sh; stdout and stderr are kept in files under `io`.
+inline CliResult run_shell(const std::string& command, const std::filesystem::path& io) {
   static int n = 0;
   const auto out = io / fmt::format("out{}", n), err = io / fmt::format("err{}", n);
   ++n;
-  const std::string cmd = fmt::format("{} '{}' {} >'{}' 2>'{}'", prefix, EVOMERGE_CLI, args,
-                                      out.string(), err.string());
+  const std::string cmd = fmt::format("{} >'{}' 2>'{}'", command, out.string(), err.string());
   const int raw = std::system(cmd.c_str());
   CliResult r;
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
   r.out = read_bytes(out);
   r.err = read_bytes(err);
   return r;
+}
+
+// `prefix` goes before the binary: a launcher ("mpirun -np 2") or environment assignments
+// ("HF_HUB_CACHE=/x"); `args` must be shell-safe already.
+inline CliResult run_shell_cli(const std::string& prefix, const std::string& args,
+                               const std::filesystem::path& io) {
+  return run_shell(fmt::format("{} '{}' {}", prefix, EVOMERGE_CLI, args), io);
 }
 
 inline CliResult evomerge_cli(const std::string& args, const std::filesystem::path& io) {
