@@ -1,4 +1,5 @@
-// evomerge eval MODEL_OR_MERGE_CONFIG --task T.yaml [--task T2.yaml --weight 1 --weight 2] [--split S]
+// evomerge eval MODEL_OR_MERGE_CONFIG --task T.yaml [--task T2.yaml --weight 1 --weight 2] [--split
+// S]
 //   [--limit N] [--json] [--output items.jsonl]
 // Scores a model folder, or a mergekit config merged in memory (no files written), on lm-eval-style
 // task files (docs/tasks.md): per-task scores with 95% intervals, the weighted total, and per-item
@@ -12,6 +13,7 @@
 
 #include "command.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/progress.h"
 #include "eval/candidate_engine.h"
 #include "eval/scorer.h"
@@ -20,6 +22,7 @@
 #include "io/model_folder.h"
 #include "merge/config.h"
 #include "merge/merge.h"
+#include "report/eval_table.h"
 #include "tokenize/tokenizer.h"
 
 namespace evomerge::cli {
@@ -39,7 +42,7 @@ struct EvalOptions {
   int threads = 0;
   std::string device = "cpu";
   size_t batch = 64;
-  bool strict = false;  // merge configs: warnings are errors
+  bool strict = false;       // merge configs: warnings are errors
   uint64_t random_seed = 0;  // merge configs: DARE / DELLA sampling (evolve uses its run seed)
 };
 
@@ -47,18 +50,6 @@ struct EvalOptions {
 bool is_merge_config(const std::string& arg) {
   std::error_code ec;
   return fs::is_regular_file(arg, ec);
-}
-
-std::string pct(double x) { return std::isnan(x) ? "-" : fmt::format("{:.2f}%", 100 * x); }
-
-std::string format_score(const eval::TaskScore& s) {
-  if (s.higher_is_better) return pct(s.score);
-  return fmt::format("{:.4f}", s.score);
-}
-std::string format_ci(const eval::TaskScore& s) {
-  if (s.failed || std::isnan(s.score)) return "";
-  if (s.higher_is_better) return fmt::format("[{}, {}]", pct(s.ci.lo), pct(s.ci.hi));
-  return fmt::format("[{:.4f}, {:.4f}]", s.ci.lo, s.ci.hi);
 }
 
 json item_json(const eval::TaskScore& s, const eval::ItemResult& it, eval::OutputType type) {
@@ -91,14 +82,21 @@ json item_json(const eval::TaskScore& s, const eval::ItemResult& it, eval::Outpu
 
 int run_eval(const EvalOptions& opt) {
   if (!opt.weights.empty() && opt.weights.size() != opt.tasks.size())
-    fail("eval", "--weight given {} times for {} --task files (give one weight per task, in order)", opt.weights.size(),
-         opt.tasks.size());
+    fail("eval", "--weight given {} times for {} --task files (give one weight per task, in order)",
+         opt.weights.size(), opt.tasks.size());
   std::vector<eval::TaskEntry> entries;
-  for (size_t i = 0; i < opt.tasks.size(); ++i) entries.push_back({opt.tasks[i], opt.weights.empty() ? 1.0 : opt.weights[i]});
-  eval::Scorer scorer(entries, opt.split);  // every task file is read and checked before any model work
+  for (size_t i = 0; i < opt.tasks.size(); ++i)
+    entries.push_back({opt.tasks[i], opt.weights.empty() ? 1.0 : opt.weights[i]});
+  eval::Scorer scorer(entries,
+                      opt.split);  // every task file is read and checked before any model work
+  install_immediate_interrupt(fmt::format(
+      "\nevomerge eval: interrupted; nothing was kept (the scores{} are written when scoring "
+      "ends); run the same command to score again\n",
+      opt.output.empty() ? "" : " and " + opt.output));
 
   bool needs_engine = false;
-  for (size_t t = 0; t < scorer.num_tasks(); ++t) needs_engine = needs_engine || !scorer.task(t).spec().external;
+  for (size_t t = 0; t < scorer.num_tasks(); ++t)
+    needs_engine = needs_engine || !scorer.task(t).spec().external;
 
   // The candidate: a folder, or a merge in memory.
   eval::Candidate cand;
@@ -158,7 +156,8 @@ int run_eval(const EvalOptions& opt) {
   for (size_t t = 0; t < scorer.num_tasks(); ++t) items.push_back(scorer.all_items(t, opt.limit));
   eval::ScoreReport rep;
   for (size_t t = 0; t < scorer.num_tasks(); ++t) {
-    if (!scorer.task(t).spec().external && items[t].empty()) fail("eval", "{}: no items to score", opt.tasks[t]);
+    if (!scorer.task(t).spec().external && items[t].empty())
+      fail("eval", "{}: no items to score", opt.tasks[t]);
     rep.tasks.push_back(scorer.score_task(t, cand, items[t], so));
   }
   std::vector<double> w;
@@ -169,7 +168,9 @@ int run_eval(const EvalOptions& opt) {
     std::string lines;
     for (size_t t = 0; t < rep.tasks.size(); ++t)
       for (const auto& it : rep.tasks[t].items)
-        lines += item_json(rep.tasks[t], it, scorer.task(t).spec().output_type).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        lines += item_json(rep.tasks[t], it, scorer.task(t).spec().output_type)
+                     .dump(-1, ' ', false, json::error_handler_t::replace) +
+                 "\n";
     write_file_atomic(opt.output, lines);
   }
 
@@ -206,57 +207,45 @@ int run_eval(const EvalOptions& opt) {
     }
     fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
   } else {
-    fmt::print("candidate  {}\n\n", what);
-    fmt::print("{:<20} {:<8} {:>6} {:>7}  {:<16} {:>9}  {}\n", "task", "split", "n", "weight", "metric", "score", "95% CI");
-    for (size_t t = 0; t < rep.tasks.size(); ++t) {
-      const auto& s = rep.tasks[t];
-      if (s.failed) {
-        fmt::print("{:<20} {:<8} {:>6} {:>7g}  {:<16} {:>9}  {}\n", s.task, s.split, "-", scorer.weight(t), s.metric, "FAILED", s.error);
-        continue;
-      }
-      fmt::print("{:<20} {:<8} {:>6} {:>7g}  {:<16} {:>9}  {}\n", s.task, scorer.task(t).spec().external ? "-" : s.split,
-                 scorer.task(t).spec().external ? std::string("-") : std::to_string(s.scored), scorer.weight(t), s.metric,
-                 format_score(s), format_ci(s));
-      for (const auto& [name, v] : s.metrics)
-        if (name != s.metric)
-          fmt::print("{:<20} {:<8} {:>6} {:>7}  {:<16} {:>9}\n", "", "", "", "", name,
-                     (name.find("perplexity") != std::string::npos || name == "bits_per_byte") ? fmt::format("{:.4f}", v) : pct(v));
-    }
-    if (rep.tasks.size() > 1) {
-      if (rep.failed)
-        fmt::print("\ntotal: none (a task failed; a failed evaluation is never a score)\n");
-      else if (!std::isnan(rep.total))
-        fmt::print("\ntotal (weighted mean of accuracy tasks) {}  95% CI [{}, {}]\n", pct(rep.total), pct(rep.total_ci.lo),
-                   pct(rep.total_ci.hi));
-    }
-    for (const auto& s : rep.tasks)
-      if (!s.note.empty()) fmt::print("\nnote ({}): {}\n", s.task, s.note);
-    if (!opt.output.empty()) fmt::print("\nper-item results: {}\n", opt.output);
+    std::vector<report::EvalTableTask> table_tasks;
+    for (size_t t = 0; t < scorer.num_tasks(); ++t)
+      table_tasks.push_back({scorer.weight(t), scorer.task(t).spec().external.has_value()});
+    fmt::print("{}", report::eval_table_text(what, rep, table_tasks, opt.output));
   }
   return rep.failed ? 1 : 0;
 }
 
 const bool registered = register_command(
-    {"eval", "Score a model folder or a merge config (merged in memory) on task files", [](CLI::App& app) -> Runner {
+    {"eval", "Score a model folder or a merge config (merged in memory) on task files",
+     [](CLI::App& app) -> Runner {
        auto opt = std::make_shared<EvalOptions>();
-       app.add_option("model", opt->model, "Model folder, HF-cache org/name, or a mergekit YAML config")->required();
-       app.add_option("--task", opt->tasks, "Task file (lm-eval-style YAML, see docs/tasks.md); repeatable")->required();
-       app.add_option("--weight", opt->weights, "Weight of each --task in the total, in order (default 1 each)");
+       app.add_option("model", opt->model,
+                      "Model folder, HF-cache org/name, or a mergekit YAML config")
+           ->required();
+       app.add_option("--task", opt->tasks,
+                      "Task file (lm-eval-style YAML, see docs/tasks.md); repeatable")
+           ->required();
+       app.add_option("--weight", opt->weights,
+                      "Weight of each --task in the total, in order (default 1 each)");
        app.add_option("--split", opt->split, "Split to score (default: each task's test_split)");
        app.add_option("--limit", opt->limit, "Score only the first N items of each task");
        app.add_flag("--json", opt->json, "Machine-readable output");
-       app.add_option("--output", opt->output, "Write per-item results (prompt, output, answer, target, correct) as JSONL");
+       app.add_option("--output", opt->output,
+                      "Write per-item results (prompt, output, answer, target, correct) as JSONL");
        app.add_option("--threads", opt->threads, "Engine threads (0: all cores)")->default_val(0);
        app.add_flag(
            "--strict", opt->strict,
            "For a merge config: keys and parameters with no effect are errors, not warnings");
        app.add_option("--device", opt->device, "Where the engine runs: cpu, cuda or cuda:N")
            ->default_val("cpu");
-       app.add_option("--random-seed", opt->random_seed,
-                      "Merge configs: seed of DARE/DELLA sampling, as `evomerge merge --random-seed` "
-                      "(an evolve recipe: the run's seed)")
+       app.add_option(
+              "--random-seed", opt->random_seed,
+              "Merge configs: seed of DARE/DELLA sampling, as `evomerge merge --random-seed` "
+              "(an evolve recipe: the run's seed)")
            ->default_val(0);
-       app.add_option("--batch", opt->batch, "Items per engine call")->default_val(64)->check(CLI::Range(1, 100000));
+       app.add_option("--batch", opt->batch, "Items per engine call")
+           ->default_val(64)
+           ->check(CLI::Range(1, 100000));
        return [opt] { return run_eval(*opt); };
      }});
 

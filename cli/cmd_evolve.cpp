@@ -13,6 +13,7 @@
 #include "evolve/evolve_run.h"
 #include "infer/engine.h"
 #include "io/files.h"
+#include "report/final_table.h"
 #include "report/report.h"
 
 namespace evomerge::cli {
@@ -72,8 +73,11 @@ int run_evolve_command(const EvolveOptions& opt) {
       if (*phase)
         kept += fmt::format("{}{}: {} generations ({} evaluations)", kept.empty() ? "" : ", ", name,
                             (*phase)->generations, (*phase)->evaluations);
-    fmt::print(stderr, "evomerge: interrupted; kept in {}: {}; run the same command to resume\n",
-               (ro.run_dir / "run.db").string(), kept.empty() ? "the run's inputs" : kept);
+    fmt::print(stderr,
+               "evomerge: interrupted; kept in {}: {}; run the same command to resume: evomerge "
+               "evolve {} --run {}\n",
+               (ro.run_dir / "run.db").string(), kept.empty() ? "the run's inputs" : kept,
+               opt.config, opt.run);
     return interrupt_exit_status();
   }
   const report::WrittenReport w = report::write_report(ro.run_dir);
@@ -86,8 +90,13 @@ int run_evolve_command(const EvolveOptions& opt) {
                (ro.run_dir / "run.db").string(), w.html.string());
     return 0;
   }
-  fmt::print("\n{}\n", format_final_table(s.table));
+  // The final table as aligned text (the same formatter as results.md), then where things are.
+  fmt::print("\n{}", report::to_text(report::final_table(s.table)));
+  if (const auto paired = report::paired_table(s.table); !paired.rows.empty())
+    fmt::print("\npaired on the same {} items:\n{}", s.table[0].split, report::to_text(paired));
+  fmt::print("\n");
   for (const auto& [kind, path] : s.artifacts) fmt::print("{:<10} {}\n", kind, path);
+  if (!w.markdown.empty()) fmt::print("{:<10} {}\n", "results", w.markdown.string());
   fmt::print("{:<10} {}\n", "report", w.html.string());
   return 0;
 }

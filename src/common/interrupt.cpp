@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstring>
@@ -29,7 +30,35 @@ extern "C" void on_interrupt(int sig) {
   ::_exit(128 + g_signal.load());
 }
 
+// The message of install_immediate_interrupt, copied before the handler is installed (a signal
+// handler may only read memory that is not being written).
+char g_immediate_message[1024];
+size_t g_immediate_length = 0;
+
+std::atomic<long> g_child_group{0};
+
+extern "C" void on_immediate_interrupt(int sig) {
+  if (const long pgid = g_child_group.load(); pgid > 0) ::kill(static_cast<pid_t>(-pgid), SIGKILL);
+  [[maybe_unused]] const ssize_t w = ::write(2, g_immediate_message, g_immediate_length);
+  ::_exit(128 + sig);
+}
+
 }  // namespace
+
+void install_immediate_interrupt(const std::string& message) {
+  g_immediate_length = std::min(message.size(), sizeof g_immediate_message);
+  std::memcpy(g_immediate_message, message.data(), g_immediate_length);
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_immediate_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+void set_interrupt_child_group(long pgid) {
+  g_child_group.store(pgid);
+}
 
 void install_interrupt_handlers() {
   struct sigaction sa;

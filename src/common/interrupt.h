@@ -5,10 +5,23 @@
 // the same status, without unwinding (the run store stays consistent: SQLite commits are atomic).
 #pragma once
 
+#include <string>
+
 namespace evomerge {
 
 // Installs the handlers for SIGINT and SIGTERM (idempotent).
 void install_interrupt_handlers();
+
+// For work with no point where stopping keeps anything (a merge writes into a hidden staging
+// folder that appears only when complete; eval writes its results when scoring ends): the first
+// SIGINT or SIGTERM writes `message` (what was kept, how to resume; truncated to 1 KiB) to stderr
+// and exits 128 + the signal number at once.
+void install_immediate_interrupt(const std::string& message);
+
+// The process group of a running child that lives in its own group (an external evaluator, which
+// a terminal's Ctrl-C does not reach): an immediate interrupt kills it before exiting. 0: none.
+// One slot: `evomerge eval` runs its external tasks one at a time.
+void set_interrupt_child_group(long pgid);
 
 // True once SIGINT or SIGTERM arrived.
 bool interrupt_requested();

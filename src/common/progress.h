@@ -5,15 +5,25 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <mutex>
 #include <string>
 
 namespace evomerge {
 
+// Where a Progress writes and how often: a terminal is redrawn at most every `tty_interval`, a log
+// gets a line every `log_interval` (tests shorten it); the final line is always written.
+struct ProgressOutput {
+  std::FILE* stream = stderr;  // a terminal when isatty(fileno(stream))
+  std::chrono::milliseconds tty_interval{100};
+  std::chrono::milliseconds log_interval{10000};
+};
+
 class Progress {
  public:
   // total: number of units (0 if unknown); unit: e.g. "tensors", "items"; bytes_total optional.
-  Progress(std::string label, uint64_t total, std::string unit, bool enabled = true);
+  Progress(std::string label, uint64_t total, std::string unit, bool enabled = true,
+           ProgressOutput output = {});
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -36,6 +46,7 @@ class Progress {
   std::atomic<uint64_t> done_{0};
   std::atomic<uint64_t> bytes_{0};
   bool enabled_;
+  ProgressOutput output_;
   bool tty_;
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_;

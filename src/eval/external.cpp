@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/json_limits.h"
 
 namespace evomerge::eval {
@@ -129,6 +130,7 @@ ExternalResult run_external(const ExternalEvaluator& ev, const fs::path& model_d
     _exit(127);
   }
   setpgid(pid, pid);  // also from the parent, so the group exists before any kill
+  set_interrupt_child_group(pid);  // Ctrl-C of `evomerge eval` does not reach its own group
   close(out_pipe[1]);
   close(err_pipe[1]);
   close(exec_pipe[1]);
@@ -172,6 +174,7 @@ ExternalResult run_external(const ExternalEvaluator& ev, const fs::path& model_d
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (!r.timed_out) kill(-pid, SIGKILL);  // leftover children of the evaluator (ignored if none)
+  set_interrupt_child_group(0);
   close(out_pipe[0]);
   close(err_pipe[0]);
   int exec_errno = 0;

@@ -381,10 +381,10 @@ std::vector<Evaluation> score_final_rows(Run& run, const std::vector<FinalRow>& 
 // The final table on the test split: the parents, the best uniform merge, the winners (the run's
 // winner marked), then the finalists not selected (for the record: the winners were selected on the
 // selection items alone, so these rows cannot change which model is exported). Each row is scored
-// once (score_final_rows). Returns the paired differences of the winner against the best parent
-// and the best uniform merge.
-std::vector<PairedRow> score_final_table(Run& run, const std::optional<Winner>& ps,
-                                         const std::optional<Winner>& dfs) {
+// once (score_final_rows). The paired differences of the winner against the best parent and the
+// best uniform merge go into the winner row's details ("paired", keyed by the other row's label).
+void score_final_table(Run& run, const std::optional<Winner>& ps,
+                       const std::optional<Winner>& dfs) {
   const auto& cfg = run.cfg();
   // The run's winner: the phase winner that scores higher on the selection items (PS on a tie).
   const bool dfs_won = dfs && (!ps || dfs->opt_score > ps->opt_score);
@@ -451,7 +451,6 @@ std::vector<PairedRow> score_final_table(Run& run, const std::optional<Winner>& 
     if (rows[i].kind == FinalKind::Uniform) uniform_row = i;
     if (rows[i].details.value("winner", false)) winner_row = i;
   }
-  std::vector<PairedRow> paired;
   if (winner_row && evals[*winner_row].ok)
     for (const auto other : {best_parent, uniform_row}) {
       if (!other || !evals[*other].ok) continue;
@@ -459,22 +458,21 @@ std::vector<PairedRow> score_final_table(Run& run, const std::optional<Winner>& 
           eval::paired_difference(items_report(*run.ctx.test_scorer, evals[*winner_row].items),
                                   items_report(*run.ctx.test_scorer, evals[*other].items),
                                   weights_of(*run.ctx.test_scorer));
-      paired.push_back({"winner - " + rows[*other].label, d});
       rows[*winner_row].details["paired"][rows[*other].label] = {
           {"difference", d.difference}, {"ci", {d.ci.lo, d.ci.hi}}, {"items", d.items}};
       run.log(fmt::format("[final] paired: winner - {}: {:+.4f} [{:+.4f}, {:+.4f}] over {} items",
                           rows[*other].label, d.difference, d.ci.lo, d.ci.hi, d.items));
     }
   // The winner's row, stored when it was scored, gets its paired differences (in place: same id).
-  if (!paired.empty())
+  if (winner_row && rows[*winner_row].details.contains("paired"))
     run.store.add_final_result(
         final_row(rows[*winner_row], run.cfg().test_split, Evaluation(evals[*winner_row])));
-  return paired;
 }
 
-// The recipe, the exported models and results.md, each recorded in the store.
+// The recipe and the exported models, each recorded in the store. (results.md and report.html are
+// the report stage's, written from the store: report/report.h.)
 void write_outputs(Run& run, const std::optional<Winner>& ps, const std::optional<Winner>& dfs,
-                   const std::vector<PairedRow>& paired, EvolveSummary& summary) {
+                   EvolveSummary& summary) {
   const auto& cfg = run.cfg();
   const auto& dir = run.opts.run_dir;
   if (ps) {
@@ -502,19 +500,6 @@ void write_outputs(Run& run, const std::optional<Winner>& ps, const std::optiona
     run.store.add_artifact("dfs-model", dir / "dfs_best_model");
   }
   summary.table = run.store.final_results();
-  std::string table = format_final_table(summary.table);
-  if (!paired.empty())
-    table +=
-        fmt::format("\nPaired differences on the {} split (the same items scored by both):\n\n{}",
-                    cfg.test_split, format_paired_table(paired));
-  const bool has_uniform =
-      std::any_of(summary.table.begin(), summary.table.end(),
-                  [](const FinalResult& r) { return r.kind == FinalKind::Uniform; });
-  if (cfg.ps && cfg.ps->method != "slerp" && !cfg.final.uniform_grid.empty() && !has_uniform)
-    table += fmt::format("\nNo best uniform merge: every grid point scores 0 on {}.\n",
-                         run.ctx.selection_name);
-  write_file_atomic(dir / "results.md", "# evomerge evolve: final table\n\n" + table);
-  run.store.add_artifact("report", dir / "results.md");
   summary.artifacts = run.store.artifacts();
   summary.complete = true;
   run.store.put_final_stage("complete", {{"rows", summary.table.size()}});
@@ -537,28 +522,6 @@ EvolveSummary finished_summary(const RunStore& store) {
 
 }  // namespace
 
-std::string format_paired_table(const std::vector<PairedRow>& rows) {
-  std::string s = "| comparison | difference | 95% CI | items |\n|---|---|---|---|\n";
-  for (const auto& r : rows)
-    s += fmt::format("| {} | {:+.3f} | [{:+.3f}, {:+.3f}] | {} |\n", r.label, r.diff.difference,
-                     r.diff.ci.lo, r.diff.ci.hi, r.diff.items);
-  return s;
-}
-
-std::string format_final_table(const std::vector<FinalResult>& rows) {
-  std::string s = "| model | split | score | 95% CI | tasks |\n|---|---|---|---|---|\n";
-  for (const auto& r : rows) {
-    std::string tasks;
-    for (auto it = r.task_scores.begin(); it != r.task_scores.end(); ++it)
-      tasks += fmt::format("{}{}: {}", tasks.empty() ? "" : ", ", it.key(),
-                           it.value().is_number() ? fmt::format("{:.3f}", it.value().get<double>())
-                                                  : std::string("-"));
-    s += fmt::format("| {} | {} | {:.3f} | [{:.3f}, {:.3f}] | {} |\n", r.label, r.split, r.score,
-                     r.ci_low, r.ci_high, tasks);
-  }
-  return s;
-}
-
 EvolveSummary run_evolve(const EvolveConfig& cfg, const EvolveRunOptions& opts) {
   const SearchContext ctx = build_search_context(cfg);  // every input checked before any work
   LocalRunner runner(ctx);
@@ -580,8 +543,8 @@ EvolveSummary run_evolve_with(const SearchContext& ctx, WorkRunner& runner,
   std::optional<Winner> ps, dfs;
   if (ctx.config.ps && !(ps = run_ps(run, summary))) return summary;
   if (ctx.config.dfs && !(dfs = run_dfs(run, summary, ps))) return summary;
-  const auto paired = score_final_table(run, ps, dfs);
-  write_outputs(run, ps, dfs, paired, summary);
+  score_final_table(run, ps, dfs);
+  write_outputs(run, ps, dfs, summary);
   return summary;
 }
 

@@ -7,7 +7,8 @@
 // tie). Then the final table on the held-out test split with the parents and the best uniform
 // merge of a small grid beside them (none when every grid point scores 0), with 95% intervals, the
 // winner marked, and paired differences (winner vs best parent, vs best uniform merge); outputs
-// (recipe YAML, model folders, results.md) in the run folder, all recorded in the run store.
+// (recipe YAML, model folders) in the run folder, all recorded in the run store; the report stage
+// turns the stored final table into results.md and report.html (report/report.h).
 // Interrupted runs resume where they stopped (finished phases are not re-run). docs/evolve.md.
 #pragma once
 
@@ -16,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "eval/paired.h"
 #include "evolve/evolve_config.h"
 #include "evolve/search.h"
 #include "evolve/work.h"
@@ -47,15 +47,5 @@ EvolveSummary run_evolve(const EvolveConfig& config, const EvolveRunOptions& opt
 // the jobs to its ranks, dist/). Owns the run store and every output.
 EvolveSummary run_evolve_with(const SearchContext& context, WorkRunner& runner,
                               const EvolveRunOptions& options);
-
-// The final table as Markdown: label, split, score with 95% interval, per-task scores.
-std::string format_final_table(const std::vector<FinalResult>& rows);
-
-// Paired differences as Markdown: comparison, difference with 95% interval, items.
-struct PairedRow {
-  std::string label;  // "winner - parent: math_en"
-  eval::PairedDifference diff;
-};
-std::string format_paired_table(const std::vector<PairedRow>& rows);
 
 }  // namespace evomerge

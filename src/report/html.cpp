@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/progress.h"
+#include "report/final_table.h"
 #include "report/html_charts.h"
 #include "report/svg.h"
 
@@ -96,6 +97,7 @@ std::string final_section(const ReportData& d) {
                    : " (not distinguishable at this size)");
     s += paired_svg(c);
   }
+  s += "<h3>Final table</h3>\n" + to_html(final_table(d.final_rows));
   return s;
 }
 

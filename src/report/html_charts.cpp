@@ -182,7 +182,8 @@ std::string path_svg(const PathDiagram& d) {
   const double box = 26, gap = 4, left = 150;
   const size_t n = std::max<size_t>(d.hops.size(), static_cast<size_t>(d.plain_layers));
   const double per_row = static_cast<double>(std::clamp<size_t>(n, 1, kPerRow));
-  const double w = left + per_row * (box + gap) + 20;
+  // Wide enough for the legend line (model keys and the scale note) also when the path is short.
+  const double w = std::max(720.0, left + per_row * (box + gap) + 20);
   const size_t rows = std::max<size_t>(1, (d.hops.size() + kPerRow - 1) / kPerRow);
   const double plain_top = 40, path_top = 110, row_h = 80;
   const double height = path_top + row_h * static_cast<double>(rows) + 50;
@@ -235,7 +236,11 @@ std::string path_svg(const PathDiagram& d) {
 }
 
 std::string final_svg(const FinalChart& c) {
-  const double left = 320, top = 10, bar_h = 22, gap = 8, width = 400;
+  // The labels' column fits the longest label (11 px text, about 7 px per character in bold).
+  size_t longest = 0;
+  for (const auto& b : c.bars) longest = std::max(longest, b.label.size());
+  const double left = std::max(200.0, 16 + 7.0 * static_cast<double>(longest));
+  const double top = 10, bar_h = 22, gap = 8, width = 400;
   const double height = top + (bar_h + gap) * static_cast<double>(c.bars.size()) + 50;
   const Frame f{left, top, width, height - top - 50};
   std::string s =
@@ -248,17 +253,19 @@ std::string final_svg(const FinalChart& c) {
     const double lo = c.x.map(b.lo, f.left, f.right()), hi = c.x.map(b.hi, f.left, f.right());
     s += fmt::format("<text class=\"tick{}\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
                      b.winner ? " winner" : "", px(left - 8), px(y + bar_h / 2 + 4),
-                     escape(b.label + (b.winner ? "  (winner)" : "")));
+                     escape(b.label));  // the winner's label says so; bold marks it too
     s += fmt::format(
         "<rect class=\"pt\" data-kind=\"{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" "
         "fill=\"{}\"><title>{}: {:.4f} [{:.4f}, {:.4f}]</title></rect>",
         final_kind_name(b.kind), px(x0), px(y), px(std::max(0.0, x1 - x0)), px(bar_h), b.colour,
         escape(b.label), b.score, b.lo, b.hi);
+    // The 95% interval as a whisker with end caps, the score written after it.
+    const double mid = y + bar_h / 2;
     s += fmt::format(
-        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000\" stroke-width=\"1.5\"/>"
-        "<text class=\"cell\" x=\"{}\" y=\"{}\">{:.3f}</text>\n",
-        px(lo), px(y + bar_h / 2), px(hi), px(y + bar_h / 2), px(std::max(hi, x1) + 6),
-        px(y + bar_h / 2 + 4), b.score);
+        "<path d=\"M{0},{2}V{3}M{0},{1}H{4}M{4},{2}V{3}\" stroke=\"#000\" stroke-width=\"1.5\" "
+        "fill=\"none\"/><text class=\"cell\" x=\"{5}\" y=\"{6}\">{7:.3f}</text>\n",
+        px(lo), px(mid), px(mid - 5), px(mid + 5), px(hi), px(std::max(hi, x1) + 6), px(mid + 4),
+        b.score);
   }
   return s + "</svg>\n";
 }

@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include "io/files.h"
+#include "report/final_table.h"
 #include "report/html.h"
 
 namespace evomerge::report {
@@ -11,9 +12,8 @@ WrittenReport write_report(const std::filesystem::path& run_dir,
   {
     const RunStore store = RunStore::open_existing(run_dir);
     w.data = build_report_data(store, run_dir);
+    w.markdown = write_results_markdown(store, run_dir);
   }
-  // results.md (the final table with its paired differences) is written by the evolve stage.
-  if (std::filesystem::exists(run_dir / "results.md")) w.markdown = run_dir / "results.md";
   w.html = html_out.empty() ? run_dir / "report.html" : html_out;
   write_file_atomic(w.html, render_html(w.data));
   return w;

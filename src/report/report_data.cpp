@@ -438,6 +438,10 @@ ReportData build_report_data(const RunStore& store, const std::filesystem::path&
     d.path = path_of(params, config, d.models, source);
   }
   d.final_chart = final_chart_of(rows, config, d.models);
+  for (const auto& r : rows) {
+    d.final_rows.push_back(r);
+    d.final_rows.back().items.clear();  // the table shows scores; the items served the pairing
+  }
   bool evolved_rows = false;
   for (const auto& r : rows) evolved_rows = evolved_rows || is_evolved(r.kind);
   d.complete = all_done && evolved_rows;

@@ -124,6 +124,7 @@ struct ReportData {
   std::optional<Heatmap> heatmap;
   std::optional<PathDiagram> path;
   std::optional<FinalChart> final_chart;
+  std::vector<FinalResult> final_rows;  // the stored final table, per-item results left out
   std::vector<TopCandidate> top;
   std::vector<PhaseTiming> timings;
   std::vector<std::pair<std::string, std::string>> commands;  // (what, shell command)
