@@ -106,6 +106,15 @@ TEST(ReportCli, EvolveWritesASelfContainedReportThatChromiumRenders) {
   ASSERT_EQ(rep.status, 0) << rep.err;
   EXPECT_EQ(json::parse(rep.out)["status"], "complete");
   const std::string html = read_bytes(page);
+  // The final table as a table (the formatter of results.md), and results.md among the files.
+  EXPECT_NE(html.find("<h3>Final table</h3>\n<table><tr><th>model</th><th>split</th>"),
+            std::string::npos);
+  EXPECT_NE(html.find(fmt::format("<li>results: <code>{}</code></li>",
+                                  (run_dir / "results.md").string())),
+            std::string::npos);
+  EXPECT_EQ(
+      read_bytes(run_dir / "results.md").rfind("# evomerge evolve: final table\n\n| model |", 0),
+      0u);
   for (const char* banned : {"<script", "<link", "src=", "url(", "https://", "@import"})
     EXPECT_EQ(html.find(banned), std::string::npos) << banned;
   const auto expected = expected_points(run_dir);
