@@ -108,6 +108,19 @@ TEST_F(MpiCli, TwoAndThreeRanksGiveTheSingleProcessStore) {
   }
 }
 
+TEST_F(MpiCli, RacingWithCandidatesKeptMergedGivesTheSingleProcessStore) {
+  // Racing rounds of 2 items; one process keeping 1 candidate merged against 2 ranks keeping 4
+  // each (a rank scores a candidate's next round where it has it merged).
+  const std::string base = "micro_batch: 2\nracing: true\n" + testing_util::evolve_fixture_config();
+  write_config(base);
+  const auto one = evolve("", dir_ / "run1");
+  ASSERT_EQ(one.status, 0) << one.err;
+  write_config("cached_candidates: 4\n" + base);
+  const auto two = evolve(fmt::format("{} -np 2", kMpirun), dir_ / "run2");
+  ASSERT_EQ(two.status, 0) << two.err;
+  EXPECT_EQ(store_results(dir_ / "run2"), store_results(dir_ / "run1"));
+}
+
 TEST_F(MpiCli, ARankThatCannotLoadAModelStopsTheRunBeforeAnythingIsWritten) {
   // One job, two programs (MPMD): rank 0 runs in the fixture folder, rank 1 in a copy of it
   // without ft2, so the config's relative "ft2" does not resolve there.

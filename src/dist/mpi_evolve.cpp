@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <deque>
@@ -110,13 +111,15 @@ struct RankLoad {
 // its next job at once, not after rank 0's own job.
 class MpiRunner : public WorkRunner {
  public:
-  MpiRunner(LocalRunner& local, int ranks) : load(ranks), local_(local), ranks_(ranks) {}
+  // `capacity`: the candidates each rank keeps loaded (SearchContext::cached_candidates).
+  MpiRunner(LocalRunner& local, int ranks, size_t capacity)
+      : load(ranks), local_(local), ranks_(ranks), capacity_(std::max<size_t>(1, capacity)) {}
 
   size_t slots() const override { return static_cast<size_t>(ranks_); }
 
   std::vector<JobResult> run(const std::vector<ScoreJob>& jobs) override {
     const auto t0 = std::chrono::steady_clock::now();
-    Batch b{jobs, std::vector<JobResult>(jobs.size()), JobQueue(jobs, held_),
+    Batch b{jobs, std::vector<JobResult>(jobs.size()), JobQueue(jobs, held_, capacity_),
             std::vector<size_t>(ranks_, 0), jobs.size()};
     for (int r = 1; r < ranks_; ++r) feed(b, r);
     std::future<JobResult> local;  // rank 0's job in progress
@@ -164,7 +167,15 @@ class MpiRunner : public WorkRunner {
 
   size_t take(Batch& b, int r) {
     const size_t j = b.queue.take(r);
-    held_[r] = b.jobs[j].candidate;
+    // Rank r's candidates as its LocalRunner keeps them: the most recently used first.
+    auto& mine = held_[static_cast<size_t>(r)];
+    const CandidateRef& c = b.jobs[j].candidate;
+    const auto it = std::find(mine.begin(), mine.end(), c);
+    if (it != mine.begin()) {
+      if (it != mine.end()) mine.erase(it);
+      mine.insert(mine.begin(), c);
+      if (mine.size() > capacity_) mine.pop_back();
+    }
     ++b.in_flight[r];
     return j;
   }
@@ -213,9 +224,9 @@ class MpiRunner : public WorkRunner {
 
   LocalRunner& local_;
   int ranks_;
-  // Per rank, the candidate it was last given (it keeps it loaded).
-  std::vector<std::optional<CandidateRef> > held_ =
-      std::vector<std::optional<CandidateRef> >(ranks_);
+  size_t capacity_;
+  // Per rank, the candidates it was last given (it keeps them loaded), the most recent first.
+  std::vector<std::vector<CandidateRef> > held_ = std::vector<std::vector<CandidateRef> >(ranks_);
 };
 
 // A worker: scores the jobs rank 0 sends until it says stop. Jobs run on a second thread while
@@ -370,7 +381,7 @@ DistributedResult run_evolve_mpi(const EvolveConfig& cfg, const EvolveRunOptions
     serve(local);
     return out;
   }
-  MpiRunner runner(local, mpi.size);
+  MpiRunner runner(local, mpi.size, ctx->cached_candidates);
   struct StopWorkers {  // also when rank 0 fails: the workers must not wait forever
     int ranks;
     ~StopWorkers() {

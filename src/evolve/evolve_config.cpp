@@ -121,10 +121,10 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   }
   EvolveConfig cfg;
   cfg.where = std::string(where);
-  c.only(
-      root, "",
-      {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items", "racing",
-       "validation_items", "fitness", "threads", "micro_batch", "device", "ps", "dfs", "final"});
+  c.only(root, "",
+         {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items",
+          "racing", "validation_items", "fitness", "threads", "micro_batch", "cached_candidates",
+          "device", "ps", "dfs", "final"});
   if (root["seed"])
     cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
   if (!root["tasks"] || !root["tasks"].IsSequence() || root["tasks"].size() == 0)
@@ -165,6 +165,9 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   }
   if (root["threads"])
     cfg.threads = static_cast<int>(c.integer(root["threads"], "threads", 0, 1024));
+  if (root["cached_candidates"])
+    cfg.cached_candidates =
+        static_cast<size_t>(c.integer(root["cached_candidates"], "cached_candidates", 1, 1024));
   if (root["micro_batch"])
     cfg.micro_batch =
         static_cast<size_t>(c.integer(root["micro_batch"], "micro_batch", 1, 1 << 16));
@@ -341,7 +344,8 @@ nlohmann::json EvolveConfig::to_json() const {
   if (gold_logprob_weight != 0) j["fitness"] = {{"gold_logprob_weight", gold_logprob_weight}};
   // The micro-batch sets the engine's batches and the racing rounds, so it can change results.
   if (micro_batch != 16) j["micro_batch"] = micro_batch;
-  // threads does not change results, so it is left out of the identity (a resume may use others).
+  // threads and cached_candidates do not change results, so they are left out of the identity (a
+  // resume may use others).
   // The device does (bf16 GPU arithmetic): a non-default one is part of it, and cpu stays absent
   // so runs made before the key existed keep their identity.
   if (device != "cpu") j["device"] = device;

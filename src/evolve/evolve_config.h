@@ -15,6 +15,7 @@
 //     gold_logprob_weight: 0                # epsilon: + epsilon x mean per-token gold log-prob
 //   threads: 0
 //   micro_batch: 16                         # items per engine call (and per racing round)
+//   cached_candidates: 1                    # PS candidates a process keeps merged (racing)
 //   device: cpu                             # cpu | cuda | cuda:N (where candidates are scored)
 //   ps:                                     # parameter-space search (optional)
 //     method: dare_ties                     # dare_ties | ties | task_arithmetic | linear | slerp
@@ -128,8 +129,9 @@ struct EvolveConfig {
   size_t validation_items = 0;     // per task, held out of the search (the paper kept 200)
   double gold_logprob_weight = 0;  // fitness tie-breaker epsilon (evolve/fitness.h)
   int threads = 0;
-  size_t micro_batch = 16;     // ScoringOptions::micro_batch
-  std::string device = "cpu";  // EngineOptions::device, canonical ("cpu", "cuda:N")
+  size_t micro_batch = 16;       // ScoringOptions::micro_batch
+  size_t cached_candidates = 1;  // SearchContext::cached_candidates
+  std::string device = "cpu";    // EngineOptions::device, canonical ("cpu", "cuda:N")
   std::optional<PsPhaseConfig> ps;
   std::optional<DfsPhaseConfig> dfs;
   FinalConfig final;

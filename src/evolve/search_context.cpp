@@ -143,6 +143,7 @@ SearchContext build_search_context(const EvolveConfig& cfg) {
   ctx.scoring.items_per_task = cfg.items_per_generation;
   ctx.scoring.racing = cfg.racing;
   ctx.scoring.micro_batch = cfg.micro_batch;
+  ctx.cached_candidates = cfg.cached_candidates;
   ctx.scoring.fitness.gold_logprob_weight = cfg.gold_logprob_weight;
   ctx.selection_name = cfg.opt_split;
   if (cfg.validation_items) {

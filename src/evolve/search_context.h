@@ -34,6 +34,10 @@ struct SearchContext {
   EngineOptions engine;                        // for every candidate engine (candidate_engine.h)
   MergeOptions merge;
   ScoringOptions scoring;
+  // PS candidates a process keeps merged at once (each one merged copy of the model in ps.dtype):
+  // racing scores every live candidate once per round, and a process holding fewer than its share
+  // of them merges each again every round. Results do not depend on it.
+  size_t cached_candidates = 1;
   // The items finalists and baselines are chosen on: the validation part of the opt split when
   // `validation_items` is set (scoring.search_pool is the rest), else empty (the whole opt split).
   std::vector<std::vector<size_t>> selection_items;

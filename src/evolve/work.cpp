@@ -1,5 +1,6 @@
 #include "evolve/work.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/error.h"
@@ -19,13 +20,11 @@ Engine& LocalRunner::load(const CandidateRef& c, double& merge_seconds) {
   if (loaded_ && *loaded_ == c) return *engine_;
   loaded_.reset();
   const auto t0 = std::chrono::steady_clock::now();
+  bool built = true;  // false: a PS candidate still merged in a slot
   switch (c.kind) {
     case CandidateKind::Ps:
       if (!ctx_.ps_genome) fail("evolve", "a PS candidate, but the config has no ps section");
-      if (!ps_)
-        ps_ = std::make_unique<PsEvaluator>(*ctx_.ps_genome, *ctx_.opt_scorer, *ctx_.tokenizer,
-                                            ctx_.scoring, ctx_.merge, ctx_.engine);
-      engine_ = &ps_->load(c.x);
+      engine_ = &ps_engine(c.x, built);
       break;
     case CandidateKind::Dfs:
       if (!ctx_.dfs_genome) fail("evolve", "a DFS candidate, but the config has no dfs section");
@@ -47,9 +46,32 @@ Engine& LocalRunner::load(const CandidateRef& c, double& merge_seconds) {
       engine_ = parent_engine_.get();
       break;
   }
-  merge_seconds = seconds_since(t0);
+  merge_seconds = built ? seconds_since(t0) : 0;
   loaded_ = c;
   return *engine_;
+}
+
+Engine& LocalRunner::ps_engine(const std::vector<double>& x, bool& merged) {
+  PsSlot* slot = nullptr;
+  for (auto& s : ps_slots_)
+    if (s.x && *s.x == x) slot = &s;
+  merged = slot == nullptr;
+  if (!slot) {
+    if (ps_slots_.size() < std::max<size_t>(1, ctx_.cached_candidates)) {
+      slot = &ps_slots_.emplace_back();
+      slot->evaluator =
+          std::make_unique<PsEvaluator>(*ctx_.ps_genome, *ctx_.opt_scorer, *ctx_.tokenizer,
+                                        ctx_.scoring, ctx_.merge, ctx_.engine);
+    } else {
+      slot = &*std::min_element(ps_slots_.begin(), ps_slots_.end(),
+                                [](const PsSlot& a, const PsSlot& b) { return a.used < b.used; });
+    }
+    slot->x.reset();  // stays unset if the merge throws: its buffers may be half-merged
+    slot->engine = &slot->evaluator->load(x);
+    slot->x = x;
+  }
+  slot->used = ++ps_clock_;
+  return *slot->engine;
 }
 
 JobResult LocalRunner::run_one(const ScoreJob& job) {

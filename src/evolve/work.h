@@ -64,7 +64,9 @@ class WorkRunner {
 };
 
 // Runs jobs in this process, in order. The last candidate built stays loaded, so consecutive jobs
-// of one candidate (its item batches, its tasks) build it once.
+// of one candidate (its item batches, its tasks) build it once; up to
+// SearchContext::cached_candidates PS candidates stay merged (the least recently used is replaced),
+// so racing's rounds over the same candidates merge each once.
 class LocalRunner : public WorkRunner {
  public:
   explicit LocalRunner(const SearchContext& context);
@@ -74,9 +76,18 @@ class LocalRunner : public WorkRunner {
 
  private:
   Engine& load(const CandidateRef& candidate, double& merge_seconds);
+  Engine& ps_engine(const std::vector<double>& x, bool& merged);
 
   const SearchContext& ctx_;
-  std::unique_ptr<PsEvaluator> ps_;
+  struct PsSlot {
+    std::unique_ptr<PsEvaluator> evaluator;
+    Engine* engine = nullptr;
+    std::optional<std::vector<double>>
+        x;              // the genome merged there; nullopt: none (or half-merged)
+    uint64_t used = 0;  // when it was last used (ps_clock_)
+  };
+  std::vector<PsSlot> ps_slots_;
+  uint64_t ps_clock_ = 0;
   std::optional<DfsModels> dfs_models_;
   std::vector<double> dfs_models_for_;  // the PS winner dfs_models_ was opened with
   std::unique_ptr<DfsEvaluator> dfs_;
