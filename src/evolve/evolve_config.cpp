@@ -181,10 +181,16 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   }
 
   if (const auto n = root["ps"]) {
-    c.only(n, "ps",
-           {"method", "base_model", "models", "layer_groups", "filters", "separate_embed_head",
-            "normalize", "weight", "density", "t", "init", "genes", "dtype", "sigma0", "population",
-            "generations", "evaluations", "restarts", "separable"});
+    c.only(n, "ps", {"method",      "base_model",
+                     "models",      "layer_groups",
+                     "filters",     "separate_embed_head",
+                     "normalize",   "weight",
+                     "density",     "t",
+                     "init",        "genes",
+                     "dtype",       "sigma0",
+                     "population",  "generations",
+                     "evaluations", "restarts",
+                     "separable",   "objective"});
     PsPhaseConfig p;
     if (n["method"]) {
       p.method = c.str(n["method"], "ps.method");
@@ -247,6 +253,14 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     if (n["restarts"])
       p.restarts = static_cast<int>(c.integer(n["restarts"], "ps.restarts", 0, 100));
     if (n["separable"]) p.separable = c.boolean(n["separable"], "ps.separable");
+    if (n["objective"]) {
+      p.objective = c.str(n["objective"], "ps.objective");
+      if (p.objective != "weighted" && p.objective != "pareto")
+        c.bad(n["objective"], "ps.objective", "expected weighted or pareto");
+      if (p.objective == "pareto" && cfg.tasks.size() < 2)
+        c.bad(n["objective"], "ps.objective",
+              "pareto needs at least two tasks (one objective each)");
+    }
     cfg.ps = p;
   }
   if (const auto n = root["dfs"]) {
@@ -368,6 +382,7 @@ nlohmann::json EvolveConfig::to_json() const {
                {"restarts", p.restarts},
                {"separable", p.separable}};
     if (p.evaluations) j["ps"]["evaluations"] = p.evaluations;
+    if (p.objective != "weighted") j["ps"]["objective"] = p.objective;
     if (p.dtype != DType::F32) j["ps"]["dtype"] = std::string(dtype_torch_name(p.dtype));
     for (const auto& [name, o] : p.genes) {
       auto& g = j["ps"]["genes"][name];

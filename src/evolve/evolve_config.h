@@ -39,6 +39,7 @@
 //     generations: 20
 //     restarts: 0                           # IPOP
 //     separable: false
+//     objective: weighted                   # weighted | pareto (one objective per task)
 //   dfs:                                    # data-flow-space search (optional; after ps when both)
 //     models: [ps, examples/models/ja]      # model A first; "ps" is the PS winner
 //     repeats: 3
@@ -95,6 +96,9 @@ struct PsPhaseConfig {
   int64_t evaluations = 0;  // budget in candidate evaluations; 0: generations alone
   int restarts = 0;
   bool separable = false;
+  // weighted: the tasks' weighted mean; pareto: one objective per task, a random scalarisation
+  // per generation, the non-dominated set kept (evolve/pareto.h)
+  std::string objective = "weighted";
 };
 
 struct DfsPhaseConfig {

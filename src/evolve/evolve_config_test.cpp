@@ -70,6 +70,9 @@ TEST(EvolveConfig, BadInputNamesLineAndKey) {
   expect_error("tasks: [{file: a.yaml, weight: -1}]\nps: {models: [a]}\n", "tasks[0].weight");
   expect_error("tasks: [a.yaml]\nps: {models: [a]}\nseed: [1]\n", "seed");
   expect_error("tasks: [a.yaml\n", "run.yml");
+  expect_error("tasks: [a.yaml, b.yaml]\nps: {models: [a], objective: best}\n", "ps.objective");
+  expect_error("tasks: [a.yaml]\nps: {models: [a], objective: pareto}\n",
+               "pareto needs at least two tasks");
 }
 
 // Fuzz findings (fuzz/evolve_fuzz.cpp): a list as a mapping key threw yaml-cpp's BadConversion,

@@ -12,6 +12,7 @@
 #include "eval/paired.h"
 #include "evolve/dfs_export.h"
 #include "evolve/input_check.h"
+#include "evolve/pareto_front.h"
 #include "evolve/rng.h"
 #include "evolve/scoring.h"
 #include "io/files.h"
@@ -260,6 +261,10 @@ std::optional<Winner> run_ps(Run& run, EvolveSummary& summary) {
                       run.cfg().ps->models.size(), genome.dimension(), run.cfg().ps->generations));
   summary.ps = run_with_progress(run, ev, spec, run.cfg().ps->generations);
   if (!summary.ps->finished) return std::nullopt;
+  // A multi-objective search's result is its front (the winner below is still the best weighted
+  // total of the finalists, for DFS and the final table). At most 16 members are re-scored.
+  if (run.cfg().ps->objective == "pareto")
+    build_pareto_front(run.store, run.ctx, run.runner, 16, run.log);
   return pick_winner(run, "ps", *summary.ps, ev);
 }
 
@@ -500,6 +505,20 @@ void write_outputs(Run& run, const std::optional<Winner>& ps, const std::optiona
     run.store.add_artifact("dfs-model", dir / "dfs_best_model");
   }
   summary.table = run.store.final_results();
+  // A multi-objective run's front as Markdown next to the store's pareto_front table (the report
+  // stage may render it too).
+  if (const auto front = run.store.pareto_front("ps"); !front.empty()) {
+    std::vector<std::string> tasks;
+    for (size_t t = 0; t < run.ctx.opt_scorer->num_tasks(); ++t)
+      tasks.push_back(run.ctx.opt_scorer->task(t).name());
+    write_file_atomic(
+        dir / "pareto_front.md",
+        fmt::format("# evomerge evolve: Pareto front of the PS search\n\n{} members, each task an "
+                    "objective, non-dominated on {}:\n\n{}",
+                    front.size(), run.ctx.selection_name,
+                    format_pareto_table(front, tasks, run.ctx.selection_name, cfg.test_split)));
+    run.store.add_artifact("pareto-front", dir / "pareto_front.md");
+  }
   summary.artifacts = run.store.artifacts();
   summary.complete = true;
   run.store.put_final_stage("complete", {{"rows", summary.table.size()}});

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "eval/scorer.h"
+#include "evolve/pareto.h"
 #include "evolve/search_context.h"
 #include "evolve/test_support.h"
 #include "evolve/work.h"
@@ -401,4 +402,66 @@ final: {top: 1, uniform_grid: [0.5, [0.2, 0.9]]}
   for (const auto& l : lines)
     per_model_grid |= l.find("uniform weight [0.2, 0.9]") != std::string::npos;
   EXPECT_TRUE(per_model_grid);
+}
+
+TEST_F(EvolveRunTest, ParetoSearchKeepsANonDominatedFrontOverTwoTasks) {
+  // Two tasks: the fixture's mc, and the same questions asked another way (another prompt, so
+  // another task with its own scores).
+  std::string mc2;
+  {
+    std::ifstream in(*dir_ / "mc.yaml");
+    mc2.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  mc2.replace(mc2.find("task: mc"), 8, "task: mc2");
+  mc2.replace(mc2.find("Q: {{q}}\\nA:"), 12, "{{q}} means:");
+  std::ofstream(*dir_ / "mc2.yaml") << mc2;
+  const std::string text = R"(seed: 5
+tasks: [{file: mc.yaml, weight: 1}, {file: mc2.yaml, weight: 1}]
+items_per_generation: 6
+fresh_items: false
+threads: 1
+ps:
+  base_model: base
+  models: [ft1, ft2]
+  population: 4
+  generations: 3
+  objective: pareto
+final: {top: 1, uniform_grid: [0.5]}
+)";
+  EvolveRunOptions o;
+  o.run_dir = *dir_ / "run_pareto";
+  o.config_text = text;
+  o.progress = false;
+  o.log = [](const std::string&) {};
+  const auto s = run_evolve(parse_evolve_config(text, (*dir_ / "run.yml").string(), *dir_), o);
+  ASSERT_TRUE(s.complete);
+  RunStore store = RunStore::open_existing(o.run_dir);
+  const auto front = store.pareto_front("ps");
+  ASSERT_FALSE(front.empty());
+  // Each member has both tasks' scores on both splits, and none dominates another.
+  std::vector<std::vector<double>> sel;
+  for (const auto& m : front) {
+    ASSERT_TRUE(m.selection_scores.contains("mc") && m.selection_scores.contains("mc2"));
+    ASSERT_TRUE(m.test_scores.contains("mc") && m.test_scores.contains("mc2"));
+    sel.push_back(
+        {m.selection_scores["mc"].get<double>(), m.selection_scores["mc2"].get<double>()});
+    // A searched candidate, labelled with its generation and index.
+    bool searched = false;
+    for (const auto& c : store.candidates("ps"))
+      searched |= c.genome == m.genome && m.label == "ps gen " + std::to_string(c.generation) +
+                                                         " idx " + std::to_string(c.index);
+    EXPECT_TRUE(searched) << m.label;
+  }
+  EXPECT_EQ(non_dominated(sel).size(), sel.size());
+  // The search's fitness is a scalarisation: a convex combination of the two task scores.
+  for (const auto& c : store.candidates("ps")) {
+    const double a = c.task_scores["mc"].get<double>(), b = c.task_scores["mc2"].get<double>();
+    EXPECT_GE(c.fitness, std::min(a, b) - 1e-12);
+    EXPECT_LE(c.fitness, std::max(a, b) + 1e-12);
+  }
+  std::ifstream md(o.run_dir / "results.md");
+  const std::string results((std::istreambuf_iterator<char>(md)), {});
+  EXPECT_NE(results.find("Pareto front of the PS search"), std::string::npos);
+  EXPECT_NE(results.find("| mc2 (test) |"), std::string::npos);
+  EXPECT_TRUE(store.pareto_front("dfs").empty());  // a phase without a front: no rows
 }

@@ -32,6 +32,18 @@ double task_fitness_value(const eval::TaskScore& task) {
   return task.score > 0 ? -std::log(task.score) : NAN;  // perplexities: the mean log-prob per unit
 }
 
+std::vector<double> task_objectives(const eval::ScoreReport& report,
+                                    const FitnessOptions& options) {
+  std::vector<double> out;
+  for (const auto& t : report.tasks) {
+    double v = task_fitness_value(t);
+    if (options.gold_logprob_weight != 0)
+      v += options.gold_logprob_weight * mean_gold_logprob_per_token(t);
+    out.push_back(v);
+  }
+  return out;
+}
+
 double fitness_of(const eval::ScoreReport& report, std::span<const double> weights,
                   const FitnessOptions& options) {
   EM_ASSERT(weights.size() == report.tasks.size());

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "eval/scorer.h"
 
@@ -34,6 +35,10 @@ double mean_gold_logprob_per_token(const eval::TaskScore& task);
 
 // The task's value in the fitness (see the file comment); NaN when it has none (failed, no items).
 double task_fitness_value(const eval::TaskScore& task);
+
+// Per task (in report order) its value in the fitness, tie-breaker included: the objectives of a
+// Pareto search (evolve/pareto.h). NaN entries as in fitness_of.
+std::vector<double> task_objectives(const eval::ScoreReport& report, const FitnessOptions& options);
 
 // The weighted fitness of a report (weights[t] for rep.tasks[t]); NaN when a task failed or has no
 // value (or no gold log-probability while the tie-breaker is on).

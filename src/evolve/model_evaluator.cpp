@@ -147,6 +147,7 @@ void fill_evaluation(const eval::ScoreReport& rep, const std::vector<double>& we
     return;
   }
   e.fitness = fitness_of(rep, weights, options.fitness);
+  e.objectives = task_objectives(rep, options.fitness);
   e.total = rep.total;
   e.ci_low = rep.total_ci.lo;
   e.ci_high = rep.total_ci.hi;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "evolve/pareto.h"
 #include "evolve/race.h"
 
 namespace evomerge {
@@ -229,7 +230,15 @@ std::vector<Evaluation> PhaseEvaluator::evaluate(const std::vector<std::vector<d
   std::vector<CandidateRef> cands;
   for (const auto& x : genomes) cands.push_back(candidate(x));
   if (can_race(*ctx_.opt_scorer, ctx_.scoring)) return score_racing(runner_, ctx_, cands, items);
-  return score_candidates(runner_, ctx_, cands, SplitKind::Opt, items);
+  auto evals = score_candidates(runner_, ctx_, cands, SplitKind::Opt, items);
+  if (kind_ == CandidateKind::Ps && ctx_.config.ps && ctx_.config.ps->objective == "pareto") {
+    // This generation's random trade-off between the tasks (evolve/pareto.h).
+    const auto w =
+        simplex_weights(ctx_.opt_scorer->num_tasks(), scalarisation_seed(item_seed, genomes));
+    for (auto& e : evals)
+      if (e.ok && e.objectives.size() == w.size()) e.fitness = scalarise(e.objectives, w);
+  }
+  return evals;
 }
 
 }  // namespace evomerge

@@ -38,7 +38,8 @@ std::vector<Evaluation> score_racing(WorkRunner& runner, const SearchContext& co
                                      const std::vector<std::vector<size_t>>& items);
 
 // A phase's evaluator: genomes of one kind, the generation's items (select_items), racing when
-// configured and the scorer has one task.
+// configured and the scorer has one task; with ps.objective pareto a PS candidate's fitness is the
+// generation's random scalarisation of its task objectives (evolve/pareto.h).
 class PhaseEvaluator : public Evaluator {
  public:
   PhaseEvaluator(const SearchContext& context, WorkRunner& runner, CandidateKind kind,

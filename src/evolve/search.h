@@ -24,11 +24,12 @@ namespace evomerge {
 struct Evaluation {
   bool ok = true;
   std::string error;
-  double fitness = 0;                  // higher is better (the weighted task score)
+  double fitness = 0;  // higher is better (the weighted task score)
   double total = NAN;  // the tasks' weighted total as `evomerge eval` reports it (no tie-breaker)
   double ci_low = NAN, ci_high = NAN;  // its 95% interval
   bool raced_out = false;  // racing stopped it: fitness is its optimistic bound (evolve/scoring.h)
   nlohmann::json task_scores = nlohmann::json::object();
+  std::vector<double> objectives;  // per task its value in the fitness (evolve/fitness.h)
   nlohmann::json params = nlohmann::json::object();  // the decoded candidate, for the run store
   std::vector<ItemResults> items;
   double eval_seconds = 0, merge_seconds = 0;

@@ -790,6 +790,54 @@ std::vector<InputFingerprint> RunStore::input_fingerprints() const {
   return out;
 }
 
+void RunStore::set_pareto_front(const std::string& phase,
+                                const std::vector<ParetoMember>& members) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    exec(
+        "CREATE TABLE IF NOT EXISTS pareto_front (id INTEGER PRIMARY KEY, phase TEXT NOT NULL, "
+        "rank INTEGER NOT NULL, label TEXT NOT NULL, genome TEXT NOT NULL, params TEXT NOT NULL, "
+        "selection_scores TEXT NOT NULL, test_scores TEXT NOT NULL, created TEXT NOT NULL)");
+    Stmt(db_, "DELETE FROM pareto_front WHERE phase = ?", path_).bind(1, phase).step();
+    for (size_t i = 0; i < members.size(); ++i)
+      Stmt(db_,
+           "INSERT INTO pareto_front (phase, rank, label, genome, params, selection_scores, "
+           "test_scores, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+           path_)
+          .bind(1, phase)
+          .bind(2, static_cast<int64_t>(i))
+          .bind(3, members[i].label)
+          .bind(4, members[i].genome.dump())
+          .bind(5, members[i].params.dump())
+          .bind(6, members[i].selection_scores.dump())
+          .bind(7, members[i].test_scores.dump())
+          .bind(8, now_utc())
+          .step();
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::vector<ParetoMember> RunStore::pareto_front(const std::string& phase) const {
+  std::vector<ParetoMember> out;
+  Stmt exists(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pareto_front'",
+              path_);
+  if (!exists.step()) return out;
+  Stmt q(db_,
+         "SELECT label, genome, params, selection_scores, test_scores FROM pareto_front WHERE "
+         "phase = ? ORDER BY rank",
+         path_);
+  q.bind(1, phase);
+  while (q.step())
+    out.push_back({q.text(0), parse_json_column(q.text(1), path_, "pareto_front.genome"),
+                   parse_json_column(q.text(2), path_, "pareto_front.params"),
+                   parse_json_column(q.text(3), path_, "pareto_front.selection_scores"),
+                   parse_json_column(q.text(4), path_, "pareto_front.test_scores")});
+  return out;
+}
+
 void RunStore::add_event(const std::string& kind, const nlohmann::json& detail) {
   Stmt(db_, "INSERT INTO run_event (kind, detail, created) VALUES (?, ?, ?)", path_)
       .bind(1, kind)

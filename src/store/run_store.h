@@ -120,6 +120,16 @@ struct FinalResult {
   std::vector<ItemResults> items;  // per task: every scored item (paired comparisons)
 };
 
+// One member of a Pareto front (table `pareto_front`, written by a multi-objective search):
+// the candidate and its per-task scores on the selection items and on the test split.
+struct ParetoMember {
+  std::string label;
+  nlohmann::json genome = nlohmann::json::array();
+  nlohmann::json params = nlohmann::json::object();
+  nlohmann::json selection_scores = nlohmann::json::object();  // {"task": score}
+  nlohmann::json test_scores = nlohmann::json::object();       // {"task": score}
+};
+
 // What an input (a model folder, a task file) was when the run started: `fingerprint` for the
 // whole, `detail` maps each part (file) to its own fingerprint so a change can be named.
 struct InputFingerprint {
@@ -192,6 +202,11 @@ class RunStore {
   // The inputs' fingerprints (replaces what was recorded).
   void set_input_fingerprints(const std::vector<InputFingerprint>& inputs);
   std::vector<InputFingerprint> input_fingerprints() const;
+
+  // A phase's Pareto front, in order (replaces what was stored for the phase). The table is made
+  // on first use: a store without a multi-objective run has none (no schema version change).
+  void set_pareto_front(const std::string& phase, const std::vector<ParetoMember>& members);
+  std::vector<ParetoMember> pareto_front(const std::string& phase) const;
 
   // The run's history of notable events ("changed-inputs-allowed", "interrupted", ...).
   void add_event(const std::string& kind, const nlohmann::json& detail);
