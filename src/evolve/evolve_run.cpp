@@ -261,11 +261,15 @@ std::optional<Winner> run_ps(Run& run, EvolveSummary& summary) {
                       run.cfg().ps->models.size(), genome.dimension(), run.cfg().ps->generations));
   summary.ps = run_with_progress(run, ev, spec, run.cfg().ps->generations);
   if (!summary.ps->finished) return std::nullopt;
-  // A multi-objective search's result is its front (the winner below is still the best weighted
-  // total of the finalists, for DFS and the final table). At most 16 members are re-scored.
+  // A multi-objective search's result is its front (at most 16 members re-scored). The winner,
+  // for DFS and the final table, is still the best weighted total of the finalists; the front
+  // members are finalists too, since search fitnesses under per-generation random weights are not
+  // comparable across generations.
+  std::vector<std::pair<std::string, std::vector<double>>> front;
   if (run.cfg().ps->objective == "pareto")
-    build_pareto_front(run.store, run.ctx, run.runner, 16, run.log);
-  return pick_winner(run, "ps", *summary.ps, ev);
+    for (const auto& m : build_pareto_front(run.store, run.ctx, run.runner, 16, run.log))
+      front.push_back({"pareto front " + m.label, m.genome.get<std::vector<double>>()});
+  return pick_winner(run, "ps", *summary.ps, ev, front);
 }
 
 bool dfs_uses_ps(const EvolveConfig& cfg) {

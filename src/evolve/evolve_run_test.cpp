@@ -464,4 +464,9 @@ final: {top: 1, uniform_grid: [0.5]}
   EXPECT_NE(results.find("Pareto front of the PS search"), std::string::npos);
   EXPECT_NE(results.find("| mc2 (test) |"), std::string::npos);
   EXPECT_TRUE(store.pareto_front("dfs").empty());  // a phase without a front: no rows
+  // The front members were finalists (the winner or a "not selected" row of the final table).
+  size_t front_rows = 0;
+  for (const auto& r : s.table)
+    front_rows += r.label.find("pareto front ps gen") != std::string::npos;
+  EXPECT_EQ(front_rows, front.size());
 }
