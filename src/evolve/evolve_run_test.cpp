@@ -459,7 +459,7 @@ final: {top: 1, uniform_grid: [0.5]}
     EXPECT_GE(c.fitness, std::min(a, b) - 1e-12);
     EXPECT_LE(c.fitness, std::max(a, b) + 1e-12);
   }
-  std::ifstream md(o.run_dir / "results.md");
+  std::ifstream md(o.run_dir / "pareto_front.md");
   const std::string results((std::istreambuf_iterator<char>(md)), {});
   EXPECT_NE(results.find("Pareto front of the PS search"), std::string::npos);
   EXPECT_NE(results.find("| mc2 (test) |"), std::string::npos);
