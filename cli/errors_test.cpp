@@ -133,6 +133,52 @@ void write_inputs(const fs::path& t) {
   std::string changed = evolve;
   changed.replace(changed.find("models: [base, ft]"), 18, "models: [base, ft-copy]");
   write_bytes(t / "evolve-changed.yml", changed);
+  // Evolve configs with one mistake each (the fuzz findings among them).
+  const std::string ok_tail = "ps:\n  method: linear\n  models: [base, ft]\n";
+  write_bytes(t / "e-unknown-key.yml", "tasks: [mc.yaml]\n" + ok_tail + "  bogus: 1\n");
+  write_bytes(t / "e-no-tasks.yml", ok_tail);
+  write_bytes(t / "e-no-section.yml", "tasks: [mc.yaml]\n");
+  write_bytes(t / "e-weight-range.yml", "tasks: [mc.yaml]\n" + ok_tail + "  weight: [1, 0]\n");
+  write_bytes(t / "e-dfs-needs-ps.yml", "tasks: [mc.yaml]\ndfs: {models: [ps, base]}\n");
+  write_bytes(t / "e-key-list.yml", "tasks: [mc.yaml]\n" + ok_tail + "? [x]\n: 1\n");
+  write_bytes(t / "e-not-utf8.yml", "tasks: [mc.yaml]\n" + ok_tail + "opt_split: op\xfft\n");
+  write_bytes(t / "e-seed.yml", "tasks: [mc.yaml]\n" + ok_tail + "seed: [1]\n");
+  write_bytes(t / "e-not-yaml.yml", "tasks: [mc.yaml\n");
+  write_bytes(t / "e-task-missing.yml", "tasks: [nope.yaml]\n" + ok_tail);
+  write_bytes(t / "e-model-missing.yml",
+              "tasks: [mc.yaml]\nps:\n  method: linear\n  models: [base, nope]\n");
+  write_bytes(t / "e-no-split.yml", "tasks: [mc.yaml]\nopt_split: train\n" + ok_tail);
+  // Task files with one mistake each.
+  const std::string task_head =
+      "task: mc\ndataset_path: json\ntest_split: test\noutput_type: multiple_choice\n"
+      "doc_to_text: \"Q: {{q}}\\nA:\"\ndoc_to_target: \"{{label}}\"\ndoc_to_choice: [\"a\", "
+      "\"b\"]\n";
+  const std::string task_data = "dataset_kwargs: {data_files: {opt: mc.jsonl, test: mc.jsonl}}\n";
+  write_bytes(t / "t-key-list.yaml", task_head + task_data + "? [a, b]\n: 1\n");
+  write_bytes(t / "t-not-utf8.yaml", task_head + task_data + "description: \"ans\xe2\x82\"\n");
+  write_bytes(t / "t-output-type.yaml",
+              "task: mc\ndataset_path: json\noutput_type: generate_text\n" + task_data);
+  write_bytes(t / "t-no-data.yaml", task_head);
+  write_bytes(t / "t-function.yaml", task_head.substr(0, task_head.find("doc_to_text")) +
+                                         "doc_to_text: !function utils.doc_to_text\n" + task_data);
+  write_bytes(t / "t-hub.yaml", "task: mc\ndataset_path: gsm8k\noutput_type: multiple_choice\n");
+  std::string missing_field = task_head + task_data;
+  missing_field.replace(missing_field.find("{{q}}"), 5, "{{question}}");
+  write_bytes(t / "t-missing-field.yaml", missing_field);
+  write_bytes(t / "t-bad-split.yaml",
+              task_head.substr(0, task_head.find("test_split")) + "test_split: valid\n" +
+                  task_head.substr(task_head.find("output_type")) + task_data);
+  // Merge configs with one mistake each.
+  write_bytes(t / "m-huge-weight.yml", "merge_method: linear\nmodels:\n  - {model: " + base +
+                                           ", parameters: {weight: 1e309}}\n  - {model: " + ft +
+                                           ", parameters: {weight: 1}}\n");
+  write_bytes(t / "m-density.yml", "merge_method: ties\nbase_model: " + base +
+                                       "\nmodels:\n  - {model: " + ft +
+                                       ", parameters: {weight: 1, density: 5}}\n");
+  write_bytes(t / "m-no-models.yml", "merge_method: linear\nmodels: []\n");
+  write_bytes(t / "m-unknown-key.yml", "merge_method: linear\nmodelz: []\n");  // a typo
+  fs::create_directories(t / "no-weights");
+  fs::copy_file(t / "base" / "config.json", t / "no-weights" / "config.json");
   fs::create_directories(t / "foreign");
   write_bytes(t / "foreign" / "run.db",
               "this is not a database, just text that is long enough........");
@@ -141,8 +187,18 @@ void write_inputs(const fs::path& t) {
 std::vector<ErrorCase> cases() {
   return {
       // usage
-      {"usage-unknown-command", "frobnicate", "A subcommand is required", 2},
+      {"usage-unknown-command", "frobnicate",
+       "evomerge: unknown command 'frobnicate' (commands: eval, evolve, generate, inspect, merge, "
+       "report, score, tokenize; evomerge --help)",
+       2},
+      {"usage-mistyped-command", "evolv {T}/evolve.yml",
+       "evomerge: unknown command 'evolv'; did you mean 'evolve'?", 2},
       {"usage-missing-argument", "merge", "config is required", 2},
+      {"usage-missing-run", "evolve {T}/evolve.yml", "--run is required", 2},
+      {"usage-mistyped-option", "merge {T}/linear.yml {T}/out --forse",
+       "The following argument was not expected: --forse", 2},  // + "did you mean '--force'?"
+      {"usage-not-a-number", "evolve {T}/evolve.yml --run {T}/run-x --stop-after many",
+       "Could not convert: --stop-after = many", 2},
       // model folders
       {"model-missing", "inspect {T}/nope", "[model] {T}/nope: no such model folder"},
       {"model-is-a-file", "inspect {T}/a-file",
@@ -190,6 +246,65 @@ std::vector<ErrorCase> cases() {
       {"evolve-layer-groups", "evolve {T}/layer-groups.yml --run {T}/run-x",
        "[evolve] {T}/layer-groups.yml: ps.layer_groups: 65536 is not in [1, 2] (the number of "
        "layers)"},
+      {"evolve-unknown-key", "evolve {T}/e-unknown-key.yml --run {T}/run-x",
+       "[evolve-config] {T}/e-unknown-key.yml:5: ps.bogus: unknown key (known: "},
+      {"evolve-no-tasks", "evolve {T}/e-no-tasks.yml --run {T}/run-x",
+       "tasks: a non-empty list of {file, weight} is required"},
+      {"evolve-no-section", "evolve {T}/e-no-section.yml --run {T}/run-x",
+       "at least one of the sections"},
+      {"evolve-weight-range", "evolve {T}/e-weight-range.yml --run {T}/run-x",
+       "{T}/e-weight-range.yml:5: ps.weight: min 1 must be below max 0"},
+      {"evolve-dfs-needs-ps", "evolve {T}/e-dfs-needs-ps.yml --run {T}/run-x",
+       "'ps' needs a ps: section"},
+      {"evolve-key-not-a-string", "evolve {T}/e-key-list.yml --run {T}/run-x",
+       "[evolve-config] {T}/e-key-list.yml:5: (top level): has a key that is not a string"},
+      {"evolve-not-utf8", "evolve {T}/e-not-utf8.yml --run {T}/run-x",
+       "[evolve-config] {T}/e-not-utf8.yml:5: opt_split: 'op\\xfft' is not valid UTF-8"},
+      {"evolve-seed-not-an-integer", "evolve {T}/e-seed.yml --run {T}/run-x",
+       "{T}/e-seed.yml:5: seed: expected an integer"},
+      {"evolve-not-yaml", "evolve {T}/e-not-yaml.yml --run {T}/run-x",
+       "[evolve-config] {T}/e-not-yaml.yml:2: end of sequence flow not found"},
+      {"evolve-task-missing", "evolve {T}/e-task-missing.yml --run {T}/run-x",
+       "[io] nope.yaml: cannot read: No such file or directory"},
+      {"evolve-model-missing", "evolve {T}/e-model-missing.yml --run {T}/run-x",
+       "nope: no such model folder"},
+      {"evolve-no-such-split", "evolve {T}/e-no-split.yml --run {T}/run-x",
+       "[evolve] {T}/e-no-split.yml: task 'mc' has no split 'train' (it has: opt, test)"},
+      {"evolve-bad-device", "evolve {T}/evolve.yml --run {T}/run-x --device tpu",
+       "[infer] device 'tpu' is not one of cpu, cuda, cuda:N"},
+      {"task-key-not-a-string", "eval {T}/base --task {T}/t-key-list.yaml",
+       "[eval] {T}/t-key-list.yaml: field '(top level)' (line 9) has a key that is not a string"},
+      {"task-not-utf8", "eval {T}/base --task {T}/t-not-utf8.yaml",
+       "[eval] {T}/t-not-utf8.yaml: field 'description' (line 9) is not valid UTF-8"},
+      {"task-unknown-output-type", "eval {T}/base --task {T}/t-output-type.yaml",
+       "field 'output_type' (line 3) 'generate_text' is not supported"},
+      {"task-no-data", "eval {T}/base --task {T}/t-no-data.yaml",
+       "{T}/t-no-data.yaml: no data: set dataset_kwargs.data_files"},
+      {"task-python-function", "eval {T}/base --task {T}/t-function.yaml",
+       "uses '!function' (Python code), which evomerge cannot run"},
+      {"task-hub-dataset", "eval {T}/base --task {T}/t-hub.yaml",
+       "field 'dataset_path' (line 2) is 'gsm8k'; only local JSONL data is read"},
+      {"task-template-missing-field", "eval {T}/base --task {T}/t-missing-field.yaml",
+       "{T}/t-missing-field.yaml: doc_to_text: field 'question' is missing ({T}/mc.jsonl:1)"},
+      {"task-split-without-data", "eval {T}/base --task {T}/t-bad-split.yaml",
+       "field 'test_split' (line 3) names split 'valid', which has no data"},
+      {"merge-weight-not-finite", "merge {T}/m-huge-weight.yml {T}/out",
+       "{T}/m-huge-weight.yml:3: models[0].parameters.weight: '1e309' is not a number"},
+      {"merge-density-range", "merge {T}/m-density.yml {T}/out",
+       "{T}/m-density.yml:4: models[0].parameters.density: 5 is outside (0, 1]"},
+      {"merge-no-models", "merge {T}/m-no-models.yml {T}/out",
+       "{T}/m-no-models.yml:2: models: expected a non-empty list"},
+      {"merge-models-missing", "merge {T}/m-unknown-key.yml {T}/out",
+       "{T}/m-unknown-key.yml:1: models/slices: exactly one of 'models' and 'slices' must be "
+       "given"},
+      {"model-no-weights", "inspect {T}/no-weights",
+       "[model] {T}/no-weights: no model.safetensors or model.safetensors.index.json"},
+      {"tokenize-model-missing", "tokenize {T}/nope --text hi",
+       "[model] {T}/nope: no such model folder"},
+      {"score-model-missing", "score {T}/nope --text-file {T}/text.txt",
+       "{T}/nope: no such model folder"},
+      {"report-run-missing", "report --run {T}/nope",
+       "[store] {T}/nope/run.db: no run database here"},
       {"run-inputs-changed", "evolve {T}/evolve-changed.yml --run {T}/run-changed",
        "the inputs changed since this run started: model '{T}/ft-copy' changed "
        "(model.safetensors); "},

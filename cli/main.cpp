@@ -1,4 +1,6 @@
 // evomerge: merge open-weight LLMs and evolve merge recipes. Thin front end over libevomerge.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include "command.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/text.h"
 #include "infer/kernel_info.h"
 #include "suggest.h"
 
@@ -26,25 +29,45 @@ bool register_command(CommandSpec spec) {
 
 namespace {
 
-// After a parse error: "did you mean" the closest subcommand, or the closest option of the chosen
-// subcommand, when the mistyped word is close to one.
-void print_suggestion(CLI::App& app, int argc, char** argv) {
+// The command word: the first argument that is not an option (the top level's options are all
+// flags, so none takes a value); "" when there is none.
+std::string command_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (argv[i][0] != '-') return argv[i];
+  return "";
+}
+
+// A command word that names no command: one line saying so, with the closest command when it is
+// close enough to be a typo, else the list (CLI11 alone says "A subcommand is required", as if
+// none had been given). Returns whether it printed one.
+bool report_unknown_command(CLI::App& app, int argc, char** argv) {
+  const std::string word = command_word(argc, argv);
   std::vector<std::string> names;
+  for (auto* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+  if (word.empty() || std::find(names.begin(), names.end(), word) != names.end()) return false;
+  const std::string quoted = evomerge::printable(word);
+  if (auto s = closest_name(word, names); !s.empty())
+    std::fprintf(stderr,
+                 "evomerge: unknown command '%s'; did you mean '%s'? (evomerge --help lists the "
+                 "commands)\n",
+                 quoted.c_str(), s.c_str());
+  else
+    std::fprintf(stderr, "evomerge: unknown command '%s' (commands: %s; evomerge --help)\n",
+                 quoted.c_str(), fmt::format("{}", fmt::join(names, ", ")).c_str());
+  return true;
+}
+
+// After a parse error: "did you mean" the closest option of the chosen subcommand, when the
+// mistyped word is close to one.
+void print_suggestion(CLI::App& app, int argc, char** argv) {
   std::map<std::string, CLI::App*> by_name;
-  for (auto* sub : app.get_subcommands({}))
-    names.push_back(sub->get_name()), by_name[sub->get_name()] = sub;
+  for (auto* sub : app.get_subcommands({})) by_name[sub->get_name()] = sub;
   CLI::App* chosen = nullptr;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (!chosen && !arg.empty() && arg[0] != '-') {
       chosen = by_name.count(arg) ? by_name[arg] : nullptr;
-      if (!chosen) {
-        if (auto s = closest_name(arg, names); !s.empty())
-          std::fprintf(stderr,
-                       "evomerge: did you mean '%s'? (evomerge --help lists the commands)\n",
-                       s.c_str());
-        return;
-      }
+      if (!chosen) return;
       continue;
     }
     if (!chosen || arg.rfind("--", 0) != 0 || arg == "--") continue;
@@ -89,6 +112,7 @@ int main(int argc, char** argv) {
     if (!sub->get_option_no_throw("--quiet"))
       sub->add_flag("-q,--quiet", quiet, "No progress bars");
   }
+  if (report_unknown_command(app, argc, argv)) return 2;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
