@@ -299,7 +299,7 @@ void ShardedWriter::plan_and_create(uint64_t max_shard_bytes, const std::map<std
       const auto& spec = specs_[i];
       uint64_t n = spec.nbytes();
       header[spec.name] = {{"dtype", dtype_name(spec.dtype)}, {"shape", spec.shape}, {"data_offsets", {offset, offset + n}}};
-      if (!slots_.emplace(spec.name, Slot{s, offset, n, false}).second)
+      if (!slots_.emplace(spec.name, Slot{s, offset, n}).second)
         fail("safetensors", "{}: tensor '{}' is written twice", dir_.string(), spec.name);
       offset += n;
     }
@@ -335,6 +335,21 @@ void ShardedWriter::write(std::string_view name, std::span<const std::byte> byte
   const Shard& shard = shards_[slot.shard];
   write_all_at(shard.fd, bytes.data(), bytes.size(), slot.file_offset, shard.temp_path);
   slot.written = true;  // distinct tensors touch distinct slots: no lock needed
+}
+
+void ShardedWriter::write_part(std::string_view name, uint64_t offset,
+                               std::span<const std::byte> bytes) {
+  auto it = slots_.find(name);
+  EM_ASSERT_MSG(it != slots_.end(), "ShardedWriter::write_part: tensor not declared");
+  Slot& slot = it->second;
+  EM_ASSERT_MSG(offset <= slot.nbytes && bytes.size() <= slot.nbytes - offset,
+                "ShardedWriter::write_part: part beyond the tensor's bytes");
+  const Shard& shard = shards_[slot.shard];
+  write_all_at(shard.fd, bytes.data(), bytes.size(), slot.file_offset + offset, shard.temp_path);
+  std::lock_guard<std::mutex> lock(parts_mutex_);
+  EM_ASSERT_MSG(!slot.written, "ShardedWriter::write_part: tensor already complete");
+  slot.part_bytes += bytes.size();
+  slot.written = slot.part_bytes == slot.nbytes;
 }
 
 std::vector<std::string> ShardedWriter::file_names() const {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -113,6 +114,10 @@ class ShardedWriter {
 
   // Writes one tensor's bytes (exactly spec.nbytes()). Thread-safe for distinct tensors.
   void write(std::string_view name, std::span<const std::byte> bytes);
+  // Writes bytes [offset, offset + size) of one tensor, so a producer can write each piece while it
+  // is still in cache. Thread-safe (any tensors, any parts); the parts of a tensor must not
+  // overlap, and it counts as written once they add up to its size.
+  void write_part(std::string_view name, uint64_t offset, std::span<const std::byte> bytes);
   // Checks every tensor was written, flushes, renames the shards and writes the index.
   void finish();
 
@@ -131,6 +136,7 @@ class ShardedWriter {
     size_t shard = 0;
     uint64_t file_offset = 0;
     uint64_t nbytes = 0;
+    uint64_t part_bytes = 0;  // written by write_part (guarded by parts_mutex_)
     bool written = false;
   };
   void plan_and_create(uint64_t max_shard_bytes, const std::map<std::string, std::string>& metadata);
@@ -142,6 +148,7 @@ class ShardedWriter {
   std::map<std::string, Slot, std::less<>> slots_;
   uint64_t total_bytes_ = 0;
   bool finished_ = false;
+  std::mutex parts_mutex_;
 };
 
 // Convenience: writes owned tensors (in order) into `dir` via ShardedWriter.

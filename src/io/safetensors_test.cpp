@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <cstring>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -55,6 +57,59 @@ TEST(SafetensorsWriter, ExactBytesOfSmallFile) {
   int files = 0;
   for (auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
   EXPECT_EQ(files, 1);
+}
+
+// write_part: pieces of tensors written out of order and from two threads give the same file as
+// whole-tensor writes; a tensor missing a piece is caught by finish().
+TEST(SafetensorsWriter, PartsFromThreadsGiveTheSameBytesAsWholeWrites) {
+  std::vector<uint8_t> a(1000), b(37);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 7 + 1);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(200 - i);
+  std::vector<TensorSpec> specs = {{"a", DType::U8, {10, 100}}, {"b", DType::U8, {37}}};
+  TempDir whole, parts;
+  {
+    ShardedWriter w(whole.path(), specs);
+    w.write("a", std::as_bytes(std::span(a)));
+    w.write("b", std::as_bytes(std::span(b)));
+    w.finish();
+  }
+  {
+    ShardedWriter w(parts.path(), specs);
+    auto piece = [&](const char* name, const std::vector<uint8_t>& v, size_t off, size_t len) {
+      w.write_part(name, off, std::as_bytes(std::span(v).subspan(off, len)));
+    };
+    std::thread t1([&] {
+      for (size_t off = 900; off + 100 > 100; off -= 100)
+        piece("a", a, off, 100);  // 900, 800, ..., 100
+    });
+    std::thread t2([&] {
+      piece("b", b, 30, 7);
+      piece("b", b, 0, 30);
+      piece("a", a, 0, 100);
+    });
+    t1.join();
+    t2.join();
+    w.finish();
+  }
+  EXPECT_EQ(read_bytes(parts / "model.safetensors"), read_bytes(whole / "model.safetensors"));
+}
+
+TEST(SafetensorsWriterDeathTest, FinishWithAMissingPartAborts) {
+  TempDir dir;
+  std::vector<uint8_t> a(10, 1);
+  EXPECT_DEATH(
+      {
+        ShardedWriter w(dir.path(), {{"a", DType::U8, {10}}});
+        w.write_part("a", 0, std::as_bytes(std::span(a).subspan(0, 6)));
+        w.finish();
+      },
+      "a declared tensor was never written");
+  EXPECT_DEATH(
+      {
+        ShardedWriter w(dir.path(), {{"a", DType::U8, {10}}});
+        w.write_part("a", 6, std::as_bytes(std::span(a).subspan(0, 6)));
+      },
+      "part beyond the tensor");
 }
 
 TEST(SafetensorsReader, ReadsHandBuiltFile) {

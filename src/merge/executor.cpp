@@ -171,12 +171,12 @@ void Merger::Impl::merge(const MergePlan& plan, const PlanTensor& t, float* dst)
 }
 
 void Merger::Impl::merge_out(const MergePlan& plan, const PlanTensor& t, DType dtype,
-                             std::byte* dst) {
+                             std::byte* dst, const PartSink* sink) {
   const MethodSpec* spec = find_method(plan.method);
   bool tiles = spec && spec->elementwise;
   for (const PlanInput& in : t.inputs)
     if (plan.models[in.model]->has_lora() && !in.rows) tiles = false;  // the delta is per tensor
-  if (tiles) return merge_tiles(plan, t, dtype, dst);
+  if (tiles) return merge_tiles(plan, t, dtype, dst, sink);
   const size_t n = static_cast<size_t>(shape_numel(t.shape));
   float* f32 = dtype == DType::F32 ? reinterpret_cast<float*>(dst) : out_scratch(n);
   KernelArgs args = tensor_args(plan, t);
@@ -188,12 +188,13 @@ void Merger::Impl::merge_out(const MergePlan& plan, const PlanTensor& t, DType d
   pool.run(chunks, [&](size_t c) {
     const size_t b = c * kConvertChunk, e = std::min(n, b + kConvertChunk);
     check_and_convert(f32 + b, e - b, b, c, dtype, dst + b * es);
+    if (sink) (*sink)(b * es, {dst + b * es, (e - b) * es});
   });
   fail_if_nonfinite(t.name, n, chunks);
 }
 
 void Merger::Impl::merge_tiles(const MergePlan& plan, const PlanTensor& t, DType dtype,
-                               std::byte* dst) {
+                               std::byte* dst, const PartSink* sink) {
   const size_t n = static_cast<size_t>(shape_numel(t.shape)), m = t.inputs.size();
   const size_t tiles = (n + kTile - 1) / kTile, out_es = dtype_size(dtype);
   std::vector<TensorView> views(m);
@@ -220,6 +221,7 @@ void Merger::Impl::merge_tiles(const MergePlan& plan, const PlanTensor& t, DType
     float* res = dtype == DType::F32 ? reinterpret_cast<float*>(dst) + b : buf.data() + m * kTile;
     run_method(plan.method, args, res);
     check_and_convert(res, len, b, c, dtype, dst + b * out_es);
+    if (sink) (*sink)(b * out_es, {dst + b * out_es, len * out_es});
   });
   fail_if_nonfinite(t.name, n, tiles);
 }

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -43,11 +44,17 @@ struct Merger::Impl {
   // Reads the inputs of `t` as f32 (parallel chunks), then runs the method into dst[numel]; an
   // Error naming the tensor when the result holds inf or NaN.
   void merge(const MergePlan& plan, const PlanTensor& t, float* dst);
+  // Called with each finished piece of the output bytes (its byte offset in the tensor), from the
+  // pool's threads, while the piece is still in cache: the folder writer writes it there.
+  using PartSink = std::function<void(uint64_t offset, std::span<const std::byte> bytes)>;
+
   // Merges `t` into dst[numel] in `dtype` (the output's bytes), with merge()'s checks and bits.
   // Elementwise methods (MethodSpec::elementwise) without a LoRA go tile by tile, each tile read
   // from the stored bytes, merged and converted while it is in cache (one pass over memory, no f32
-  // copy of the tensor); the others go through merge() and one check-and-convert pass.
-  void merge_out(const MergePlan& plan, const PlanTensor& t, DType dtype, std::byte* dst);
+  // copy of the tensor); the others go through merge() and one check-and-convert pass. `sink`
+  // (optional) receives every piece of dst once; after an Error some pieces may have gone to it.
+  void merge_out(const MergePlan& plan, const PlanTensor& t, DType dtype, std::byte* dst,
+                 const PartSink* sink = nullptr);
 
   ThreadPool pool;
 
@@ -58,7 +65,8 @@ struct Merger::Impl {
     float value = 0;
   };
   void convert_inputs(const MergePlan& plan, const PlanTensor& t, KernelArgs& args);
-  void merge_tiles(const MergePlan& plan, const PlanTensor& t, DType dtype, std::byte* dst);
+  void merge_tiles(const MergePlan& plan, const PlanTensor& t, DType dtype, std::byte* dst,
+                   const PartSink* sink);
   // Tallies the non-finite values of v[0..n) (elements offset.. of the tensor) into
   // nonfinite_[chunk], then converts them to dtype into dst (F32 or no dst: tally only).
   void check_and_convert(const float* v, size_t n, size_t offset, size_t chunk, DType dtype,

@@ -1,13 +1,12 @@
 // Streaming a plan into a Hugging Face folder: tensors merged one at a time (each on all cores),
-// converted once to the output dtype and written by a background write while the next tensor
-// merges. Peak memory: two output byte buffers, plus for the methods that are not elementwise the
+// converted once to the output dtype and written piece by piece as the pieces are done. Peak
+// memory: one output byte buffer, plus for the methods that are not elementwise the
 // f32 inputs of one tensor and its f32 result (elementwise ones go tile by tile, executor.h).
 #include <fmt/format.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <future>
 #include <memory>
 
 #include "common/error.h"
@@ -124,26 +123,26 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
   ShardedWriter writer(staged.path(), specs, options.max_shard_bytes);
 
   Progress progress("merge", plan.tensors.size(), "tensors", options_.progress);
-  // Two output buffers of the largest tensor's size, not zero-filled (every byte is overwritten).
+  // One output buffer of the largest tensor's size, not zero-filled (every byte is overwritten).
+  // The executor hands each finished piece to the writer while it is in cache: a pwrite of a
+  // cold 100 MB buffer cost more CPU than the merge itself.
   size_t max_bytes = 0;
   for (const auto& t : plan.tensors)
     max_bytes = std::max(max_bytes, static_cast<size_t>(t.nbytes()));
-  std::unique_ptr<std::byte[]> bytes[2] = {std::make_unique_for_overwrite<std::byte[]>(max_bytes),
-                                           std::make_unique_for_overwrite<std::byte[]>(max_bytes)};
-  std::future<void> pending[2];
+  std::unique_ptr<std::byte[]> bytes = std::make_unique_for_overwrite<std::byte[]>(max_bytes);
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     const PlanTensor& t = plan.tensors[i];
     if (i + 1 < plan.tensors.size())
-      for (const auto& in : plan.tensors[i + 1].inputs) prefetch(plan.models[in.model]->stored(in.tensor));
+      for (const auto& in : plan.tensors[i + 1].inputs)
+        prefetch(plan.models[in.model]->stored(in.tensor));
     const size_t n = static_cast<size_t>(shape_numel(t.shape));
-    const size_t slot = i % 2;
-    if (pending[slot].valid()) pending[slot].get();  // the buffer's previous write is done
-    impl_->merge_out(plan, t, t.dtype, bytes[slot].get());
+    const Merger::Impl::PartSink sink = [&writer, &t](uint64_t offset,
+                                                      std::span<const std::byte> part) {
+      writer.write_part(t.name, offset, part);
+    };
+    impl_->merge_out(plan, t, t.dtype, bytes.get(), &sink);
+    if (t.nbytes() == 0) writer.write(t.name, {});  // no pieces
     for (const auto& in : t.inputs) release(plan.models[in.model]->stored(in.tensor));
-    pending[slot] =
-        std::async(std::launch::async, [&writer, &bytes, slot, name = t.name, size = t.nbytes()] {
-          writer.write(name, {bytes[slot].get(), static_cast<size_t>(size)});
-        });
     for (const auto& in : t.inputs) stats.bytes_read += static_cast<uint64_t>(n) * dtype_size(plan.models[in.model]->info(in.tensor)->dtype);
     stats.bytes_written += t.nbytes();
     ++stats.tensors;
@@ -151,8 +150,6 @@ MergeStats Merger::write_folder(const MergePlan& plan, const fs::path& out_dir, 
                                   format_bytes(static_cast<double>(plan.output_bytes()))));
     progress.add(1, t.nbytes());
   }
-  for (auto& p : pending)
-    if (p.valid()) p.get();
   writer.finish();
   progress.finish();
 
