@@ -15,7 +15,11 @@ import sys
 
 import numpy as np
 
-H, L, NH, NKV, I, V = 2048, 10, 32, 4, 5632, 32000
+H, NH, NKV, I = 2048, 32, 4, 5632
+# A smaller set for a loaded machine: EVOMERGE_MERGE_BENCH_LAYERS=2 EVOMERGE_MERGE_BENCH_VOCAB=8000
+# gives 3 x 242 MB (docs/benchmarks.md, merge section).
+L = int(os.environ.get("EVOMERGE_MERGE_BENCH_LAYERS", "10"))
+V = int(os.environ.get("EVOMERGE_MERGE_BENCH_VOCAB", "32000"))
 HD = H // NH
 
 
