@@ -43,23 +43,68 @@ std::string_view tensor_role_name(TensorRole role) {
 }
 
 std::optional<TensorLocation> classify_tensor(std::string_view name) {
-  if (name == "model.embed_tokens.weight") return TensorLocation{TensorPlace::PreLayer, -1, TensorRole::Embed, std::string(name)};
-  if (name == "model.norm.weight") return TensorLocation{TensorPlace::PostLayer, -1, TensorRole::FinalNorm, std::string(name)};
-  if (name == "lm_head.weight") return TensorLocation{TensorPlace::PostLayer, -1, TensorRole::LmHead, std::string(name)};
-  constexpr std::string_view prefix = "model.layers.";
-  if (!name.starts_with(prefix)) return std::nullopt;
-  std::string_view rest = name.substr(prefix.size());
-  size_t dot = rest.find('.');
-  if (dot == std::string_view::npos || dot == 0) return std::nullopt;
-  int layer = -1;
-  auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + dot, layer);
-  if (ec != std::errc() || ptr != rest.data() + dot || layer < 0) return std::nullopt;
-  if (dot > 1 && rest[0] == '0') return std::nullopt;  // no leading zeros: one spelling per layer
-  std::string_view suffix = rest.substr(dot + 1);
-  TensorLocation loc{TensorPlace::Layer, layer, TensorRole::Other, std::string(suffix)};
-  for (const auto& r : kLayerRoles)
-    if (r.suffix == suffix) loc.role = r.role;
-  return loc;
+  struct Whole {
+    std::string_view name;
+    TensorPlace place;
+    TensorRole role;
+  };
+  static constexpr Whole kWhole[] = {
+      {"model.embed_tokens.weight", TensorPlace::PreLayer, TensorRole::Embed},
+      {"model.norm.weight", TensorPlace::PostLayer, TensorRole::FinalNorm},
+      {"lm_head.weight", TensorPlace::PostLayer, TensorRole::LmHead},
+      {"transformer.wte.weight", TensorPlace::PreLayer, TensorRole::Embed},
+      {"wte.weight", TensorPlace::PreLayer, TensorRole::Embed},
+      {"transformer.wpe.weight", TensorPlace::PreLayer, TensorRole::Other},
+      {"wpe.weight", TensorPlace::PreLayer, TensorRole::Other},
+      {"transformer.ln_f.weight", TensorPlace::PostLayer, TensorRole::FinalNorm},
+      {"ln_f.weight", TensorPlace::PostLayer, TensorRole::FinalNorm},
+      {"transformer.ln_f.bias", TensorPlace::PostLayer, TensorRole::Other},
+      {"ln_f.bias", TensorPlace::PostLayer, TensorRole::Other},
+      {"gpt_neox.embed_in.weight", TensorPlace::PreLayer, TensorRole::Embed},
+      {"gpt_neox.final_layer_norm.weight", TensorPlace::PostLayer, TensorRole::FinalNorm},
+      {"gpt_neox.final_layer_norm.bias", TensorPlace::PostLayer, TensorRole::Other},
+      {"embed_out.weight", TensorPlace::PostLayer, TensorRole::LmHead},
+  };
+  for (const Whole& w : kWhole)
+    if (name == w.name) return TensorLocation{w.place, -1, w.role, std::string(name), ""};
+  static constexpr std::string_view kLayerPrefixes[] = {"model.layers.", "transformer.h.", "h.",
+                                                        "gpt_neox.layers."};
+  for (std::string_view prefix : kLayerPrefixes) {
+    if (!name.starts_with(prefix)) continue;
+    std::string_view rest = name.substr(prefix.size());
+    size_t dot = rest.find('.');
+    if (dot == std::string_view::npos || dot == 0) return std::nullopt;
+    int layer = -1;
+    auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + dot, layer);
+    if (ec != std::errc() || ptr != rest.data() + dot || layer < 0) return std::nullopt;
+    if (dot > 1 && rest[0] == '0') return std::nullopt;  // no leading zeros: one spelling per layer
+    std::string_view suffix = rest.substr(dot + 1);
+    TensorLocation loc{TensorPlace::Layer, layer, TensorRole::Other, std::string(suffix),
+                       std::string(prefix)};
+    if (prefix == "model.layers.")
+      for (const auto& r : kLayerRoles)
+        if (r.suffix == suffix) loc.role = r.role;
+    return loc;
+  }
+  return std::nullopt;
+}
+
+TensorNames tensor_names(const ModelConfig& c) {
+  if (c.family == ArchFamily::Gpt2)
+    return {c.gpt2_prefix + "wte.weight", c.gpt2_prefix + "ln_f.weight", "lm_head.weight"};
+  if (c.family == ArchFamily::GptNeoX)
+    return {"gpt_neox.embed_in.weight", "gpt_neox.final_layer_norm.weight", "embed_out.weight"};
+  return {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"};
+}
+
+void adapt_to_weights(ModelConfig& c, const ModelWeights& weights) {
+  if (c.family == ArchFamily::Gpt2 && !weights.find("transformer.wte.weight") &&
+      weights.find("wte.weight"))
+    c.gpt2_prefix = "";
+}
+
+std::string layer_tensor_name(const TensorLocation& loc, int layer) {
+  return fmt::format("{}{}.{}", loc.prefix, layer, loc.suffix);
 }
 
 std::string layer_tensor_name(int layer, std::string_view suffix) { return fmt::format("model.layers.{}.{}", layer, suffix); }
@@ -97,7 +142,58 @@ void add_moe_mlp(const std::function<void(std::string_view, Shape)>& add, const 
 
 }  // namespace
 
+// GPT-2 and GPT-NeoX: their own names, LayerNorm biases, fused attention projections.
+std::vector<TensorSpec> gpt_tensors(const ModelConfig& c, DType dtype) {
+  const int64_t h = c.hidden_size, inner = c.intermediate_size, v = c.vocab_size;
+  std::vector<TensorSpec> specs;
+  const bool gpt2 = c.family == ArchFamily::Gpt2;
+  const std::string p = c.gpt2_prefix;
+  auto add = [&](std::string name, Shape shape) {
+    specs.push_back({std::move(name), dtype, std::move(shape)});
+  };
+  if (gpt2) {
+    add(p + "wte.weight", {v, h});
+    add(p + "wpe.weight", {c.max_position_embeddings, h});
+  } else {
+    add("gpt_neox.embed_in.weight", {v, h});
+  }
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string l =
+        gpt2 ? fmt::format("{}h.{}.", p, i) : fmt::format("gpt_neox.layers.{}.", i);
+    auto pair = [&](const std::string& stem, Shape w, int64_t b) {
+      add(l + stem + ".weight", std::move(w));
+      add(l + stem + ".bias", {b});
+    };
+    if (gpt2) {  // Conv1D weights: [in, out]
+      pair("ln_1", {h}, h);
+      pair("attn.c_attn", {h, 3 * h}, 3 * h);
+      pair("attn.c_proj", {h, h}, h);
+      pair("ln_2", {h}, h);
+      pair("mlp.c_fc", {h, inner}, inner);
+      pair("mlp.c_proj", {inner, h}, h);
+    } else {
+      pair("input_layernorm", {h}, h);
+      pair("post_attention_layernorm", {h}, h);
+      pair("attention.query_key_value", {3 * h, h}, 3 * h);
+      pair("attention.dense", {h, h}, h);
+      pair("mlp.dense_h_to_4h", {inner, h}, inner);
+      pair("mlp.dense_4h_to_h", {h, inner}, h);
+    }
+  }
+  if (gpt2) {
+    add(p + "ln_f.weight", {h});
+    add(p + "ln_f.bias", {h});
+    if (!c.tie_word_embeddings) add("lm_head.weight", {v, h});
+  } else {
+    add("gpt_neox.final_layer_norm.weight", {h});
+    add("gpt_neox.final_layer_norm.bias", {h});
+    if (!c.tie_word_embeddings) add("embed_out.weight", {v, h});
+  }
+  return specs;
+}
+
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c, DType dtype) {
+  if (c.family == ArchFamily::Gpt2 || c.family == ArchFamily::GptNeoX) return gpt_tensors(c, dtype);
   const int64_t h = c.hidden_size, q_out = c.num_attention_heads * c.head_dim, kv_out = c.num_key_value_heads * c.head_dim;
   std::vector<TensorSpec> specs;
   specs.push_back({"model.embed_tokens.weight", dtype, {c.vocab_size, h}});
@@ -169,7 +265,12 @@ void check_no_unexpected_tensors(const ModelFolder& folder, const ModelConfig& c
   std::vector<std::string> extra;
   for (const auto& name : folder.weights.names()) {
     if (expected.count(name) || name.ends_with(".rotary_emb.inv_freq")) continue;
-    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;
+    // GPT-2 / GPT-NeoX causal-mask buffers saved by older transformers (mergekit skips them too)
+    if ((config.family == ArchFamily::Gpt2 || config.family == ArchFamily::GptNeoX) &&
+        (name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") ||
+         name.ends_with(".attention.bias") || name.ends_with(".attention.masked_bias")))
+      continue;
+    if (name == tensor_names(config).head && config.tie_word_embeddings) continue;
     extra.push_back(name);
   }
   if (extra.empty()) return;
@@ -190,6 +291,7 @@ Model Model::open(std::string_view reference) {
   Model m{ModelFolder::open(reference), {}};
   std::string where = (m.folder.dir / "config.json").string();
   m.config = parse_model_config(m.folder.config, where);
+  adapt_to_weights(m.config, m.folder.weights);
   const auto specs = expected_tensors(m.config, DType::F32);
   check_no_unexpected_tensors(m.folder, m.config, specs);
   for (const auto& spec : specs) {
@@ -206,9 +308,10 @@ Model Model::open(std::string_view reference) {
 }
 
 TensorView Model::lm_head() const {
-  if (const TensorInfo* head = folder.weights.find("lm_head.weight"); head && !config.tie_word_embeddings)
-    return folder.weights.view("lm_head.weight");
-  return folder.weights.view("model.embed_tokens.weight");
+  const TensorNames names = tensor_names(config);
+  if (const TensorInfo* head = folder.weights.find(names.head); head && !config.tie_word_embeddings)
+    return folder.weights.view(names.head);
+  return folder.weights.view(names.embed);
 }
 
 }  // namespace evomerge

@@ -18,6 +18,17 @@
 //               first) replaces gate/up_proj.
 //   Gemma 2/3 (sandwich_norms): also pre_feedforward_layernorm.weight and
 //               post_feedforward_layernorm.weight [hidden]; Gemma 3 has q_norm/k_norm [head_dim].
+// Merge-only families with their own names (as mergekit's gpt2.json and gpt-neox.json name them):
+//   GPT-2 (P = "transformer." or ""): P wte.weight [vocab, hidden], P wpe.weight [n_positions,
+//               hidden]; P h.{i}.{ln_1, ln_2}.{weight, bias} [hidden], attn.c_attn.{weight [hidden,
+//               3 hidden], bias}, attn.c_proj.{weight [hidden, hidden], bias}, mlp.c_fc.{weight
+//               [hidden, inner], bias}, mlp.c_proj.{weight [inner, hidden], bias} (Conv1D weights
+//               are [in, out]); P ln_f.{weight, bias}; lm_head.weight only when untied.
+//   GPT-NeoX: gpt_neox.embed_in.weight [vocab, hidden]; gpt_neox.layers.{i}.{input_layernorm,
+//               post_attention_layernorm}.{weight, bias}, attention.query_key_value.{weight
+//               [3 hidden, hidden], bias}, attention.dense.{weight, bias},
+//               mlp.dense_h_to_4h.{weight [inter, hidden], bias}, mlp.dense_4h_to_h.{weight, bias};
+//               gpt_neox.final_layer_norm.{weight, bias}; embed_out.weight [vocab, hidden] (head).
 #pragma once
 
 #include <optional>
@@ -45,13 +56,27 @@ struct TensorLocation {
   int layer = -1;           // for TensorPlace::Layer
   TensorRole role = TensorRole::Other;
   std::string suffix;       // the name after "model.layers.{i}." (e.g. "self_attn.q_proj.weight"), or the full name
+  std::string prefix =
+      "model.layers.";  // the layer prefix ("transformer.h.", "h.", "gpt_neox.layers.")
 };
 
-// Classifies a tensor name; nullopt for names outside the Llama-family scheme.
+// The names of the tensors the merge treats specially, per family: the embeddings, the final norm
+// and the head (lm_head.weight; GPT-NeoX embed_out.weight).
+struct TensorNames {
+  std::string embed, final_norm, head;
+};
+TensorNames tensor_names(const ModelConfig& config);
+
+// Settles what config.json cannot say: a GPT-2 checkpoint's name prefix ("transformer." or "").
+void adapt_to_weights(ModelConfig& config, const ModelWeights& weights);
+
+// Classifies a tensor name; nullopt for names outside the schemes above.
 std::optional<TensorLocation> classify_tensor(std::string_view name);
 
 // "model.layers.{layer}.{suffix}"
 std::string layer_tensor_name(int layer, std::string_view suffix);
+// The name of `loc`'s tensor in layer `layer` (its own prefix and suffix).
+std::string layer_tensor_name(const TensorLocation& loc, int layer);
 
 // Short role name ("q_proj", "mlp.down_proj", "embed_tokens") used in mergekit filters and reports.
 std::string_view tensor_role_name(TensorRole role);

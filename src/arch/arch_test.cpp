@@ -63,10 +63,11 @@ TEST(ClassifyTensor, KnownNames) {
 }
 
 TEST(ClassifyTensor, ForeignNames) {
-  for (const char* name : {"transformer.h.0.attn.c_attn.weight", "model.layers..mlp.up_proj.weight",
-                           "model.layers.01.mlp.up_proj.weight", "model.layers.-1.mlp.up_proj.weight",
-                           "model.layers.1a.mlp.up_proj.weight", "model.layers.99999999999999.mlp.up_proj.weight",
-                           "model.layers.3", "model.embed_tokens.bias", "", "lm_head.weight.x"})
+  for (const char* name :
+       {"transformer.blocks.0.attn.c_attn.weight", "model.layers..mlp.up_proj.weight",
+        "model.layers.01.mlp.up_proj.weight", "model.layers.-1.mlp.up_proj.weight",
+        "model.layers.1a.mlp.up_proj.weight", "model.layers.99999999999999.mlp.up_proj.weight",
+        "model.layers.3", "model.embed_tokens.bias", "", "lm_head.weight.x"})
     EXPECT_FALSE(classify_tensor(name)) << name;
 }
 

@@ -189,11 +189,12 @@ inline std::vector<BadInput> make_bad_input_catalogue(const std::filesystem::pat
   config_case("cfg-wrong-type", [](json& c) { c["num_hidden_layers"] = "2"; },
               "field 'num_hidden_layers' must be a positive integer, got \"2\"");
   config_case(
-      "cfg-unsupported-architecture", [](json& c) { c["architectures"] = {"GPT2LMHeadModel"}; },
-      "architecture 'GPT2LMHeadModel' is not supported (supported: LlamaForCausalLM, "
+      "cfg-unsupported-architecture", [](json& c) { c["architectures"] = {"FalconForCausalLM"}; },
+      "architecture 'FalconForCausalLM' is not supported (supported: LlamaForCausalLM, "
       "MistralForCausalLM, "
       "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, Gemma2ForCausalLM, "
-      "Gemma3ForCausalLM, and for merging only MixtralForCausalLM, Qwen2MoeForCausalLM)");
+      "Gemma3ForCausalLM, and for merging only MixtralForCausalLM, Qwen2MoeForCausalLM, "
+      "GPT2LMHeadModel, GPTNeoXForCausalLM)");
   config_case("cfg-absurd-layer-count", [](json& c) { c["num_hidden_layers"] = 1'000'000'000; },
               "field 'num_hidden_layers' (1000000000) exceeds the supported maximum");
   config_case("cfg-unsupported-rope", [](json& c) { c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}}; },

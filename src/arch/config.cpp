@@ -26,8 +26,16 @@ std::string_view arch_family_name(ArchFamily family) {
       return "mixtral";
     case ArchFamily::Qwen2Moe:
       return "qwen2_moe";
+    case ArchFamily::Gpt2:
+      return "gpt2";
+    case ArchFamily::GptNeoX:
+      return "gpt_neox";
   }
   return "?";
+}
+
+std::string_view layer_count_key(const ModelConfig& config) {
+  return config.family == ArchFamily::Gpt2 ? "n_layer" : "num_hidden_layers";
 }
 
 namespace {
@@ -185,6 +193,28 @@ void parse_experts(const Reader& rd, ModelConfig& c, std::string_view where) {
          kMaxExperts);
 }
 
+// GPT-2 (GPT2Config): n_embd, n_layer, n_head, n_positions (wpe rows), n_inner (null: 4 n_embd),
+// tied embeddings unless tie_word_embeddings is false. Read for merging (tensor shapes) only.
+void parse_gpt2(const Reader& rd, ModelConfig& c) {
+  c.vocab_size = rd.positive_int("vocab_size");
+  c.hidden_size = rd.positive_int("n_embd");
+  c.num_hidden_layers = rd.positive_int("n_layer");
+  c.num_attention_heads = rd.positive_int("n_head");
+  c.num_key_value_heads = c.num_attention_heads;
+  if (c.hidden_size % c.num_attention_heads != 0)
+    fail("config", "{}: field 'n_embd' ({}) is not divisible by 'n_head' ({})", rd.where,
+         c.hidden_size, c.num_attention_heads);
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  c.intermediate_size = rd.positive_int_or("n_inner", 4 * c.hidden_size);
+  c.max_position_embeddings = rd.positive_int_or("n_positions", 1024);
+  if (c.max_position_embeddings > (int64_t{1} << 24))
+    fail("config", "{}: field 'n_positions' ({}) exceeds the supported maximum of {}", rd.where,
+         c.max_position_embeddings, int64_t{1} << 24);
+  c.rms_norm_eps = rd.positive_number_or("layer_norm_epsilon", 1e-5);
+  c.tie_word_embeddings = rd.bool_or("tie_word_embeddings", true);
+  c.hidden_act = "gelu_new";
+}
+
 void check_size_bounds(const ModelConfig& c, std::string_view where) {
   constexpr int64_t kMaxLayers = 1 << 16;
   constexpr int64_t kMaxParameters = int64_t{1} << 48;
@@ -293,6 +323,9 @@ void parse_family_details(ModelConfig& c, const Reader& rd) {
                              "gelu_pytorch_tanh");
       return;
     }
+    case ArchFamily::GptNeoX:  // merged, not run: its activation (gelu) and rotary_pct are not read
+      c.hidden_act = "gelu";
+      return;
     default:
       break;
   }
@@ -336,6 +369,8 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
       {"Gemma3ForCausalLM", "gemma3_text", ArchFamily::Gemma3},
       {"MixtralForCausalLM", "mixtral", ArchFamily::Mixtral},
       {"Qwen2MoeForCausalLM", "qwen2_moe", ArchFamily::Qwen2Moe},
+      {"GPT2LMHeadModel", "gpt2", ArchFamily::Gpt2},
+      {"GPTNeoXForCausalLM", "gpt_neox", ArchFamily::GptNeoX},
   };
   const Known* known = nullptr;
   for (const Known& k : kKnown)
@@ -345,11 +380,17 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
          "{}: architecture '{}' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
          "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, "
          "Gemma2ForCausalLM, "
-         "Gemma3ForCausalLM, and for merging only MixtralForCausalLM, Qwen2MoeForCausalLM)",
+         "Gemma3ForCausalLM, and for merging only MixtralForCausalLM, Qwen2MoeForCausalLM, "
+         "GPT2LMHeadModel, GPTNeoXForCausalLM)",
          where, arch.empty() ? model_type : arch);
   c.family = known->family;
   c.architecture = arch.empty() ? std::string(arch_family_name(c.family)) : arch;
   c.model_type = model_type.empty() ? std::string(arch_family_name(c.family)) : model_type;
+  if (c.family == ArchFamily::Gpt2) {
+    parse_gpt2(rd, c);
+    check_size_bounds(c, where);
+    return c;
+  }
 
   c.vocab_size = rd.positive_int("vocab_size");
   c.hidden_size = rd.positive_int("hidden_size");

@@ -25,7 +25,9 @@ enum class ArchFamily {
   Gemma2,
   Gemma3,
   Mixtral,
-  Qwen2Moe
+  Qwen2Moe,
+  Gpt2,    // merged, not run: transformer.h.{i}.* names, Conv1D [in, out] weights, LayerNorm biases
+  GptNeoX  // merged, not run: gpt_neox.layers.{i}.* names, fused query_key_value
 };
 std::string_view arch_family_name(ArchFamily family);
 
@@ -93,14 +95,22 @@ struct ModelConfig {
   int64_t num_experts = 0;  // 0: a dense MLP
   int64_t moe_intermediate_size = 0;
   int64_t shared_expert_intermediate_size = 0;  // Qwen2-MoE (0: none)
+
+  // GPT-2: the prefix of every tensor name, "transformer." as GPT2LMHeadModel saves it, or "" as
+  // the original checkpoints (and mergekit's gpt2.json) name them; set from the weights
+  // (arch.h's adapt_to_weights).
+  std::string gpt2_prefix = "transformer.";
 };
+
+// The config.json key that holds the layer count (GPT-2: n_layer), which slices rewrite.
+std::string_view layer_count_key(const ModelConfig& config);
 
 // The attention window of layer `layer` (nullopt: global attention).
 std::optional<int64_t> layer_sliding_window(const ModelConfig& config, int layer);
 
 // Parses config.json. `where` names the file in errors, which name the field:
 // "[config] path/config.json: field 'num_attention_heads' must be a positive integer".
-// An unsupported architecture is named: "[config] ...: architecture 'GPT2LMHeadModel' is not
+// An unsupported architecture is named: "[config] ...: architecture 'FalconForCausalLM' is not
 // supported (supported: LlamaForCausalLM, ...)".
 ModelConfig parse_model_config(const nlohmann::json& config, std::string_view where);
 

@@ -325,42 +325,79 @@ struct BadConfig {
 
 TEST(Config, ErrorsNameTheFieldAndTheFile) {
   std::vector<BadConfig> cases = {
-      {[](json& j) { j["architectures"] = {"GPT2LMHeadModel"}; },
-       "cfg.json: architecture 'GPT2LMHeadModel' is not supported (supported: LlamaForCausalLM"},
-      {[](json& j) { j.erase("architectures"); j["model_type"] = "gemma"; }, "architecture 'gemma' is not supported"},
-      {[](json& j) { j.erase("architectures"); j.erase("model_type"); },
+      {[](json& j) { j["architectures"] = {"FalconForCausalLM"}; },
+       "cfg.json: architecture 'FalconForCausalLM' is not supported (supported: LlamaForCausalLM"},
+      {[](json& j) {
+         j.erase("architectures");
+         j["model_type"] = "gemma";
+       },
+       "architecture 'gemma' is not supported"},
+      {[](json& j) {
+         j.erase("architectures");
+         j.erase("model_type");
+       },
        "fields 'architectures' and 'model_type' are both missing"},
-      {[](json& j) { j["architectures"] = "LlamaForCausalLM"; }, "field 'architectures' must be a non-empty list"},
+      {[](json& j) { j["architectures"] = "LlamaForCausalLM"; },
+       "field 'architectures' must be a non-empty list"},
       {[](json& j) { j.erase("hidden_size"); }, "cfg.json: field 'hidden_size' is missing"},
-      {[](json& j) { j["num_hidden_layers"] = "2"; }, "field 'num_hidden_layers' must be a positive integer, got \"2\""},
-      {[](json& j) { j["vocab_size"] = 0; }, "field 'vocab_size' must be a positive integer, got 0"},
-      {[](json& j) { j["hidden_size"] = 8.5; }, "field 'hidden_size' must be a positive integer, got 8.5"},
-      {[](json& j) { j["intermediate_size"] = -12; }, "field 'intermediate_size' must be a positive integer"},
+      {[](json& j) { j["num_hidden_layers"] = "2"; },
+       "field 'num_hidden_layers' must be a positive integer, got \"2\""},
+      {[](json& j) { j["vocab_size"] = 0; },
+       "field 'vocab_size' must be a positive integer, got 0"},
+      {[](json& j) { j["hidden_size"] = 8.5; },
+       "field 'hidden_size' must be a positive integer, got 8.5"},
+      {[](json& j) { j["intermediate_size"] = -12; },
+       "field 'intermediate_size' must be a positive integer"},
       {[](json& j) { j["num_key_value_heads"] = 3; },
        "field 'num_attention_heads' (2) must be a multiple of 'num_key_value_heads' (3)"},
-      {[](json& j) { j["num_attention_heads"] = 3; j["num_key_value_heads"] = 3; },
+      {[](json& j) {
+         j["num_attention_heads"] = 3;
+         j["num_key_value_heads"] = 3;
+       },
        "field 'hidden_size' (8) is not divisible by 'num_attention_heads' (3)"},
       {[](json& j) { j["head_dim"] = 5; }, "field 'head_dim' (5) must be even"},
-      {[](json& j) { j["rms_norm_eps"] = "small"; }, "field 'rms_norm_eps' must be a positive number"},
+      {[](json& j) { j["rms_norm_eps"] = "small"; },
+       "field 'rms_norm_eps' must be a positive number"},
       {[](json& j) { j["rope_theta"] = -1; }, "field 'rope_theta' must be a positive number"},
-      {[](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}}; },
+      {[](json& j) {
+         j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+       },
        "field 'rope_scaling': rope type 'yarn' is not supported"},
       {[](json& j) { j["rope_scaling"] = 3; }, "field 'rope_scaling' must be an object"},
-      {[](json& j) { j["rope_parameters"] = "default"; }, "field 'rope_parameters' must be an object"},
-      {[](json& j) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", -2}}; },
+      {[](json& j) { j["rope_parameters"] = "default"; },
+       "field 'rope_parameters' must be an object"},
+      {[](json& j) {
+         j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", -2}};
+       },
        "field 'rope_scaling.factor' must be a positive number"},
-      {[](json& j) { j["tie_word_embeddings"] = 1; }, "field 'tie_word_embeddings' must be true or false, got 1"},
-      {[](json& j) { j["hidden_act"] = "gelu"; }, "field 'hidden_act' \"gelu\" is not supported (only silu)"},
-      {[](json& j) { j["eos_token_id"] = {2, "x"}; }, "field 'eos_token_id' must be a non-negative integer"},
-      {[](json& j) { j["bos_token_id"] = -1; }, "field 'bos_token_id' must be a non-negative integer"},
-      {[](json& j) { j["torch_dtype"] = "float8"; }, "field 'torch_dtype' \"float8\" is not a known dtype"},
+      {[](json& j) { j["tie_word_embeddings"] = 1; },
+       "field 'tie_word_embeddings' must be true or false, got 1"},
+      {[](json& j) { j["hidden_act"] = "gelu"; },
+       "field 'hidden_act' \"gelu\" is not supported (only silu)"},
+      {[](json& j) {
+         j["eos_token_id"] = {2, "x"};
+       },
+       "field 'eos_token_id' must be a non-negative integer"},
+      {[](json& j) { j["bos_token_id"] = -1; },
+       "field 'bos_token_id' must be a non-negative integer"},
+      {[](json& j) { j["torch_dtype"] = "float8"; },
+       "field 'torch_dtype' \"float8\" is not a known dtype"},
       {[](json& j) { j["torch_dtype"] = 16; }, "field 'torch_dtype' 16 is not a known dtype"},
       {[](json& j) { j["num_hidden_layers"] = 1000000; },
        "field 'num_hidden_layers' (1000000) exceeds the supported maximum of 65536"},
-      {[](json& j) { j["num_hidden_layers"] = int64_t{1} << 41; }, "field 'num_hidden_layers' must be a positive integer"},
-      {[](json& j) { j["hidden_size"] = int64_t{1} << 40; j["num_attention_heads"] = 1; j["num_key_value_heads"] = 1; },
+      {[](json& j) { j["num_hidden_layers"] = int64_t{1} << 41; },
+       "field 'num_hidden_layers' must be a positive integer"},
+      {[](json& j) {
+         j["hidden_size"] = int64_t{1} << 40;
+         j["num_attention_heads"] = 1;
+         j["num_key_value_heads"] = 1;
+       },
        "describe more than 2^48 parameters"},
-      {[](json& j) { j["vocab_size"] = int64_t{1} << 40; j["hidden_size"] = 1024; }, "describe more than 2^48 parameters"},
+      {[](json& j) {
+         j["vocab_size"] = int64_t{1} << 40;
+         j["hidden_size"] = 1024;
+       },
+       "describe more than 2^48 parameters"},
   };
   for (const auto& bad : cases) {
     json j = testing::tiny_config("llama");

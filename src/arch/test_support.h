@@ -17,16 +17,31 @@
 namespace evomerge::testing {
 
 // A config.json for a tiny model of `family` ("llama", "mistral", "qwen2", "qwen3", and the
-// merge-only "gemma2", "gemma3", "phi3", "granite", "mixtral", "qwen2_moe"): hidden 8, intermediate
-// 12, 2 layers, 2 heads (head_dim 4), 1 kv head, vocab 16; MoE: 3 experts (Qwen2-MoE: width 6,
-// shared expert 10).
+// merge-only "gemma2", "gemma3", "phi3", "granite", "mixtral", "qwen2_moe", "gpt2", "gpt_neox"):
+// hidden 8, intermediate 12, 2 layers, 2 heads (head_dim 4), 1 kv head, vocab 16; MoE: 3 experts
+// (Qwen2-MoE: width 6, shared expert 10).
 inline nlohmann::json tiny_config(std::string_view family = "llama") {
   static const std::map<std::string_view, std::string_view> arch = {
       {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},
       {"qwen2", "Qwen2ForCausalLM"},     {"qwen3", "Qwen3ForCausalLM"},
       {"gemma2", "Gemma2ForCausalLM"},   {"gemma3", "Gemma3ForCausalLM"},
       {"phi3", "Phi3ForCausalLM"},       {"granite", "GraniteForCausalLM"},
-      {"mixtral", "MixtralForCausalLM"}, {"qwen2_moe", "Qwen2MoeForCausalLM"}};
+      {"mixtral", "MixtralForCausalLM"}, {"qwen2_moe", "Qwen2MoeForCausalLM"},
+      {"gpt2", "GPT2LMHeadModel"},       {"gpt_neox", "GPTNeoXForCausalLM"}};
+  if (family == "gpt2")  // GPT2Config's own keys (n_inner null: 4 n_embd)
+    return {{"architectures", {"GPT2LMHeadModel"}},
+            {"model_type", "gpt2"},
+            {"vocab_size", 16},
+            {"n_embd", 8},
+            {"n_layer", 2},
+            {"n_head", 2},
+            {"n_positions", 32},
+            {"n_inner", nullptr},
+            {"layer_norm_epsilon", 1e-5},
+            {"activation_function", "gelu_new"},
+            {"bos_token_id", 1},
+            {"eos_token_id", 2},
+            {"torch_dtype", "bfloat16"}};
   nlohmann::json c = {{"architectures", {arch.at(family)}},
                       {"model_type", family},
                       {"vocab_size", 16},

@@ -98,19 +98,14 @@ fs::path make_model(const fs::path& root, const std::string& ref, const std::str
   if (fs::exists(folder)) return folder;
   testing::TinySpec s;
   s.layers = ref.find('/') == std::string::npos ? 4 : 40;
-  std::string family = ref.starts_with("granite") ? "granite" : arch;
+  std::string family = ref.starts_with("granite") ? "granite" : ref == "gpt2_like" ? "gpt2" : arch;
   if (!family.empty()) {
     s.config = evomerge::testing::tiny_config(family);
-    s.config["num_hidden_layers"] = s.layers;
+    // mergekit's GPT-2 tests stack layers [0, 12] of a 12-layer model
+    s.config[family == "gpt2" ? "n_layer" : "num_hidden_layers"] = family == "gpt2" ? 12 : s.layers;
   }
   make_tiny_model(folder, static_cast<uint32_t>(std::hash<std::string>{}(ref)), s);
   write_file_atomic(folder / "tokenizer.json", tiny_tokenizer().dump());
-  if (ref == "gpt2_like") {
-    nlohmann::json c = nlohmann::json::parse(read_text_file(folder / "config.json"));
-    c["architectures"] = {"GPT2LMHeadModel"};
-    c["model_type"] = "gpt2";
-    write_file_atomic(folder / "config.json", c.dump());
-  }
   if (folder != dir) {
     fs::create_directories(dir / "refs");
     write_file_atomic(dir / "refs" / "main", "0123abcd");

@@ -1,6 +1,7 @@
-// Merging the merge-only families (Gemma 2/3, Phi-3, Granite, Mixtral, Qwen2-MoE) on generated tiny
-// models: a frankenmerge of layer ranges with a per-layer weight gradient, checked tensor by tensor
-// (fused Phi-3 projections and every expert included), and the merged folder opens as its family.
+// Merging the newer families (Gemma 2/3, Phi-3, Granite, Mixtral, Qwen2-MoE, GPT-2, GPT-NeoX) on
+// generated tiny models: a frankenmerge of layer ranges with a per-layer weight gradient, checked
+// tensor by tensor (fused Phi-3 projections and every expert included), and the merged folder opens
+// as its family.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -24,7 +25,8 @@ TEST(MergeOnlyFamilies, SlicesAndLayerGradientsOnEveryFamily) {
   const fs::path root =
       fs::temp_directory_path() / ("evomerge_families_test_" + std::to_string(getpid()));
   fs::remove_all(root);
-  for (std::string family : {"gemma2", "gemma3", "phi3", "granite", "mixtral", "qwen2_moe"}) {
+  for (std::string family :
+       {"gemma2", "gemma3", "phi3", "granite", "mixtral", "qwen2_moe", "gpt2", "gpt_neox"}) {
     testing::TinySpec s;
     s.config = evomerge::testing::tiny_config(family);
     const fs::path a = root / (family + "_a"), b = root / (family + "_b"),
@@ -56,8 +58,7 @@ TEST(MergeOnlyFamilies, SlicesAndLayerGradientsOnEveryFamily) {
         const float want = static_cast<float>((wa * va[i] + 0.75 * vb[i]) / (wa + 0.75));
         ASSERT_NEAR(got[i], want, std::fabs(want) * 0x1p-8 + 1e-7) << family << " " << spec.name;
       }
-      if (loc->layer == 1)
-        EXPECT_EQ(tensor_f32(out, layer_tensor_name(2, loc->suffix)), va) << spec.name;
+      if (loc->layer == 1) EXPECT_EQ(tensor_f32(out, layer_tensor_name(*loc, 2)), va) << spec.name;
     }
   }
   fs::remove_all(root);

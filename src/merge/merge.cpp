@@ -172,8 +172,6 @@ std::string at(const MergeConfig& c, int line) {
   return line > 0 ? fmt::format("{}:{}", c.where, line) : c.where;
 }
 
-bool is_embed_name(std::string_view name) { return name == "model.embed_tokens.weight" || name == "lm_head.weight"; }
-
 }  // namespace
 
 MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOptions& options) {
@@ -313,18 +311,25 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
   if (out_dtype) plan.out_config_json["torch_dtype"] = std::string(dtype_torch_name(*out_dtype));
   int total_layers = 0;
   for (const auto& s : slices) total_layers += s.sources[0].end - s.sources[0].start;
-  if (!config.slices.empty()) plan.out_config_json["num_hidden_layers"] = total_layers;
+  if (!config.slices.empty())
+    plan.out_config_json[std::string(layer_count_key(donor.config()))] = total_layers;
 
-  // Output tensor list from the output config.
+  // Output tensor list from the output config (named as the donor's checkpoint names them).
   ModelConfig out_cfg = parse_model_config(plan.out_config_json, donor.folder().dir.string() + "/config.json");
   out_cfg.num_hidden_layers = total_layers;
+  out_cfg.gpt2_prefix = donor.config().gpt2_prefix;
+  const TensorNames out_names = tensor_names(out_cfg);
+  auto is_embed_name = [&](std::string_view name) {
+    return name == out_names.embed || name == out_names.head;
+  };
   std::vector<TensorSpec> out_specs = expected_tensors(out_cfg, DType::F32);
   // lm_head: written when any model of the last slice has one (tied models then contribute their
   // embeddings); a tied donor config is then untied so the head is used (mergekit leaves it tied).
   bool any_head = false;
-  for (const auto& src : slices.back().sources) any_head = any_head || model_of(src.ref).has("lm_head.weight");
+  for (const auto& src : slices.back().sources)
+    any_head = any_head || model_of(src.ref).has(tensor_names(model_of(src.ref).config()).head);
   if (out_cfg.tie_word_embeddings && any_head) {
-    out_specs.push_back({"lm_head.weight", DType::F32, {out_cfg.vocab_size, out_cfg.hidden_size}});
+    out_specs.push_back({out_names.head, DType::F32, {out_cfg.vocab_size, out_cfg.hidden_size}});
     plan.out_config_json["tie_word_embeddings"] = false;
   }
 
@@ -369,9 +374,10 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
     }
     for (const auto& src : slice->sources) {
       const SourceModel& sm = model_of(src.ref);
-      std::string in_name = loc->place == TensorPlace::Layer ? layer_tensor_name(src.start + offset, loc->suffix) : ts.name;
-      if (ts.name == "lm_head.weight" && !sm.has(in_name) && sm.config().tie_word_embeddings)
-        in_name = "model.embed_tokens.weight";
+      std::string in_name =
+          loc->place == TensorPlace::Layer ? layer_tensor_name(*loc, src.start + offset) : ts.name;
+      if (ts.name == out_names.head && !sm.has(in_name) && sm.config().tie_word_embeddings)
+        in_name = tensor_names(sm.config()).embed;
       const TensorInfo* info = sm.info(in_name);
       if (!info)
         fail(kPlan, "{}: tensor '{}' is required for output '{}' but missing in model {}", at(config, src.line), in_name,
@@ -441,9 +447,10 @@ MergePlan build_plan(const MergeConfig& config, ModelCache& cache, const MergeOp
   }
   if (merge_vocab) plan_merged_vocab(plan);
   // Embedding rows may have shrunk to a common vocabulary: say so in the config (mergekit does not).
-  if (const PlanTensor* e = plan.find("model.embed_tokens.weight"); e && e->shape[0] != out_cfg.vocab_size)
+  if (const PlanTensor* e = plan.find(out_names.embed); e && e->shape[0] != out_cfg.vocab_size)
     plan.out_config_json["vocab_size"] = e->shape[0];
   plan.out_config = parse_model_config(plan.out_config_json, "merged config.json");
+  plan.out_config.gpt2_prefix = out_cfg.gpt2_prefix;
   if (options.strict && !plan.warnings.empty())
     fail(kPlan, "{} (an error under --strict; {} warning(s) in all)", plan.warnings.front(),
          plan.warnings.size());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "arch/arch.h"
 #include "common/error.h"
 #include "io/files.h"
 #include "merge/merge.h"
@@ -336,8 +337,9 @@ void plan_merged_vocab(MergePlan& plan) {
       build_merged_vocab(ptrs, source, source_model, c.tokenizer.pad_to_multiple_of, c.where));
   const std::optional<size_t> base = c.base_model ? model_of(*c.base_model) : std::nullopt;
   const int64_t hidden = plan.models[plan.donor]->config().hidden_size;
+  const TensorNames names = tensor_names(plan.models[plan.donor]->config());
   for (PlanTensor& t : plan.tensors) {
-    if (t.name != "model.embed_tokens.weight" && t.name != "lm_head.weight") continue;
+    if (t.name != names.embed && t.name != names.head) continue;
     std::vector<size_t> inputs;
     for (const auto& in : t.inputs) inputs.push_back(static_cast<size_t>(in.model));
     auto read_rows = [&](size_t m) {
@@ -345,7 +347,8 @@ void plan_merged_vocab(MergePlan& plan) {
       std::string name = t.name;
       for (const auto& in : t.inputs)
         if (static_cast<size_t>(in.model) == m) name = in.tensor;
-      if (!sm.has(name)) name = "model.embed_tokens.weight";  // a tied base consulted for lm_head
+      if (!sm.has(name))
+        name = tensor_names(sm.config()).embed;  // a tied base consulted for the head
       const TensorInfo* info = sm.info(name);
       if (info->shape.size() != 2 || info->shape[1] != hidden)
         fail(kStage, "{}: tensor '{}' of {} has shape {}; a merged vocabulary needs [rows, {}]",
