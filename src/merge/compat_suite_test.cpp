@@ -234,6 +234,11 @@ TEST(MergekitCompat, EveryConfigMergesAsExpectedOrIsRefusedWithMergekitsReason) 
   for (const auto& entry : fs::directory_iterator(data))
     if (entry.path().extension() == ".yml") files.push_back(entry.path());
   std::sort(files.begin(), files.end());
+  const std::string doc =
+      read_text_file(fs::path(EVOMERGE_SOURCE_DIR) / "docs" / "mergekit-compat.md");
+  for (const auto& file : files)  // the page lists every config with its outcome
+    EXPECT_NE(doc.find("`" + file.filename().string() + "`"), std::string::npos)
+        << file.filename() << " is not in docs/mergekit-compat.md";
   size_t referenced = 0;
   EXPECT_GE(files.size(), 50u);
   for (const auto& file : files) {
