@@ -447,6 +447,8 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
     case ArchFamily::Mistral:
     case ArchFamily::Phi3:
     case ArchFamily::Mixtral:
+    case ArchFamily::Gpt2:  // parsed by parse_gpt2
+    case ArchFamily::GptNeoX:
       break;
     case ArchFamily::Qwen2Moe:
       c.qkv_bias = true;

@@ -58,7 +58,9 @@ TEST(MergeOnlyFamilies, SlicesAndLayerGradientsOnEveryFamily) {
         const float want = static_cast<float>((wa * va[i] + 0.75 * vb[i]) / (wa + 0.75));
         ASSERT_NEAR(got[i], want, std::fabs(want) * 0x1p-8 + 1e-7) << family << " " << spec.name;
       }
-      if (loc->layer == 1) EXPECT_EQ(tensor_f32(out, layer_tensor_name(*loc, 2)), va) << spec.name;
+      if (loc->layer == 1) {
+        EXPECT_EQ(tensor_f32(out, layer_tensor_name(*loc, 2)), va) << spec.name;
+      }
     }
   }
   fs::remove_all(root);
