@@ -248,6 +248,16 @@ TEST(ParseErrors, SeveralDocumentsNameTheirLines) {
   EXPECT_EQ(error_of("---\nmerge_method: linear\nmodels: [{model: a}]\n...\n"), "");
 }
 
+// Fuzz finding (fuzz/merge_config_fuzz.cpp): a top-level line that starts with ',' made yaml-cpp's
+// LoadAll append empty documents without end (32 MB of nodes from 399 bytes). It is one error now.
+TEST(ParseErrors, EndlessEmptyDocumentsAreBoundedAndNamed) {
+  const std::string e = error_of(
+      "# arct\n,merge_method: arcee_fusion\nbase_model: Qwen/Qwen2.5-14B\nparameters:\n  "
+      "normalize: true\ndtype: float16\ntokenizer_source: base\n");
+  EXPECT_NE(e.find("cfg.yml"), std::string::npos) << e;
+  EXPECT_NE(e.find("YAML documents"), std::string::npos) << e;
+}
+
 TEST(ParseErrors, ParameterRangesAndAbsurdValues) {
   auto with = [](std::string params) {
     return error_of("merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    parameters: " +
