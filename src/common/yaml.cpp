@@ -63,7 +63,8 @@ class DocumentCounter : public YAML::EventHandler {
   void OnMapEnd() override {}
 };
 
-constexpr size_t kMaxYamlDocuments = 64;  // beyond one it is an error anyway; lines named up to this
+constexpr size_t kMaxYamlDocuments =
+    64;  // beyond one it is an error anyway; lines named up to this
 
 size_t count_documents(const std::string& text) {
   std::istringstream in(text);
