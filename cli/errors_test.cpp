@@ -265,7 +265,7 @@ std::vector<ErrorCase> cases() {
       {"evolve-not-yaml", "evolve {T}/e-not-yaml.yml --run {T}/run-x",
        "[evolve-config] {T}/e-not-yaml.yml:2: end of sequence flow not found"},
       {"evolve-task-missing", "evolve {T}/e-task-missing.yml --run {T}/run-x",
-       "[io] nope.yaml: cannot read: No such file or directory"},
+       "[evolve] {T}/e-task-missing.yml: tasks[0]: no such task file 'nope.yaml'"},
       {"evolve-model-missing", "evolve {T}/e-model-missing.yml --run {T}/run-x",
        "nope: no such model folder"},
       {"evolve-no-such-split", "evolve {T}/e-no-split.yml --run {T}/run-x",

@@ -19,7 +19,12 @@ namespace {
 void load_scorers(const EvolveConfig& cfg, SearchContext& ctx) {
   std::vector<std::shared_ptr<const eval::Task>> tasks;
   std::vector<double> weights;
-  for (const auto& t : cfg.tasks) {
+  for (size_t i = 0; i < cfg.tasks.size(); ++i) {
+    const EvolveTask& t = cfg.tasks[i];
+    // Named here, with the config and the key, rather than by the reader ("[io] x: cannot read"),
+    // which knows neither.
+    if (!std::filesystem::is_regular_file(t.file))
+      fail("evolve", "{}: tasks[{}]: no such task file '{}'", cfg.where, i, t.file.string());
     auto task = std::make_shared<const eval::Task>(eval::Task::load(t.file));
     for (const auto& split : {cfg.opt_split, cfg.test_split})
       if (!task->has_split(split))
