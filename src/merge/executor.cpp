@@ -4,19 +4,27 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "merge/methods_stream.h"
 #include "tensor/convert.h"
 
 namespace evomerge {
 
 namespace {
 thread_local bool t_in_pool = false;
+thread_local const ThreadPool* t_pool = nullptr;  // the pool this worker thread belongs to
+thread_local size_t t_worker = 0;                 // its index there (1..)
 constexpr size_t kConvertChunk = size_t{1} << 16;
 constexpr size_t kTile = size_t{1} << 14;  // elements per tile of the elementwise path
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 1; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 1; i < n; ++i)
+    workers_.emplace_back([this, i] {
+      t_pool = this;
+      t_worker = static_cast<size_t>(i);
+      worker_loop();
+    });
 }
 
 ThreadPool::~ThreadPool() {
@@ -26,6 +34,10 @@ ThreadPool::~ThreadPool() {
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
+}
+
+size_t ThreadPool::thread_index() const {
+  return t_pool == this ? t_worker : 0;
 }
 
 void ThreadPool::worker_loop() {
@@ -177,6 +189,11 @@ void Merger::Impl::merge_out(const MergePlan& plan, const PlanTensor& t, DType d
   for (const PlanInput& in : t.inputs)
     if (plan.models[in.model]->has_lora() && !in.rows) tiles = false;  // the delta is per tensor
   if (tiles) return merge_tiles(plan, t, dtype, dst, sink);
+  bool lora = false;
+  for (const PlanInput& in : t.inputs)
+    lora = lora || (plan.models[in.model]->has_lora() && !in.rows);
+  if (!lora && gta_streams(plan.method, tensor_args(plan, t), t.inputs.size()))
+    return merge_stream(plan, t, dtype, dst, sink);
   const size_t n = static_cast<size_t>(shape_numel(t.shape));
   float* f32 = dtype == DType::F32 ? reinterpret_cast<float*>(dst) : out_scratch(n);
   KernelArgs args = tensor_args(plan, t);
@@ -223,6 +240,33 @@ void Merger::Impl::merge_tiles(const MergePlan& plan, const PlanTensor& t, DType
     check_and_convert(res, len, b, c, dtype, dst + b * out_es);
     if (sink) (*sink)(b * out_es, {dst + b * out_es, len * out_es});
   });
+  fail_if_nonfinite(t.name, n, tiles);
+}
+
+void Merger::Impl::merge_stream(const MergePlan& plan, const PlanTensor& t, DType dtype,
+                                std::byte* dst, const PartSink* sink) {
+  const size_t n = static_cast<size_t>(shape_numel(t.shape)), m = t.inputs.size();
+  const size_t tile = stream_tile_elements(), tiles = (n + tile - 1) / tile,
+               out_es = dtype_size(dtype);
+  std::vector<TensorView> views(m);
+  for (size_t i = 0; i < m; ++i)
+    if (!t.inputs[i].rows) views[i] = stored_input(plan, t.inputs[i], n);
+  KernelArgs args = tensor_args(plan, t);
+  args.parallel = &pool;
+  TileIo io;
+  io.read = [&](size_t i, size_t b, size_t len, float* x) {
+    if (t.inputs[i].rows)
+      std::copy_n(t.inputs[i].rows->data() + b, len, x);
+    else
+      convert_to_f32(views[i].dtype, views[i].data + b * dtype_size(views[i].dtype), x, len);
+  };
+  io.emit = [&](size_t c, size_t b, size_t len, const float* merged) {
+    if (dtype == DType::F32) std::copy_n(merged, len, reinterpret_cast<float*>(dst) + b);
+    check_and_convert(merged, len, b, c, dtype, dst + b * out_es);
+    if (sink) (*sink)(b * out_es, {dst + b * out_es, len * out_es});
+  };
+  nonfinite_.assign(tiles, {});
+  run_gta_stream(plan.method, args, m, io);
   fail_if_nonfinite(t.name, n, tiles);
 }
 

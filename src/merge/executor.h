@@ -22,6 +22,10 @@ class ThreadPool : public ParallelFor {
   ~ThreadPool() override;
   void run(size_t n_chunks, const std::function<void(size_t)>& fn) const override;
   int size() const { return static_cast<int>(workers_.size()) + 1; }
+  size_t threads() const override { return workers_.size() + 1; }
+  // 0 for the thread that calls run(), 1.. for the workers (any thread of another pool: 0, since
+  // this pool then runs its chunks serially on it).
+  size_t thread_index() const override;
 
  private:
   void worker_loop();
@@ -67,6 +71,10 @@ struct Merger::Impl {
   void convert_inputs(const MergePlan& plan, const PlanTensor& t, KernelArgs& args);
   void merge_tiles(const MergePlan& plan, const PlanTensor& t, DType dtype, std::byte* dst,
                    const PartSink* sink);
+  // TIES / DARE (methods_stream.h): passes over tiles read from the stored bytes, the result tile
+  // checked and converted while in cache.
+  void merge_stream(const MergePlan& plan, const PlanTensor& t, DType dtype, std::byte* dst,
+                    const PartSink* sink);
   // Tallies the non-finite values of v[0..n) (elements offset.. of the tensor) into
   // nonfinite_[chunk], then converts them to dtype into dst (F32 or no dst: tally only).
   void check_and_convert(const float* v, size_t n, size_t offset, size_t chunk, DType dtype,

@@ -117,9 +117,22 @@ TEST_F(ExecutorTiles, TiledResultDoesNotDependOnTheThreadCount) {
   for (int threads : {1, 3}) expect_same_as_plain(config("linear", "BF16"), DType::BF16, threads);
 }
 
+TEST_F(ExecutorTiles, StreamedGtaEqualsPlainForEveryDtypeAndThreadCount) {
+  // ties, dare_ties and dare_linear stream tiles from the stored bytes (methods_stream.h); the
+  // plain path converts every input to f32 and runs the kernel on the whole tensor.
+  for (const char* in : {"BF16", "F16", "F32"})
+    for (const char* m : {"ties", "dare_ties", "dare_linear"})
+      for (DType out : {DType::F32, DType::BF16})
+        for (int threads : {1, 2, 3}) {
+          SCOPED_TRACE(std::string(m) + " from " + in + " to " + std::string(dtype_name(out)) +
+                       ", " + std::to_string(threads) + " threads");
+          expect_same_as_plain(config(m, in), out, threads);
+        }
+}
+
 TEST_F(ExecutorTiles, NonElementwiseMethodsThroughMergeIntoEqualPlain) {
-  // ties and dare_ties take the other branch (merge, then one check-and-convert pass).
-  for (const char* m : {"ties", "dare_ties"})
+  // breadcrumbs_ties and della take the other branch (merge, then one check-and-convert pass).
+  for (const char* m : {"breadcrumbs_ties", "della"})
     for (DType out : {DType::F32, DType::BF16}) expect_same_as_plain(config(m, "BF16"), out, 2);
 }
 
@@ -182,6 +195,23 @@ TEST_F(ExecutorTiles, NonFiniteResultIsTheSameErrorOnBothPaths) {
       std::string::npos)
       << plain;
   EXPECT_EQ(tiled, plain);
+  // The streamed GTA path: the same outcome as its plain path (ties keeps the inf, the largest
+  // magnitude: an error; dare_ties' mask happens to drop both here, and the NaN in its L1 norm
+  // leaves the weights unscaled: no error on either path).
+  for (const char* method : {"ties", "dare_ties"}) {
+    const std::string gta = std::string("merge_method: ") + method + "\nbase_model: " + p("F320") +
+                            "\nmodels:\n  - {model: " + p("inf") +
+                            ", parameters: {weight: 1, density: 0.5}}\n";
+    MergePlan gta_plan = build_plan(parse_merge_config(gta, "test.yml"), cache);
+    const std::string want =
+        error_of([&] { merger.merge_tensor_f32(gta_plan, index, f32.data()); });
+    MergedBuffers gta_buf(DType::BF16);
+    gta_buf.prepare(gta_plan);
+    EXPECT_EQ(want.find("tensor '" + big + "': the merge produced ") != std::string::npos,
+              std::string(method) == "ties")
+        << method << ": " << want;
+    EXPECT_EQ(error_of([&] { merger.merge_into(gta_plan, gta_buf, which); }), want) << method;
+  }
 }
 
 }  // namespace

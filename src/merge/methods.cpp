@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "merge/methods_detail.h"
 #include "tensor/convert.h"
 
 namespace evomerge {
@@ -16,24 +17,9 @@ namespace evomerge {
 namespace {
 
 constexpr std::string_view kStage = "merge";
-constexpr size_t kChunk = size_t{1} << 15;
-
-// ---------------------------------------------------------------------------------------------
-// Counter-based random bits: one splitmix64 finaliser over key + (index+1) * golden ratio.
-
-inline uint64_t mix64(uint64_t x) {
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-// 53 random bits for element `index` of the stream `key`.
-inline uint64_t rng_bits(uint64_t key, uint64_t index) { return mix64(key + (index + 1) * 0x9e3779b97f4a7c15ull) >> 11; }
-// Keep when rng_bits < threshold: probability density (to 2^-53).
-inline uint64_t bernoulli_threshold(double density) {
-  if (density <= 0) return 0;
-  if (density >= 1) return uint64_t{1} << 53;
-  return static_cast<uint64_t>(density * 0x1.0p53);
-}
+using detail::bernoulli_threshold;
+using detail::kChunk;
+using detail::rng_bits;
 
 // ---------------------------------------------------------------------------------------------
 // Registry
@@ -630,6 +616,39 @@ constexpr GtaKind kGta[] = {
     {"della", true, Sparsifier::DellaMagprune},           {"della_linear", false, Sparsifier::DellaMagprune},
 };
 
+}  // namespace
+
+std::optional<detail::GtaSetup> detail::gta_setup(std::string_view method, const KernelArgs& a,
+                                                  size_t n_inputs) {
+  const GtaKind* kind = nullptr;
+  for (const auto& g : kGta)
+    if (g.name == method) kind = &g;
+  if (!kind || a.base < 0 || static_cast<size_t>(a.base) >= n_inputs || n_inputs < 2)
+    return std::nullopt;
+  if (kind->sparsifier != Sparsifier::Magnitude && kind->sparsifier != Sparsifier::Random)
+    return std::nullopt;
+  t_spec = find_method(method);
+  GtaSetup s;
+  s.consensus = kind->consensus;
+  s.sparsifier =
+      kind->sparsifier == Sparsifier::Magnitude ? GtaSparsifier::Magnitude : GtaSparsifier::Random;
+  s.rescale = gparam(a, "rescale") != 0;
+  s.normalize = gparam(a, "normalize") != 0;
+  s.lambda = static_cast<float>(gparam(a, "lambda"));
+  s.base = static_cast<size_t>(a.base);
+  for (size_t i = 0; i < n_inputs; ++i) {
+    if (i == s.base) continue;
+    GtaVector v{i, static_cast<float>(mparam(a, i, "weight")), mparam(a, i, "density"),
+                rng_key(a.seed, a.tensor, i)};
+    if (s.sparsifier == GtaSparsifier::Magnitude && s.rescale && v.density < 1.0)
+      return std::nullopt;
+    s.vectors.push_back(v);
+  }
+  return s;
+}
+
+namespace {
+
 void gta(const Run& r, const GtaKind& kind, float* out) {
   const KernelArgs& a = r.a;
   require_base(a, kind.name);
@@ -653,31 +672,8 @@ void gta(const Run& r, const GtaKind& kind, float* out) {
       std::vector<double> l1b(r.chunks()), l1a(r.chunks());
       float* di = d[i];
       r.each([&](size_t b, size_t e) {
-        // 16 float lanes (vectorised), flushed into doubles every 1024 elements for accuracy.
-        double sb = 0, sa = 0;
-        size_t j = b;
-        while (j < e) {
-          const size_t stop = std::min(e, j + 1024);
-          float lb[16] = {}, la[16] = {};
-          for (; j + 16 <= stop; j += 16)
-            for (size_t k = 0; k < 16; ++k) {
-              const float x = T[j + k] - B[j + k];
-              const float kept = rng_bits(key, j + k) < thr ? x : 0.0f;
-              lb[k] += std::fabs(x);
-              la[k] += std::fabs(kept);
-              di[j + k] = kept;
-            }
-          for (; j < stop; ++j) {
-            const float x = T[j] - B[j];
-            const float kept = rng_bits(key, j) < thr ? x : 0.0f;
-            lb[0] += std::fabs(x);
-            la[0] += std::fabs(kept);
-            di[j] = kept;
-          }
-          for (size_t k = 0; k < 16; ++k) sb += lb[k], sa += la[k];
-        }
-        l1b[b / kChunk] = sb;
-        l1a[b / kChunk] = sa;
+        detail::dare_chunk<true>(T + b, B + b, e - b, b, key, thr, di + b, l1b[b / kChunk],
+                                 l1a[b / kChunk]);
       });
       double before = 0, after = 0;
       for (size_t c = 0; c < l1b.size(); ++c) before += l1b[c], after += l1a[c];

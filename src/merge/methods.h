@@ -50,6 +50,10 @@ std::vector<std::string> method_names();
 struct ParallelFor {
   virtual ~ParallelFor() = default;
   virtual void run(size_t n_chunks, const std::function<void(size_t)>& fn) const;
+  // How many threads run() may use at once, and which of them is calling (0 .. threads()-1, inside
+  // a chunk): per-thread scratch (selection histograms) without locks or per-chunk copies.
+  virtual size_t threads() const { return 1; }
+  virtual size_t thread_index() const { return 0; }
 };
 
 struct KernelArgs {

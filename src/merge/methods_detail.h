@@ -1,0 +1,94 @@
+// Internal to src/merge: the pieces of the merge kernels that the plain path (methods.cpp) and the
+// streaming GTA path (methods_stream.cpp) must share bit for bit: the chunk size reductions are cut
+// at, the counter-based random bits behind DARE's masks, and DARE's delta + keep + L1 chunk sums.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "merge/methods.h"
+
+namespace evomerge::detail {
+
+// Elements per reduction chunk: sums are taken per chunk and combined in chunk order, so a result
+// never depends on the thread count. The streaming path's tiles are these chunks.
+constexpr size_t kChunk = size_t{1} << 15;
+
+// Counter-based random bits: one splitmix64 finaliser over key + (index+1) * golden ratio.
+inline uint64_t mix64(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+// 53 random bits for element `index` of the stream `key`.
+inline uint64_t rng_bits(uint64_t key, uint64_t index) {
+  return mix64(key + (index + 1) * 0x9e3779b97f4a7c15ull) >> 11;
+}
+// Keep when rng_bits < threshold: probability density (to 2^-53).
+inline uint64_t bernoulli_threshold(double density) {
+  if (density <= 0) return 0;
+  if (density >= 1) return uint64_t{1} << 53;
+  return static_cast<uint64_t>(density * 0x1.0p53);
+}
+
+// DARE over one chunk: x = T[k] - B[k] for k in [0, len) (element index0 + k of the tensor), kept
+// when its random bits fall under `thr`; adds sum |x| to l1_before and sum |kept| to l1_after, and
+// (kStore) writes kept into d[k]. 16 float lanes (vectorised), flushed into doubles every 1024
+// elements for accuracy: the grouping is relative to the chunk start, so callers must pass whole
+// chunks (index0 a multiple of kChunk) to get the same sums.
+template <bool kStore>
+inline void dare_chunk(const float* T, const float* B, size_t len, size_t index0, uint64_t key,
+                       uint64_t thr, float* d, double& l1_before, double& l1_after) {
+  double sb = 0, sa = 0;
+  size_t j = 0;
+  while (j < len) {
+    const size_t stop = j + 1024 < len ? j + 1024 : len;
+    float lb[16] = {}, la[16] = {};
+    for (; j + 16 <= stop; j += 16)
+      for (size_t k = 0; k < 16; ++k) {
+        const float x = T[j + k] - B[j + k];
+        const float kept = rng_bits(key, index0 + j + k) < thr ? x : 0.0f;
+        lb[k] += std::fabs(x);
+        la[k] += std::fabs(kept);
+        if constexpr (kStore) d[j + k] = kept;
+      }
+    for (; j < stop; ++j) {
+      const float x = T[j] - B[j];
+      const float kept = rng_bits(key, index0 + j) < thr ? x : 0.0f;
+      lb[0] += std::fabs(x);
+      la[0] += std::fabs(kept);
+      if constexpr (kStore) d[j] = kept;
+    }
+    for (size_t k = 0; k < 16; ++k) sb += lb[k], sa += la[k];
+  }
+  l1_before = sb;
+  l1_after = sa;
+}
+
+// One GTA merge (ties, dare_ties, dare_linear) of one tensor, its parameters resolved: what the
+// streaming path (methods_stream.h) needs to give the plain kernel's bits.
+enum class GtaSparsifier { None, Magnitude, Random };
+struct GtaVector {
+  size_t input = 0;  // index into the tensor's inputs
+  float weight = 0;
+  double density = 1;
+  uint64_t key = 0;  // rng_key(seed, tensor, input): DARE's mask stream
+};
+struct GtaSetup {
+  bool consensus = false, normalize = false, rescale = false;
+  GtaSparsifier sparsifier = GtaSparsifier::None;
+  float lambda = 1;
+  size_t base = 0;
+  std::vector<GtaVector> vectors;  // the task vectors, in input order (the base left out)
+};
+// The setup of `method` for these arguments (params, base, globals, seed, tensor; the inputs are
+// not read), or nullopt where the streaming path does not apply: other methods, no base or no task
+// vector (the plain path's errors and copies), TIES with rescale (its L1 match needs the cut
+// vector's norm).
+std::optional<GtaSetup> gta_setup(std::string_view method, const KernelArgs& a, size_t n_inputs);
+
+}  // namespace evomerge::detail

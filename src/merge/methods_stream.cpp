@@ -1,0 +1,326 @@
+// The streaming GTA path (methods_stream.h). Every arithmetic step mirrors gta() in methods.cpp
+// (same operations, same order, compiled with the same -ffp-contract=off), so the bits agree.
+#include "merge/methods_stream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/error.h"
+#include "merge/methods_detail.h"
+#include "tensor/convert.h"
+
+namespace evomerge {
+
+namespace {
+
+using detail::kChunk;
+
+constexpr size_t kHighBins = size_t{1} << 15;  // top 16 bits of |x|'s pattern (sign bit is 0)
+constexpr size_t kLowBins = size_t{1} << 16;
+
+enum class Mode { Keep, Zero, Select, Dare };
+
+struct Vec {
+  size_t input = 0;
+  float w = 0, ws = 0;  // weight; weight times DARE's rescale factor
+  Mode mode = Mode::Keep;
+  uint64_t key = 0, thr = 0;  // DARE
+  bool l1 = false;            // DARE with rescale: pass 1 takes the L1 norms
+  size_t rank = 0;            // Select: keep the ranks [rank, n) of |x| ascending
+  float value = 0;            // Select: the magnitude of that rank
+  size_t quota = 0;           // Select: how many values equal to `value` are kept (the first ones)
+  bool fix_ties = false;      // Select: some values equal to `value` go (quota < their count)
+};
+
+// One tensor's passes: tiles of kChunk elements, run on `par` (or serially).
+struct Stream {
+  const TileIo& io;
+  const ParallelFor* par;
+  size_t n, tiles, m;  // m: inputs
+
+  size_t threads() const { return par ? std::max<size_t>(1, par->threads()) : 1; }
+  size_t thread() const { return par ? par->thread_index() : 0; }
+  template <typename F>
+  void each(F&& fn) const {  // fn(tile, begin, len, buffers of this thread)
+    auto body = [&](size_t c) {
+      // (m + 1) input tiles and the result: ~(m + 2) x 128 KB per thread, cache-resident.
+      thread_local std::vector<float> buf;
+      if (buf.size() < (m + 2) * kChunk) buf.resize((m + 2) * kChunk);
+      const size_t b = c * kChunk;
+      fn(c, b, std::min(n, b + kChunk) - b, buf.data());
+    };
+    if (par && tiles > 1)
+      par->run(tiles, body);
+    else
+      for (size_t c = 0; c < tiles; ++c) body(c);
+  }
+  // Input `input`'s tile into slot `slot` of buf.
+  float* load(float* buf, size_t slot, size_t input, size_t b, size_t len) const {
+    float* x = buf + slot * kChunk;
+    io.read(input, b, len, x);
+    return x;
+  }
+};
+
+inline uint32_t abs_bits(float x) {
+  return f32_to_bits(std::fabs(x));
+}
+
+// The value of rank `need` among the counts in h[0..bins), how many lie below its bin, its bin.
+size_t find_bin(const std::vector<size_t>& h, size_t& need, size_t& less) {
+  size_t b = 0;
+  for (; b < h.size(); ++b) {
+    if (need < h[b]) break;
+    need -= h[b];
+    less += h[b];
+  }
+  EM_ASSERT(b < h.size());
+  return b;
+}
+
+// Exact rank selection of |T_i - B| for every Select vector: two histogram passes (16-bit digits).
+void select_magnitudes(const Stream& s, size_t base, std::vector<Vec>& vecs,
+                       std::vector<size_t>& sel) {
+  const size_t T = s.threads(), ns = sel.size();
+  if (ns == 0) return;
+  std::vector<uint32_t> hist(T * ns * kHighBins, 0);
+  s.each([&](size_t, size_t b, size_t len, float* buf) {
+    const float* B = s.load(buf, 0, base, b, len);
+    for (size_t q = 0; q < ns; ++q) {
+      const float* X = s.load(buf, 1, vecs[sel[q]].input, b, len);
+      uint32_t* h = hist.data() + (s.thread() * ns + q) * kHighBins;
+      for (size_t k = 0; k < len; ++k) ++h[abs_bits(X[k] - B[k]) >> 16];
+    }
+  });
+  std::vector<uint32_t> bucket(ns);
+  std::vector<size_t> need(ns), less(ns, 0);
+  std::vector<size_t> h(kHighBins);
+  for (size_t q = 0; q < ns; ++q) {
+    std::fill(h.begin(), h.end(), 0);
+    for (size_t t = 0; t < T; ++t)
+      for (size_t i = 0; i < kHighBins; ++i) h[i] += hist[(t * ns + q) * kHighBins + i];
+    need[q] = vecs[sel[q]].rank;
+    bucket[q] = static_cast<uint32_t>(find_bin(h, need[q], less[q]));
+  }
+  std::vector<uint32_t> low(T * ns * kLowBins, 0);
+  s.each([&](size_t, size_t b, size_t len, float* buf) {
+    const float* B = s.load(buf, 0, base, b, len);
+    for (size_t q = 0; q < ns; ++q) {
+      const float* X = s.load(buf, 1, vecs[sel[q]].input, b, len);
+      uint32_t* h2 = low.data() + (s.thread() * ns + q) * kLowBins;
+      const uint32_t want = bucket[q];
+      for (size_t k = 0; k < len; ++k) {
+        const uint32_t key = abs_bits(X[k] - B[k]);
+        if ((key >> 16) == want) ++h2[key & 0xffffu];
+      }
+    }
+  });
+  h.assign(kLowBins, 0);
+  for (size_t q = 0; q < ns; ++q) {
+    std::fill(h.begin(), h.end(), 0);
+    for (size_t t = 0; t < T; ++t)
+      for (size_t i = 0; i < kLowBins; ++i) h[i] += low[(t * ns + q) * kLowBins + i];
+    const size_t lo = find_bin(h, need[q], less[q]);
+    Vec& v = vecs[sel[q]];
+    v.value = bits_to_f32((bucket[q] << 16) | static_cast<uint32_t>(lo));
+    const size_t equal = h[lo];
+    v.quota = less[q] + equal - v.rank;
+    // A kept zero adds nothing to the vote or the mean: ties at 0 need no index order.
+    v.fix_ties = v.quota < equal && v.value > 0.0f;
+  }
+}
+
+// For the Select vectors whose threshold ties must be cut by index: how many values equal to the
+// threshold come before each tile (fixes[tile * F + f], f over the vectors with fix_ties).
+std::vector<size_t> ties_before(const Stream& s, size_t base, const std::vector<Vec>& vecs,
+                                const std::vector<size_t>& fix) {
+  const size_t F = fix.size();
+  std::vector<size_t> count(s.tiles * F, 0);
+  if (F == 0) return count;
+  s.each([&](size_t c, size_t b, size_t len, float* buf) {
+    const float* B = s.load(buf, 0, base, b, len);
+    for (size_t f = 0; f < F; ++f) {
+      const Vec& v = vecs[fix[f]];
+      const float* X = s.load(buf, 1, v.input, b, len);
+      size_t e = 0;
+      for (size_t k = 0; k < len; ++k) e += std::fabs(X[k] - B[k]) == v.value;
+      count[c * F + f] = e;
+    }
+  });
+  for (size_t f = 0; f < F; ++f) {
+    size_t run = 0;
+    for (size_t c = 0; c < s.tiles; ++c) {
+      const size_t e = count[c * F + f];
+      count[c * F + f] = run;
+      run += e;
+    }
+  }
+  return count;
+}
+
+// The task vector of `v` on one tile, in place over its input tile X (x = T - B, sparsified).
+void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, size_t ties_seen) {
+  switch (v.mode) {
+    case Mode::Keep:
+    case Mode::Zero:
+      for (size_t k = 0; k < len; ++k) X[k] = X[k] - B[k];
+      break;
+    case Mode::Dare:
+      for (size_t k = 0; k < len; ++k) {
+        const float x = X[k] - B[k];
+        X[k] = detail::rng_bits(v.key, b + k) < v.thr ? x : 0.0f;
+      }
+      break;
+    case Mode::Select: {
+      const float t = v.value;
+      for (size_t k = 0; k < len; ++k) {
+        const float x = X[k] - B[k];
+        X[k] = std::fabs(x) >= t ? x : 0.0f;
+      }
+      if (!v.fix_ties) break;
+      size_t left = v.quota > ties_seen ? v.quota - ties_seen : 0;
+      for (size_t k = 0; k < len; ++k)
+        if (std::fabs(X[k]) == t) {
+          if (left > 0)
+            --left;
+          else
+            X[k] = 0.0f;
+        }
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+size_t stream_tile_elements() {
+  return kChunk;
+}
+
+bool gta_streams(std::string_view method, const KernelArgs& a, size_t n_inputs) {
+  return detail::gta_setup(method, a, n_inputs).has_value();
+}
+
+void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_inputs,
+                    const TileIo& io) {
+  const auto setup = detail::gta_setup(method, a, n_inputs);
+  EM_ASSERT(setup.has_value());
+  const size_t n = static_cast<size_t>(shape_numel(a.shape)), base = setup->base;
+  Stream s{io, a.parallel, n, (n + kChunk - 1) / kChunk, n_inputs};
+  std::vector<Vec> vecs;
+  std::vector<size_t> sel, l1v;
+  double wsum = 0;
+  for (const detail::GtaVector& g : setup->vectors) {
+    Vec v;
+    v.input = g.input;
+    v.w = v.ws = g.weight;
+    wsum += g.weight;
+    if (setup->sparsifier == detail::GtaSparsifier::Random && g.density < 1.0) {
+      v.mode = Mode::Dare;
+      v.key = g.key;
+      v.thr = detail::bernoulli_threshold(g.density);
+      v.l1 = setup->rescale;
+    } else if (setup->sparsifier == detail::GtaSparsifier::Magnitude && g.density < 1.0) {
+      // Top-k of |x|, k = int(density * n) (sparsify() in methods.cpp): none kept, all, or a cut.
+      const size_t k = g.density <= 0 ? 0 : static_cast<size_t>(g.density * static_cast<double>(n));
+      v.mode = k == 0 ? Mode::Zero : k >= n ? Mode::Keep : Mode::Select;
+      v.rank = n - std::min(k, n);
+    }
+    if (v.mode == Mode::Select) sel.push_back(vecs.size());
+    if (v.l1) l1v.push_back(vecs.size());
+    vecs.push_back(v);
+  }
+  // Pass 1 (DARE with rescale): the L1 norms before and after the mask, per chunk, summed in order.
+  if (!l1v.empty()) {
+    const size_t L = l1v.size();
+    std::vector<double> before(s.tiles * L), after(s.tiles * L);
+    s.each([&](size_t c, size_t b, size_t len, float* buf) {
+      const float* B = s.load(buf, 0, base, b, len);
+      for (size_t q = 0; q < L; ++q) {
+        const Vec& v = vecs[l1v[q]];
+        const float* X = s.load(buf, 1, v.input, b, len);
+        detail::dare_chunk<false>(X, B, len, b, v.key, v.thr, nullptr, before[c * L + q],
+                                  after[c * L + q]);
+      }
+    });
+    for (size_t q = 0; q < L; ++q) {
+      double sb = 0, sa = 0;
+      for (size_t c = 0; c < s.tiles; ++c) sb += before[c * L + q], sa += after[c * L + q];
+      Vec& v = vecs[l1v[q]];
+      if (sb >= 1e-7 && sa >= 1e-7) v.ws = static_cast<float>(v.w * (sb / sa));
+    }
+  }
+  select_magnitudes(s, base, vecs, sel);
+  std::vector<size_t> fix;
+  for (size_t q : sel)
+    if (vecs[q].fix_ties) fix.push_back(q);
+  const std::vector<size_t> seen = ties_before(s, base, vecs, fix);
+  // Vectors that add something (a Zero vector adds +-0 to sums that start at +0: no change).
+  std::vector<size_t> act;
+  for (size_t i = 0; i < vecs.size(); ++i)
+    if (vecs[i].mode != Mode::Zero) act.push_back(i);
+  const float lam = setup->lambda;
+  const bool consensus = setup->consensus, normalize = setup->normalize;
+  const float inv =
+      normalize ? static_cast<float>(1.0 / (std::fabs(wsum) < 1e-8 ? 1.0 : wsum)) : 1.0f;
+  s.each([&](size_t c, size_t b, size_t len, float* buf) {
+    const float* B = s.load(buf, 0, base, b, len);
+    std::vector<float*> X(act.size());
+    for (size_t q = 0; q < act.size(); ++q) {
+      const Vec& v = vecs[act[q]];
+      X[q] = s.load(buf, 1 + q, v.input, b, len);
+      size_t ties_seen = 0;
+      if (v.fix_ties)
+        ties_seen =
+            seen[c * fix.size() +
+                 static_cast<size_t>(std::find(fix.begin(), fix.end(), act[q]) - fix.begin())];
+      task_tile(v, X[q], B, b, len, ties_seen);
+    }
+    float* out = buf + (s.m + 1) * kChunk;
+    if (!consensus) {
+      // gta()'s non-consensus sum: out = B + lam * (sum_i ws_i x_i) * inv
+      for (size_t j = 0; j < len; ++j) out[j] = 0.0f;
+      for (size_t q = 0; q < act.size(); ++q) {
+        const float wi = vecs[act[q]].ws;
+        const float* x = X[q];
+        for (size_t j = 0; j < len; ++j) out[j] += wi * x[j];
+      }
+      for (size_t j = 0; j < len; ++j) out[j] = B[j] + lam * (out[j] * inv);
+    } else {
+      // gta()'s sign election and disjoint mean, block by block (see the comments there).
+      constexpr size_t kBlock = 4096;
+      float S[kBlock], delta[kBlock], den[kBlock];
+      for (size_t o = 0; o < len; o += kBlock) {
+        const size_t bl = std::min(kBlock, len - o);
+        std::fill(S, S + bl, 0.0f);
+        std::fill(delta, delta + bl, 0.0f);
+        std::fill(den, den + bl, 0.0f);
+        for (size_t q = 0; q < act.size(); ++q) {
+          const float wi = vecs[act[q]].ws;
+          const float* x = X[q] + o;
+          for (size_t j = 0; j < bl; ++j) S[j] += wi * x[j];
+        }
+        for (size_t q = 0; q < act.size(); ++q) {
+          const float wi = vecs[act[q]].ws, wd_den = vecs[act[q]].w;
+          const float* x = X[q] + o;
+          for (size_t j = 0; j < bl; ++j) {
+            const float wd = wi * x[j];
+            const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
+            const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
+            delta[j] += keep * wd;
+            den[j] += keep * wd_den;
+          }
+        }
+        for (size_t j = 0; j < bl; ++j) {
+          float dl = delta[j];
+          if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
+          out[o + j] = B[o + j] + lam * dl;
+        }
+      }
+    }
+    io.emit(c, b, len, out);
+  });
+}
+
+}  // namespace evomerge
