@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "common/error.h"
@@ -30,6 +31,7 @@ struct Vec {
   size_t rank = 0;            // Select: keep the ranks [rank, n) of |x| ascending
   float value = 0;            // Select: the magnitude of that rank
   size_t quota = 0;           // Select: how many values equal to `value` are kept (the first ones)
+  size_t equal = 0;           // Select: how many values equal `value`
   bool fix_ties = false;      // Select: some values equal to `value` go (quota < their count)
 };
 
@@ -41,13 +43,15 @@ struct Stream {
 
   size_t threads() const { return par ? std::max<size_t>(1, par->threads()) : 1; }
   size_t thread() const { return par ? par->thread_index() : 0; }
+  // fn(tile, begin, len, buffers of this thread) for every tile; `last_first` hands the tiles out
+  // from the end, so a pass after a forward one starts on what is still in cache.
   template <typename F>
-  void each(F&& fn) const {  // fn(tile, begin, len, buffers of this thread)
-    auto body = [&](size_t c) {
+  void each(F&& fn, bool last_first = false) const {
+    auto body = [&](size_t i) {
       // (m + 1) input tiles and the result: ~(m + 2) x 128 KB per thread, cache-resident.
       thread_local std::vector<float> buf;
       if (buf.size() < (m + 2) * kChunk) buf.resize((m + 2) * kChunk);
-      const size_t b = c * kChunk;
+      const size_t c = last_first ? tiles - 1 - i : i, b = c * kChunk;
       fn(c, b, std::min(n, b + kChunk) - b, buf.data());
     };
     if (par && tiles > 1)
@@ -77,6 +81,16 @@ size_t find_bin(const std::vector<size_t>& h, size_t& need, size_t& less) {
   }
   EM_ASSERT(b < h.size());
   return b;
+}
+
+// a[c * stride + col] for c < rows becomes the sum of the entries above it.
+void exclusive_prefix(std::vector<size_t>& a, size_t rows, size_t stride, size_t col) {
+  size_t run = 0;
+  for (size_t c = 0; c < rows; ++c) {
+    const size_t e = a[c * stride + col];
+    a[c * stride + col] = run;
+    run += e;
+  }
 }
 
 // Exact rank selection of |T_i - B| for every Select vector: two histogram passes (16-bit digits).
@@ -126,41 +140,134 @@ void select_magnitudes(const Stream& s, size_t base, std::vector<Vec>& vecs,
     v.value = bits_to_f32((bucket[q] << 16) | static_cast<uint32_t>(lo));
     const size_t equal = h[lo];
     v.quota = less[q] + equal - v.rank;
+    v.equal = equal;
     // A kept zero adds nothing to the vote or the mean: ties at 0 need no index order.
     v.fix_ties = v.quota < equal && v.value > 0.0f;
   }
 }
 
-// For the Select vectors whose threshold ties must be cut by index: how many values equal to the
-// threshold come before each tile (fixes[tile * F + f], f over the vectors with fix_ties).
-std::vector<size_t> ties_before(const Stream& s, size_t base, const std::vector<Vec>& vecs,
-                                const std::vector<size_t>& fix) {
-  const size_t F = fix.size();
-  std::vector<size_t> count(s.tiles * F, 0);
-  if (F == 0) return count;
+// For the Select vectors `fix` whose threshold ties must be cut by index: how many values equal to
+// the threshold come before each tile, into seen[tile * vecs.size() + vector].
+void ties_before(const Stream& s, size_t base, const std::vector<Vec>& vecs,
+                 const std::vector<size_t>& fix, std::vector<size_t>& seen) {
+  const size_t V = vecs.size();
+  if (fix.empty()) return;
   s.each([&](size_t c, size_t b, size_t len, float* buf) {
     const float* B = s.load(buf, 0, base, b, len);
-    for (size_t f = 0; f < F; ++f) {
-      const Vec& v = vecs[fix[f]];
-      const float* X = s.load(buf, 1, v.input, b, len);
+    for (size_t q : fix) {
+      const float* X = s.load(buf, 1, vecs[q].input, b, len);
       size_t e = 0;
-      for (size_t k = 0; k < len; ++k) e += std::fabs(X[k] - B[k]) == v.value;
-      count[c * F + f] = e;
+      for (size_t k = 0; k < len; ++k) e += std::fabs(X[k] - B[k]) == vecs[q].value;
+      seen[c * V + q] = e;
     }
   });
-  for (size_t f = 0; f < F; ++f) {
-    size_t run = 0;
-    for (size_t c = 0; c < s.tiles; ++c) {
-      const size_t e = count[c * F + f];
-      count[c * F + f] = run;
-      run += e;
+  for (size_t q : fix) exclusive_prefix(seen, s.tiles, V, q);
+}
+
+// Window selection, for tensors of kWindowMin elements or more: the magnitudes of a fixed sample
+// (kSampleBlocks evenly spaced runs of kSampleRun elements) bound the wanted rank's value from
+// both sides with a wide margin; one pass counts the values below the window and keeps the
+// window's own (at most kChunk / 8 a tile); the exact value is then selected among those, and the
+// ties at it are counted per tile from them. Exact whenever it settles; a vector it cannot settle
+// (the rank outside the window, or a window too full: e.g. a run of equal values) is returned for
+// the two-pass selection. One pass over the inputs instead of two (or three with ties).
+constexpr size_t kWindowMin = 8 * kChunk, kSampleBlocks = 1024, kSampleRun = 64,
+                 kWindowCap = kChunk / 8;
+
+std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<Vec>& vecs,
+                                     const std::vector<size_t>& sel, std::vector<size_t>& seen) {
+  const size_t ns = sel.size(), n = s.n, V = vecs.size();
+  if (ns == 0 || n < kWindowMin) return sel;
+  std::vector<uint32_t> lo(ns), hi(ns);
+  {
+    std::vector<float> tb(kSampleRun), tx(kSampleRun);
+    std::vector<uint32_t> keys;
+    for (size_t q = 0; q < ns; ++q) {
+      keys.clear();
+      for (size_t j = 0; j < kSampleBlocks; ++j) {
+        const size_t at = j * (n - kSampleRun) / (kSampleBlocks - 1);
+        s.io.read(base, at, kSampleRun, tb.data());
+        s.io.read(vecs[sel[q]].input, at, kSampleRun, tx.data());
+        for (size_t k = 0; k < kSampleRun; ++k) keys.push_back(abs_bits(tx[k] - tb[k]));
+      }
+      const double p = static_cast<double>(vecs[sel[q]].rank) / static_cast<double>(n),
+                   ns_ = keys.size();
+      // 4 standard errors of a sample quantile, plus a floor for the runs' correlation.
+      const double margin = 0.003 + 4.0 * std::sqrt(p * (1 - p) / ns_);
+      const double a = std::floor((p - margin) * ns_), b = std::ceil((p + margin) * ns_);
+      auto at = [&](double i) {
+        auto it = keys.begin() + static_cast<std::ptrdiff_t>(i);
+        std::nth_element(keys.begin(), it, keys.end());
+        return *it;
+      };
+      lo[q] = a < 0 ? 0u : at(a);
+      hi[q] = b >= ns_ ? 0xffffffffu : at(b);
     }
   }
-  return count;
+  // Per tile and vector: the count below the window, the window's keys (count; ~0: too many).
+  std::vector<size_t> below(s.tiles * ns, 0), count(s.tiles * ns, 0);
+  std::unique_ptr<uint32_t[]> kept(new uint32_t[s.tiles * ns * kWindowCap]);
+  s.each([&](size_t c, size_t b, size_t len, float* buf) {
+    thread_local std::vector<uint32_t> tmp;
+    if (tmp.size() < kChunk) tmp.resize(kChunk);
+    const float* B = s.load(buf, 0, base, b, len);
+    for (size_t q = 0; q < ns; ++q) {
+      const float* X = s.load(buf, 1, vecs[sel[q]].input, b, len);
+      const uint32_t l = lo[q], w = hi[q] - lo[q];
+      size_t under = 0, in = 0;
+      for (size_t k = 0; k < len; ++k) {  // branch-free: every key written, the window's advance
+        const uint32_t key = abs_bits(X[k] - B[k]);
+        under += key < l;
+        tmp[in] = key;
+        in += key - l <= w;
+      }
+      below[c * ns + q] = under;
+      count[c * ns + q] = in <= kWindowCap ? in : ~size_t{0};
+      if (in <= kWindowCap) std::copy_n(tmp.data(), in, kept.get() + (c * ns + q) * kWindowCap);
+    }
+  });
+  std::vector<size_t> rest;
+  std::vector<uint32_t> all;
+  for (size_t q = 0; q < ns; ++q) {
+    Vec& v = vecs[sel[q]];
+    size_t under = 0, total = 0;
+    bool full = false;
+    for (size_t c = 0; c < s.tiles; ++c) {
+      under += below[c * ns + q];
+      full = full || count[c * ns + q] == ~size_t{0};
+      total += full ? 0 : count[c * ns + q];
+    }
+    if (full || v.rank < under || v.rank >= under + total) {
+      rest.push_back(sel[q]);
+      continue;
+    }
+    all.clear();
+    for (size_t c = 0; c < s.tiles; ++c) {
+      const uint32_t* k = kept.get() + (c * ns + q) * kWindowCap;
+      all.insert(all.end(), k, k + count[c * ns + q]);
+    }
+    auto nth = all.begin() + static_cast<std::ptrdiff_t>(v.rank - under);
+    std::nth_element(all.begin(), nth, all.end());
+    const uint32_t key = *nth;
+    size_t less = under, equal = 0;
+    for (uint32_t k : all) less += k < key, equal += k == key;
+    v.value = bits_to_f32(key);
+    v.quota = less + equal - v.rank;
+    v.equal = equal;
+    v.fix_ties = v.quota < equal && v.value > 0.0f;  // see select_magnitudes
+    if (!v.fix_ties) continue;
+    for (size_t c = 0; c < s.tiles; ++c) {
+      const uint32_t* k = kept.get() + (c * ns + q) * kWindowCap;
+      seen[c * V + sel[q]] = static_cast<size_t>(std::count(k, k + count[c * ns + q], key));
+    }
+    exclusive_prefix(seen, s.tiles, V, sel[q]);
+  }
+  return rest;
 }
 
 // The task vector of `v` on one tile, in place over its input tile X (x = T - B, sparsified).
-void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, size_t ties_seen) {
+void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, size_t ties_seen,
+               size_t ties_next) {
   switch (v.mode) {
     case Mode::Keep:
     case Mode::Zero:
@@ -173,17 +280,26 @@ void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, siz
       }
       break;
     case Mode::Select: {
+      // Values equal to the threshold: the first `quota` (by index) stay. This tile holds those of
+      // ranks [ties_seen, ties_next) among them: all stay, all go, or the cut falls inside it.
       const float t = v.value;
+      const size_t left = v.quota > ties_seen ? v.quota - ties_seen : 0;
+      if (v.fix_ties && left == 0) {
+        for (size_t k = 0; k < len; ++k) {
+          const float x = X[k] - B[k];
+          X[k] = std::fabs(x) > t ? x : 0.0f;
+        }
+        break;
+      }
       for (size_t k = 0; k < len; ++k) {
         const float x = X[k] - B[k];
         X[k] = std::fabs(x) >= t ? x : 0.0f;
       }
-      if (!v.fix_ties) break;
-      size_t left = v.quota > ties_seen ? v.quota - ties_seen : 0;
-      for (size_t k = 0; k < len; ++k)
+      if (!v.fix_ties || ties_seen + left >= ties_next) break;
+      for (size_t k = 0, keep = left; k < len; ++k)
         if (std::fabs(X[k]) == t) {
-          if (left > 0)
-            --left;
+          if (keep > 0)
+            --keep;
           else
             X[k] = 0.0f;
         }
@@ -251,11 +367,13 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
       if (sb >= 1e-7 && sa >= 1e-7) v.ws = static_cast<float>(v.w * (sb / sa));
     }
   }
-  select_magnitudes(s, base, vecs, sel);
+  std::vector<size_t> seen(s.tiles * vecs.size(), 0);  // ties at the threshold before each tile
+  std::vector<size_t> rest = select_in_window(s, base, vecs, sel, seen);
+  select_magnitudes(s, base, vecs, rest);
   std::vector<size_t> fix;
-  for (size_t q : sel)
+  for (size_t q : rest)
     if (vecs[q].fix_ties) fix.push_back(q);
-  const std::vector<size_t> seen = ties_before(s, base, vecs, fix);
+  ties_before(s, base, vecs, fix, seen);
   // Vectors that add something (a Zero vector adds +-0 to sums that start at +0: no change).
   std::vector<size_t> act;
   for (size_t i = 0; i < vecs.size(); ++i)
@@ -264,63 +382,62 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
   const bool consensus = setup->consensus, normalize = setup->normalize;
   const float inv =
       normalize ? static_cast<float>(1.0 / (std::fabs(wsum) < 1e-8 ? 1.0 : wsum)) : 1.0f;
-  s.each([&](size_t c, size_t b, size_t len, float* buf) {
-    const float* B = s.load(buf, 0, base, b, len);
-    std::vector<float*> X(act.size());
-    for (size_t q = 0; q < act.size(); ++q) {
-      const Vec& v = vecs[act[q]];
-      X[q] = s.load(buf, 1 + q, v.input, b, len);
-      size_t ties_seen = 0;
-      if (v.fix_ties)
-        ties_seen =
-            seen[c * fix.size() +
-                 static_cast<size_t>(std::find(fix.begin(), fix.end(), act[q]) - fix.begin())];
-      task_tile(v, X[q], B, b, len, ties_seen);
-    }
-    float* out = buf + (s.m + 1) * kChunk;
-    if (!consensus) {
-      // gta()'s non-consensus sum: out = B + lam * (sum_i ws_i x_i) * inv
-      for (size_t j = 0; j < len; ++j) out[j] = 0.0f;
-      for (size_t q = 0; q < act.size(); ++q) {
-        const float wi = vecs[act[q]].ws;
-        const float* x = X[q];
-        for (size_t j = 0; j < len; ++j) out[j] += wi * x[j];
-      }
-      for (size_t j = 0; j < len; ++j) out[j] = B[j] + lam * (out[j] * inv);
-    } else {
-      // gta()'s sign election and disjoint mean, block by block (see the comments there).
-      constexpr size_t kBlock = 4096;
-      float S[kBlock], delta[kBlock], den[kBlock];
-      for (size_t o = 0; o < len; o += kBlock) {
-        const size_t bl = std::min(kBlock, len - o);
-        std::fill(S, S + bl, 0.0f);
-        std::fill(delta, delta + bl, 0.0f);
-        std::fill(den, den + bl, 0.0f);
+  s.each(
+      [&](size_t c, size_t b, size_t len, float* buf) {
+        const float* B = s.load(buf, 0, base, b, len);
+        std::vector<float*> X(act.size());
         for (size_t q = 0; q < act.size(); ++q) {
-          const float wi = vecs[act[q]].ws;
-          const float* x = X[q] + o;
-          for (size_t j = 0; j < bl; ++j) S[j] += wi * x[j];
+          const Vec& v = vecs[act[q]];
+          X[q] = s.load(buf, 1 + q, v.input, b, len);
+          const size_t V = vecs.size(),
+                       next = c + 1 < s.tiles ? seen[(c + 1) * V + act[q]] : v.equal;
+          task_tile(v, X[q], B, b, len, seen[c * V + act[q]], next);
         }
-        for (size_t q = 0; q < act.size(); ++q) {
-          const float wi = vecs[act[q]].ws, wd_den = vecs[act[q]].w;
-          const float* x = X[q] + o;
-          for (size_t j = 0; j < bl; ++j) {
-            const float wd = wi * x[j];
-            const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
-            const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
-            delta[j] += keep * wd;
-            den[j] += keep * wd_den;
+        float* out = buf + (s.m + 1) * kChunk;
+        if (!consensus) {
+          // gta()'s non-consensus sum: out = B + lam * (sum_i ws_i x_i) * inv
+          for (size_t j = 0; j < len; ++j) out[j] = 0.0f;
+          for (size_t q = 0; q < act.size(); ++q) {
+            const float wi = vecs[act[q]].ws;
+            const float* x = X[q];
+            for (size_t j = 0; j < len; ++j) out[j] += wi * x[j];
+          }
+          for (size_t j = 0; j < len; ++j) out[j] = B[j] + lam * (out[j] * inv);
+        } else {
+          // gta()'s sign election and disjoint mean, block by block (see the comments there).
+          constexpr size_t kBlock = 4096;
+          float S[kBlock], delta[kBlock], den[kBlock];
+          for (size_t o = 0; o < len; o += kBlock) {
+            const size_t bl = std::min(kBlock, len - o);
+            std::fill(S, S + bl, 0.0f);
+            std::fill(delta, delta + bl, 0.0f);
+            std::fill(den, den + bl, 0.0f);
+            for (size_t q = 0; q < act.size(); ++q) {
+              const float wi = vecs[act[q]].ws;
+              const float* x = X[q] + o;
+              for (size_t j = 0; j < bl; ++j) S[j] += wi * x[j];
+            }
+            for (size_t q = 0; q < act.size(); ++q) {
+              const float wi = vecs[act[q]].ws, wd_den = vecs[act[q]].w;
+              const float* x = X[q] + o;
+              for (size_t j = 0; j < bl; ++j) {
+                const float wd = wi * x[j];
+                const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
+                const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
+                delta[j] += keep * wd;
+                den[j] += keep * wd_den;
+              }
+            }
+            for (size_t j = 0; j < bl; ++j) {
+              float dl = delta[j];
+              if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
+              out[o + j] = B[o + j] + lam * dl;
+            }
           }
         }
-        for (size_t j = 0; j < bl; ++j) {
-          float dl = delta[j];
-          if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
-          out[o + j] = B[o + j] + lam * dl;
-        }
-      }
-    }
-    io.emit(c, b, len, out);
-  });
+        io.emit(c, b, len, out);
+      },
+      /*last_first=*/true);
 }
 
 }  // namespace evomerge

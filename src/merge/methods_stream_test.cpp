@@ -155,6 +155,31 @@ TEST(GtaStream, IdenticalModelsAndParameterVariants) {
     }
 }
 
+TEST(GtaStream, LargeTensorsSelectInASampledWindowWithTheSameBits) {
+  // Over 8 tiles TIES estimates a window around the threshold from a sample and selects inside it;
+  // where the window misses or overflows it falls back to the two histogram passes. Cases: heavy
+  // ties (the cut goes by index, counted per tile from the window), distinct values, an all-zero
+  // task vector (the window holds everything: overflow), and a tensor whose sampled runs hold tiny
+  // values and the rest large ones (the sample puts the window far below the true threshold).
+  ThreadPool one(1), two(2), three(3);
+  const size_t n = 9 * 32768 + 5;
+  for (int variant = 0; variant < 4; ++variant)
+    for (double d1 : {0.5, 0.013, 0.9}) {
+      Inputs in = make_inputs(n, 3, 77 + variant, variant != 1);
+      if (variant == 2) in.x[2] = in.x[0];
+      if (variant == 3)
+        for (size_t j = 0; j < 1024; ++j)  // the sample's runs: 1024 of 64 elements, evenly spaced
+          for (size_t k = 0; k < 64; ++k)
+            in.x[1][j * (n - 64) / 1023 + k] = in.x[0][j * (n - 64) / 1023 + k] + 1e-6f;
+      in.params[1] = {{"weight", 0.6}, {"density", d1}};
+      in.params[2] = {{"weight", 0.4}, {"density", 0.35}};
+      const std::vector<float> want = plain("ties", in, n, nullptr);
+      for (const ParallelFor* par : std::initializer_list<const ParallelFor*>{&one, &two, &three})
+        expect_same_bits(streamed("ties", in, n, par), want,
+                         "variant " + std::to_string(variant) + " density " + std::to_string(d1));
+    }
+}
+
 TEST(GtaStream, AppliesOnlyWhereItGivesThePlainBits) {
   Inputs in = make_inputs(10, 3, 1, false);
   in.params[1] = {{"weight", 1}, {"density", 0.5}};
