@@ -331,6 +331,33 @@ BENCHMARK(BM_Decode)
     ->UseManualTime()
     ->Iterations(2);
 
+// One sequence's decode steps, each timed (wall clock, between streamed tokens): the fastest step
+// is what the step costs when neither thread was descheduled, so on a loaded machine it still
+// shows the per-step overheads (parallel-region wake-ups) that tokens_per_cpu_s does not.
+void BM_DecodeStepFloor(benchmark::State& state) {
+  EngineOptions opt;
+  opt.threads = bench_threads();
+  Engine engine(weights(static_cast<int>(state.range(0))), opt);
+  std::vector<Engine::GenerateRequest> req = {{tokens(8, 300), 65, {}}};
+  std::vector<double> steps;
+  steps.reserve(64 * 1024);
+  for (auto _ : state) {
+    auto last = std::chrono::steady_clock::now();
+    int seen = 0;
+    benchmark::DoNotOptimize(engine.generate_with(req, {}, {-1}, [&](size_t, int32_t) {
+      const auto now = std::chrono::steady_clock::now();
+      if (seen++ > 0)
+        steps.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+      last = now;
+    }));
+  }
+  std::sort(steps.begin(), steps.end());
+  state.counters["min_step_ms"] = steps.empty() ? 0 : steps.front();
+  state.counters["p10_step_ms"] = steps.empty() ? 0 : steps[steps.size() / 10];
+  state.counters["median_step_ms"] = steps.empty() ? 0 : steps[steps.size() / 2];
+}
+BENCHMARK(BM_DecodeStepFloor)->Arg(0)->Unit(benchmark::kMillisecond)->Iterations(8);
+
 // Questions per second on a bundled tiny model (examples/models/large/math_en, 6.7M params): 100
 // arithmetic questions in the fixtures' prompt format, batched.
 //  - generative: greedy until EOS or "\n", at most 16 new tokens (as the fixtures' task scoring);

@@ -1,6 +1,7 @@
 #include "infer/kernels.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <iterator>
 
@@ -95,54 +96,124 @@ namespace {
 constexpr int64_t kBlockBytes = 256 << 10;
 }  // namespace
 
-void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
-            MatmulScratch& scratch) {
+namespace {
+
+// The kernel linear() runs for W at n rows.
+GemmKernel kernel_for(const Matrix& W, int64_t n) {
   const GemmKernel selected = selected_gemm_kernel();
   const DType dtype = W.f32() ? DType::F32 : W.dtype;
-  const GemmKernel kernel =
-      gemm_kernel_forced() ? selected : gemm_kernel_for_rows(selected, dtype, n);
-  linear_with(kernel, pool, W, X, n, Y, scratch);
+  return gemm_kernel_forced() ? selected : gemm_kernel_for_rows(selected, dtype, n);
+}
+
+// One product of a parallel region, cut into tasks of `block` W rows.
+struct Product {
+  GemmWeights weights;
+  GemmKernel kernel = GemmKernel::Scalar;
+  float* Y = nullptr;
+  int64_t block = 0, tasks = 0;
+};
+
+// Tasks of W rows, handed out dynamically. Our kernels: blocks of about kBlockBytes of W (they
+// stay in L2 while every row of X passes; a few tasks per thread balance the load). oneDNN (amx):
+// two tasks per thread of equal size (each call has a fixed cost; equal shapes reuse one compiled
+// kernel).
+Product plan(GemmKernel asked, const Matrix& W, float* Y, int64_t threads) {
+  Product p;
+  const float* wf = W.f32();
+  p.weights = {wf ? reinterpret_cast<const std::byte*>(wf) : W.data, wf ? DType::F32 : W.dtype,
+               W.rows, W.cols};
+  p.kernel = gemm_kernel_for(asked, p.weights.dtype);
+  p.Y = Y;
+  const int64_t rows = W.rows;
+  int64_t block;
+  if (p.kernel == GemmKernel::Amx) {
+    block = (rows + 2 * threads - 1) / (2 * threads);
+    block = (block + 31) / 32 * 32;
+  } else {
+    const int64_t row_bytes = W.cols * static_cast<int64_t>(dtype_size(p.weights.dtype));
+    block = std::max<int64_t>(8, kBlockBytes / std::max<int64_t>(1, row_bytes));
+    block = std::min(block, std::max<int64_t>(8, (rows + 4 * threads - 1) / (4 * threads)));
+  }
+  p.block = std::max<int64_t>(1, std::min(block, rows));
+  p.tasks = rows > 0 ? (rows + p.block - 1) / p.block : 0;
+  return p;
+}
+
+// The activations of X [n x cols] for the products, with their bf16 split (once per region,
+// shared by every task) when a product's kernel needs it.
+GemmActivations activations(ThreadPool& pool, std::span<const Product> products, const float* X,
+                            int64_t n, int64_t cols, MatmulScratch& scratch) {
+  if (static_cast<int64_t>(scratch.per_thread.size()) < pool.size())
+    scratch.per_thread.resize(pool.size());
+  GemmActivations A{X, n, cols, cols, nullptr};
+  const bool split = std::any_of(products.begin(), products.end(),
+                                 [](const Product& p) { return gemm_needs_split(p.kernel); });
+  if (!split) return A;
+  const auto need = static_cast<size_t>(kSplitParts * n * cols);
+  if (scratch.split.size() < need) scratch.split.resize(need);
+  constexpr int64_t kSplitRows = 16;
+  pool.parallel_for((n + kSplitRows - 1) / kSplitRows, [&](int64_t t, int) {
+    split_activations(X, n, cols, cols, t * kSplitRows, std::min(n, (t + 1) * kSplitRows),
+                      scratch.split.data());
+  });
+  A.split = scratch.split.data();
+  return A;
+}
+
+void run_task(const Product& p, const GemmActivations& A, int64_t task, GemmScratch& scratch) {
+  const int64_t r0 = task * p.block, r1 = std::min(p.weights.rows, r0 + p.block);
+  gemm_rows(p.kernel, A, p.weights, r0, r1, p.Y + r0, p.weights.rows, scratch);
+}
+
+}  // namespace
+
+void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
+            MatmulScratch& scratch) {
+  linear_with(kernel_for(W, n), pool, W, X, n, Y, scratch);
 }
 
 void linear_with(GemmKernel asked, ThreadPool& pool, const Matrix& W, const float* X, int64_t n,
                  float* Y, MatmulScratch& scratch) {
   if (n <= 0) return;
-  const float* wf = W.f32();
-  const GemmWeights weights{wf ? reinterpret_cast<const std::byte*>(wf) : W.data,
-                            wf ? DType::F32 : W.dtype, W.rows, W.cols};
-  const GemmKernel kernel = gemm_kernel_for(asked, weights.dtype);
-  const int64_t rows = W.rows, cols = W.cols, threads = pool.size();
-  if (static_cast<int64_t>(scratch.per_thread.size()) < threads) scratch.per_thread.resize(threads);
-  GemmActivations A{X, n, cols, cols, nullptr};
-  if (gemm_needs_split(kernel)) {
-    // Once per call, shared by every task: X [n x cols] -> bf16 parts [kSplitParts*n x cols].
-    const auto need = static_cast<size_t>(kSplitParts * n * cols);
-    if (scratch.split.size() < need) scratch.split.resize(need);
-    constexpr int64_t kSplitRows = 16;
-    pool.parallel_for((n + kSplitRows - 1) / kSplitRows, [&](int64_t t, int) {
-      split_activations(X, n, cols, cols, t * kSplitRows, std::min(n, (t + 1) * kSplitRows),
-                        scratch.split.data());
-    });
-    A.split = scratch.split.data();
+  const Product p = plan(asked, W, Y, pool.size());
+  const GemmActivations A = activations(pool, {&p, 1}, X, n, W.cols, scratch);
+  pool.parallel_for(
+      p.tasks, [&](int64_t task, int thread) { run_task(p, A, task, scratch.per_thread[thread]); });
+}
+
+void linear_many(ThreadPool& pool, std::span<const LinearOut> outs, const float* X, int64_t n,
+                 MatmulScratch& scratch) {
+  EM_ASSERT(!outs.empty() && outs.size() <= kMaxFusedProducts);
+  if (n <= 0) return;
+  std::array<Product, kMaxFusedProducts> products;
+  std::array<int64_t, kMaxFusedProducts + 1> first_task{};  // prefix sums of the tasks
+  for (size_t i = 0; i < outs.size(); ++i) {
+    EM_ASSERT(outs[i].W->cols == outs[0].W->cols);
+    products[i] = plan(kernel_for(*outs[i].W, n), *outs[i].W, outs[i].Y, pool.size());
+    first_task[i + 1] = first_task[i] + products[i].tasks;
   }
-  // Tasks of W rows, handed out dynamically. Our kernels: blocks of about kBlockBytes of W (they
-  // stay in L2 while every row of X passes; a few tasks per thread balance the load). oneDNN (amx):
-  // two tasks per thread of equal size (each call has a fixed cost; equal shapes reuse one
-  // compiled kernel).
-  int64_t block;
-  if (kernel == GemmKernel::Amx) {
-    block = (rows + 2 * threads - 1) / (2 * threads);
-    block = (block + 31) / 32 * 32;
-  } else {
-    const int64_t row_bytes = cols * static_cast<int64_t>(dtype_size(weights.dtype));
-    block = std::max<int64_t>(8, kBlockBytes / std::max<int64_t>(1, row_bytes));
-    block = std::min(block, std::max<int64_t>(8, (rows + 4 * threads - 1) / (4 * threads)));
-  }
-  block = std::min(block, rows);
-  const int64_t tasks = (rows + block - 1) / block;
-  pool.parallel_for(tasks, [&](int64_t task, int thread) {
-    const int64_t r0 = task * block, r1 = std::min(rows, r0 + block);
-    gemm_rows(kernel, A, weights, r0, r1, Y + r0, rows, scratch.per_thread[thread]);
+  const std::span<const Product> planned(products.data(), outs.size());
+  const GemmActivations A = activations(pool, planned, X, n, outs[0].W->cols, scratch);
+  pool.parallel_for(first_task[outs.size()], [&](int64_t task, int thread) {
+    size_t i = 0;
+    while (task >= first_task[i + 1]) ++i;
+    run_task(products[i], A, task - first_task[i], scratch.per_thread[thread]);
+  });
+}
+
+void linear_gated_fn(ThreadPool& pool, const Matrix& gate, const Matrix& up, const float* X,
+                     int64_t n, float* G, float* U, MatmulScratch& scratch,
+                     void (*epilogue)(void*, int64_t, int64_t), void* ctx) {
+  EM_ASSERT(gate.rows == up.rows && gate.cols == up.cols);
+  if (n <= 0) return;
+  std::array<Product, 2> p = {plan(kernel_for(gate, n), gate, G, pool.size()),
+                              plan(kernel_for(up, n), up, U, pool.size())};
+  p[1].block = p[0].block, p[1].tasks = p[0].tasks;  // the same rows of both (dtypes may differ)
+  const GemmActivations A = activations(pool, p, X, n, gate.cols, scratch);
+  pool.parallel_for(p[0].tasks, [&](int64_t task, int thread) {
+    run_task(p[0], A, task, scratch.per_thread[thread]);
+    run_task(p[1], A, task, scratch.per_thread[thread]);
+    epilogue(ctx, task * p[0].block, std::min(gate.rows, (task + 1) * p[0].block));
   });
 }
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -90,6 +91,37 @@ void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float*
 // linear() through a given kernel (runnable here; the benches compare kernels with it).
 void linear_with(GemmKernel kernel, ThreadPool& pool, const Matrix& W, const float* X, int64_t n,
                  float* Y, MatmulScratch& scratch);
+
+// One product of a fused region: Y [n x W->rows] = X · W->ᵀ.
+struct LinearOut {
+  const Matrix* W = nullptr;
+  float* Y = nullptr;
+};
+inline constexpr size_t kMaxFusedProducts = 4;
+
+// linear() of one X [n x cols] with up to kMaxFusedProducts matrices of `cols` columns (the
+// attention's q, k, v) in one parallel region: one fork/join instead of one per matrix, the X split
+// (bf16 kernels) done once. Each Y as linear() computes it.
+void linear_many(ThreadPool& pool, std::span<const LinearOut> outs, const float* X, int64_t n,
+                 MatmulScratch& scratch);
+
+// The MLP's gated pair in one region: G [n x gate.rows] = X · gateᵀ and U = X · upᵀ (gate, up of
+// one shape, both as linear() computes them), each task computing the same W rows [c0, c1) of both
+// and then calling epilogue(c0, c1) (the activation on those columns of every row), so the
+// activation needs no region of its own.
+template <class Epilogue>
+void linear_gated(ThreadPool& pool, const Matrix& gate, const Matrix& up, const float* X, int64_t n,
+                  float* G, float* U, MatmulScratch& scratch, Epilogue&& epilogue) {
+  linear_gated_fn(
+      pool, gate, up, X, n, G, U, scratch,
+      [](void* ctx, int64_t c0, int64_t c1) {
+        (*static_cast<std::remove_reference_t<Epilogue>*>(ctx))(c0, c1);
+      },
+      &epilogue);
+}
+void linear_gated_fn(ThreadPool& pool, const Matrix& gate, const Matrix& up, const float* X,
+                     int64_t n, float* G, float* U, MatmulScratch& scratch,
+                     void (*epilogue)(void*, int64_t, int64_t), void* ctx);
 
 // The plain version of linear(): scalar loops, double accumulation. For tests.
 void linear_reference(const Matrix& W, const float* X, int64_t n, float* Y);

@@ -62,6 +62,58 @@ TEST(Kernels, LinearMatchesReference) {
   }
 }
 
+float max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
+  return d;
+}
+
+// The fused regions (q/k/v of one X; the MLP's gate and up with the activation as an epilogue)
+// against the reference, on matrices of different heights and awkward widths.
+TEST(Kernels, FusedProductsMatchReference) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    MatmulScratch scratch;
+    for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+      for (int64_t cols : {53, 129}) {
+        Owned a = make_matrix(dt, 301, cols, 7), b = make_matrix(dt, 37, cols, 8),
+              c = make_matrix(dt, 9, cols, 9), up = make_matrix(dt, 301, cols, 10);
+        for (int64_t n : {1, 3, 9, 40}) {
+          Owned x = make_matrix(DType::F32, n, cols, 3);
+          const float* xf = reinterpret_cast<const float*>(x.bytes.data());
+          const float tol = 2e-5f * std::sqrt(static_cast<float>(cols));
+          std::vector<float> ya(n * 301, NAN), yb(n * 37, NAN), yc(n * 9, NAN);
+          const LinearOut outs[] = {{&a.m, ya.data()}, {&b.m, yb.data()}, {&c.m, yc.data()}};
+          linear_many(pool, outs, xf, n, scratch);
+          for (auto [owned, y] : {std::pair{&a, &ya}, {&b, &yb}, {&c, &yc}}) {
+            std::vector<float> ref(y->size());
+            linear_reference(owned->m, xf, n, ref.data());
+            EXPECT_LE(max_diff(*y, ref), tol) << dtype_name(dt) << " rows=" << owned->m.rows
+                                              << " n=" << n << " threads=" << threads;
+          }
+          // Epilogue: G <- 2 G - U on each column range, every column exactly once.
+          std::vector<float> g(n * 301, NAN), u(n * 301, NAN), rg(n * 301), ru(n * 301);
+          std::vector<std::atomic<int>> seen(301);
+          linear_gated(pool, a.m, up.m, xf, n, g.data(), u.data(), scratch,
+                       [&](int64_t c0, int64_t c1) {
+                         for (int64_t j = c0; j < c1; ++j) {
+                           seen[j]++;
+                           for (int64_t r = 0; r < n; ++r)
+                             g[r * 301 + j] = 2 * g[r * 301 + j] - u[r * 301 + j];
+                         }
+                       });
+          linear_reference(a.m, xf, n, rg.data());
+          linear_reference(up.m, xf, n, ru.data());
+          for (size_t i = 0; i < rg.size(); ++i) rg[i] = 2 * rg[i] - ru[i];
+          EXPECT_LE(max_diff(u, ru), tol) << dtype_name(dt) << " n=" << n;
+          EXPECT_LE(max_diff(g, rg), 3 * tol) << dtype_name(dt) << " n=" << n;
+          for (int64_t j = 0; j < 301; ++j) EXPECT_EQ(seen[j].load(), 1) << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(Kernels, ThreadPoolCoversEveryIndexOnce) {
   ThreadPool pool(3);
   for (int64_t n : {0, 1, 2, 5, 1000}) {

@@ -4,6 +4,9 @@
 //  - A micro-batch of rows, across sequences, goes through each hop together, so each weight
 //    matrix is applied as one GEMM (matmul() below: kernels.h, the GEMM kernel chosen for this CPU
 //    at run time, gemm.h), each weight read once for all rows.
+//  - Few parallel regions per layer (each is a fork/join, a cost a decode step of one row pays
+//    tens of times): q/k/v in one (linear_many), gate/up with the activation in one
+//    (linear_gated), the residual add with the next RMSNorm.
 //  - Each KV cache slot holds K and V rows [position x kv_floats_per_pos] for every hop (hop h's K
 //    at its kv_offset, V at +kvdim). Positions below `base` are read from the parent's slot.
 //  - Buffers (activations, caches, scratch) grow to the largest batch seen and are reused: a
@@ -204,7 +207,8 @@ class CpuBackend final : public Backend {
   void attend_and_project(const Hop& hop, std::span<const Row> rows);
   void mlp(const Hop& hop, int64_t n);
   void add_block_output(const Hop& hop, const std::vector<float>& post_norm,
-                        const std::vector<float>& bias, int64_t n);
+                        const std::vector<float>& bias, int64_t n,
+                        const float* next_norm = nullptr);
   template <class Consumer>
   void run_head(std::span<const int64_t> selected, Consumer&& consumer);
 
@@ -286,9 +290,8 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
       for (int64_t i = 0; i < H; ++i) xr[i] *= hop.scale;
     rms_norm(xr, &xn[r * H], H, L.attn_norm.data(), eps);
   });
-  matmul(L.q, xn.data(), n, q.data());
-  matmul(L.k, xn.data(), n, k.data());
-  matmul(L.v, xn.data(), n, v.data());
+  const LinearOut qkv[] = {{&L.q, q.data()}, {&L.k, k.data()}, {&L.v, v.data()}};
+  linear_many(pool_, qkv, xn.data(), n, mm_);
 
   // Biases, q/k norms per head (Qwen3, before RoPE), RoPE, and K/V into the cache.
   pool_.parallel_for(n, [&](int64_t r, int) {
@@ -324,9 +327,8 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
 void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   const LayerWeights& L = *hop.w;
   const ModelConfig& c = *L.views.config;
-  const int64_t n = static_cast<int64_t>(rows.size()), H = c.hidden_size;
+  const int64_t n = static_cast<int64_t>(rows.size());
   const int64_t nh = hop.nh, hd = hop.hd, qd = hop.qdim, kvd = hop.kvdim;
-  const float eps = static_cast<float>(c.rms_norm_eps);
   const float scale = c.attention_scale ? static_cast<float>(*c.attention_scale)
                                         : 1.0f / std::sqrt(static_cast<float>(hd));
   const float cap = c.attn_logit_softcapping ? static_cast<float>(*c.attn_logit_softcapping) : 0.0f;
@@ -421,15 +423,15 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   });
 
   matmul(L.o, att.data(), n, tmp.data());
-  add_block_output(hop, L.post_attn_norm, L.bo, n);
-  pool_.parallel_for(
-      n, [&](int64_t r, int) { rms_norm(&x[r * H], &xn[r * H], H, L.mlp_norm.data(), eps); });
+  add_block_output(hop, L.post_attn_norm, L.bo, n, L.mlp_norm.data());
 }
 
 // x += residual_multiplier * post_norm(tmp + bias): a block's output (tmp [n x H]) into the
-// residual stream (the norm only for Gemma, the multiplier only for Granite).
+// residual stream (the norm only for Gemma, the multiplier only for Granite); then, given
+// next_norm, xn = RMSNorm(x) with it, in the same pass (no region of its own).
 void CpuBackend::add_block_output(const Hop& hop, const std::vector<float>& post_norm,
-                                  const std::vector<float>& bias, int64_t n) {
+                                  const std::vector<float>& bias, int64_t n,
+                                  const float* next_norm) {
   const ModelConfig& c = *hop.w->views.config;
   const int64_t H = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -444,6 +446,7 @@ void CpuBackend::add_block_output(const Hop& hop, const std::vector<float>& post
       for (int64_t i = 0; i < H; ++i) xr[i] += mult * t[i];
     else
       for (int64_t i = 0; i < H; ++i) xr[i] += t[i];
+    if (next_norm) rms_norm(xr, &xn[r * H], H, next_norm, eps);
   });
 }
 
@@ -452,18 +455,20 @@ void CpuBackend::mlp(const Hop& hop, int64_t n) {
   const LayerWeights& L = *hop.w;
   const int64_t I = hop.inter;
   const bool gelu = L.views.config->hidden_act == "gelu_pytorch_tanh";
-  matmul(L.gate, xn.data(), n, g.data());
-  matmul(L.up, xn.data(), n, u.data());
-  pool_.parallel_for(n, [&](int64_t r, int) {
-    float* gr = &g[r * I];
-    float* ur = &u[r * I];
-    if (!L.bg.empty())
-      for (int64_t i = 0; i < I; ++i) gr[i] += L.bg[i], ur[i] += L.bu[i];
-    if (gelu)
-      for (int64_t i = 0; i < I; ++i) gr[i] = gelu_tanh(gr[i]) * ur[i];
-    else
-      for (int64_t i = 0; i < I; ++i) gr[i] = silu(gr[i]) * ur[i];
-  });
+  // Each task of the gated pair applies the activation to its columns: g <- act(g + bg) * (u + bu).
+  linear_gated(pool_, L.gate, L.up, xn.data(), n, g.data(), u.data(), mm_,
+               [&](int64_t c0, int64_t c1) {
+                 for (int64_t r = 0; r < n; ++r) {
+                   float* gr = &g[r * I];
+                   float* ur = &u[r * I];
+                   if (!L.bg.empty())
+                     for (int64_t i = c0; i < c1; ++i) gr[i] += L.bg[i], ur[i] += L.bu[i];
+                   if (gelu)
+                     for (int64_t i = c0; i < c1; ++i) gr[i] = gelu_tanh(gr[i]) * ur[i];
+                   else
+                     for (int64_t i = c0; i < c1; ++i) gr[i] = silu(gr[i]) * ur[i];
+                 }
+               });
   matmul(L.down, g.data(), n, tmp.data());
   add_block_output(hop, L.post_mlp_norm, L.bd, n);
 }
