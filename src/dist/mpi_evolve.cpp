@@ -4,9 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <deque>
+#include <cstring>
 #include <functional>
-#include <future>
 #include <list>
 #include <optional>
 #include <thread>
@@ -14,6 +13,7 @@
 #include "common/error.h"
 #include "dist/distributed.h"
 #include "dist/job_queue.h"
+#include "dist/job_thread.h"
 #include "dist/wire.h"
 #include "evolve/search_context.h"
 #include "evolve/work.h"
@@ -56,8 +56,13 @@ bool mpi_available() {
 
 namespace {
 
-enum Tag : int { kReady = 1, kGo = 2, kJob = 3, kResult = 4, kStop = 5 };
+enum Tag : int { kReady = 1, kGo = 2, kJob = 3, kResult = 4, kStop = 5, kAccount = 6 };
 constexpr size_t kJobsInFlight = 2;  // per worker: one to score, one queued while rank 0 is busy
+// How long a rank's main thread waits between MPI polls while nothing there is urgent (every
+// worker has a job queued behind the one it scores, no send in transit); its own scoring thread
+// wakes it at once when a job ends. Each poll wakes a thread on a core that a scoring thread
+// needs: polling every 1 ms throughout cost the 2-rank benchmark ~0.5 s of system CPU.
+constexpr auto kCalmPoll = std::chrono::milliseconds(5);
 
 void send_bytes(const std::string& b, int dest, int tag) {
   MPI_Send(b.data(), static_cast<int>(b.size()), MPI_BYTE, dest, tag, MPI_COMM_WORLD);
@@ -78,15 +83,55 @@ bool poll(int source, int tag, MPI_Status& st) {
   return flag != 0;
 }
 
-// Waits for a message without spinning a core (MPI's blocking receive busy-polls): probes with
-// sleeps growing from 20 us to 1 ms, small next to a job's seconds.
-void wait_message(int source, int tag, MPI_Status& st) {
-  auto pause = std::chrono::microseconds(20);
-  while (!poll(source, tag, st)) {
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(1000));
+// The pause between polls while something is urgent: sleeps growing from 20 us to 1 ms (MPI's
+// blocking receive would spin a core), small next to a job's tenths of a second.
+class Backoff {
+ public:
+  std::chrono::microseconds next() {
+    const auto p = pause_;
+    pause_ = std::min(pause_ * 2, std::chrono::microseconds(1000));
+    return p;
   }
+  void reset() { pause_ = std::chrono::microseconds(20); }
+
+ private:
+  std::chrono::microseconds pause_{20};
+};
+
+// Waits for a message without spinning a core.
+void wait_message(int source, int tag, MPI_Status& st) {
+  Backoff backoff;
+  while (!poll(source, tag, st)) std::this_thread::sleep_for(backoff.next());
 }
+
+// Messages sent without blocking the main thread (MPI_Isend), each buffer kept until MPI is done
+// with it: a message above MPI's eager limit completes only when the receiver takes it.
+class Sends {
+ public:
+  Sends() = default;
+  Sends(const Sends&) = delete;
+  Sends& operator=(const Sends&) = delete;
+  ~Sends() { wait_all(); }
+  void post(std::string bytes, int dest, int tag) {
+    auto& [req, buf] = sends_.emplace_back(MPI_Request{}, std::move(bytes));
+    MPI_Isend(buf.data(), static_cast<int>(buf.size()), MPI_BYTE, dest, tag, MPI_COMM_WORLD, &req);
+  }
+  void progress() {
+    for (auto it = sends_.begin(); it != sends_.end();) {
+      int done = 0;
+      MPI_Test(&it->first, &done, MPI_STATUS_IGNORE);
+      it = done ? sends_.erase(it) : std::next(it);
+    }
+  }
+  bool empty() const { return sends_.empty(); }
+  void wait_all() {
+    for (auto& [req, buf] : sends_) MPI_Wait(&req, MPI_STATUS_IGNORE);
+    sends_.clear();
+  }
+
+ private:
+  std::list<std::pair<MPI_Request, std::string> > sends_;
+};
 
 std::string host_name() {
   char buf[256] = {};
@@ -103,49 +148,67 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 struct RankLoad {
   uint64_t jobs = 0, loads = 0;  // loads: jobs that had to build (merge) their candidate first
   double scoring_seconds = 0;    // the jobs' merge + eval seconds, as the rank measured them
+  double load_seconds = 0;       // of which building (merging, loading) candidates
+};
+
+// Per rank, where its CPU time went (seconds of CPU, user + system): a rank's CPU beyond its
+// jobs' is what N ranks pay that one process does not. Workers send theirs to rank 0 at the end.
+struct RankCpu {
+  double total = 0;      // the whole process (every thread, MPI's own included)
+  double startup = 0;    // before the first job could be sent: MPI, tasks, models, handshake
+  double jobs = 0;       // the scoring thread, in jobs
+  double messaging = 0;  // the main thread while jobs ran: polling, sending, receiving
+  std::string encode() const {
+    const double v[4] = {total, startup, jobs, messaging};
+    return std::string(reinterpret_cast<const char*>(v), sizeof v);
+  }
+  static RankCpu decode(const std::string& b, int rank) {
+    double v[4];
+    if (b.size() != sizeof v)
+      fail("dist", "rank {} sent a CPU account of {} bytes", rank, b.size());
+    std::memcpy(v, b.data(), sizeof v);
+    return {v[0], v[1], v[2], v[3]};
+  }
 };
 
 // Rank 0's runner: jobs go to whichever rank has room (at most kJobsInFlight per worker, one
-// near the end of a batch), in the order dist/job_queue.h gives. Rank 0 scores jobs too, on a
-// second thread, while this thread keeps answering the workers: a worker that finishes is sent
+// near the end of a batch), in the order dist/job_queue.h gives. Rank 0 scores jobs too, on its
+// scoring thread, while this thread keeps answering the workers: a worker that finishes is sent
 // its next job at once, not after rank 0's own job.
 class MpiRunner : public WorkRunner {
  public:
   // `capacity`: the candidates each rank keeps loaded (SearchContext::cached_candidates).
-  MpiRunner(LocalRunner& local, int ranks, size_t capacity)
-      : load(ranks), local_(local), ranks_(ranks), capacity_(std::max<size_t>(1, capacity)) {}
+  MpiRunner(JobThread& scorer, int ranks, size_t capacity)
+      : load(ranks), scorer_(scorer), ranks_(ranks), capacity_(std::max<size_t>(1, capacity)) {}
 
   size_t slots() const override { return static_cast<size_t>(ranks_); }
 
   std::vector<JobResult> run(const std::vector<ScoreJob>& jobs) override {
     const auto t0 = std::chrono::steady_clock::now();
+    const double cpu0 = thread_cpu_seconds();
     Batch b{jobs, std::vector<JobResult>(jobs.size()), JobQueue(jobs, held_, capacity_),
             std::vector<size_t>(ranks_, 0), jobs.size()};
     for (int r = 1; r < ranks_; ++r) feed(b, r);
-    std::future<JobResult> local;  // rank 0's job in progress
-    size_t local_job = 0;
-    auto pause = std::chrono::microseconds(20);
+    Backoff backoff;
     while (b.left > 0) {
       bool active = receive_results(b);
-      if (local.valid() && local.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-        record(b, 0, local_job, local.get());
-        active = true;
+      sends_.progress();
+      if (scorer_.pending() == 0 && !b.queue.empty()) {
+        const size_t j = take(b, 0);
+        scorer_.submit(j, jobs[j]);
       }
-      if (!local.valid() && !b.queue.empty()) {
-        local_job = take(b, 0);
-        local = std::async(std::launch::async,
-                           [this, job = &jobs[local_job]] { return local_.run_one(*job); });
-        active = true;
-      }
-      if (active) {
-        pause = std::chrono::microseconds(20);
-      } else {
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, std::chrono::microseconds(1000));
+      if (active) backoff.reset();
+      const auto timeout = active      ? std::chrono::microseconds(0)
+                           : urgent(b) ? backoff.next()
+                                       : std::chrono::microseconds(kCalmPoll);
+      if (auto done = scorer_.wait(timeout)) {
+        record(b, 0, done->id, std::move(done->result));
+        backoff.reset();
       }
     }
     stats.jobs += jobs.size();
     batch_seconds += seconds_since(t0);
+    messaging_cpu += thread_cpu_seconds() - cpu0;
     return std::move(b.results);
   }
 
@@ -155,6 +218,7 @@ class MpiRunner : public WorkRunner {
   } stats;
   std::vector<RankLoad> load;  // per rank
   double batch_seconds = 0;    // wall time inside run(): every rank could be scoring
+  double messaging_cpu = 0;    // this thread's CPU inside run()
 
  private:
   struct Batch {
@@ -164,6 +228,15 @@ class MpiRunner : public WorkRunner {
     std::vector<size_t> in_flight;  // per rank
     size_t left;                    // jobs without a result yet
   };
+
+  // Whether a worker may idle or the batch's end may wait until this thread next polls: a worker
+  // scoring its only job (its result is wanted at once), or a send in transit.
+  bool urgent(const Batch& b) const {
+    if (!sends_.empty()) return true;
+    for (int r = 1; r < ranks_; ++r)
+      if (b.in_flight[r] == 1) return true;
+    return false;
+  }
 
   size_t take(Batch& b, int r) {
     const size_t j = b.queue.take(r);
@@ -187,10 +260,10 @@ class MpiRunner : public WorkRunner {
            b.in_flight[r] < (b.queue.size() > static_cast<size_t>(ranks_) ? kJobsInFlight : 1)) {
       const auto t0 = std::chrono::steady_clock::now();
       const size_t j = take(b, r);
-      const std::string bytes = wire::encode_job(j, b.jobs[j]);
-      send_bytes(bytes, r, kJob);
-      stats.seconds += seconds_since(t0);
+      std::string bytes = wire::encode_job(j, b.jobs[j]);
       stats.messages += 1, stats.bytes += bytes.size();
+      sends_.post(std::move(bytes), r, kJob);
+      stats.seconds += seconds_since(t0);
     }
   }
 
@@ -218,66 +291,57 @@ class MpiRunner : public WorkRunner {
     l.jobs += 1;
     l.loads += res.merge_seconds > 0 ? 1 : 0;
     l.scoring_seconds += res.merge_seconds + res.eval_seconds;
+    l.load_seconds += res.merge_seconds;
     b.results[j] = std::move(res);
     --b.left, --b.in_flight[r];
   }
 
-  LocalRunner& local_;
+  JobThread& scorer_;
   int ranks_;
   size_t capacity_;
+  Sends sends_;  // jobs in transit to the workers
   // Per rank, the candidates it was last given (it keeps them loaded), the most recent first.
   std::vector<std::vector<CandidateRef> > held_ = std::vector<std::vector<CandidateRef> >(ranks_);
 };
 
-// A worker: scores the jobs rank 0 sends until it says stop. Jobs run on a second thread while
-// this one keeps calling MPI (only this thread does: MPI_THREAD_FUNNELED), so a result larger than
-// MPI's eager limit moves to rank 0 as soon as rank 0 asks for it, not after the next job.
-void serve(LocalRunner& local) {
-  std::deque<std::pair<uint64_t, ScoreJob> > queue;
-  std::future<std::string> running;  // the encoded result of the job in progress
-  std::list<std::pair<MPI_Request, std::string> > sends;
-  auto progress_sends = [&] {
-    for (auto it = sends.begin(); it != sends.end();) {
-      int done = 0;
-      MPI_Test(&it->first, &done, MPI_STATUS_IGNORE);
-      it = done ? sends.erase(it) : std::next(it);
-    }
-  };
-  auto pause = std::chrono::microseconds(20);
+// A worker: scores the jobs rank 0 sends until it says stop, then sends its CPU account. Jobs
+// run on the scoring thread while this one keeps calling MPI (only this thread does:
+// MPI_THREAD_FUNNELED), so a result larger than MPI's eager limit moves to rank 0 as soon as
+// rank 0 asks for it, not after the next job. While the scoring thread has a job queued behind
+// the running one and no result is in transit, nothing here is urgent: this thread sleeps until a
+// job ends or kCalmPoll passes.
+void serve(JobThread& scorer, RankCpu cpu) {
+  Sends sends;  // results in transit to rank 0
+  Backoff backoff;
+  const double cpu0 = thread_cpu_seconds();
   for (;;) {
     bool active = false;
     MPI_Status st;
     while (poll(0, MPI_ANY_TAG, st)) {
       const std::string b = recv_bytes(st);
       if (st.MPI_TAG == kStop) {
-        if (running.valid()) running.wait();
-        for (auto& [req, buf] : sends) MPI_Wait(&req, MPI_STATUS_IGNORE);
+        sends.wait_all();
+        cpu.jobs = scorer.cpu_seconds();
+        cpu.messaging = thread_cpu_seconds() - cpu0;
+        cpu.total = process_cpu_seconds();
+        send_bytes(cpu.encode(), 0, kAccount);
         return;
       }
-      if (st.MPI_TAG == kJob) queue.push_back(wire::decode_job(b));
+      if (st.MPI_TAG == kJob) {
+        auto [id, job] = wire::decode_job(b);
+        scorer.submit(id, std::move(job));
+      }
       active = true;
     }
-    if (running.valid() && running.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-      sends.emplace_back(MPI_Request{}, running.get());
-      auto& [req, buf] = sends.back();
-      MPI_Isend(buf.data(), static_cast<int>(buf.size()), MPI_BYTE, 0, kResult, MPI_COMM_WORLD,
-                &req);
-      active = true;
-    }
-    if (!running.valid() && !queue.empty()) {
-      auto job = std::move(queue.front());
-      queue.pop_front();
-      running = std::async(std::launch::async, [&local, job = std::move(job)] {
-        return wire::encode_result(job.first, local.run_one(job.second));
-      });
-      active = true;
-    }
-    progress_sends();
-    if (active) {
-      pause = std::chrono::microseconds(20);
-    } else {
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    sends.progress();
+    if (active) backoff.reset();
+    const bool urgent = scorer.pending() == 0 || !sends.empty();
+    const auto timeout = active   ? std::chrono::microseconds(0)
+                         : urgent ? backoff.next()
+                                  : std::chrono::microseconds(kCalmPoll);
+    if (auto done = scorer.wait(timeout)) {
+      sends.post(wire::encode_result(done->id, done->result), 0, kResult);
+      backoff.reset();
     }
   }
 }
@@ -308,11 +372,11 @@ std::vector<std::string> handshake(int rank, int ranks, const std::string& error
 
 // Rank 0's account of the run after the start-up: messaging, where the time went (inside the
 // scoring batches every rank can work; outside them rank 0 runs the optimiser and writes the
-// store and outputs while the workers wait), and per rank its jobs, candidate loads and the share
-// of the batches it spent scoring. Shares, not seconds, are what says where ranks idle on a
-// loaded machine.
-void log_summary(const MpiRunner& runner, double startup_seconds, double run_seconds,
-                 const std::function<void(const std::string&)>& log) {
+// store and outputs while the workers wait), and per rank its jobs, candidate loads, the share
+// of the batches it spent scoring and where its CPU went. Shares, not seconds, are what says where
+// ranks idle on a loaded machine; CPU beyond the jobs' is what N ranks cost over one process.
+void log_summary(const MpiRunner& runner, const std::vector<RankCpu>& cpu, double startup_seconds,
+                 double run_seconds, const std::function<void(const std::string&)>& log) {
   const auto& s = runner.stats;
   log(
       fmt::format("[dist] {} ranks: {} jobs, {} messages, {} bytes, {:.0f} us of rank 0 "
@@ -326,14 +390,22 @@ void log_summary(const MpiRunner& runner, double startup_seconds, double run_sec
                   "alone, optimiser, store, outputs)",
                   startup_seconds, in, run_seconds - in,
                   run_seconds > 0 ? 100 * (run_seconds - in) / run_seconds : 0.0));
+  double total = 0, jobs = 0;
   for (size_t r = 0; r < runner.load.size(); ++r) {
     const RankLoad& l = runner.load[r];
-    log(
-        fmt::format("[dist] rank {}: {} jobs, {} candidate loads, {:.2f} s scoring, {:.2f} s "
-                    "waiting in batches ({:.1f}% busy)",
-                    r, l.jobs, l.loads, l.scoring_seconds, std::max(0.0, in - l.scoring_seconds),
-                    in > 0 ? 100 * l.scoring_seconds / in : 0.0));
+    const RankCpu& c = cpu[r];
+    log(fmt::format(
+        "[dist] rank {}: {} jobs, {} candidate loads ({:.2f} s), {:.2f} s scoring, "
+        "{:.2f} s waiting in batches ({:.1f}% busy); CPU {:.2f} s: {:.2f} s in jobs, "
+        "{:.2f} s messaging, {:.2f} s start-up, {:.2f} s other{}",
+        r, l.jobs, l.loads, l.load_seconds, l.scoring_seconds,
+        std::max(0.0, in - l.scoring_seconds), in > 0 ? 100 * l.scoring_seconds / in : 0.0, c.total,
+        c.jobs, c.messaging, c.startup, c.total - c.jobs - c.messaging - c.startup,
+        r == 0 ? " (optimiser, store, outputs, MPI's threads)" : " (MPI's threads)"));
+    total += c.total, jobs += c.jobs;
   }
+  log(fmt::format("[dist] CPU of all ranks: {:.2f} s, {:.2f} s of it in jobs ({:.1f}%)", total,
+                  jobs, total > 0 ? 100 * jobs / total : 0.0));
 }
 
 struct MpiSession {
@@ -377,22 +449,41 @@ DistributedResult run_evolve_mpi(const EvolveConfig& cfg, const EvolveRunOptions
          mpi.size, fmt::join(failures, "\n  "));
   }
   LocalRunner local(*ctx);
+  JobThread scorer([&local](const ScoreJob& job) { return local.run_one(job); });
+  RankCpu cpu;
+  cpu.startup = process_cpu_seconds();
   if (mpi.rank != 0) {
-    serve(local);
+    serve(scorer, cpu);
     return out;
   }
-  MpiRunner runner(local, mpi.size, ctx->cached_candidates);
+  MpiRunner runner(scorer, mpi.size, ctx->cached_candidates);
   struct StopWorkers {  // also when rank 0 fails: the workers must not wait forever
     int ranks;
-    ~StopWorkers() {
-      for (int r = 1; r < ranks; ++r) send_bytes("", r, kStop);
+    bool sent = false;
+    void send() {
+      if (!sent)
+        for (int r = 1; r < ranks; ++r) send_bytes("", r, kStop);
+      sent = true;
     }
+    ~StopWorkers() { send(); }
   } stop{mpi.size};
   const auto t_run = std::chrono::steady_clock::now();
   out.summary = run_evolve_with(*ctx, runner, opts);
+  const double run_seconds = seconds_since(t_run);
+  stop.send();
+  std::vector<RankCpu> cpus(static_cast<size_t>(mpi.size));
+  for (int r = 1; r < mpi.size; ++r) {
+    MPI_Status st;
+    wait_message(r, kAccount, st);
+    cpus[static_cast<size_t>(r)] = RankCpu::decode(recv_bytes(st), r);
+  }
+  cpu.jobs = scorer.cpu_seconds();
+  cpu.messaging = runner.messaging_cpu;
+  cpu.total = process_cpu_seconds();
+  cpus[0] = cpu;
   const auto log =
       opts.log ? opts.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
-  log_summary(runner, std::chrono::duration<double>(t_run - t_start).count(), seconds_since(t_run),
+  log_summary(runner, cpus, std::chrono::duration<double>(t_run - t_start).count(), run_seconds,
               log);
   return out;
 }

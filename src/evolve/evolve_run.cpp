@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "common/error.h"
@@ -132,33 +133,56 @@ nlohmann::json candidate_identity(const CandidateRef& c) {
           {"ps_winner", c.ps_winner}};
 }
 
+// Scores the final stage's candidates `todo` (indices into `cands`, in order) in groups of as many
+// as the runner has slots, and hands each Evaluation to `scored(i, e)` in `todo`'s order once its
+// group is done. One process scores one candidate at a time; with N ranks each rank gets a whole
+// candidate of a group (merged once, on one rank) instead of every rank merging every candidate
+// for its share of the items (scoring.h cuts a group finer only when it has fewer jobs than the
+// ranks can use). A kill loses at most the group in progress.
+void score_in_groups(Run& run, const std::vector<CandidateRef>& cands, SplitKind split,
+                     const std::vector<std::vector<size_t>>& items, const std::vector<size_t>& todo,
+                     const std::function<void(size_t, Evaluation)>& scored) {
+  const size_t group = std::max<size_t>(1, run.runner.slots());
+  for (size_t g = 0; g < todo.size(); g += group) {
+    const size_t end = std::min(todo.size(), g + group);
+    std::vector<CandidateRef> some;
+    for (size_t k = g; k < end; ++k) some.push_back(cands[todo[k]]);
+    auto evals = score_candidates(run.runner, run.ctx, some, split, items);
+    for (size_t k = g; k < end; ++k) scored(todo[k], std::move(evals[k - g]));
+  }
+}
+
 // Selection scores (on the selection items of the opt split) of the final stage's candidates, each
 // scored once: `keys[i]` names candidate i in the store's final_stage; a score stored there by an
-// earlier, interrupted call is read back, the others are scored one candidate at a time and each
-// stored as it is known, so a kill loses at most the candidate in progress. NaN: it failed.
+// earlier, interrupted call is read back, the others are scored (score_in_groups: one at a time in
+// one process) and each stored as it is known, so a kill loses at most the group in progress.
+// NaN: it failed.
 std::vector<double> checkpointed_selection_scores(Run& run, const std::string& tag,
                                                   const std::vector<std::string>& keys,
                                                   const std::vector<CandidateRef>& cands) {
-  std::vector<double> scores;
+  std::vector<double> scores(cands.size(), NAN);
+  std::vector<size_t> todo;
   for (size_t i = 0; i < cands.size(); ++i) {
-    const nlohmann::json id = candidate_identity(cands[i]);
     const auto stored = run.store.final_stage(keys[i]);
-    if (stored && stored->value("candidate", nlohmann::json()).dump() == id.dump()) {
+    if (stored && stored->value("candidate", nlohmann::json()).dump() ==
+                      candidate_identity(cands[i]).dump()) {
       const auto& s = (*stored)["score"];
-      scores.push_back(s.is_number() ? s.get<double>() : NAN);
+      scores[i] = s.is_number() ? s.get<double>() : NAN;
       run.log(fmt::format("{} {}: {} {:.4f} (from the store)", tag, keys[i], run.ctx.selection_name,
-                          scores.back()));
-      continue;
+                          scores[i]));
+    } else {
+      todo.push_back(i);
     }
-    const auto e = score_candidates(run.runner, run.ctx, {cands[i]}, SplitKind::Opt,
-                                    run.ctx.selection_items)[0];
-    scores.push_back(e.ok ? e.total : NAN);
-    run.store.put_final_stage(
-        keys[i], {{"candidate", id},
-                  {"score", std::isfinite(scores.back()) ? nlohmann::json(scores.back())
-                                                         : nlohmann::json(nullptr)}});
-    run.log(fmt::format("{} {}: {} {:.4f}", tag, keys[i], run.ctx.selection_name, scores.back()));
   }
+  score_in_groups(
+      run, cands, SplitKind::Opt, run.ctx.selection_items, todo, [&](size_t i, Evaluation e) {
+        scores[i] = e.ok ? e.total : NAN;
+        run.store.put_final_stage(keys[i],
+                                  {{"candidate", candidate_identity(cands[i])},
+                                   {"score", std::isfinite(scores[i]) ? nlohmann::json(scores[i])
+                                                                      : nlohmann::json(nullptr)}});
+        run.log(fmt::format("{} {}: {} {:.4f}", tag, keys[i], run.ctx.selection_name, scores[i]));
+      });
   return scores;
 }
 
@@ -365,25 +389,33 @@ Evaluation stored_evaluation(FinalResult stored) {
 }
 
 // The rows' evaluations on the test split, each row scored once: a row stored (with its per-item
-// results) by an earlier, interrupted call is read back; the others are scored one at a time and
-// stored as each is known, so a kill during the final table loses at most the row in progress.
+// results) by an earlier, interrupted call is read back; the others are scored (score_in_groups:
+// one at a time in one process) and stored as each is known, so a kill during the final table
+// loses at most the group of rows in progress.
 std::vector<Evaluation> score_final_rows(Run& run, const std::vector<FinalRow>& rows) {
   const std::string& split = run.cfg().test_split;
-  std::vector<Evaluation> evals;
-  for (const auto& row : rows) {
+  std::vector<Evaluation> evals(rows.size());
+  std::vector<CandidateRef> cands;
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const FinalRow& row = rows[i];
+    cands.push_back(row.candidate);
     if (auto stored = run.store.final_result(row.label, split);
         stored && scored_for(*stored, row)) {
-      evals.push_back(stored_evaluation(std::move(*stored)));
+      evals[i] = stored_evaluation(std::move(*stored));
       run.log(fmt::format("[final] {}: {} {:.4f} (from the store)", row.label, split,
-                          evals.back().ok ? evals.back().total : NAN));
-      continue;
+                          evals[i].ok ? evals[i].total : NAN));
+    } else {
+      todo.push_back(i);
     }
-    evals.push_back(score_candidates(run.runner, run.ctx, {row.candidate}, SplitKind::Test)[0]);
-    const FinalResult r = final_row(row, split, evals.back());
+  }
+  score_in_groups(run, cands, SplitKind::Test, {}, todo, [&](size_t i, Evaluation e) {
+    evals[i] = std::move(e);
+    const FinalResult r = final_row(rows[i], split, evals[i]);
     run.store.add_final_result(r);
     run.log(fmt::format("[final] {}: {} {:.4f} [{:.4f}, {:.4f}]", r.label, split, r.score, r.ci_low,
                         r.ci_high));
-  }
+  });
   return evals;
 }
 

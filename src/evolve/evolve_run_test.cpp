@@ -82,8 +82,9 @@ struct RunnerCall {
 // the call in progress is lost).
 class RecordingRunner : public WorkRunner {
  public:
-  explicit RecordingRunner(const SearchContext& ctx, int64_t kill_at = -1)
-      : local_(ctx), kill_at_(kill_at) {}
+  explicit RecordingRunner(const SearchContext& ctx, int64_t kill_at = -1, size_t slots = 1)
+      : local_(ctx), kill_at_(kill_at), slots_(slots) {}
+  size_t slots() const override { return slots_; }
   std::vector<JobResult> run(const std::vector<ScoreJob>& jobs) override {
     if (static_cast<int64_t>(calls.size()) == kill_at_) throw std::runtime_error("killed");
     RunnerCall call{jobs.empty() ? SplitKind::Opt : jobs[0].split, {}};
@@ -99,6 +100,7 @@ class RecordingRunner : public WorkRunner {
  private:
   LocalRunner local_;
   int64_t kill_at_;
+  size_t slots_;
 };
 
 }  // namespace
@@ -265,6 +267,41 @@ TEST_F(EvolveRunTest, FinishedRunAnswersFromTheStore) {
   }
   ASSERT_FALSE(lines.empty());
   EXPECT_NE(lines.back().find("is finished; its table from the store"), std::string::npos);
+}
+
+// With several slots (MPI ranks) the final table's rows are scored in groups of as many rows as
+// there are slots, so that each rank can score a whole row (one merge) instead of every rank
+// merging every row; the table is the one-slot table, per-item results included.
+TEST_F(EvolveRunTest, SeveralSlotsScoreTheFinalRowsInGroupsWithTheSameTable) {
+  const EvolveConfig cfg = config();
+  const SearchContext ctx = build_search_context(cfg);
+  RecordingRunner one(ctx), three(ctx, -1, 3);
+  std::vector<std::string> log;
+  ASSERT_TRUE(run_evolve_with(ctx, one, options(*dir_ / "slots_1", &log)).complete);
+  ASSERT_TRUE(run_evolve_with(ctx, three, options(*dir_ / "slots_3", &log)).complete);
+  auto test_call_sizes = [](const RecordingRunner& r) {
+    std::vector<size_t> sizes;
+    for (const auto& c : r.calls)
+      if (c.split == SplitKind::Test) sizes.push_back(c.candidates.size());
+    return sizes;
+  };
+  const auto rows = RunStore::open_existing(*dir_ / "slots_1").final_results(/*with_items=*/true);
+  ASSERT_GE(rows.size(), 4u);
+  EXPECT_EQ(test_call_sizes(one), std::vector<size_t>(rows.size(), 1));
+  std::vector<size_t> groups(rows.size() / 3, 3);
+  if (rows.size() % 3) groups.push_back(rows.size() % 3);
+  EXPECT_EQ(test_call_sizes(three), groups);
+  const auto grouped =
+      RunStore::open_existing(*dir_ / "slots_3").final_results(/*with_items=*/true);
+  ASSERT_EQ(grouped.size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(grouped[i].label, rows[i].label);
+    EXPECT_EQ(grouped[i].score, rows[i].score) << rows[i].label;
+    EXPECT_EQ(grouped[i].details, rows[i].details) << rows[i].label;
+    ASSERT_EQ(grouped[i].items.size(), rows[i].items.size());
+    for (size_t t = 0; t < rows[i].items.size(); ++t)
+      EXPECT_EQ(grouped[i].items[t].scores, rows[i].items[t].scores);
+  }
 }
 
 // A kill in the final stage (while the finalists are scored on the selection items, or in the
