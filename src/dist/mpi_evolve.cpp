@@ -57,12 +57,9 @@ bool mpi_available() {
 namespace {
 
 enum Tag : int { kReady = 1, kGo = 2, kJob = 3, kResult = 4, kStop = 5, kAccount = 6 };
-constexpr size_t kJobsInFlight = 2;  // per worker: one to score, one queued while rank 0 is busy
-// How long a rank's main thread waits between MPI polls while nothing there is urgent (every
-// worker has a job queued behind the one it scores, no send in transit); its own scoring thread
-// wakes it at once when a job ends. Each poll wakes a thread on a core that a scoring thread
-// needs: polling every 1 ms throughout cost the 2-rank benchmark ~0.5 s of system CPU.
-constexpr auto kCalmPoll = std::chrono::milliseconds(5);
+// Per rank: one to score, one queued behind it, so that a scoring thread never waits for its
+// main thread or for rank 0 (one only near the end of a batch, where it would leave ranks idle).
+constexpr size_t kJobsInFlight = 2;
 
 void send_bytes(const std::string& b, int dest, int tag) {
   MPI_Send(b.data(), static_cast<int>(b.size()), MPI_BYTE, dest, tag, MPI_COMM_WORLD);
@@ -96,6 +93,29 @@ class Backoff {
 
  private:
   std::chrono::microseconds pause_{20};
+};
+
+// How long a rank's main thread waits between MPI polls while nothing there is urgent (every
+// worker has a job queued behind the one it scores, no send in transit); its own scoring thread
+// wakes it at once when a job ends. A sixteenth of a typical job (a moving average of the jobs'
+// seconds), between 20 us and 10 ms: a worker with a job queued has a whole job's time before it
+// could idle, so polling this rarely never starves it, whether jobs take milliseconds (the test
+// fixtures) or minutes (7B models). Each poll wakes a thread on a core a scoring thread needs:
+// polling every 1 ms throughout cost the 2-rank benchmark ~0.5 s of system CPU.
+class CalmPoll {
+ public:
+  void saw_job(double seconds) {
+    average_ = jobs_++ == 0 ? seconds : 0.8 * average_ + 0.2 * seconds;
+  }
+  std::chrono::microseconds pause() const {
+    using us = std::chrono::microseconds;
+    if (jobs_ == 0) return us(1000);
+    return std::clamp(us(static_cast<int64_t>(average_ * 1e6 / 16)), us(20), us(10000));
+  }
+
+ private:
+  uint64_t jobs_ = 0;
+  double average_ = 0;
 };
 
 // Waits for a message without spinning a core.
@@ -193,14 +213,11 @@ class MpiRunner : public WorkRunner {
     while (b.left > 0) {
       bool active = receive_results(b);
       sends_.progress();
-      if (scorer_.pending() == 0 && !b.queue.empty()) {
-        const size_t j = take(b, 0);
-        scorer_.submit(j, jobs[j]);
-      }
+      feed(b, 0);
       if (active) backoff.reset();
       const auto timeout = active      ? std::chrono::microseconds(0)
                            : urgent(b) ? backoff.next()
-                                       : std::chrono::microseconds(kCalmPoll);
+                                       : calm_.pause();
       if (auto done = scorer_.wait(timeout)) {
         record(b, 0, done->id, std::move(done->result));
         backoff.reset();
@@ -253,11 +270,16 @@ class MpiRunner : public WorkRunner {
     return j;
   }
 
-  // A second job queued per worker only while there is work for every rank: near the end of a
-  // batch it would leave ranks idle.
+  // Jobs for rank r up to kJobsInFlight (rank 0's go to its scoring thread): a second one only
+  // while there is work for every rank, since near the end of a batch it would leave ranks idle.
   void feed(Batch& b, int r) {
     while (!b.queue.empty() &&
            b.in_flight[r] < (b.queue.size() > static_cast<size_t>(ranks_) ? kJobsInFlight : 1)) {
+      if (r == 0) {
+        const size_t j = take(b, 0);
+        scorer_.submit(j, b.jobs[j]);
+        continue;
+      }
       const auto t0 = std::chrono::steady_clock::now();
       const size_t j = take(b, r);
       std::string bytes = wire::encode_job(j, b.jobs[j]);
@@ -292,6 +314,7 @@ class MpiRunner : public WorkRunner {
     l.loads += res.merge_seconds > 0 ? 1 : 0;
     l.scoring_seconds += res.merge_seconds + res.eval_seconds;
     l.load_seconds += res.merge_seconds;
+    calm_.saw_job(res.merge_seconds + res.eval_seconds);
     b.results[j] = std::move(res);
     --b.left, --b.in_flight[r];
   }
@@ -300,6 +323,7 @@ class MpiRunner : public WorkRunner {
   int ranks_;
   size_t capacity_;
   Sends sends_;  // jobs in transit to the workers
+  CalmPoll calm_;
   // Per rank, the candidates it was last given (it keeps them loaded), the most recent first.
   std::vector<std::vector<CandidateRef> > held_ = std::vector<std::vector<CandidateRef> >(ranks_);
 };
@@ -309,10 +333,11 @@ class MpiRunner : public WorkRunner {
 // MPI_THREAD_FUNNELED), so a result larger than MPI's eager limit moves to rank 0 as soon as
 // rank 0 asks for it, not after the next job. While the scoring thread has a job queued behind
 // the running one and no result is in transit, nothing here is urgent: this thread sleeps until a
-// job ends or kCalmPoll passes.
+// job ends or CalmPoll's pause passes.
 void serve(JobThread& scorer, RankCpu cpu) {
   Sends sends;  // results in transit to rank 0
   Backoff backoff;
+  CalmPoll calm;
   const double cpu0 = thread_cpu_seconds();
   for (;;) {
     bool active = false;
@@ -338,8 +363,9 @@ void serve(JobThread& scorer, RankCpu cpu) {
     const bool urgent = scorer.pending() == 0 || !sends.empty();
     const auto timeout = active   ? std::chrono::microseconds(0)
                          : urgent ? backoff.next()
-                                  : std::chrono::microseconds(kCalmPoll);
+                                  : calm.pause();
     if (auto done = scorer.wait(timeout)) {
+      calm.saw_job(done->result.merge_seconds + done->result.eval_seconds);
       sends.post(wire::encode_result(done->id, done->result), 0, kResult);
       backoff.reset();
     }
