@@ -204,8 +204,13 @@ std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<V
       hi[q] = b >= ns_ ? 0xffffffffu : at(b);
     }
   }
-  // Per tile and vector: the count below the window, the window's keys (count; ~0: too many).
-  std::vector<size_t> below(s.tiles * ns, 0), count(s.tiles * ns, 0);
+  // Per tile and vector: counts below the window and at its two bounds, and the keys strictly
+  // inside it (`in` of them; ~0: too many). The bounds are counted, not kept, so a value repeated
+  // a million times (a zero delta, one ulp of a fine-tune) costs no memory.
+  struct Counts {
+    size_t under = 0, at_lo = 0, at_hi = 0, in = 0;
+  };
+  std::vector<Counts> tally(s.tiles * ns);
   std::unique_ptr<uint32_t[]> kept(new uint32_t[s.tiles * ns * kWindowCap]);
   s.each([&](size_t c, size_t b, size_t len, float* buf) {
     thread_local std::vector<uint32_t> tmp;
@@ -213,16 +218,23 @@ std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<V
     const float* B = s.load(buf, 0, base, b, len);
     for (size_t q = 0; q < ns; ++q) {
       const float* X = s.load(buf, 1, vecs[sel[q]].input, b, len);
-      const uint32_t l = lo[q], w = hi[q] - lo[q];
-      size_t under = 0, in = 0;
-      for (size_t k = 0; k < len; ++k) {  // branch-free: every key written, the window's advance
+      const uint32_t l = lo[q], h = hi[q], open = h > l ? h - l - 1 : 0;  // keys l+1 .. h-1
+      size_t under = 0, at_lo = 0, at_hi = 0, in = 0;
+      uint32_t* keys = tmp.data();
+      for (size_t k = 0; k < len; ++k) {  // vectorised: the keys and the counts
         const uint32_t key = abs_bits(X[k] - B[k]);
+        keys[k] = key;
         under += key < l;
-        tmp[in] = key;
-        in += key - l <= w;
+        at_lo += key == l;
+        at_hi += key == h;
       }
-      below[c * ns + q] = under;
-      count[c * ns + q] = in <= kWindowCap ? in : ~size_t{0};
+      for (size_t k = 0; k < len; ++k) {  // branch-free compaction of the inside, in place
+        const uint32_t key = keys[k];
+        keys[in] = key;
+        in += key - l - 1 < open;
+      }
+      if (h == l) at_hi = 0;  // counted once, as at_lo
+      tally[c * ns + q] = {under, at_lo, at_hi, in <= kWindowCap ? in : ~size_t{0}};
       if (in <= kWindowCap) std::copy_n(tmp.data(), in, kept.get() + (c * ns + q) * kWindowCap);
     }
   });
@@ -230,35 +242,49 @@ std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<V
   std::vector<uint32_t> all;
   for (size_t q = 0; q < ns; ++q) {
     Vec& v = vecs[sel[q]];
-    size_t under = 0, total = 0;
+    Counts sum;
     bool full = false;
     for (size_t c = 0; c < s.tiles; ++c) {
-      under += below[c * ns + q];
-      full = full || count[c * ns + q] == ~size_t{0};
-      total += full ? 0 : count[c * ns + q];
+      const Counts& t = tally[c * ns + q];
+      full = full || t.in == ~size_t{0};
+      sum.under += t.under, sum.at_lo += t.at_lo, sum.at_hi += t.at_hi;
+      sum.in += full ? 0 : t.in;
     }
-    if (full || v.rank < under || v.rank >= under + total) {
+    // Ascending: [under) < lo, [at_lo) == lo, [in) inside, [at_hi) == hi, the rest above.
+    const size_t r = v.rank, inside = sum.under + sum.at_lo, upper = inside + sum.in;
+    if (full || r < sum.under || r >= upper + sum.at_hi) {
       rest.push_back(sel[q]);
       continue;
     }
-    all.clear();
-    for (size_t c = 0; c < s.tiles; ++c) {
-      const uint32_t* k = kept.get() + (c * ns + q) * kWindowCap;
-      all.insert(all.end(), k, k + count[c * ns + q]);
+    uint32_t key;
+    size_t less, equal;
+    int where;  // 0: lo, 1: inside, 2: hi
+    if (r < inside) {
+      key = lo[q], less = sum.under, equal = sum.at_lo, where = 0;
+    } else if (r >= upper) {
+      key = hi[q], less = upper, equal = sum.at_hi, where = 2;
+    } else {
+      all.clear();
+      for (size_t c = 0; c < s.tiles; ++c) {
+        const uint32_t* k = kept.get() + (c * ns + q) * kWindowCap;
+        all.insert(all.end(), k, k + tally[c * ns + q].in);
+      }
+      auto nth = all.begin() + static_cast<std::ptrdiff_t>(r - inside);
+      std::nth_element(all.begin(), nth, all.end());
+      key = *nth, less = inside, equal = 0, where = 1;
+      for (uint32_t k : all) less += k < key, equal += k == key;
     }
-    auto nth = all.begin() + static_cast<std::ptrdiff_t>(v.rank - under);
-    std::nth_element(all.begin(), nth, all.end());
-    const uint32_t key = *nth;
-    size_t less = under, equal = 0;
-    for (uint32_t k : all) less += k < key, equal += k == key;
     v.value = bits_to_f32(key);
     v.quota = less + equal - v.rank;
     v.equal = equal;
     v.fix_ties = v.quota < equal && v.value > 0.0f;  // see select_magnitudes
     if (!v.fix_ties) continue;
     for (size_t c = 0; c < s.tiles; ++c) {
+      const Counts& t = tally[c * ns + q];
       const uint32_t* k = kept.get() + (c * ns + q) * kWindowCap;
-      seen[c * V + sel[q]] = static_cast<size_t>(std::count(k, k + count[c * ns + q], key));
+      seen[c * V + sel[q]] = where == 0   ? t.at_lo
+                             : where == 2 ? t.at_hi
+                                          : static_cast<size_t>(std::count(k, k + t.in, key));
     }
     exclusive_prefix(seen, s.tiles, V, sel[q]);
   }

@@ -160,10 +160,12 @@ TEST(GtaStream, LargeTensorsSelectInASampledWindowWithTheSameBits) {
   // where the window misses or overflows it falls back to the two histogram passes. Cases: heavy
   // ties (the cut goes by index, counted per tile from the window), distinct values, an all-zero
   // task vector (the window holds everything: overflow), and a tensor whose sampled runs hold tiny
-  // values and the rest large ones (the sample puts the window far below the true threshold).
+  // values and the rest large ones (the sample puts the window far below the true threshold), and
+  // fine-tune-like deltas (a few values, each repeated by the tens of thousands, at the window's
+  // bounds: counted there, not kept).
   ThreadPool one(1), two(2), three(3);
   const size_t n = 9 * 32768 + 5;
-  for (int variant = 0; variant < 4; ++variant)
+  for (int variant = 0; variant < 5; ++variant)
     for (double d1 : {0.5, 0.013, 0.9}) {
       Inputs in = make_inputs(n, 3, 77 + variant, variant != 1);
       if (variant == 2) in.x[2] = in.x[0];
@@ -171,6 +173,12 @@ TEST(GtaStream, LargeTensorsSelectInASampledWindowWithTheSameBits) {
         for (size_t j = 0; j < 1024; ++j)  // the sample's runs: 1024 of 64 elements, evenly spaced
           for (size_t k = 0; k < 64; ++k)
             in.x[1][j * (n - 64) / 1023 + k] = in.x[0][j * (n - 64) / 1023 + k] + 1e-6f;
+      if (variant == 4)  // like a fine-tune: most deltas 0, many one step, fewer two or three
+        for (size_t j = 0; j < n; ++j) {
+          const int steps[16] = {0, 0, 0, 0, 0, 0, 0, 1, -1, 1, -1, 1, -2, 2, 3, -1};
+          in.x[1][j] =
+              in.x[0][j] + static_cast<float>(steps[(j * 2654435761u >> 7) % 16]) * 0.0078125f;
+        }
       in.params[1] = {{"weight", 0.6}, {"density", d1}};
       in.params[2] = {{"weight", 0.4}, {"density", 0.35}};
       const std::vector<float> want = plain("ties", in, n, nullptr);
