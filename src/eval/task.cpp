@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/json_limits.h"
 #include "common/text.h"
+#include "common/yaml_fields.h"
 #include "eval/extract.h"
 #include "eval/script.h"
 #include "eval/template.h"
@@ -65,94 +66,25 @@ constexpr size_t kMaxJsonlLineBytes = size_t{4} << 20;
 constexpr size_t kMaxJsonlRecords = size_t{1} << 21;
 constexpr size_t kMaxTaskBytes = size_t{4} << 20;  // the YAML
 
-// Messages: "[eval] tasks/x.yaml: field 'generation_kwargs.until' (line 12) must be a list of
-// strings".
-struct Ctx {
-  std::string file;
-  [[noreturn]] void bad(const YAML::Node& n, std::string_view key, std::string_view what) const {
-    if (n.Mark().line >= 0)
-      fail("eval", "{}: field '{}' (line {}) {}", file, key, n.Mark().line + 1, what);
-    fail("eval", "{}: field '{}' {}", file, key, what);
-  }
+// Errors: "[eval] tasks/x.yaml:12: generation_kwargs.until: expected a list of strings". Task
+// files come from lm-eval-harness, whose `!function` tag names Python code: refused wherever a
+// string is read.
+struct Ctx : YamlFields {
   void no_function(const YAML::Node& n, std::string_view key) const {
     if (n.Tag() == "!function")
       bad(n, key,
           "uses '!function' (Python code), which evomerge cannot run; use a {{field}} template");
   }
-  // Names and texts reach JSON (the run store, --json output), which holds UTF-8 only.
   std::string str(const YAML::Node& n, std::string_view key) const {
     no_function(n, key);
-    if (!n.IsScalar()) bad(n, key, "must be a string");
-    return utf8(n, key, n.as<std::string>());
-  }
-  std::string utf8(const YAML::Node& n, std::string_view key, std::string s) const {
-    if (!utf8_valid(s))
-      bad(n, key, fmt::format("is not valid UTF-8 ('{}'; YAML files are UTF-8)", printable(s)));
-    return s;
-  }
-  // A key of the mapping at `prefix`: a string (YAML allows a list or mapping as a key; no key a
-  // task file has is one).
-  std::string key_of(const YAML::Node& k, std::string_view prefix) const {
-    const std::string_view where = prefix.empty() ? "(top level)" : prefix;
-    if (!k.IsScalar()) bad(k, where, "has a key that is not a string");
-    return utf8(k, where, k.as<std::string>());
-  }
-  bool boolean(const YAML::Node& n, std::string_view key) const {
-    if (!n.IsScalar()) bad(n, key, "must be true or false");
-    try {
-      return n.as<bool>();
-    } catch (const YAML::Exception&) {
-      bad(n, key, "must be true or false");
-    }
-  }
-  double number(const YAML::Node& n, std::string_view key) const {
-    if (!n.IsScalar()) bad(n, key, "must be a number");
-    try {
-      double v = n.as<double>();
-      if (!std::isfinite(v)) bad(n, key, "must be a finite number");
-      return v;
-    } catch (const YAML::Exception&) {
-      bad(n, key, "must be a number");
-    }
-  }
-  long long integer(const YAML::Node& n, std::string_view key, long long lo, long long hi) const {
-    if (!n.IsScalar()) bad(n, key, "must be an integer");
-    long long v;
-    try {
-      v = n.as<long long>();
-    } catch (const YAML::Exception&) {
-      bad(n, key, "must be an integer");
-    }
-    if (v < lo || v > hi) bad(n, key, fmt::format("must be between {} and {} (got {})", lo, hi, v));
-    return v;
+    return YamlFields::str(n, key);
   }
   std::vector<std::string> strings(const YAML::Node& n, std::string_view key,
                                    bool allow_scalar) const {
     no_function(n, key);
-    std::vector<std::string> out;
-    if (allow_scalar && n.IsScalar()) return {str(n, key)};
-    if (!n.IsSequence()) bad(n, key, "must be a list of strings");
-    for (const auto& e : n) {
-      if (!e.IsScalar()) bad(e, key, "must be a list of strings");
-      out.push_back(str(e, key));
-    }
-    return out;
-  }
-  void map(const YAML::Node& n, std::string_view key) const {
-    if (!n.IsMap()) bad(n, key, "must be a mapping");
-  }
-  // Every key of map `n` must be in `known`.
-  void only(const YAML::Node& n, std::string_view prefix,
-            std::initializer_list<std::string_view> known) const {
-    for (const auto& kv : n) {
-      std::string k = key_of(kv.first, prefix);
-      if (std::find(known.begin(), known.end(), k) == known.end()) {
-        std::string full = prefix.empty() ? k : std::string(prefix) + "." + k;
-        std::string list;
-        for (auto x : known) list += (list.empty() ? "" : ", ") + std::string(x);
-        bad(kv.first, full, fmt::format("is not a known key (known: {})", list));
-      }
-    }
+    if (n.IsSequence())
+      for (size_t i = 0; i < n.size(); ++i) no_function(n[i], fmt::format("{}[{}]", key, i));
+    return YamlFields::strings(n, key, allow_scalar);
   }
 };
 
@@ -277,7 +209,7 @@ void parse_output_type(const Ctx& c, const YAML::Node& root, TaskSpec& s) {
     fail("eval",
          "{}: field 'output_type' is missing (generate_until, loglikelihood, multiple_choice, "
          "loglikelihood_rolling)",
-         c.file);
+         c.where);
   }
 }
 
@@ -287,7 +219,7 @@ void parse_data(const Ctx& c, const YAML::Node& root, TaskSpec& s, const fs::pat
     std::string p = c.str(n, "dataset_path");
     if (p != "json")
       c.bad(n, "dataset_path",
-            fmt::format("is '{}'; only local JSONL data is read ('dataset_path: json' with "
+            fmt::format("'{}' is not read: only local JSONL data is ('dataset_path: json' with "
                         "dataset_kwargs.data_files); evomerge never downloads",
                         p));
   }
@@ -336,7 +268,7 @@ void parse_data(const Ctx& c, const YAML::Node& root, TaskSpec& s, const fs::pat
   if (!s.external && s.data_files.empty())
     fail("eval",
          "{}: no data: set dataset_kwargs.data_files (JSONL files relative to the task file)",
-         c.file);
+         c.where);
 }
 
 // The test and few-shot splits, each checked to have data, and the few-shot settings.
@@ -365,7 +297,7 @@ void parse_splits(const Ctx& c, const YAML::Node& root, TaskSpec& s) {
       s.test_split =
           s.data_files.empty() ? s.splits_by_index.begin()->first : s.data_files.begin()->first;
     else
-      fail("eval", "{}: field 'test_split' is missing and there is no split named 'test'", c.file);
+      fail("eval", "{}: field 'test_split' is missing and there is no split named 'test'", c.where);
   }
   if (root["num_fewshot"])
     s.num_fewshot = static_cast<int>(c.integer(root["num_fewshot"], "num_fewshot", 0, 1000));
@@ -395,7 +327,7 @@ void parse_templates(const Ctx& c, const YAML::Node& root, TaskSpec& s) {
       if (n.IsScalar()) {
         c.no_function(n, key);
         dst = c.utf8(n, key, n.as<std::string>());
-        check_template(dst, c.file + ": " + key);
+        check_template(dst, c.where + ": " + key);
       } else {
         c.bad(n, key, "must be a template string");
       }
@@ -410,7 +342,7 @@ void parse_templates(const Ctx& c, const YAML::Node& root, TaskSpec& s) {
       if (s.doc_to_choice_list.empty()) c.bad(n, "doc_to_choice", "must not be empty");
     } else {
       s.doc_to_choice_template = c.str(n, "doc_to_choice");
-      check_template(*s.doc_to_choice_template, c.file + ": doc_to_choice");
+      check_template(*s.doc_to_choice_template, c.where + ": doc_to_choice");
     }
   }
   if (root["target_delimiter"])
@@ -419,18 +351,18 @@ void parse_templates(const Ctx& c, const YAML::Node& root, TaskSpec& s) {
     s.fewshot_delimiter = c.str(root["fewshot_delimiter"], "fewshot_delimiter");
   if (!s.external) {
     if (s.output_type != OutputType::LoglikelihoodRolling && !root["doc_to_text"])
-      fail("eval", "{}: field 'doc_to_text' is missing", c.file);
+      fail("eval", "{}: field 'doc_to_text' is missing", c.where);
     if (s.output_type == OutputType::LoglikelihoodRolling && !root["doc_to_target"] &&
         !root["doc_to_text"])
       fail("eval",
            "{}: loglikelihood_rolling needs 'doc_to_target' (or 'doc_to_text'): the text to score",
-           c.file);
+           c.where);
     if ((s.output_type == OutputType::GenerateUntil || s.output_type == OutputType::Loglikelihood ||
          s.output_type == OutputType::MultipleChoice) &&
         !root["doc_to_target"])
-      fail("eval", "{}: field 'doc_to_target' is missing", c.file);
+      fail("eval", "{}: field 'doc_to_target' is missing", c.where);
     if (s.output_type == OutputType::MultipleChoice && !root["doc_to_choice"])
-      fail("eval", "{}: output_type multiple_choice needs 'doc_to_choice'", c.file);
+      fail("eval", "{}: output_type multiple_choice needs 'doc_to_choice'", c.where);
   }
 }
 
@@ -525,7 +457,7 @@ void parse_answer_extraction(const Ctx& c, const YAML::Node& root, TaskSpec& s) 
     for (size_t i = 0; i < p["filter"].size(); ++i)
       s.filter.push_back(
           parse_filter_step(c, p["filter"][i], fmt::format("filter_list[0].filter[{}]", i)));
-    AnswerFilter check(s.filter, c.file);  // regexes compile now, not at scoring time
+    AnswerFilter check(s.filter, c.where);  // regexes compile now, not at scoring time
     if (s.output_type != OutputType::GenerateUntil)
       c.bad(n, "filter_list", "only applies to output_type generate_until");
   }
@@ -537,7 +469,7 @@ void parse_answer_extraction(const Ctx& c, const YAML::Node& root, TaskSpec& s) 
     if (!n["scripts"]) c.bad(n, "answer_script", "needs 'scripts' (Unicode script names)");
     r.scripts = c.strings(n["scripts"], "answer_script.scripts", true);
     if (r.scripts.empty()) c.bad(n["scripts"], "answer_script.scripts", "must not be empty");
-    resolve_scripts(r.scripts, c.file);
+    resolve_scripts(r.scripts, c.where);
     if (n["threshold"]) {
       r.threshold = c.number(n["threshold"], "answer_script.threshold");
       if (r.threshold < 0 || r.threshold > 1)
@@ -555,14 +487,14 @@ void parse_answer_extraction(const Ctx& c, const YAML::Node& root, TaskSpec& s) 
 }  // namespace
 
 TaskSpec parse_task_spec(std::string_view yaml_text, const fs::path& file) {
-  Ctx c{file.string()};
+  Ctx c{{"eval", file.string()}};
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml_text));
   } catch (const YAML::Exception& e) {
-    fail("eval", "{}: not valid YAML: {}", c.file, e.what());
+    fail("eval", "{}: not valid YAML: {}", c.where, e.what());
   }
-  if (!root.IsMap()) fail("eval", "{}: a task file must be a YAML mapping", c.file);
+  if (!root.IsMap()) fail("eval", "{}: a task file must be a YAML mapping", c.where);
   c.only(root, "",
          {"task",
           "tag",
@@ -596,7 +528,7 @@ TaskSpec parse_task_spec(std::string_view yaml_text, const fs::path& file) {
   TaskSpec s;
   s.file = file;
   const fs::path dir = file.parent_path();
-  if (!root["task"]) fail("eval", "{}: field 'task' (the task name) is missing", c.file);
+  if (!root["task"]) fail("eval", "{}: field 'task' (the task name) is missing", c.where);
   s.name = c.str(root["task"], "task");
   if (s.name.empty()) c.bad(root["task"], "task", "must not be empty");
   if (root["description"]) s.description = c.str(root["description"], "description");

@@ -16,8 +16,9 @@ namespace fs = std::filesystem;
 class TaskFiles : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / fmt::format("evomerge_task_test_{}_{}", ::getpid(),
-                                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           fmt::format("evomerge_task_test_{}_{}", ::getpid(),
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -57,7 +58,9 @@ const char* kMath =
     "answer_script: {scripts: [Han, Hiragana, Katakana], threshold: 0.5}\n";
 
 TEST_F(TaskFiles, LoadsTheDocumentedShape) {
-  write("m.opt.jsonl", "{\"question\": \"三十七 たす 二十五 は?\", \"answer\": \"62\"}\n{\"question\": \"十 たす 十一 は?\", \"answer\": \"21\"}\n");
+  write("m.opt.jsonl",
+        "{\"question\": \"三十七 たす 二十五 は?\", \"answer\": \"62\"}\n{\"question\": \"十 たす "
+        "十一 は?\", \"answer\": \"21\"}\n");
   write("m.test.jsonl", "{\"question\": \"九十 たす 九 は?\", \"answer\": \"99\"}\n\n");
   Task t = Task::load(write("t.yaml", kMath));
   EXPECT_EQ(t.name(), "ja_math");
@@ -79,7 +82,9 @@ TEST_F(TaskFiles, LoadsTheDocumentedShape) {
 }
 
 TEST_F(TaskFiles, FewShotFromANamedSplit) {
-  write("m.opt.jsonl", "{\"question\": \"A\", \"answer\": \"1\"}\n{\"question\": \"B\", \"answer\": \"2\"}\n{\"question\": \"C\", \"answer\": \"3\"}\n");
+  write("m.opt.jsonl",
+        "{\"question\": \"A\", \"answer\": \"1\"}\n{\"question\": \"B\", \"answer\": "
+        "\"2\"}\n{\"question\": \"C\", \"answer\": \"3\"}\n");
   write("m.test.jsonl", "{\"question\": \"Q\", \"answer\": \"9\"}\n");
   std::string y = kMath;
   y.replace(y.find("num_fewshot: 0"), 14, "num_fewshot: 2");
@@ -93,7 +98,8 @@ TEST_F(TaskFiles, FewShotFromANamedSplit) {
 TEST_F(TaskFiles, SplitsByIndexAndNestedTemplates) {
   std::string data;
   for (int i = 0; i < 5; ++i)
-    data += fmt::format("{{\"q\": {{\"text\": \"x{}\"}}, \"c\": [\"no\", \"yes\"], \"label\": {}}}\n", i, i % 2);
+    data += fmt::format(
+        "{{\"q\": {{\"text\": \"x{}\"}}, \"c\": [\"no\", \"yes\"], \"label\": {}}}\n", i, i % 2);
   write("all.jsonl", data);
   Task t = Task::load(write("t.yaml",
                             "task: mc\n"
@@ -120,19 +126,21 @@ TEST_F(TaskFiles, SplitsByIndexAndNestedTemplates) {
 
 TEST_F(TaskFiles, LiteralChoicesAndTextTargets) {
   write("d.jsonl", "{\"p\": \"Is fire hot?\", \"a\": \"yes\"}\n");
-  Task t = Task::load(write("t.yaml",
-                            "task: yn\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\n"
-                            "output_type: multiple_choice\ndoc_to_text: \"{{p}}\"\ndoc_to_target: \"{{a}}\"\n"
-                            "doc_to_choice: [\"no\", \"yes\"]\n"));
+  Task t = Task::load(
+      write("t.yaml",
+            "task: yn\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\n"
+            "output_type: multiple_choice\ndoc_to_text: \"{{p}}\"\ndoc_to_target: \"{{a}}\"\n"
+            "doc_to_choice: [\"no\", \"yes\"]\n"));
   EXPECT_EQ(t.spec().test_split, "train");
   EXPECT_EQ(t.item("train", 0).gold, 1);
 }
 
 TEST_F(TaskFiles, NonNumericTargetsCompareWholeOutputs) {
   write("d.jsonl", "{\"q\": \"Capital of Japan?\", \"a\": \"Tokyo\"}\n");
-  Task t = Task::load(write("t.yaml",
-                            "task: cap\ndataset_path: json\ndataset_kwargs: {data_files: {test: d.jsonl}}\n"
-                            "output_type: generate_until\ndoc_to_text: \"{{q}}\"\ndoc_to_target: \"{{a}}\"\n"));
+  Task t = Task::load(
+      write("t.yaml",
+            "task: cap\ndataset_path: json\ndataset_kwargs: {data_files: {test: d.jsonl}}\n"
+            "output_type: generate_until\ndoc_to_text: \"{{q}}\"\ndoc_to_target: \"{{a}}\"\n"));
   ASSERT_EQ(t.spec().filter.size(), 1u);
   EXPECT_EQ(t.spec().filter[0].kind, FilterStep::Kind::Strip);
 }
@@ -142,12 +150,15 @@ TEST_F(TaskFiles, BadInputIsNamed) {
   write("m.test.jsonl", "{\"question\": \"Q\", \"answer\": \"9\"}\n");
   auto has = [](const std::string& msg, std::initializer_list<const char*> parts) {
     for (const char* p : parts)
-      if (msg.find(p) == std::string::npos) return ::testing::AssertionFailure() << "'" << p << "' not in: " << msg;
+      if (msg.find(p) == std::string::npos)
+        return ::testing::AssertionFailure() << "'" << p << "' not in: " << msg;
     return ::testing::AssertionSuccess();
   };
   // Unknown key: named with its line.
-  EXPECT_TRUE(has(error_of(std::string(kMath) + "temperature: 0.7\n"), {"t.yaml", "'temperature'", "line 19", "not a known key"}));
-  EXPECT_TRUE(has(error_of(std::string(kMath) + "generation_kwargs2: 1\n"), {"generation_kwargs2"}));
+  EXPECT_TRUE(has(error_of(std::string(kMath) + "temperature: 0.7\n"),
+                  {"t.yaml:19: temperature: unknown key (known: task,"}));
+  EXPECT_TRUE(
+      has(error_of(std::string(kMath) + "generation_kwargs2: 1\n"), {"generation_kwargs2"}));
   // Unknown output type.
   std::string y = kMath;
   y.replace(y.find("generate_until"), 14, "generate_text");
@@ -197,7 +208,8 @@ TEST_F(TaskFiles, BadInputIsNamed) {
   y.replace(y.find("threshold: 0.5"), 14, "threshold: 1.5");
   EXPECT_TRUE(has(error_of(y), {"answer_script.threshold", "[0, 1]"}));
   // A bad regex fails at load, not at scoring.
-  EXPECT_TRUE(has(error_of(std::string(kMath) + "filter_list:\n  - name: x\n    filter:\n      - function: regex\n        regex_pattern: \"(a\"\n"),
+  EXPECT_TRUE(has(error_of(std::string(kMath) + "filter_list:\n  - name: x\n    filter:\n      - "
+                                                "function: regex\n        regex_pattern: \"(a\"\n"),
                   {"regex_pattern", "does not compile"}));
   // splits_by_index past the end of the file.
   write("all.jsonl", "{\"question\": \"A\", \"answer\": \"1\"}\n");
@@ -209,10 +221,11 @@ TEST_F(TaskFiles, BadInputIsNamed) {
   EXPECT_TRUE(has(error_of("task: [unclosed\n"), {"t.yaml", "not valid YAML"}));
   // multiple_choice target that is not a choice.
   write("d.jsonl", "{\"p\": \"x\", \"a\": \"maybe\"}\n");
-  EXPECT_TRUE(has(error_of("task: yn\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\n"
-                           "output_type: multiple_choice\ndoc_to_text: \"{{p}}\"\ndoc_to_target: \"{{a}}\"\n"
-                           "doc_to_choice: [\"no\", \"yes\"]\n"),
-                  {"'maybe'", "d.jsonl:1"}));
+  EXPECT_TRUE(has(
+      error_of("task: yn\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\n"
+               "output_type: multiple_choice\ndoc_to_text: \"{{p}}\"\ndoc_to_target: \"{{a}}\"\n"
+               "doc_to_choice: [\"no\", \"yes\"]\n"),
+      {"'maybe'", "d.jsonl:1"}));
 }
 
 // Hostile data files: a line nested 150,000 deep overflowed the stack (exit 139); a 50 MB line took
@@ -228,23 +241,23 @@ TEST_F(TaskFiles, KeysThatAreNotStringsAndTextThatIsNotUtf8AreNamed) {
     EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' not in: " << msg;
   };
   expect_has(error_of(head + "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n? [a, b]\n: 1\n"),
-             "t.yaml: field '(top level)' (line 7) has a key that is not a string");
+             "t.yaml:7: (top level): has a key that is not a string");
   expect_has(error_of(head + "dataset_kwargs: {data_files: {[opt]: m.opt.jsonl}}\n"),
-             "field 'dataset_kwargs.data_files' (line 6) has a key that is not a string");
+             "t.yaml:6: dataset_kwargs.data_files: has a key that is not a string");
   expect_has(error_of(head + "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n"
                              "splits_by_index: {{a: 1}: [0, 1]}\n"),
-             "field 'splits_by_index' (line 7) has a key that is not a string");
+             "t.yaml:7: splits_by_index: has a key that is not a string");
   expect_has(error_of("task: m\xff\n" + head.substr(8) +
                       "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n"),
-             "field 'task' (line 1) is not valid UTF-8 ('m\\xff'");
+             "t.yaml:1: task: 'm\\xff' is not valid UTF-8 (YAML files are UTF-8)");
   expect_has(error_of(head + "dataset_kwargs: {data_files: {\"o\xc0\xafpt\": m.opt.jsonl}}\n"),
-             "field 'dataset_kwargs.data_files' (line 6) is not valid UTF-8 ('o\\xc0\\xafpt'");
+             "t.yaml:6: dataset_kwargs.data_files: key 'o\\xc0\\xafpt' is not valid UTF-8");
   expect_has(error_of(head + "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n"
                              "generation_kwargs: {until: [\"\\n\", \"\xfe\"]}\n"),
-             "field 'generation_kwargs.until' (line 7) is not valid UTF-8");
+             "t.yaml:7: generation_kwargs.until[1]: '\\xfe' is not valid UTF-8");
   expect_has(error_of(head + "dataset_kwargs: {data_files: {opt: m.opt.jsonl}}\n"
                              "description: \"Answer \xe2\x82\"\n"),
-             "field 'description' (line 7) is not valid UTF-8");
+             "t.yaml:7: description: 'Answer \\xe2\\x82' is not valid UTF-8");
 }
 
 TEST_F(TaskFiles, JsonlLinesAreBounded) {
@@ -275,12 +288,14 @@ TEST_F(TaskFiles, ExternalTaskWithDataPicksItsTestSplit) {
 }
 
 TEST_F(TaskFiles, ExternalTaskNeedsNoData) {
-  Task t = Task::load(write("t.yaml", "task: ext\nexternal: {command: [\"python3\", \"my_eval.py\"], timeout_s: 5}\n"));
+  Task t = Task::load(write(
+      "t.yaml", "task: ext\nexternal: {command: [\"python3\", \"my_eval.py\"], timeout_s: 5}\n"));
   ASSERT_TRUE(t.spec().external);
   EXPECT_EQ(t.spec().external->command, (std::vector<std::string>{"python3", "my_eval.py"}));
   EXPECT_EQ(t.spec().external->timeout_s, 5.0);
   EXPECT_TRUE(t.split_names().empty());
-  EXPECT_NE(error_of("task: ext\nexternal: {command: []}\n").find("external.command"), std::string::npos);
+  EXPECT_NE(error_of("task: ext\nexternal: {command: []}\n").find("external.command"),
+            std::string::npos);
 }
 
 }  // namespace

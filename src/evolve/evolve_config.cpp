@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/text.h"
+#include "common/yaml_fields.h"
 #include "evolve/genome.h"
 #include "infer/engine.h"
 #include "io/files.h"
@@ -15,88 +16,7 @@ namespace evomerge {
 
 namespace {
 
-// Errors name the file, the YAML line and the key path: "run.yml:7: ps.layer_groups: ...".
-struct Ctx {
-  std::string where;
-  [[noreturn]] void bad(const YAML::Node& n, const std::string& key,
-                        const std::string& what) const {
-    const int line = n.IsDefined() ? n.Mark().line + 1 : 0;
-    if (line > 0) fail("evolve-config", "{}:{}: {}: {}", where, line, key, what);
-    fail("evolve-config", "{}: {}: {}", where, key, what);
-  }
-  void only(const YAML::Node& n, const std::string& prefix,
-            std::initializer_list<const char*> known) const {
-    if (!n.IsMap()) bad(n, prefix.empty() ? "(top level)" : prefix, "expected a mapping");
-    for (const auto& kv : n) {
-      const auto key = key_of(kv.first, prefix);
-      bool ok = false;
-      for (const char* k : known) ok |= key == k;
-      if (!ok) {
-        std::string list;
-        for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
-        bad(kv.first, prefix.empty() ? key : prefix + "." + key,
-            "unknown key (known: " + list + ")");
-      }
-    }
-  }
-  double number(const YAML::Node& n, const std::string& key) const {
-    try {
-      const double v = n.as<double>();
-      if (!std::isfinite(v)) bad(n, key, "must be finite");
-      return v;
-    } catch (const YAML::Exception&) {
-      bad(n, key, "expected a number");
-    }
-  }
-  long long integer(const YAML::Node& n, const std::string& key, long long lo, long long hi) const {
-    long long v;
-    try {
-      v = n.as<long long>();
-    } catch (const YAML::Exception&) {
-      bad(n, key, "expected an integer");
-    }
-    if (v < lo || v > hi) bad(n, key, fmt::format("{} is not in [{}, {}]", v, lo, hi));
-    return v;
-  }
-  bool boolean(const YAML::Node& n, const std::string& key) const {
-    try {
-      return n.as<bool>();
-    } catch (const YAML::Exception&) {
-      bad(n, key, "expected true or false");
-    }
-  }
-  // Strings end up in the run's canonical JSON (its identity, the store), which holds UTF-8 only.
-  std::string str(const YAML::Node& n, const std::string& key) const {
-    if (!n.IsScalar()) bad(n, key, "expected a string");
-    auto s = n.as<std::string>();
-    if (!utf8_valid(s))
-      bad(n, key, fmt::format("'{}' is not valid UTF-8 (YAML files are UTF-8)", printable(s)));
-    return s;
-  }
-  // A key of the mapping at `prefix`: a string (YAML allows a list or mapping as a key; no key
-  // evomerge reads is one).
-  std::string key_of(const YAML::Node& k, const std::string& prefix) const {
-    const std::string where = prefix.empty() ? "(top level)" : prefix;
-    if (!k.IsScalar()) bad(k, where, "has a key that is not a string");
-    auto s = k.as<std::string>();
-    if (!utf8_valid(s))
-      bad(k, where,
-          fmt::format("key '{}' is not valid UTF-8 (YAML files are UTF-8)", printable(s)));
-    return s;
-  }
-  std::vector<std::string> strings(const YAML::Node& n, const std::string& key) const {
-    if (!n.IsSequence()) bad(n, key, "expected a list of strings");
-    std::vector<std::string> out;
-    for (size_t i = 0; i < n.size(); ++i) out.push_back(str(n[i], fmt::format("{}[{}]", key, i)));
-    return out;
-  }
-  std::pair<double, double> range(const YAML::Node& n, const std::string& key) const {
-    if (!n.IsSequence() || n.size() != 2) bad(n, key, "expected [min, max]");
-    const double a = number(n[0], key + "[0]"), b = number(n[1], key + "[1]");
-    if (!(a < b)) bad(n, key, fmt::format("min {} must be below max {}", a, b));
-    return {a, b};
-  }
-};
+using Ctx = YamlFields;  // errors: "[evolve-config] run.yml:7: ps.layer_groups: ..."
 
 std::string model_path(const std::string& ref, const std::filesystem::path& base_dir) {
   // Relative folder paths resolve against the config's folder when they exist there; anything else
@@ -112,7 +32,7 @@ std::string model_path(const std::string& ref, const std::filesystem::path& base
 
 EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view where,
                                  const std::filesystem::path& base_dir) {
-  Ctx c{std::string(where)};
+  Ctx c{"evolve-config", std::string(where)};
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml_text));

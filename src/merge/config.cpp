@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/yaml.h"
+#include "common/yaml_fields.h"
 #include "io/files.h"
 
 namespace evomerge {
@@ -20,19 +21,10 @@ int line_of(const YAML::Node& node) {
   return yaml_line(node);
 }
 
-struct Ctx {
-  std::string where;
+// Errors through the shared field reader ("[merge-config] m.yml:7: models[1].parameters: ...").
+struct Ctx : YamlFields {
   std::vector<std::pair<int, std::string>>
       warnings;  // (line, message), sorted into file order at the end
-  std::string at(const YAML::Node& node, std::string_view key) const {
-    int line = line_of(node);
-    return line > 0 ? fmt::format("{}:{}: {}", where, line, key)
-                    : fmt::format("{}: {}", where, key);
-  }
-  [[noreturn]] void error(const YAML::Node& node, std::string_view key,
-                          std::string_view what) const {
-    fail(kStage, "{}: {}", at(node, key), what);
-  }
   // Something mergekit accepts and ignores (pydantic drops unknown fields): kept, with its place.
   void warn(const YAML::Node& node, std::string_view key, std::string_view what) {
     warnings.emplace_back(line_of(node), fmt::format("{}: {}", at(node, key), what));
@@ -63,13 +55,13 @@ constexpr double kMaxParamMagnitude = 1e6;
 void check_param_range(const Ctx& ctx, const YAML::Node& node, const std::string& key,
                        std::string_view name, double v) {
   auto outside = [&](std::string_view range) {
-    ctx.error(node, key, fmt::format("{} is outside {} (the range {} needs)", v, range, name));
+    ctx.bad(node, key, fmt::format("{} is outside {} (the range {} needs)", v, range, name));
   };
   if (std::fabs(v) > kMaxParamMagnitude)
-    ctx.error(node, key,
-              fmt::format(
-                  "{} is too large (|value| <= {:g}; larger values overflow the merge arithmetic)",
-                  v, kMaxParamMagnitude));
+    ctx.bad(node, key,
+            fmt::format(
+                "{} is too large (|value| <= {:g}; larger values overflow the merge arithmetic)", v,
+                kMaxParamMagnitude));
   if (name == "density" && !(v > 0 && v <= 1)) outside("(0, 1]");
   if (name == "select_topk" && !(v > 0 && v <= 1)) outside("(0, 1]");
   if (name == "gamma" && !(v >= 0 && v < 1)) outside("[0, 1)");
@@ -86,7 +78,7 @@ ParamValue parse_value(Ctx& ctx, const YAML::Node& node, const std::string& key,
   v.line = line_of(node);
   if (node.IsScalar()) {
     auto n = as_number(node);
-    if (!n) ctx.error(node, key, fmt::format("'{}' is not a number ({})", node.Scalar(), kExpect));
+    if (!n) ctx.bad(node, key, fmt::format("'{}' is not a number ({})", node.Scalar(), kExpect));
     check_param_range(ctx, node, key, name, *n);
     v.kind = ParamValue::Kind::Scalar;
     v.scalar = *n;
@@ -94,27 +86,27 @@ ParamValue parse_value(Ctx& ctx, const YAML::Node& node, const std::string& key,
   }
   if (node.IsMap()) {
     // mergekit parses a bare {filter, value} but fails when evaluating it; say so up front.
-    ctx.error(node, key,
-              "a single {filter, value} must be written as a list: [{filter: ..., value: ...}]");
+    ctx.bad(node, key,
+            "a single {filter, value} must be written as a list: [{filter: ..., value: ...}]");
   }
-  if (!node.IsSequence() || node.size() == 0) ctx.error(node, key, std::string(kExpect));
+  if (!node.IsSequence() || node.size() == 0) ctx.bad(node, key, std::string(kExpect));
   if (node[0].IsMap()) {
-    if (!allow_filters) ctx.error(node, key, "filter lists cannot be nested");
+    if (!allow_filters) ctx.bad(node, key, "filter lists cannot be nested");
     v.kind = ParamValue::Kind::Filtered;
     for (size_t i = 0; i < node.size(); ++i) {
       const YAML::Node& c = node[i];
       std::string ck = fmt::format("{}[{}]", key, i);
-      if (!c.IsMap()) ctx.error(c, ck, "every entry of a filter list must be {filter, value}");
+      if (!c.IsMap()) ctx.bad(c, ck, "every entry of a filter list must be {filter, value}");
       for (const auto& kv : c) {
         std::string k = kv.first.as<std::string>();
         if (k != "filter" && k != "value")
           ctx.warn(kv.first, ck + "." + k,
                    "unknown key, has no effect (a filter case has filter and value)");
       }
-      if (!c["value"]) ctx.error(c, ck, "missing 'value'");
+      if (!c["value"]) ctx.bad(c, ck, "missing 'value'");
       ParamValue::Case cs;
       if (c["filter"] && !c["filter"].IsNull()) {
-        if (!c["filter"].IsScalar()) ctx.error(c["filter"], ck + ".filter", "must be a string");
+        if (!c["filter"].IsScalar()) ctx.bad(c["filter"], ck + ".filter", "must be a string");
         cs.filter = c["filter"].Scalar();
       }
       cs.value =
@@ -127,7 +119,7 @@ ParamValue parse_value(Ctx& ctx, const YAML::Node& node, const std::string& key,
   for (size_t i = 0; i < node.size(); ++i) {
     auto n = as_number(node[i]);
     if (!n)
-      ctx.error(node[i], fmt::format("{}[{}]", key, i), fmt::format("not a number ({})", kExpect));
+      ctx.bad(node[i], fmt::format("{}[{}]", key, i), fmt::format("not a number ({})", kExpect));
     check_param_range(ctx, node[i], fmt::format("{}[{}]", key, i), name, *n);
     v.gradient.push_back(*n);
   }
@@ -137,7 +129,7 @@ ParamValue parse_value(Ctx& ctx, const YAML::Node& node, const std::string& key,
 ParamMap parse_params(Ctx& ctx, const YAML::Node& node, const std::string& key) {
   ParamMap out;
   if (!node || node.IsNull()) return out;
-  if (!node.IsMap()) ctx.error(node, key, "expected a map of parameter name -> value");
+  if (!node.IsMap()) ctx.bad(node, key, "expected a map of parameter name -> value");
   for (const auto& kv : node) {
     std::string name = kv.first.as<std::string>();
     out[name] = parse_value(ctx, kv.second, key + "." + name, true, name);
@@ -150,7 +142,7 @@ ModelRef parse_ref(Ctx& ctx, const YAML::Node& node, const std::string& key) {
     try {
       return ModelRef::parse(node.Scalar(), ctx.where);
     } catch (const Error& e) {
-      ctx.error(node, key, e.what());
+      ctx.bad(node, key, e.what());
     }
   }
   if (node.IsMap()) {
@@ -162,40 +154,40 @@ ModelRef parse_ref(Ctx& ctx, const YAML::Node& node, const std::string& key) {
         if (n.IsScalar()) return n.Scalar();
         if (n.IsMap() && n["path"] && n["path"].IsScalar()) {
           if (n["revision"] && !n["revision"].IsNull())
-            ctx.error(
+            ctx.bad(
                 n["revision"], sub + ".revision",
                 "revisions are not supported (models are read from local folders or the HF cache)");
           return n["path"].Scalar();
         }
-        ctx.error(n, sub, "expected a path or {path: ...}");
+        ctx.bad(n, sub, "expected a path or {path: ...}");
       };
       if (k == "model")
         ref.path = path_of(kv.second, key + ".model");
       else if (k == "lora")
         ref.lora = kv.second.IsNull() ? "" : path_of(kv.second, key + ".lora");
       else if (k == "override_architecture")
-        ctx.error(kv.first, key + ".override_architecture", "is not supported");
+        ctx.bad(kv.first, key + ".override_architecture", "is not supported");
       else
         ctx.warn(kv.first, key + "." + k,
                  "unknown key in a model reference, has no effect (known: model, lora)");
     }
-    if (ref.path.empty()) ctx.error(node, key, "model reference has no 'model' path");
+    if (ref.path.empty()) ctx.bad(node, key, "model reference has no 'model' path");
     return ref;
   }
-  ctx.error(node, key, "expected a model reference (a path or org/name)");
+  ctx.bad(node, key, "expected a model reference (a path or org/name)");
 }
 
 std::optional<DType> parse_dtype(const Ctx& ctx, const YAML::Node& node, const std::string& key) {
   if (!node || node.IsNull()) return std::nullopt;
-  if (!node.IsScalar()) ctx.error(node, key, "expected a dtype name");
+  if (!node.IsScalar()) ctx.bad(node, key, "expected a dtype name");
   std::string s = node.Scalar();
   if (s.starts_with("torch.")) s = s.substr(6);
   if (s == "bfloat16" || s == "bf16") return DType::BF16;
   if (s == "float16" || s == "fp16" || s == "half") return DType::F16;
   if (s == "float32" || s == "fp32" || s == "float") return DType::F32;
-  ctx.error(node, key,
-            fmt::format("unknown or unsupported dtype '{}' (expected bfloat16, float16 or float32)",
-                        node.Scalar()));
+  ctx.bad(node, key,
+          fmt::format("unknown or unsupported dtype '{}' (expected bfloat16, float16 or float32)",
+                      node.Scalar()));
 }
 
 void warn_unknown_keys(Ctx& ctx, const YAML::Node& map, const std::string& key,
@@ -215,8 +207,7 @@ void warn_unknown_keys(Ctx& ctx, const YAML::Node& map, const std::string& key,
 
 int parse_int(const Ctx& ctx, const YAML::Node& node, const std::string& key) {
   auto n = as_number(node);
-  if (!n || *n != std::floor(*n) || std::fabs(*n) > 1e7)
-    ctx.error(node, key, "expected an integer");
+  if (!n || *n != std::floor(*n) || std::fabs(*n) > 1e7) ctx.bad(node, key, "expected an integer");
   return static_cast<int>(*n);
 }
 
@@ -227,17 +218,17 @@ TokenizerSpec parse_tokenizer_spec(Ctx& ctx, const YAML::Node& tk) {
   spec.given = true;
   warn_unknown_keys(ctx, tk, "tokenizer", {"source", "tokens", "pad_to_multiple_of"});
   if (tk["source"] && !tk["source"].IsScalar())
-    ctx.error(tk["source"], "tokenizer.source", "expected 'union', 'base' or a model");
+    ctx.bad(tk["source"], "tokenizer.source", "expected 'union', 'base' or a model");
   if (auto pad = tk["pad_to_multiple_of"]; pad && !pad.IsNull()) {
     int v = parse_int(ctx, pad, "tokenizer.pad_to_multiple_of");
     if (v < 1 || v > 65536)
-      ctx.error(pad, "tokenizer.pad_to_multiple_of", "expected an integer in [1, 65536]");
+      ctx.bad(pad, "tokenizer.pad_to_multiple_of", "expected an integer in [1, 65536]");
     spec.pad_to_multiple_of = v;
   }
   const YAML::Node& tokens = tk["tokens"];
   if (!tokens || tokens.IsNull()) return spec;
   if (!tokens.IsMap())
-    ctx.error(tokens, "tokenizer.tokens", "expected a map of token -> {source, force}");
+    ctx.bad(tokens, "tokenizer.tokens", "expected a map of token -> {source, force}");
   for (const auto& kv : tokens) {
     const std::string token = kv.first.as<std::string>();
     const std::string key = "tokenizer.tokens." + token;
@@ -245,11 +236,11 @@ TokenizerSpec parse_tokenizer_spec(Ctx& ctx, const YAML::Node& tk) {
     TokenEmbeddingSource src;
     src.line = line_of(kv.first);
     if (!e.IsNull()) {
-      if (!e.IsMap()) ctx.error(e, key, "expected {source: ..., force: ...}");
+      if (!e.IsMap()) ctx.bad(e, key, "expected {source: ..., force: ...}");
       warn_unknown_keys(ctx, e, key, {"source", "force"});
       if (auto f = e["force"]; f && !f.IsNull()) {
         auto b = as_number(f);
-        if (!b || (*b != 0 && *b != 1)) ctx.error(f, key + ".force", "expected true or false");
+        if (!b || (*b != 0 && *b != 1)) ctx.bad(f, key + ".force", "expected true or false");
         src.force = *b != 0;
       }
       if (auto so = e["source"]; so && !so.IsNull()) {
@@ -264,25 +255,24 @@ TokenizerSpec parse_tokenizer_spec(Ctx& ctx, const YAML::Node& tk) {
                    so["kind"].Scalar() == "model_token") {
           warn_unknown_keys(ctx, so, key + ".source", {"kind", "model", "token_id", "token"});
           src.kind = TokenEmbeddingSource::Kind::ModelToken;
-          if (!so["model"]) ctx.error(so, key + ".source.model", "required key is missing");
+          if (!so["model"]) ctx.bad(so, key + ".source.model", "required key is missing");
           src.model = parse_ref(ctx, so["model"], key + ".source.model");
           const bool has_id = so["token_id"] && !so["token_id"].IsNull(),
                      has_tok = so["token"] && !so["token"].IsNull();
           if (has_id == has_tok)
-            ctx.error(so, key + ".source", "give exactly one of token_id and token (as mergekit)");
+            ctx.bad(so, key + ".source", "give exactly one of token_id and token (as mergekit)");
           if (has_id) {
             int id = parse_int(ctx, so["token_id"], key + ".source.token_id");
-            if (id < 0) ctx.error(so["token_id"], key + ".source.token_id", "must be >= 0");
+            if (id < 0) ctx.bad(so["token_id"], key + ".source.token_id", "must be >= 0");
             src.token_id = id;
           } else {
             if (!so["token"].IsScalar())
-              ctx.error(so["token"], key + ".source.token", "expected a string");
+              ctx.bad(so["token"], key + ".source.token", "expected a string");
             src.token = so["token"].Scalar();
           }
         } else {
-          ctx.error(
-              so, key + ".source",
-              "expected a model, {kind: model_token, model, token_id | token} or {kind: zero}");
+          ctx.bad(so, key + ".source",
+                  "expected a model, {kind: model_token, model, token_id | token} or {kind: zero}");
         }
       }
     }
@@ -384,9 +374,9 @@ YAML::Node module_body(Ctx& ctx, const YAML::Node& root) {
       "supported: every supported architecture has one module, 'default'; give modules: {default: "
       "{models: ...}} or models:/slices: at the top level";
   if (!mods.IsMap() || mods.size() != 1 || !mods["default"] || !mods["default"].IsMap())
-    ctx.error(mods, "modules", why);
+    ctx.bad(mods, "modules", why);
   if (root["models"] || root["slices"])
-    ctx.error(mods, "modules", "cannot be combined with top-level models: or slices:");
+    ctx.bad(mods, "modules", "cannot be combined with top-level models: or slices:");
   const YAML::Node body = mods["default"];
   warn_unknown_keys(ctx, body, "modules.default", {"models", "slices", "parameters"});
   return body;
@@ -394,7 +384,7 @@ YAML::Node module_body(Ctx& ctx, const YAML::Node& root) {
 
 MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view where) {
   MergeConfig cfg;
-  Ctx ctx{std::string(where), {}};
+  Ctx ctx{{kStage, std::string(where)}, {}};
   YAML::Node root = load_yaml_document(yaml_text, where, kStage);
   if (!root.IsMap()) fail(kStage, "{}: expected a YAML map at the top level", where);
   cfg.where = std::string(where);
@@ -404,7 +394,7 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
                       {"merge_method", "base_model", "models", "slices", "modules", "parameters",
                        "dtype", "out_dtype", "tokenizer_source", "tokenizer", "chat_template"});
     if (!root["merge_method"] || !root["merge_method"].IsScalar())
-      ctx.error(root, "merge_method", "required key is missing (e.g. merge_method: linear)");
+      ctx.bad(root, "merge_method", "required key is missing (e.g. merge_method: linear)");
     cfg.merge_method = root["merge_method"].Scalar();
     // `modules:` with the one module of a single-module architecture, `default` (what mergekit's
     // own model cards print, its normalised form), is the same merge as models:/slices: at the top
@@ -421,28 +411,28 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
     cfg.out_dtype = parse_dtype(ctx, root["out_dtype"], "out_dtype");
     if (auto ts = root["tokenizer_source"]; ts && !ts.IsNull()) {
       if (!ts.IsScalar())
-        ctx.error(ts, "tokenizer_source", "expected 'base', 'union' or a model reference");
+        ctx.bad(ts, "tokenizer_source", "expected 'base', 'union' or a model reference");
       cfg.tokenizer_source = ts.Scalar();
     }
     if (auto tk = root["tokenizer"]; tk && !tk.IsNull()) {
       if (root["tokenizer_source"])
-        ctx.error(tk, "tokenizer", "cannot be combined with tokenizer_source");
-      if (!tk.IsMap()) ctx.error(tk, "tokenizer", "expected a map {source: ...}");
+        ctx.bad(tk, "tokenizer", "cannot be combined with tokenizer_source");
+      if (!tk.IsMap()) ctx.bad(tk, "tokenizer", "expected a map {source: ...}");
       cfg.tokenizer = parse_tokenizer_spec(ctx, tk);
       cfg.tokenizer_source =
           tk["source"] && tk["source"].IsScalar() ? tk["source"].Scalar() : "union";
     }
     if (auto ct = root["chat_template"]; ct && !ct.IsNull()) {
-      if (!ct.IsScalar()) ctx.error(ct, "chat_template", "expected a string");
+      if (!ct.IsScalar()) ctx.bad(ct, "chat_template", "expected a string");
       cfg.chat_template = ct.Scalar();
     }
     const bool has_models = body["models"] && !body["models"].IsNull();
     const bool has_slices = body["slices"] && !body["slices"].IsNull();
     if (has_models == has_slices)
-      ctx.error(body, "models/slices", "exactly one of 'models' and 'slices' must be given");
+      ctx.bad(body, "models/slices", "exactly one of 'models' and 'slices' must be given");
     if (has_models) {
       const YAML::Node& ms = body["models"];
-      if (!ms.IsSequence() || ms.size() == 0) ctx.error(ms, "models", "expected a non-empty list");
+      if (!ms.IsSequence() || ms.size() == 0) ctx.bad(ms, "models", "expected a non-empty list");
       for (size_t i = 0; i < ms.size(); ++i) {
         std::string key = fmt::format("models[{}]", i);
         const YAML::Node& m = ms[i];
@@ -451,9 +441,9 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
         if (m.IsScalar()) {
           im.model = parse_ref(ctx, m, key);
         } else {
-          if (!m.IsMap()) ctx.error(m, key, "expected {model: ..., parameters: ...}");
+          if (!m.IsMap()) ctx.bad(m, key, "expected {model: ..., parameters: ...}");
           warn_unknown_keys(ctx, m, key, {"model", "parameters"});
-          if (!m["model"]) ctx.error(m, key + ".model", "required key is missing");
+          if (!m["model"]) ctx.bad(m, key + ".model", "required key is missing");
           im.model = parse_ref(ctx, m["model"], key + ".model");
           im.parameters = parse_params(ctx, m["parameters"], key + ".parameters");
         }
@@ -461,11 +451,11 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
       }
     } else {
       const YAML::Node& ss = body["slices"];
-      if (!ss.IsSequence() || ss.size() == 0) ctx.error(ss, "slices", "expected a non-empty list");
+      if (!ss.IsSequence() || ss.size() == 0) ctx.bad(ss, "slices", "expected a non-empty list");
       for (size_t i = 0; i < ss.size(); ++i) {
         std::string key = fmt::format("slices[{}]", i);
         const YAML::Node& s = ss[i];
-        if (!s.IsMap()) ctx.error(s, key, "expected {sources: [...]}");
+        if (!s.IsMap()) ctx.bad(s, key, "expected {sources: [...]}");
         warn_unknown_keys(ctx, s, key, {"sources", "base_model", "residual_weight", "parameters"});
         OutputSlice slice;
         slice.line = line_of(s);
@@ -474,26 +464,25 @@ MergeConfig parse_merge_config(std::string_view yaml_text, std::string_view wher
         slice.parameters = parse_params(ctx, s["parameters"], key + ".parameters");
         const YAML::Node& srcs = s["sources"];
         if (!srcs || !srcs.IsSequence() || srcs.size() == 0)
-          ctx.error(s, key + ".sources", "expected a non-empty list");
+          ctx.bad(s, key + ".sources", "expected a non-empty list");
         for (size_t j = 0; j < srcs.size(); ++j) {
           std::string skey = fmt::format("{}.sources[{}]", key, j);
           const YAML::Node& src = srcs[j];
-          if (!src.IsMap())
-            ctx.error(src, skey, "expected {model: ..., layer_range: [start, end]}");
+          if (!src.IsMap()) ctx.bad(src, skey, "expected {model: ..., layer_range: [start, end]}");
           warn_unknown_keys(ctx, src, skey, {"model", "layer_range", "parameters"});
           SliceSource so;
           so.line = line_of(src);
-          if (!src["model"]) ctx.error(src, skey + ".model", "required key is missing");
+          if (!src["model"]) ctx.bad(src, skey + ".model", "required key is missing");
           so.model = parse_ref(ctx, src["model"], skey + ".model");
           const YAML::Node& lr = src["layer_range"];
           if (!lr || !lr.IsSequence() || lr.size() != 2)
-            ctx.error(lr ? lr : src, skey + ".layer_range", "expected [start, end]");
+            ctx.bad(lr ? lr : src, skey + ".layer_range", "expected [start, end]");
           so.layer_start = parse_int(ctx, lr[0], skey + ".layer_range[0]");
           so.layer_end = parse_int(ctx, lr[1], skey + ".layer_range[1]");
           if (so.layer_start < 0 || so.layer_end <= so.layer_start)
-            ctx.error(lr, skey + ".layer_range",
-                      fmt::format("[{}, {}] is not a valid range (need 0 <= start < end)",
-                                  so.layer_start, so.layer_end));
+            ctx.bad(lr, skey + ".layer_range",
+                    fmt::format("[{}, {}] is not a valid range (need 0 <= start < end)",
+                                so.layer_start, so.layer_end));
           so.parameters = parse_params(ctx, src["parameters"], skey + ".parameters");
           slice.sources.push_back(std::move(so));
         }
