@@ -687,6 +687,60 @@ std::optional<std::string> config_token(const json& cfg, const char* key, std::s
   fail(kStage, "{}: field '{}' must be a string, an object with 'content', or null", where, key);
 }
 
+// One post_processor entry (recursing into Sequence): the special tokens it puts before and after
+// a text, appended to `pol`; `kinds` collects the types for the policy's description.
+void parse_post_processor(const json& j, const std::string& path, const std::string& where,
+                          std::vector<std::string>& kinds, SpecialTokensPolicy& pol) {
+  check_depth(where, path);
+  std::string t = get_string(j, "type", where, path);
+  kinds.push_back(t);
+  std::vector<int32_t> pre, post;
+  if (t == "ByteLevel") {
+    return;
+  } else if (t == "Sequence") {
+    const json& list = get_array(j, "processors", where, path);
+    for (size_t i = 0; i < list.size(); ++i) parse_post_processor(list[i], fmt::format("{}.processors[{}]", path, i), where, kinds, pol);
+    return;
+  } else if (t == "TemplateProcessing") {
+    const json& single = get_array(j, "single", where, path);
+    const json& specials = need(j, "special_tokens", where, path);
+    bool seen_a = false;
+    for (size_t i = 0; i < single.size(); ++i) {
+      const json& item = single[i];
+      std::string ip = fmt::format("{}.single[{}]", path, i);
+      if (item.is_object() && item.contains("Sequence")) {
+        if (seen_a) fail(kStage, "{}: field '{}': the single template holds two sequences", where, ip);
+        seen_a = true;
+      } else if (item.is_object() && item.contains("SpecialToken")) {
+        std::string name = get_string(item["SpecialToken"], "id", where, ip + ".SpecialToken");
+        if (!specials.is_object() || !specials.contains(name))
+          fail(kStage, "{}: field '{}.special_tokens' has no entry '{}'", where, path, name);
+        const json& ids = get_array(specials[name], "ids", where, path + ".special_tokens." + name);
+        for (const auto& id : ids) {
+          if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (1 << 24))
+            fail(kStage, "{}: field '{}.special_tokens.{}.ids' holds a bad id", where, path, name);
+          (seen_a ? post : pre).push_back(static_cast<int32_t>(id.get<int64_t>()));
+        }
+      } else {
+        fail(kStage, "{}: field '{}' must be {{\"SpecialToken\": ...}} or {{\"Sequence\": ...}}", where, ip);
+      }
+    }
+    if (!seen_a) fail(kStage, "{}: field '{}.single' has no Sequence", where, path);
+  } else if (t == "RobertaProcessing" || t == "BertProcessing") {
+    for (const char* k : {"cls", "sep"}) {
+      const json& p = need(j, k, where, path);
+      if (!p.is_array() || p.size() != 2 || !p[1].is_number_integer())
+        fail(kStage, "{}: field '{}.{}' must be [token, id]", where, path, k);
+      (std::string(k) == "cls" ? pre : post).push_back(static_cast<int32_t>(p[1].get<int64_t>()));
+    }
+  } else {
+    fail(kStage, "{}: field '{}.type' '{}' is not supported (supported: TemplateProcessing, ByteLevel, "
+         "RobertaProcessing, BertProcessing, Sequence)", where, path, t);
+  }
+  pol.prefix.insert(pol.prefix.begin(), pre.begin(), pre.end());
+  pol.suffix.insert(pol.suffix.end(), post.begin(), post.end());
+}
+
 }  // namespace
 
 // ---- the tokenizer ----
@@ -708,6 +762,10 @@ struct Tokenizer::Impl {
   std::optional<std::string> chat_template;
   std::string bos_text, eos_text;
   int32_t vocab_size = 0;
+
+  void parse_added_tokens(const json& root);
+  void parse_config_tokens(const json& cfg, const std::string& cfg_where);
+  void parse_special_tokens_policy(const json& root, const json& cfg, const std::string& cfg_where);
 
   std::optional<int32_t> lookup(std::string_view s) const {
     if (auto it = added_by_content.find(std::string(s)); it != added_by_content.end()) return it->second;
@@ -787,6 +845,102 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
   return from_json(tokenizer_json, config, tj.string());
 }
 
+// added_tokens: ids, contents and flags, and the two matchers that find them in text.
+void Tokenizer::Impl::parse_added_tokens(const json& root) {
+  if (auto at = root.find("added_tokens"); at != root.end() && !at->is_null()) {
+    if (!at->is_array()) fail(kStage, "{}: field 'added_tokens' must be an array", where);
+    added.reserve(at->size());
+    for (size_t i = 0; i < at->size(); ++i) {
+      const json& t = (*at)[i];
+      std::string path = fmt::format("added_tokens[{}]", i);
+      int64_t id = get_int(t, "id", -1, where, path);
+      if (id < 0 || id >= (1 << 24)) fail(kStage, "{}: field '{}.id' is missing or outside [0, 2^24)", where, path);
+      AddedToken a{};
+      a.id = static_cast<int32_t>(id);
+      a.content = get_string(t, "content", where, path);
+      if (a.content.empty()) fail(kStage, "{}: field '{}.content' is empty", where, path);
+      if (!tok::utf8_valid(a.content)) fail(kStage, "{}: field '{}.content' is not valid UTF-8", where, path);
+      a.special = get_bool(t, "special", false, where, path);
+      a.single_word = get_bool(t, "single_word", false, where, path);
+      a.lstrip = get_bool(t, "lstrip", false, where, path);
+      a.rstrip = get_bool(t, "rstrip", false, where, path);
+      a.normalized = get_bool(t, "normalized", !a.special, where, path);
+      added.push_back(std::move(a));
+    }
+    for (size_t i = 0; i < added.size(); ++i) {
+      const auto& a = added[i];
+      added_by_id[a.id] = i;
+      added_by_content[a.content] = a.id;
+      vocab_size = std::max(vocab_size, a.id + 1);
+    }
+    for (const auto& a : added) (a.normalized ? normalized_matcher : raw_matcher).add(&a);
+    raw_matcher.finish();
+    normalized_matcher.finish();
+  }
+
+}
+
+// tokenizer_config.json: the chat template and the bos / eos tokens.
+void Tokenizer::Impl::parse_config_tokens(const json& cfg, const std::string& cfg_where) {
+  chat_template = std::nullopt;
+  if (auto ct = cfg.find("chat_template"); ct != cfg.end() && !ct->is_null()) {
+    if (ct->is_string()) {
+      chat_template = ct->get<std::string>();
+    } else if (ct->is_array()) {  // [{"name": "default", "template": "..."}, ...]
+      for (const auto& e : *ct)
+        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+          chat_template = e["template"].get<std::string>();
+    } else {
+      fail(kStage, "{}: field 'chat_template' must be a string or a list of named templates", cfg_where);
+    }
+  }
+  auto bos_in_config = config_token(cfg, "bos_token", cfg_where);
+  auto eos_in_config = config_token(cfg, "eos_token", cfg_where);
+  if (bos_in_config) {
+    bos_text = *bos_in_config;
+    bos = lookup(*bos_in_config);
+  }
+  if (eos_in_config) {
+    eos_text = *eos_in_config;
+    if (auto id = lookup(*eos_in_config)) eos.push_back(*id);
+  }
+
+}
+
+// The special-tokens policy (SpecialTokensPolicy in the header): from tokenizer_config.json for
+// the tokenizer classes that set it there, else from tokenizer.json's post_processor.
+void Tokenizer::Impl::parse_special_tokens_policy(const json& root, const json& cfg,
+                                                  const std::string& cfg_where) {
+  std::string cls = cfg.contains("tokenizer_class") && cfg["tokenizer_class"].is_string() ? cfg["tokenizer_class"].get<std::string>() : "";
+  if (cls.ends_with("Fast")) cls.resize(cls.size() - 4);
+  auto& pol = policy;
+  if (cls == "LlamaTokenizer" || cls == "CodeLlamaTokenizer" || cls == "GemmaTokenizer") {
+    bool add_bos = get_bool(cfg, "add_bos_token", true, cfg_where, "tokenizer_config");
+    bool add_eos = get_bool(cfg, "add_eos_token", false, cfg_where, "tokenizer_config");
+    if (add_bos) {
+      if (!bos) fail(kStage, "{}: field 'add_bos_token' is true but bos_token is missing or not in the vocabulary", cfg_where);
+      pol.prefix.push_back(*bos);
+    }
+    if (add_eos) {
+      if (eos.empty()) fail(kStage, "{}: field 'add_eos_token' is true but eos_token is missing or not in the vocabulary", cfg_where);
+      pol.suffix.push_back(eos.front());
+    }
+    pol.source = fmt::format("tokenizer_config.json {}: add_bos_token={}, add_eos_token={}", cls, add_bos, add_eos);
+  } else if (auto pp = root.find("post_processor"); pp != root.end() && !pp->is_null()) {
+    std::vector<std::string> kinds;
+    parse_post_processor(*pp, "post_processor", where, kinds, pol);
+    pol.source = fmt::format("tokenizer.json post_processor {}", fmt::join(kinds, "+"));
+  } else {
+    pol.source = "no post_processor: no special tokens added";
+  }
+  for (int32_t id : pol.prefix)
+    if (id >= vocab_size) fail(kStage, "{}: post_processor special token id {} is outside the vocabulary", where, id);
+  for (int32_t id : pol.suffix)
+    if (id >= vocab_size) fail(kStage, "{}: post_processor special token id {} is outside the vocabulary", where, id);
+  if (!bos && pol.prefix.size() == 1) bos = pol.prefix[0];
+
+}
+
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json, std::string_view where_sv) {
   auto impl = std::make_unique<Impl>();
   impl->where = std::string(where_sv);
@@ -823,38 +977,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   impl->bpe = tok::Bpe::from_json(model, where);
   impl->vocab_size = impl->bpe.max_id() + 1;
 
-  // Added tokens.
-  if (auto at = root.find("added_tokens"); at != root.end() && !at->is_null()) {
-    if (!at->is_array()) fail(kStage, "{}: field 'added_tokens' must be an array", where);
-    impl->added.reserve(at->size());
-    for (size_t i = 0; i < at->size(); ++i) {
-      const json& t = (*at)[i];
-      std::string path = fmt::format("added_tokens[{}]", i);
-      int64_t id = get_int(t, "id", -1, where, path);
-      if (id < 0 || id >= (1 << 24)) fail(kStage, "{}: field '{}.id' is missing or outside [0, 2^24)", where, path);
-      AddedToken a{};
-      a.id = static_cast<int32_t>(id);
-      a.content = get_string(t, "content", where, path);
-      if (a.content.empty()) fail(kStage, "{}: field '{}.content' is empty", where, path);
-      if (!tok::utf8_valid(a.content)) fail(kStage, "{}: field '{}.content' is not valid UTF-8", where, path);
-      a.special = get_bool(t, "special", false, where, path);
-      a.single_word = get_bool(t, "single_word", false, where, path);
-      a.lstrip = get_bool(t, "lstrip", false, where, path);
-      a.rstrip = get_bool(t, "rstrip", false, where, path);
-      a.normalized = get_bool(t, "normalized", !a.special, where, path);
-      impl->added.push_back(std::move(a));
-    }
-    for (size_t i = 0; i < impl->added.size(); ++i) {
-      const auto& a = impl->added[i];
-      impl->added_by_id[a.id] = i;
-      impl->added_by_content[a.content] = a.id;
-      impl->vocab_size = std::max(impl->vocab_size, a.id + 1);
-    }
-    for (const auto& a : impl->added) (a.normalized ? impl->normalized_matcher : impl->raw_matcher).add(&a);
-    impl->raw_matcher.finish();
-    impl->normalized_matcher.finish();
-  }
-
+  impl->parse_added_tokens(root);
   if (auto n = root.find("normalizer"); n != root.end() && !n->is_null()) impl->normalizer = parse_normalizer(*n, where, "normalizer");
   if (auto p = root.find("pre_tokenizer"); p != root.end() && !p->is_null())
     impl->pre_tokenizer = parse_pre_tokenizer(*p, where, "pre_tokenizer");
@@ -863,109 +986,8 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     impl->has_decoder = true;
   }
 
-  // Config tokens.
-  impl->chat_template = std::nullopt;
-  if (auto ct = cfg.find("chat_template"); ct != cfg.end() && !ct->is_null()) {
-    if (ct->is_string()) {
-      impl->chat_template = ct->get<std::string>();
-    } else if (ct->is_array()) {  // [{"name": "default", "template": "..."}, ...]
-      for (const auto& e : *ct)
-        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
-          impl->chat_template = e["template"].get<std::string>();
-    } else {
-      fail(kStage, "{}: field 'chat_template' must be a string or a list of named templates", cfg_where);
-    }
-  }
-  auto bos_text = config_token(cfg, "bos_token", cfg_where);
-  auto eos_text = config_token(cfg, "eos_token", cfg_where);
-  if (bos_text) {
-    impl->bos_text = *bos_text;
-    impl->bos = impl->lookup(*bos_text);
-  }
-  if (eos_text) {
-    impl->eos_text = *eos_text;
-    if (auto id = impl->lookup(*eos_text)) impl->eos.push_back(*id);
-  }
-
-  // Special-tokens policy (see SpecialTokensPolicy in the header).
-  std::string cls = cfg.contains("tokenizer_class") && cfg["tokenizer_class"].is_string() ? cfg["tokenizer_class"].get<std::string>() : "";
-  if (cls.ends_with("Fast")) cls.resize(cls.size() - 4);
-  auto& pol = impl->policy;
-  if (cls == "LlamaTokenizer" || cls == "CodeLlamaTokenizer" || cls == "GemmaTokenizer") {
-    bool add_bos = get_bool(cfg, "add_bos_token", true, cfg_where, "tokenizer_config");
-    bool add_eos = get_bool(cfg, "add_eos_token", false, cfg_where, "tokenizer_config");
-    if (add_bos) {
-      if (!impl->bos) fail(kStage, "{}: field 'add_bos_token' is true but bos_token is missing or not in the vocabulary", cfg_where);
-      pol.prefix.push_back(*impl->bos);
-    }
-    if (add_eos) {
-      if (impl->eos.empty()) fail(kStage, "{}: field 'add_eos_token' is true but eos_token is missing or not in the vocabulary", cfg_where);
-      pol.suffix.push_back(impl->eos.front());
-    }
-    pol.source = fmt::format("tokenizer_config.json {}: add_bos_token={}, add_eos_token={}", cls, add_bos, add_eos);
-  } else if (auto pp = root.find("post_processor"); pp != root.end() && !pp->is_null()) {
-    std::vector<std::string> kinds;
-    std::function<void(const json&, const std::string&)> parse_pp = [&](const json& j, const std::string& path) {
-      check_depth(where, path);
-      std::string t = get_string(j, "type", where, path);
-      kinds.push_back(t);
-      std::vector<int32_t> pre, post;
-      if (t == "ByteLevel") {
-        return;
-      } else if (t == "Sequence") {
-        const json& list = get_array(j, "processors", where, path);
-        for (size_t i = 0; i < list.size(); ++i) parse_pp(list[i], fmt::format("{}.processors[{}]", path, i));
-        return;
-      } else if (t == "TemplateProcessing") {
-        const json& single = get_array(j, "single", where, path);
-        const json& specials = need(j, "special_tokens", where, path);
-        bool seen_a = false;
-        for (size_t i = 0; i < single.size(); ++i) {
-          const json& item = single[i];
-          std::string ip = fmt::format("{}.single[{}]", path, i);
-          if (item.is_object() && item.contains("Sequence")) {
-            if (seen_a) fail(kStage, "{}: field '{}': the single template holds two sequences", where, ip);
-            seen_a = true;
-          } else if (item.is_object() && item.contains("SpecialToken")) {
-            std::string name = get_string(item["SpecialToken"], "id", where, ip + ".SpecialToken");
-            if (!specials.is_object() || !specials.contains(name))
-              fail(kStage, "{}: field '{}.special_tokens' has no entry '{}'", where, path, name);
-            const json& ids = get_array(specials[name], "ids", where, path + ".special_tokens." + name);
-            for (const auto& id : ids) {
-              if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (1 << 24))
-                fail(kStage, "{}: field '{}.special_tokens.{}.ids' holds a bad id", where, path, name);
-              (seen_a ? post : pre).push_back(static_cast<int32_t>(id.get<int64_t>()));
-            }
-          } else {
-            fail(kStage, "{}: field '{}' must be {{\"SpecialToken\": ...}} or {{\"Sequence\": ...}}", where, ip);
-          }
-        }
-        if (!seen_a) fail(kStage, "{}: field '{}.single' has no Sequence", where, path);
-      } else if (t == "RobertaProcessing" || t == "BertProcessing") {
-        for (const char* k : {"cls", "sep"}) {
-          const json& p = need(j, k, where, path);
-          if (!p.is_array() || p.size() != 2 || !p[1].is_number_integer())
-            fail(kStage, "{}: field '{}.{}' must be [token, id]", where, path, k);
-          (std::string(k) == "cls" ? pre : post).push_back(static_cast<int32_t>(p[1].get<int64_t>()));
-        }
-      } else {
-        fail(kStage, "{}: field '{}.type' '{}' is not supported (supported: TemplateProcessing, ByteLevel, "
-             "RobertaProcessing, BertProcessing, Sequence)", where, path, t);
-      }
-      pol.prefix.insert(pol.prefix.begin(), pre.begin(), pre.end());
-      pol.suffix.insert(pol.suffix.end(), post.begin(), post.end());
-    };
-    parse_pp(*pp, "post_processor");
-    pol.source = fmt::format("tokenizer.json post_processor {}", fmt::join(kinds, "+"));
-  } else {
-    pol.source = "no post_processor: no special tokens added";
-  }
-  for (int32_t id : pol.prefix)
-    if (id >= impl->vocab_size) fail(kStage, "{}: post_processor special token id {} is outside the vocabulary", where, id);
-  for (int32_t id : pol.suffix)
-    if (id >= impl->vocab_size) fail(kStage, "{}: post_processor special token id {} is outside the vocabulary", where, id);
-  if (!impl->bos && pol.prefix.size() == 1) impl->bos = pol.prefix[0];
-
+  impl->parse_config_tokens(cfg, cfg_where);
+  impl->parse_special_tokens_policy(root, cfg, cfg_where);
   // End-of-turn tokens of recognised chat templates stop generation too.
   if (impl->chat_template) {
     for (const char* marker : {"<|eot_id|>", "<|im_end|>"})
