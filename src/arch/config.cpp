@@ -332,18 +332,8 @@ void parse_family_details(ModelConfig& c, const Reader& rd) {
   c.hidden_act = checked_activation(rd, "hidden_act", "silu");
 }
 
-}  // namespace
-
-std::optional<int64_t> layer_sliding_window(const ModelConfig& c, int layer) {
-  if (!c.sliding_layers.empty() && !c.sliding_layers.at(static_cast<size_t>(layer)))
-    return std::nullopt;
-  return c.sliding_window;
-}
-
-ModelConfig parse_model_config(const json& config, std::string_view where) {
-  if (!config.is_object()) fail("config", "{}: not a JSON object", where);
-  Reader rd{config, where};
-  ModelConfig c;
+// architectures / model_type -> the family (one of the supported ones, or an error listing them).
+void parse_family(Reader& rd, ModelConfig& c, std::string_view where) {
   std::string arch;
   if (const json* a = rd.get("architectures")) {
     if (!a->is_array() || a->empty() || !(*a)[0].is_string())
@@ -386,12 +376,11 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
   c.family = known->family;
   c.architecture = arch.empty() ? std::string(arch_family_name(c.family)) : arch;
   c.model_type = model_type.empty() ? std::string(arch_family_name(c.family)) : model_type;
-  if (c.family == ArchFamily::Gpt2) {
-    parse_gpt2(rd, c);
-    check_size_bounds(c, where);
-    return c;
-  }
+}
 
+// Sizes: vocabulary, widths, layers, heads (grouped-query heads must divide the query heads), norm
+// epsilon and context.
+void parse_shape(Reader& rd, ModelConfig& c, std::string_view where) {
   c.vocab_size = rd.positive_int("vocab_size");
   c.hidden_size = rd.positive_int("hidden_size");
   c.intermediate_size = rd.positive_int("intermediate_size");
@@ -415,7 +404,10 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
       rd.positive_number_or("rms_norm_eps", c.family == ArchFamily::Phi3 ? 1e-5 : 1e-6);
   c.max_position_embeddings = rd.positive_int_or("max_position_embeddings", 2048);
 
-  // transformers >= 5 may fold rope_theta and the scaling into rope_parameters.
+}
+
+// rope_theta and the scaling, from rope_scaling or (transformers >= 5) rope_parameters.
+void parse_rope_settings(Reader& rd, ModelConfig& c, std::string_view where) {
   const json* rope_params = rd.get("rope_parameters");
   double default_theta = 10000.0;
   if (rope_params) {
@@ -431,6 +423,11 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
   if (const json* scaling = rd.get("rope_scaling")) c.rope_scaling = parse_rope(scaling, where, "rope_scaling");
   if (c.rope_scaling.type == "longrope") finish_longrope(c, rd);
 
+}
+
+// Which projections carry biases (per family, as transformers builds them), tied embeddings and
+// the sliding window.
+void parse_biases_and_window(Reader& rd, ModelConfig& c) {
   const bool gemma = c.family == ArchFamily::Gemma2 || c.family == ArchFamily::Gemma3;
   c.tie_word_embeddings =
       rd.bool_or("tie_word_embeddings", gemma);  // Gemma configs default to tied
@@ -468,8 +465,10 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
     if (rd.bool_or("use_sliding_window", false) && rd.get("sliding_window"))
       c.sliding_window = rd.positive_int("sliding_window");
   }
-  parse_family_details(c, rd);
-  parse_experts(rd, c, where);
+}
+
+// bos / eos token ids (eos may be a list) and the stored dtype.
+void parse_tokens_and_dtype(Reader& rd, ModelConfig& c, std::string_view where) {
   auto token_id = [&](const json& v, const char* key) {
     if (!v.is_number_integer() || v.get<int64_t>() < 0)
       fail("config", "{}: field '{}' must be a non-negative integer or a list of them, got {}", where, key, v.dump());
@@ -487,6 +486,33 @@ ModelConfig parse_model_config(const json& config, std::string_view where) {
     if (dt->is_string()) c.torch_dtype = dtype_from_torch_name(dt->get<std::string>());
     if (!c.torch_dtype) fail("config", "{}: field '{}' {} is not a known dtype", where, dtype_key, dt->dump());
   }
+}
+
+}  // namespace
+
+std::optional<int64_t> layer_sliding_window(const ModelConfig& c, int layer) {
+  if (!c.sliding_layers.empty() && !c.sliding_layers.at(static_cast<size_t>(layer)))
+    return std::nullopt;
+  return c.sliding_window;
+}
+
+ModelConfig parse_model_config(const json& config, std::string_view where) {
+  if (!config.is_object()) fail("config", "{}: not a JSON object", where);
+  Reader rd{config, where};
+  ModelConfig c;
+  parse_family(rd, c, where);
+  if (c.family == ArchFamily::Gpt2) {
+    parse_gpt2(rd, c);
+    check_size_bounds(c, where);
+    return c;
+  }
+
+  parse_shape(rd, c, where);
+  parse_rope_settings(rd, c, where);
+  parse_biases_and_window(rd, c);
+  parse_family_details(c, rd);
+  parse_experts(rd, c, where);
+  parse_tokens_and_dtype(rd, c, where);
   check_size_bounds(c, where);
   return c;
 }
