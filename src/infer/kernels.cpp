@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 
@@ -10,7 +11,55 @@
 
 namespace evomerge::infer_detail {
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Spins until done() holds or `budget` has passed; whether done() held.
+template <class Done>
+bool spin_until(Done&& done, std::chrono::microseconds budget) {
+  const auto end = Clock::now() + budget;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 15) == 15 && Clock::now() > end) return false;
+  }
+}
+
+// Waits for done(): spins first when `spins` (the waiter's state), then sleep() (which blocks until
+// done()). A waiter keeps spinning while its waits end within the spin; after a wait that did not
+// (the thread it waits for is descheduled or idle), it sleeps at once, and spins again once a
+// sleep has ended within the spin. On a loaded machine a spin then costs about one budget per
+// descheduling of the thread waited for, not one per parallel region.
+template <class Done, class Sleep>
+void wait_for(Done&& done, bool& spins, Sleep&& sleep) {
+  const std::chrono::microseconds spin = ThreadPool::spin();
+  if (spins && spin.count() > 0 && spin_until(done, spin)) return;
+  if (done()) return;
+  const auto t0 = Clock::now();
+  sleep();
+  spins = Clock::now() - t0 < spin;
+}
+
+}  // namespace
+
+std::chrono::microseconds ThreadPool::spin() {
+  static const std::chrono::microseconds us = [] {
+    const char* env = std::getenv("EVOMERGE_SPIN_US");
+    if (!env || !*env) return kDefaultSpin;
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (*end != '\0' || v < 0 || v > 100000)
+      fail("infer", "EVOMERGE_SPIN_US='{}' is not a number of microseconds in [0, 100000]", env);
+    return std::chrono::microseconds(v);
+  }();
+  return us;
+}
+
 ThreadPool::ThreadPool(int threads) {
+  spin();  // a bad EVOMERGE_SPIN_US fails here, on the caller's thread, not in a worker
   for (int t = 1; t < std::max(1, threads); ++t)
     workers_.emplace_back([this, t] { worker_loop(t); });
 }
@@ -28,37 +77,53 @@ void ThreadPool::work(int thread) {
   for (int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n_;) fn_(ctx_, i, thread);
 }
 
+// Sleeping and waking pair seq_cst operations (a Dekker handshake): a worker counts itself in
+// sleeping_workers_ before it reads generation_ under the mutex, the caller bumps generation_
+// before it reads sleeping_workers_, so either the worker sees the new call or the caller sees the
+// sleeper and notifies it (taking the mutex, which the worker holds until it waits). The same for
+// busy_ and caller_sleeping_ at the end of a call.
 void ThreadPool::worker_loop(int thread) {
   uint64_t seen = 0;
+  bool spins = true;
   for (;;) {
-    {
+    auto started = [&] { return generation_.load() != seen; };
+    bool stop = false;
+    wait_for(started, spins, [&] {
       std::unique_lock lock(mutex_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-    }
+      sleeping_workers_.fetch_add(1);
+      start_cv_.wait(lock, [&] { return stop_ || started(); });
+      sleeping_workers_.fetch_sub(1);
+      stop = stop_;
+    });
+    if (stop) return;
+    seen = generation_.load();
     work(thread);
-    {
+    if (busy_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard lock(mutex_);
-      if (--busy_ == 0) done_cv_.notify_one();
+      done_cv_.notify_one();
     }
   }
 }
 
 void ThreadPool::run(int64_t n, Fn fn, void* ctx) {
-  {
+  fn_ = fn;
+  ctx_ = ctx;
+  n_ = n;
+  next_.store(0, std::memory_order_relaxed);
+  busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1);  // publishes the fields above
+  if (sleeping_workers_.load() > 0) {
     std::lock_guard lock(mutex_);
-    fn_ = fn;
-    ctx_ = ctx;
-    n_ = n;
-    next_.store(0, std::memory_order_relaxed);
-    busy_ = static_cast<int>(workers_.size());
-    ++generation_;
+    start_cv_.notify_all();
   }
-  start_cv_.notify_all();
   work(0);
-  std::unique_lock lock(mutex_);
-  done_cv_.wait(lock, [&] { return busy_ == 0; });
+  auto done = [&] { return busy_.load() == 0; };
+  wait_for(done, caller_spins_, [&] {
+    std::unique_lock lock(mutex_);
+    caller_sleeping_.store(true);
+    done_cv_.wait(lock, done);
+    caller_sleeping_.store(false);
+  });
 }
 
 void Matrix::refresh(bool keep_f32_copy) {

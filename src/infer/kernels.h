@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +22,12 @@ namespace evomerge::infer_detail {
 // A fixed set of worker threads. parallel_for(n, f) calls f(i, thread) for every i in [0, n) with
 // indices handed out dynamically (an atomic counter), `thread` in [0, size()) identifying the
 // caller so it can use per-thread scratch. The calling thread works too. No allocation per call.
+// Waiting threads (workers between calls, the caller for the last task) spin for up to spin()
+// before they sleep on a condition variable: a decode step is tens of parallel regions a few
+// microseconds apart, and a sleep + wake-up costs two futex calls and, on a VM, an interrupt to a
+// halted vCPU. A thread whose last wait outlasted the spin sleeps at once next time (kernels.cpp:
+// wait_for), so idle pools sleep, and on a loaded machine, where the thread waited for is often
+// descheduled, a spin costs about one budget per descheduling, not one per region.
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);
@@ -42,6 +49,13 @@ class ThreadPool {
         &f);
   }
 
+  // How long a waiting thread spins before it sleeps: EVOMERGE_SPIN_US (0: never spin; a
+  // machine shared by more threads than cores loses least that way), else kDefaultSpin, longer
+  // than the gaps between the regions of a decode step (the work between two products of one
+  // row: a norm, RoPE), shorter than a sleep + wake-up round trip on a VM.
+  static std::chrono::microseconds spin();
+  static constexpr std::chrono::microseconds kDefaultSpin{20};
+
  private:
   using Fn = void (*)(void*, int64_t, int);
   void run(int64_t n, Fn fn, void* ctx);
@@ -51,12 +65,17 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable start_cv_, done_cv_;
-  uint64_t generation_ = 0;
-  int busy_ = 0;
-  bool stop_ = false;
+  // Written by the caller before generation_ is bumped (release), read by workers after they see
+  // it (acquire).
   Fn fn_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
+  bool stop_ = false;  // under mutex_
+  alignas(64) std::atomic<uint64_t> generation_{0};
+  std::atomic<int> busy_{0};                  // workers still in the current call
+  std::atomic<int> sleeping_workers_{0};      // workers blocked on start_cv_
+  std::atomic<bool> caller_sleeping_{false};  // the caller blocked on done_cv_
+  bool caller_spins_ = true;                  // the caller's spin state (kernels.cpp: wait_for)
   alignas(64) std::atomic<int64_t> next_{0};
 };
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "tensor/convert.h"
 
@@ -111,6 +112,19 @@ TEST(Kernels, FusedProductsMatchReference) {
         }
       }
     }
+  }
+}
+
+// Waits of every length: regions back to back (the workers spin), and gaps longer than the spin
+// (they sleep and must be woken), every index still covered once.
+TEST(Kernels, ThreadPoolWakesSleepingWorkers) {
+  ThreadPool pool(3);
+  for (int round = 0; round < 40; ++round) {
+    if (round % 8 == 7)
+      std::this_thread::sleep_for(ThreadPool::spin() * 4 + std::chrono::microseconds(100));
+    std::vector<std::atomic<int>> hits(64);
+    pool.parallel_for(64, [&](int64_t i, int) { hits[i]++; });
+    for (int64_t i = 0; i < 64; ++i) ASSERT_EQ(hits[i].load(), 1) << round << " " << i;
   }
 }
 
