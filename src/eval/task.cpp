@@ -589,6 +589,85 @@ Task Task::load(const fs::path& yaml_file) {
   return from_spec(parse_task_spec(read_text_file(yaml_file, kMaxTaskBytes), yaml_file));
 }
 
+namespace {
+
+// A doc of a split, rendered.
+struct Parts {
+  std::string query, target;
+  std::vector<std::string> choices;
+  int gold = -1;
+};
+
+// The parts of one doc (`dw`: its file:line for messages): query, target, and for multiple choice
+// the choices and the gold index (a number, a string of digits, or the text of a choice).
+Parts doc_parts(const TaskSpec& s, const nlohmann::json& doc, const std::string& dw) {
+  const std::string f = s.file.string();
+  Parts p;
+  if (!s.doc_to_text.empty())
+    p.query = render_template(s.doc_to_text, doc, {f + ": doc_to_text", dw});
+  if (s.output_type == OutputType::MultipleChoice) {
+    if (s.doc_to_choice_template) {
+      const nlohmann::json* v =
+          template_value(*s.doc_to_choice_template, doc, {f + ": doc_to_choice", dw});
+      if (!v || !v->is_array() || v->empty())
+        fail("eval", "{}: doc_to_choice must name a non-empty list field ({})", f, dw);
+      for (const auto& e : *v) p.choices.push_back(json_to_text(e));
+    } else {
+      p.choices = s.doc_to_choice_list;
+    }
+    // The target: an index (a number, or a string of digits), or the text of a choice.
+    const nlohmann::json* tv = template_value(s.doc_to_target, doc, {f + ": doc_to_target", dw});
+    std::string ts =
+        tv ? json_to_text(*tv) : render_template(s.doc_to_target, doc, {f + ": doc_to_target", dw});
+    bool digits = !ts.empty() &&
+                  std::all_of(ts.begin(), ts.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if ((tv && tv->is_number_integer()) || digits) {
+      long long g = digits && ts.size() < 10 ? std::stoll(ts) : -1;
+      if (g < 0 || g >= static_cast<long long>(p.choices.size()))
+        fail("eval", "{}: doc_to_target {} is not a choice index (there are {} choices) ({})", f,
+             ts, p.choices.size(), dw);
+      p.gold = static_cast<int>(g);
+    } else {
+      auto it = std::find(p.choices.begin(), p.choices.end(), ts);
+      if (it == p.choices.end())
+        fail("eval", "{}: doc_to_target '{}' is neither a choice index nor one of the choices ({})",
+             f, ts, dw);
+      p.gold = static_cast<int>(it - p.choices.begin());
+    }
+    p.target = p.choices[p.gold];
+  } else if (s.output_type == OutputType::LoglikelihoodRolling) {
+    p.target = s.doc_to_target.empty()
+                   ? p.query
+                   : render_template(s.doc_to_target, doc, {f + ": doc_to_target", dw});
+  } else {
+    p.target = render_template(s.doc_to_target, doc, {f + ": doc_to_target", dw});
+  }
+  return p;
+}
+
+// The few-shot docs of item i: the first n (without the item itself when the shots come from its
+// own split), or a seeded partial Fisher-Yates per item (mt19937_64 is specified bit-for-bit by
+// the standard; the modulo is ours, so the choice is the same on every platform).
+std::vector<size_t> fewshot_order(const TaskSpec& s, size_t pool, bool same, size_t i) {
+  std::vector<size_t> order;
+  if (s.fewshot_sampler == "first_n") {
+    for (size_t k = 0; k < pool && order.size() < static_cast<size_t>(s.num_fewshot); ++k)
+      if (!(same && k == i)) order.push_back(k);
+  } else {
+    std::vector<size_t> idx(pool);
+    for (size_t k = 0; k < idx.size(); ++k) idx[k] = k;
+    std::mt19937_64 rng(s.fewshot_seed * 1000003ULL + i);
+    for (size_t k = 0; k < idx.size() && order.size() < static_cast<size_t>(s.num_fewshot); ++k) {
+      size_t j = k + static_cast<size_t>(rng() % (idx.size() - k));
+      std::swap(idx[k], idx[j]);
+      if (!(same && idx[k] == i)) order.push_back(idx[k]);
+    }
+  }
+  return order;
+}
+
+}  // namespace
+
 Task Task::from_spec(TaskSpec spec) {
   Task t;
   t.spec_ = std::move(spec);
@@ -624,59 +703,13 @@ Task Task::from_spec(TaskSpec spec) {
   auto where_doc = [](const Split& sp, size_t i) {
     return fmt::format("{}:{}", sp.file.string(), sp.lines[i]);
   };
-  struct Parts {
-    std::string query, target;
-    std::vector<std::string> choices;
-    int gold = -1;
-  };
   std::map<std::string, std::vector<Parts>> parts;
   for (auto& [name, sp] : t.splits_) {
     auto& pv = parts[name];
     for (size_t i = 0; i < sp.docs.size(); ++i) {
       const auto& doc = sp.docs[i];
       std::string dw = where_doc(sp, i);
-      Parts p;
-      if (!s.doc_to_text.empty())
-        p.query = render_template(s.doc_to_text, doc, {f + ": doc_to_text", dw});
-      if (s.output_type == OutputType::MultipleChoice) {
-        if (s.doc_to_choice_template) {
-          const nlohmann::json* v =
-              template_value(*s.doc_to_choice_template, doc, {f + ": doc_to_choice", dw});
-          if (!v || !v->is_array() || v->empty())
-            fail("eval", "{}: doc_to_choice must name a non-empty list field ({})", f, dw);
-          for (const auto& e : *v) p.choices.push_back(json_to_text(e));
-        } else {
-          p.choices = s.doc_to_choice_list;
-        }
-        // The target: an index (a number, or a string of digits), or the text of a choice.
-        const nlohmann::json* tv =
-            template_value(s.doc_to_target, doc, {f + ": doc_to_target", dw});
-        std::string ts = tv ? json_to_text(*tv)
-                            : render_template(s.doc_to_target, doc, {f + ": doc_to_target", dw});
-        bool digits = !ts.empty() && std::all_of(ts.begin(), ts.end(),
-                                                 [](char ch) { return ch >= '0' && ch <= '9'; });
-        if ((tv && tv->is_number_integer()) || digits) {
-          long long g = digits && ts.size() < 10 ? std::stoll(ts) : -1;
-          if (g < 0 || g >= static_cast<long long>(p.choices.size()))
-            fail("eval", "{}: doc_to_target {} is not a choice index (there are {} choices) ({})",
-                 f, ts, p.choices.size(), dw);
-          p.gold = static_cast<int>(g);
-        } else {
-          auto it = std::find(p.choices.begin(), p.choices.end(), ts);
-          if (it == p.choices.end())
-            fail("eval",
-                 "{}: doc_to_target '{}' is neither a choice index nor one of the choices ({})", f,
-                 ts, dw);
-          p.gold = static_cast<int>(it - p.choices.begin());
-        }
-        p.target = p.choices[p.gold];
-      } else if (s.output_type == OutputType::LoglikelihoodRolling) {
-        p.target = s.doc_to_target.empty()
-                       ? p.query
-                       : render_template(s.doc_to_target, doc, {f + ": doc_to_target", dw});
-      } else {
-        p.target = render_template(s.doc_to_target, doc, {f + ": doc_to_target", dw});
-      }
+      Parts p = doc_parts(s, doc, dw);
       pv.push_back(std::move(p));
     }
   }
@@ -705,24 +738,7 @@ Task Task::from_spec(TaskSpec spec) {
       if (s.num_fewshot > 0) {
         const auto& shots = parts[s.fewshot_split];
         bool same = name == s.fewshot_split;
-        std::vector<size_t> order;
-        if (s.fewshot_sampler == "first_n") {
-          for (size_t k = 0; k < shots.size() && order.size() < static_cast<size_t>(s.num_fewshot);
-               ++k)
-            if (!(same && k == i)) order.push_back(k);
-        } else {
-          // Seeded partial Fisher-Yates per item (mt19937_64 is specified bit-for-bit by the
-          // standard; the modulo is ours, so the choice is the same on every platform).
-          std::vector<size_t> idx(shots.size());
-          for (size_t k = 0; k < idx.size(); ++k) idx[k] = k;
-          std::mt19937_64 rng(s.fewshot_seed * 1000003ULL + i);
-          for (size_t k = 0; k < idx.size() && order.size() < static_cast<size_t>(s.num_fewshot);
-               ++k) {
-            size_t j = k + static_cast<size_t>(rng() % (idx.size() - k));
-            std::swap(idx[k], idx[j]);
-            if (!(same && idx[k] == i)) order.push_back(idx[k]);
-          }
-        }
+        const std::vector<size_t> order = fewshot_order(s, shots.size(), same, i);
         for (size_t k : order)
           prefix += shots[k].query + s.target_delimiter + shots[k].target + s.fewshot_delimiter;
       }
