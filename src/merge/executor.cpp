@@ -272,7 +272,7 @@ void Merger::Impl::merge_stream(const MergePlan& plan, const PlanTensor& t, DTyp
 
 void Merger::Impl::check_and_convert(const float* v, size_t n, size_t offset, size_t chunk,
                                      DType dtype, std::byte* dst) {
-  size_t bad = 0;
+  uint32_t bad = 0;  // 32-bit lanes (a piece is far under 2^32 values): twice the width of size_t
   for (size_t i = 0; i < n; ++i) bad += nonfinite_bits(v[i]);
   if (bad) {
     NonFinite& nf = nonfinite_[chunk];

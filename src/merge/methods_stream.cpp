@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -214,24 +215,30 @@ std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<V
   std::unique_ptr<uint32_t[]> kept(new uint32_t[s.tiles * ns * kWindowCap]);
   s.each([&](size_t c, size_t b, size_t len, float* buf) {
     thread_local std::vector<uint32_t> tmp;
-    if (tmp.size() < kChunk) tmp.resize(kChunk);
+    thread_local std::vector<uint8_t> flag;
+    if (tmp.size() < kChunk) tmp.resize(kChunk), flag.resize(kChunk + 8);
     const float* B = s.load(buf, 0, base, b, len);
     for (size_t q = 0; q < ns; ++q) {
       const float* X = s.load(buf, 1, vecs[sel[q]].input, b, len);
       const uint32_t l = lo[q], h = hi[q], open = h > l ? h - l - 1 : 0;  // keys l+1 .. h-1
-      size_t under = 0, at_lo = 0, at_hi = 0, in = 0;
-      uint32_t* keys = tmp.data();
-      for (size_t k = 0; k < len; ++k) {  // vectorised: the keys and the counts
+      uint32_t under = 0, at_lo = 0, at_hi = 0;  // 32-bit lanes: a tile fits
+      size_t in = 0;
+      uint8_t* f = flag.data();
+      for (size_t k = 0; k < len; ++k) {  // vectorised: the counts, and which keys are inside
         const uint32_t key = abs_bits(X[k] - B[k]);
-        keys[k] = key;
         under += key < l;
         at_lo += key == l;
         at_hi += key == h;
+        f[k] = key - l - 1 < open;
       }
-      for (size_t k = 0; k < len; ++k) {  // branch-free compaction of the inside, in place
-        const uint32_t key = keys[k];
-        keys[in] = key;
-        in += key - l - 1 < open;
+      std::fill(f + len, f + (len + 7) / 8 * 8, uint8_t{0});
+      uint32_t* keys = tmp.data();
+      for (size_t k = 0; k < len; k += 8) {  // the few inside keys, eight flags at a time
+        uint64_t any;
+        std::memcpy(&any, f + k, 8);
+        if (!any) continue;
+        for (size_t i = k; i < k + 8; ++i)
+          if (f[i] && in < kChunk) keys[in++] = abs_bits(X[i] - B[i]);
       }
       if (h == l) at_hi = 0;  // counted once, as at_lo
       tally[c * ns + q] = {under, at_lo, at_hi, in <= kWindowCap ? in : ~size_t{0}};
