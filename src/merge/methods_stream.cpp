@@ -312,12 +312,17 @@ void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, siz
     case Mode::Zero:
       for (size_t k = 0; k < len; ++k) X[k] = X[k] - B[k];
       break;
-    case Mode::Dare:
+    case Mode::Dare: {
+      // rng_bits(key, b + k) < thr, unrolled: the counter steps by the golden ratio (an induction,
+      // not a multiply per element), and mix64(c) >> 11 < thr is mix64(c) < thr << 11 (thr < 2^53).
+      const uint64_t step = 0x9e3779b97f4a7c15ull, limit = v.thr << 11;
+      const uint64_t c0 = v.key + (b + 1) * step;
       for (size_t k = 0; k < len; ++k) {
         const float x = X[k] - B[k];
-        X[k] = detail::rng_bits(v.key, b + k) < v.thr ? x : 0.0f;
+        X[k] = detail::mix64(c0 + k * step) < limit ? x : 0.0f;
       }
       break;
+    }
     case Mode::Select: {
       // Values equal to the threshold: the first `quota` (by index) stay. This tile holds those of
       // ranks [ties_seen, ties_next) among them: all stay, all go, or the cut falls inside it.
