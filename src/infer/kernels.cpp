@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <limits>
 
 #include "common/error.h"
 #include "tensor/convert.h"
@@ -141,18 +143,44 @@ void Matrix::refresh(bool keep_f32_copy) {
 
 float dot(const float* a, const float* b, int64_t n) {
   // 64 independent partial sums = four 16-lane vectors: the compiler vectorises this without
-  // -ffast-math, and four accumulators hide the FMA latency (one would serialise on it).
+  // -ffast-math, and four accumulators hide the FMA latency (one would serialise on it). Then a
+  // pairwise tree over the lanes (halves added as vectors), not 16 dependent scalar adds: for
+  // attention's head_dim of 64-128 that tail was most of the call.
   float acc[64] = {};
   int64_t i = 0;
   for (; i + 64 <= n; i += 64)
     for (int l = 0; l < 64; ++l) acc[l] += a[i + l] * b[i + l];
   for (; i + 16 <= n; i += 16)
     for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
-  for (int l = 16; l < 64; ++l) acc[l & 15] += acc[l];
-  float s = 0;
-  for (int l = 0; l < 16; ++l) s += acc[l];
+  for (int l = 0; l < 16; ++l) acc[l] += acc[l + 16] + (acc[l + 32] + acc[l + 48]);
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  float s = acc[0];
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+
+int64_t argmax(const float* x, int64_t n) {
+  if (n <= 0 || std::isnan(x[0])) return 0;
+  // The maximum in 16 partial maxima (std::max(a, b) is a < b ? b : a: vmaxps, NaNs skipped).
+  constexpr int kLanes = 16;
+  float part[kLanes];
+  std::fill(part, part + kLanes, -std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) part[l] = std::max(part[l], x[i + l]);
+  float mx = part[0];
+  for (int l = 1; l < kLanes; ++l) mx = std::max(mx, part[l]);
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  // Its first index: blocks compared as vectors, then the block that holds it.
+  for (i = 0; i + kLanes <= n; i += kLanes) {
+    bool any = false;
+    for (int l = 0; l < kLanes; ++l) any |= x[i + l] == mx;
+    if (any) break;
+  }
+  for (; i < n; ++i)
+    if (x[i] == mx) return i;
+  return 0;  // every value NaN
 }
 
 namespace {

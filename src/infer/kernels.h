@@ -147,4 +147,8 @@ void linear_reference(const Matrix& W, const float* X, int64_t n, float* Y);
 
 float dot(const float* a, const float* b, int64_t n);
 
+// The first index of the largest of x[0, n), as `if (x[i] > x[best]) best = i` finds it (NaNs
+// never win; 0 when x[0] is NaN), in two vectorised passes: the head's greedy pick over the vocab.
+int64_t argmax(const float* x, int64_t n);
+
 }  // namespace evomerge::infer_detail

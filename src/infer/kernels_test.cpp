@@ -151,5 +151,44 @@ TEST(Kernels, DotHandlesTails) {
   EXPECT_EQ(dot(a.data(), b.data(), 0), 0.0f);
 }
 
+// Head-dim lengths (attention) and every tail against a double-precision sum.
+TEST(Kernels, DotMatchesDoubleSum) {
+  uint32_t seed = 11;
+  for (int64_t n : {1, 15, 16, 17, 63, 64, 65, 80, 128, 129, 200}) {
+    std::vector<float> a(n), b(n);
+    double expect = 0, scale = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      a[i] = static_cast<float>((seed = seed * 1664525u + 1013904223u) >> 20) / 4096.0f - 0.5f;
+      b[i] = static_cast<float>((seed = seed * 1664525u + 1013904223u) >> 20) / 4096.0f - 0.5f;
+      expect += static_cast<double>(a[i]) * b[i];
+      scale += std::fabs(static_cast<double>(a[i]) * b[i]);
+    }
+    EXPECT_NEAR(dot(a.data(), b.data(), n), expect, 1e-6 * scale + 1e-7) << n;
+  }
+}
+
+// The vectorised argmax against the plain loop: random values with ties (a coarse grid), maxima
+// in the tails, NaNs (never chosen), -inf everywhere.
+TEST(Kernels, ArgmaxIsThePlainLoopsAnswer) {
+  auto plain = [](const std::vector<float>& x) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < static_cast<int64_t>(x.size()); ++i)
+      if (x[i] > x[best]) best = i;
+    return best;
+  };
+  uint32_t seed = 5;
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 100, 1000, 32001}) {
+    for (int variant = 0; variant < 5; ++variant) {
+      std::vector<float> x(n);
+      for (float& v : x) v = static_cast<float>(((seed = seed * 1664525u + 1013904223u) >> 24) % 7);
+      if (variant == 1) x[n - 1] = 9;                    // the maximum in the tail
+      if (variant == 2 && n > 3) x[1] = x[n - 2] = NAN;  // NaNs among the values
+      if (variant == 3) x[0] = NAN;                      // the plain loop then keeps 0
+      if (variant == 4) std::fill(x.begin(), x.end(), -INFINITY);
+      EXPECT_EQ(argmax(x.data(), n), plain(x)) << n << " variant " << variant;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace evomerge::infer_detail

@@ -79,20 +79,11 @@ void rms_norm(const float* x, float* y, int64_t n, const float* weight, float ep
 
 // log-softmax of `target` over the first `vocab` logits; also whether target is the argmax.
 TokenLogProb logprob(const float* logits, int64_t vocab, int32_t target) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < vocab; ++i)
-    if (logits[i] > logits[best]) best = i;
+  const int64_t best = argmax(logits, vocab);
   const double mx = logits[best];
   double sum = 0;
   for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
   return {static_cast<double>(logits[target]) - mx - std::log(sum), best == target};
-}
-
-int32_t argmax_of(const float* logits, int64_t vocab) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < vocab; ++i)
-    if (logits[i] > logits[best]) best = i;
-  return static_cast<int32_t>(best);
 }
 
 template <class T>
@@ -174,7 +165,9 @@ class CpuBackend final : public Backend {
   void forward_layer(size_t hop, std::span<const Row> rows) override;
   void logits(std::span<const int64_t> selected, const LogitsFn& consumer) override;
   void argmax(std::span<const int64_t> selected, int64_t vocab, int32_t* out) override {
-    run_head(selected, [&](size_t i, const float* l) { out[i] = argmax_of(l, vocab); });
+    run_head(selected, [&](size_t i, const float* l) {
+      out[i] = static_cast<int32_t>(infer_detail::argmax(l, vocab));
+    });
   }
   void log_probs(std::span<const int64_t> selected, int64_t vocab, std::span<const Target> targets,
                  TokenLogProb* out) override {
