@@ -82,8 +82,9 @@ void ThreadPool::work(int thread) {
 // Sleeping and waking pair seq_cst operations (a Dekker handshake): a worker counts itself in
 // sleeping_workers_ before it reads generation_ under the mutex, the caller bumps generation_
 // before it reads sleeping_workers_, so either the worker sees the new call or the caller sees the
-// sleeper and notifies it (taking the mutex, which the worker holds until it waits). The same for
-// busy_ and caller_sleeping_ at the end of a call.
+// sleeper and notifies it (after taking the mutex, which the worker holds until it waits; the
+// notify itself comes after releasing it). The same for busy_ and caller_sleeping_ at the end of a
+// call.
 void ThreadPool::worker_loop(int thread) {
   uint64_t seen = 0;
   bool spins = true;
@@ -101,8 +102,8 @@ void ThreadPool::worker_loop(int thread) {
     seen = generation_.load();
     work(thread);
     if (busy_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
-      std::lock_guard lock(mutex_);
-      done_cv_.notify_one();
+      { std::lock_guard lock(mutex_); }  // the caller is inside its wait once we hold the mutex
+      done_cv_.notify_one();             // outside it: the woken thread need not block on it
     }
   }
 }
@@ -115,7 +116,7 @@ void ThreadPool::run(int64_t n, Fn fn, void* ctx) {
   busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   generation_.fetch_add(1);  // publishes the fields above
   if (sleeping_workers_.load() > 0) {
-    std::lock_guard lock(mutex_);
+    { std::lock_guard lock(mutex_); }  // as in worker_loop
     start_cv_.notify_all();
   }
   work(0);
