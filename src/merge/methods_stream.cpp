@@ -359,6 +359,8 @@ size_t stream_tile_elements() {
 }
 
 bool gta_streams(std::string_view method, const KernelArgs& a, size_t n_inputs) {
+  // The selection's histograms count in 32 bits: larger tensors take the plain path.
+  if (shape_numel(a.shape) >= (int64_t{1} << 32)) return false;
   return detail::gta_setup(method, a, n_inputs).has_value();
 }
 

@@ -203,6 +203,9 @@ TEST(GtaStream, AppliesOnlyWhereItGivesThePlainBits) {
   for (const char* m : {"task_arithmetic", "breadcrumbs", "della", "sce", "linear"})
     EXPECT_FALSE(gta_streams(m, a, 3)) << m;
   EXPECT_FALSE(gta_streams("ties", a, 1));  // no task vector: the plain path copies the base
+  a.shape = {65536, 65536};
+  EXPECT_FALSE(gta_streams("ties", a, 3));  // 2^32 elements: past the 32-bit histogram counts
+  a.shape = {10};
   a.base = -1;
   EXPECT_FALSE(gta_streams("ties", a, 3));  // no base: the plain path's error
   a.base = 0;
