@@ -8,7 +8,8 @@
 // intermediate 2048, 8 layers, 12 heads, 4 kv heads), 1 = ~1B (hidden 2048, intermediate 5632,
 // 20 layers, 16 heads, 4 kv heads); Llama-shaped, bf16, random weights, vocab 32000, written once
 // to $TMPDIR/evomerge_bench_llama{100m,1b}. Threads: EVOMERGE_BENCH_THREADS (default 2).
-// EVOMERGE_GEMM=avx2 (etc.) forces the engine's GEMM kernel.
+// EVOMERGE_GEMM=avx2 (etc.) forces the engine's GEMM kernel. The GEMM and engine benches' last
+// argument is the precision (infer/precision.h): 0 exact, 1 bf16 (activations rounded once).
 // Run: build/bench/bench_infer --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -18,6 +19,7 @@
 #include <dnnl.hpp>
 #endif
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -130,7 +132,7 @@ BENCHMARK(BM_SgemmPeak)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->Us
 
 // Our GEMM (linear_with: the engine's threading, activation split included) on a bf16 weight
 // matrix [2048 x 2048] and 512 activation rows, for each kernel the CPU runs (range(0) indexes
-// kAllGemmKernels). FLOPs: 2 m n k, whatever the kernel does internally.
+// kAllGemmKernels; range(2) the precision). FLOPs: 2 m n k, whatever the kernel does internally.
 void BM_GemmPeak(benchmark::State& state) {
   const auto kernel = infer_detail::kAllGemmKernels[state.range(0)];
   if (std::string why = infer_detail::gemm_kernel_unavailable(kernel); !why.empty()) {
@@ -152,13 +154,16 @@ void BM_GemmPeak(benchmark::State& state) {
   W.cols = k;
   infer_detail::ThreadPool pool(bench_threads());
   infer_detail::MatmulScratch scratch;
-  infer_detail::linear_with(kernel, pool, W, x.data(), m, y.data(), scratch);  // warm: JIT, scratch
+  const Precision precision = state.range(2) ? Precision::Bf16 : Precision::Exact;
+  // warm: JIT, scratch
+  infer_detail::linear_with(kernel, pool, W, x.data(), m, y.data(), scratch, precision);
   const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
-    infer_detail::linear_with(kernel, pool, W, x.data(), m, y.data(), scratch);
+    infer_detail::linear_with(kernel, pool, W, x.data(), m, y.data(), scratch, precision);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(infer_detail::gemm_kernel_name(kernel)));
+  state.SetLabel(
+      fmt::format("{} {}", infer_detail::gemm_kernel_name(kernel), precision_name(precision)));
   const double gflop = 2.0 * m * n * k * state.iterations() / 1e9;
   state.counters["GFLOPs"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
   per_cpu_second(state, "GFLOP_per_cpu_s", gflop, cpu0);
@@ -166,9 +171,9 @@ void BM_GemmPeak(benchmark::State& state) {
 // m = 512 for every kernel (the compute roof); m = 1..64 for the fast kernels (the decode range:
 // where our own kernels and oneDNN's amx cross over, see linear()'s routing in kernels.cpp).
 BENCHMARK(BM_GemmPeak)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {512}})
-    ->ArgsProduct({{1, 2, 3, 4}, {1, 2, 4, 8, 16, 64}})
-    ->Args({4, 2048})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {512}, {0, 1}})
+    ->ArgsProduct({{1, 2, 3, 4}, {1, 2, 4, 8, 16, 64}, {0, 1}})
+    ->ArgsProduct({{4}, {2048}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -234,13 +239,15 @@ void BM_MemoryBandwidth(benchmark::State& state) {
 BENCHMARK(BM_MemoryBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Scoring-style prefill: `batch` contexts of `len` tokens, logits only at the last position
-// (loglikelihood of a 1-token continuation), i.e. pure layer compute.
+// (loglikelihood of a 1-token continuation), i.e. pure layer compute. Args: model, len, batch,
+// max_batch_tokens, precision.
 void BM_Prefill(benchmark::State& state) {
   const int model = static_cast<int>(state.range(0));
   const int len = static_cast<int>(state.range(1)), batch = static_cast<int>(state.range(2));
   EngineOptions opt;
   opt.threads = bench_threads();
   opt.max_batch_tokens = static_cast<int>(state.range(3));
+  opt.precision = state.range(4) ? Precision::Bf16 : Precision::Exact;
   Engine engine(weights(model), opt);
   std::vector<Engine::LoglikRequest> reqs;
   for (int b = 0; b < batch; ++b) reqs.push_back({tokens(len, 100 + b), {7}});
@@ -258,10 +265,9 @@ void BM_Prefill(benchmark::State& state) {
   per_cpu_second(state, "GFLOP_per_cpu_s", flops * state.iterations() / 1e9, cpu0);
 }
 BENCHMARK(BM_Prefill)
-    ->Args({0, 512, 1, 4096})
-    ->Args({1, 512, 1, 4096})
-    ->Args({0, 512, 4, 4096})
-    ->Args({0, 128, 16, 4096})
+    ->ArgsProduct({{0, 1}, {512}, {1}, {4096}, {0, 1}})
+    ->ArgsProduct({{0}, {512}, {4}, {4096}, {0, 1}})
+    ->ArgsProduct({{0}, {128}, {16}, {4096}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -286,7 +292,8 @@ BENCHMARK(BM_ForwardLogits)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTim
 
 // Batched greedy decode: B sequences, 32 decode steps. Time of generate(33 new) minus generate(1
 // new) (same prompts), so prompt prefill is excluded. bound_tokens/s = B * bandwidth / weight bytes
-// per step with EVOMERGE_BENCH_BW_GBPS (the BM_MemoryBandwidth result; default 10).
+// per step with EVOMERGE_BENCH_BW_GBPS (the BM_MemoryBandwidth result; default 10). Args: model,
+// B, precision.
 void BM_Decode(benchmark::State& state) {
   const int model = static_cast<int>(state.range(0));
   const int B = static_cast<int>(state.range(1));
@@ -294,6 +301,7 @@ void BM_Decode(benchmark::State& state) {
   EngineOptions opt;
   opt.threads = bench_threads();
   opt.cache_f32_weights = cache;
+  opt.precision = state.range(2) ? Precision::Bf16 : Precision::Exact;
   Engine engine(weights(model), opt);
   std::vector<Engine::GenerateRequest> one, many;
   for (int b = 0; b < B; ++b) {
@@ -322,11 +330,8 @@ void BM_Decode(benchmark::State& state) {
   state.counters["bound_tokens/s"] = B * gbps * 1e9 / bytes;
 }
 BENCHMARK(BM_Decode)
-    ->Args({0, 1})
-    ->Args({0, 16})
-    ->Args({1, 1})
-    ->Args({1, 16})
-    ->Args({0, 64})
+    ->ArgsProduct({{0, 1}, {1, 16}, {0, 1}})
+    ->ArgsProduct({{0}, {64}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
     ->Iterations(2);

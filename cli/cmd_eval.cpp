@@ -41,6 +41,7 @@ struct EvalOptions {
   std::string output;
   int threads = 0;
   std::string device = "cpu";
+  std::string precision = "exact";  // EngineOptions::precision
   size_t batch = 64;
   bool strict = false;       // merge configs: warnings are errors
   uint64_t random_seed = 0;  // merge configs: DARE / DELLA sampling (evolve uses its run seed)
@@ -115,6 +116,7 @@ int run_eval(const EvalOptions& opt) {
   EngineOptions eo;
   eo.threads = opt.threads;
   eo.device = opt.device;
+  eo.precision = parse_precision_or_fail(opt.precision, "--precision");
   std::string what;
   if (is_merge_config(opt.model)) {
     MergeConfig mc = load_merge_config(opt.model);
@@ -238,6 +240,11 @@ const bool registered = register_command(
            "For a merge config: keys and parameters with no effect are errors, not warnings");
        app.add_option("--device", opt->device, "Where the engine runs: cpu, cuda or cuda:N")
            ->default_val("cpu");
+       app.add_option("--precision", opt->precision,
+                      "Weight products: exact (default; f32-exact) or bf16 (activations rounded to "
+                      "bf16 once, as "
+                      "PyTorch bf16 autocast and llama.cpp; faster on AMX/AVX512-BF16 CPUs)")
+           ->default_val("exact");
        app.add_option(
               "--random-seed", opt->random_seed,
               "Merge configs: seed of DARE/DELLA sampling, as `evomerge merge --random-seed` "

@@ -23,6 +23,7 @@ struct GenerateOptions {
   std::vector<std::string> stop;
   int threads = 0;
   std::string device = "cpu";
+  std::string precision = "exact";  // EngineOptions::precision
   bool stats = false;
 };
 
@@ -42,6 +43,7 @@ int run_generate(const GenerateOptions& opt) {
   EngineOptions eo;
   eo.threads = opt.threads;
   eo.device = opt.device;
+  eo.precision = parse_precision_or_fail(opt.precision, "--precision");
   const auto engine_ptr = make_candidate_engine(open_folder_weights(dir.string()), tok, eo);
   Engine& engine = *engine_ptr;
 
@@ -100,6 +102,11 @@ const bool registered = register_command(
        app.add_option("--threads", opt->threads, "Engine threads (0: all cores)")->default_val(0);
        app.add_option("--device", opt->device, "Where the engine runs: cpu, cuda or cuda:N")
            ->default_val("cpu");
+       app.add_option("--precision", opt->precision,
+                      "Weight products: exact (default; f32-exact) or bf16 (activations rounded to "
+                      "bf16 once, as "
+                      "PyTorch bf16 autocast and llama.cpp; faster on AMX/AVX512-BF16 CPUs)")
+           ->default_val("exact");
        app.add_flag("--stats", opt->stats, "Print token counts and speed to stderr");
        return [opt] { return run_generate(*opt); };
      }});

@@ -22,6 +22,7 @@ struct ScoreOptions {
   bool json = false;
   int threads = 0;
   std::string device = "cpu";
+  std::string precision = "exact";  // EngineOptions::precision
 };
 
 int run_score(const ScoreOptions& opt) {
@@ -36,6 +37,7 @@ int run_score(const ScoreOptions& opt) {
   EngineOptions eo;
   eo.threads = opt.threads;
   eo.device = opt.device;
+  eo.precision = parse_precision_or_fail(opt.precision, "--precision");
   // Padded embedding rows beyond the tokenizer are not part of the distribution (score_vocab).
   const auto engine_ptr = make_candidate_engine(open_folder_weights(dir.string()), tok, eo);
   Engine& engine = *engine_ptr;
@@ -81,6 +83,11 @@ const bool registered = register_command(
        app.add_option("--threads", opt->threads, "Engine threads (0: all cores)")->default_val(0);
        app.add_option("--device", opt->device, "Where the engine runs: cpu, cuda or cuda:N")
            ->default_val("cpu");
+       app.add_option("--precision", opt->precision,
+                      "Weight products: exact (default; f32-exact) or bf16 (activations rounded to "
+                      "bf16 once, as "
+                      "PyTorch bf16 autocast and llama.cpp; faster on AMX/AVX512-BF16 CPUs)")
+           ->default_val("exact");
        return [opt] { return run_score(*opt); };
      }});
 

@@ -1,7 +1,8 @@
 // End-to-end: `evomerge evolve` through the real binary on a tiny generated fixture
 // (evolve/test_support.h), then `evomerge eval` of what it exported: the exported PS winner (folder
 // and recipe), PS+DFS winner and DFS winner (folders) score exactly what the search stored for
-// them, on the test split and on the optimisation split.
+// them, on the test split and on the optimisation split; in both engine precisions (a bf16 run's
+// winners, evaluated with `--precision bf16`).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -62,6 +63,29 @@ TEST_F(EvolveCli, EvalOfTheExportedWinnerGivesTheStoredScore) {
   const FinalResult psdfs = row(run, "evolved PS+DFS (");
   EXPECT_EQ(eval_score(run / "dfs_best_model", "test"), psdfs.score);
   EXPECT_EQ(eval_score(run / "dfs_best_model", "opt"), psdfs.details["opt_score"].get<double>());
+}
+
+// `precision: bf16` scores every candidate with bf16-rounded activations: the run stores it (its
+// identity), the recipe says it, and `eval --precision bf16` of the exports gives the stored
+// scores.
+TEST_F(EvolveCli, Bf16RunIsStoredAndItsExportsEvalToTheStoredScore) {
+  testing::write_bytes(dir_ / "run.yml",
+                       testing_util::evolve_fixture_config() + "precision: bf16\n");
+  const fs::path run = dir_ / "run";
+  const auto r = evomerge_cli(
+      fmt::format("-q evolve '{}' --run '{}'", (dir_ / "run.yml").string(), run.string()), dir_);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(RunStore::open_existing(run).info().config.value("precision", ""), "bf16");
+  EXPECT_NE(testing::read_bytes(run / "ps_best.yml").find("--precision bf16"), std::string::npos);
+  const std::string bf16 = "--precision bf16";
+  const FinalResult ps = row(run, "evolved PS (");
+  EXPECT_EQ(eval_score(run / "ps_best_model", "test", bf16), ps.score);
+  EXPECT_EQ(eval_score(run / "ps_best.yml", "test", "--random-seed 3 " + bf16), ps.score);
+  EXPECT_EQ(eval_score(run / "ps_best_model", "opt", bf16), ps.details["opt_score"].get<double>());
+  const FinalResult parent = row(run, "parent: ft1");
+  EXPECT_EQ(eval_score(dir_ / "ft1", "test", bf16), parent.score);
+  const FinalResult psdfs = row(run, "evolved PS+DFS (");
+  EXPECT_EQ(eval_score(run / "dfs_best_model", "test", bf16), psdfs.score);
 }
 
 TEST_F(EvolveCli, EvalOfTheExportedDfsWinnerGivesTheStoredScore) {

@@ -4,8 +4,10 @@
 //  ...)
 //  - a layer path over models (DFS)            -> make_path_engine(models, path, ...)
 //  - a merge config, merged in memory          -> MergedCandidate::load(config)
-// Every engine is built with candidate_engine_options(): the caller's EngineOptions (threads; later
-// the device) plus score_vocab masking a vocabulary padded beyond the tokenizer's. Merged
+// Every engine is built with candidate_engine_options(): the caller's EngineOptions (threads,
+// device, precision: `--precision` / the evolve config's `precision:`, so a search and a later
+// `eval` of its winner multiply the same way) plus score_vocab masking a vocabulary padded beyond
+// the tokenizer's. Merged
 // candidates are held in the plan's output dtype, the exact numbers `evomerge merge` writes to
 // disk, so scoring the exported winner folder gives the score the search measured.
 #pragma once

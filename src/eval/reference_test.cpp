@@ -5,8 +5,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -113,6 +114,69 @@ TEST(Reference, BundledModelsMatchPyTorchOnBundledTasks) {
   EXPECT_GT(compared, 0u);
 }
 
+// EngineOptions::precision = bf16 on the bundled models and tasks: how far rounding the weight
+// products' activations to bf16 moves the logits from the exact mode (every position of every
+// task prompt), and how many greedy outputs and verdicts change (docs/benchmarks.md records
+// both). The bounds are loose guards (a bf16 rounding moves a logit by ~2^-9 of the terms it
+// sums); the recorded counts are the finding. The first kItems items of each split, and the
+// logits of the first kLogitPrompts prompts, keep it to seconds (docs/benchmarks.md has the
+// counts over every item: kItems = 0).
+TEST(Reference, Bf16PrecisionOnTheBundledModels) {
+  constexpr size_t kItems = 100, kLogitPrompts = 32;
+  const fs::path tasks = kRoot / "examples" / "tasks";
+  std::vector<fs::path> dirs;
+  for (const auto& d : reference_models()) {
+    auto ref = nlohmann::json::parse(read_text_file(d / "reference.json"));
+    if (ref.contains("tasks") && !ref["tasks"].empty()) dirs.push_back(d);
+  }
+  if (dirs.empty() || !fs::exists(tasks / "ja_math.yaml"))
+    GTEST_SKIP() << "no bundled model with per-item task references, or no examples/tasks";
+  float max_diff = 0;
+  size_t items = 0, outputs_changed = 0, verdicts_changed = 0;
+  for (const fs::path& dir : dirs) {
+    auto ref = nlohmann::json::parse(read_text_file(dir / "reference.json"));
+    Tokenizer tok = Tokenizer::load(dir);
+    auto weights = open_folder_weights(dir.string());
+    EngineOptions exact_options;
+    if (tok.vocab_size() < weights->config().vocab_size)
+      exact_options.score_vocab = tok.vocab_size();
+    EngineOptions bf16_options = exact_options;
+    bf16_options.precision = Precision::Bf16;
+    Engine exact(weights, exact_options), bf16(weights, bf16_options);
+    for (const auto& [task, splits] : ref["tasks"].items()) {
+      for (const auto& [split, r] : splits.items()) {
+        Scorer scorer({{tasks / (task + ".yaml"), 1.0}}, split);
+        ScoreOptions o;
+        o.micro_batch = 256;
+        const auto subset = scorer.all_items(0, kItems);
+        const TaskScore a = scorer.score_task(0, {&exact, &tok, {}, {}}, subset, o);
+        const TaskScore b = scorer.score_task(0, {&bf16, &tok, {}, {}}, subset, o);
+        ASSERT_EQ(a.items.size(), b.items.size());
+        std::vector<std::vector<int32_t>> prompts;
+        for (size_t i = 0; i < a.items.size(); ++i) {
+          outputs_changed += a.items[i].output != b.items[i].output;
+          verdicts_changed += a.items[i].correct != b.items[i].correct;
+          if (i < kLogitPrompts) prompts.push_back(tok.encode(a.items[i].prompt));
+        }
+        items += a.items.size();
+        const auto la = exact.forward_logits(prompts), lb = bf16.forward_logits(prompts);
+        for (size_t i = 0; i < la.size(); ++i)
+          for (size_t j = 0; j < la[i].size(); ++j)
+            max_diff = std::max(max_diff, std::fabs(la[i][j] - lb[i][j]));
+      }
+    }
+  }
+  fmt::print(
+      "bf16 vs exact on the bundled models: max |logit diff| {:.3g}; of {} task items, {} "
+      "greedy outputs and {} verdicts changed\n",
+      max_diff, items, outputs_changed, verdicts_changed);
+  RecordProperty("max_logit_diff", fmt::format("{:.3g}", max_diff));
+  RecordProperty("outputs_changed", static_cast<int>(outputs_changed));
+  EXPECT_GT(max_diff, 1e-4f);  // the rounding happened
+  EXPECT_LT(max_diff, 0.5f);
+  EXPECT_LE(verdicts_changed * 10, items);  // at most 10% of the verdicts
+}
+
 }  // namespace
 }  // namespace evomerge::eval
 
@@ -120,17 +184,20 @@ namespace evomerge::eval {
 namespace {
 
 // Each fixture family's merge studies (tools/fixtures/merge.py, PyTorch) record per-item
-// correctness on <task>/test for the parents and for its best task-arithmetic merge (rounded to bf16,
-// as a stored merge would be). Our engine on the folders, and on the same merge done in memory by the
-// merge engine, must agree item by item. The first kItems items keep the test to seconds.
+// correctness on <task>/test for the parents and for its best task-arithmetic merge (rounded to
+// bf16, as a stored merge would be). Our engine on the folders, and on the same merge done in
+// memory by the merge engine, must agree item by item. The first kItems items keep the test to
+// seconds.
 TEST(Reference, ParentsAndInMemoryMergeMatchTheMergeStudy) {
   constexpr size_t kItems = 100;
   const auto studies = merge_studies();
-  if (studies.empty() || !fs::exists(kRoot / "examples" / "tasks")) GTEST_SKIP() << "no merge study or no examples/tasks";
+  if (studies.empty() || !fs::exists(kRoot / "examples" / "tasks"))
+    GTEST_SKIP() << "no merge study or no examples/tasks";
   size_t compared = 0;
   for (const fs::path& study_file : studies) {
     const fs::path fam = study_file.parent_path();
-    const std::string task_name = study_file.stem().string().substr(std::string("merge_study-").size());
+    const std::string task_name =
+        study_file.stem().string().substr(std::string("merge_study-").size());
     const fs::path task = kRoot / "examples" / "tasks" / (task_name + ".yaml");
     ASSERT_TRUE(fs::exists(task)) << task;
     Scorer scorer({{task, 1.0}}, "test");

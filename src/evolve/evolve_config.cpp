@@ -44,7 +44,7 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
   c.only(root, "",
          {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items",
           "racing", "validation_items", "fitness", "threads", "micro_batch", "cached_candidates",
-          "device", "ps", "dfs", "final"});
+          "device", "precision", "ps", "dfs", "final"});
   if (root["seed"])
     cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
   if (!root["tasks"] || !root["tasks"].IsSequence() || root["tasks"].size() == 0)
@@ -98,6 +98,11 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     } catch (const Error&) {
       c.bad(root["device"], "device", "must be cpu, cuda or cuda:N");
     }
+  }
+  if (root["precision"]) {
+    const auto p = parse_precision(c.str(root["precision"], "precision"));
+    if (!p) c.bad(root["precision"], "precision", "must be exact or bf16");
+    cfg.precision = *p;
   }
 
   if (const auto n = root["ps"]) {
@@ -283,6 +288,8 @@ nlohmann::json EvolveConfig::to_json() const {
   // The device does (bf16 GPU arithmetic): a non-default one is part of it, and cpu stays absent
   // so runs made before the key existed keep their identity.
   if (device != "cpu") j["device"] = device;
+  // The precision changes every score; exact (the default) stays absent for the same reason.
+  if (precision != Precision::Exact) j["precision"] = precision_name(precision);
   if (ps) {
     const auto& p = *ps;
     j["ps"] = {{"method", p.method},

@@ -17,6 +17,8 @@
 //   micro_batch: 16                         # items per engine call (and per racing round)
 //   cached_candidates: 1                    # PS candidates a process keeps merged (racing)
 //   device: cpu                             # cpu | cuda | cuda:N (where candidates are scored)
+//   precision: exact                        # exact | bf16: the engine's weight products
+//                                           #   (infer/precision.h); part of the run's identity
 //   ps:                                     # parameter-space search (optional)
 //     method: dare_ties                     # dare_ties | ties | task_arithmetic | linear | slerp
 //     base_model: examples/models/base
@@ -69,6 +71,7 @@
 #include <vector>
 
 #include "evolve/genome.h"
+#include "infer/precision.h"
 #include "tensor/tensor.h"
 
 namespace evomerge {
@@ -133,9 +136,10 @@ struct EvolveConfig {
   size_t validation_items = 0;     // per task, held out of the search (the paper kept 200)
   double gold_logprob_weight = 0;  // fitness tie-breaker epsilon (evolve/fitness.h)
   int threads = 0;
-  size_t micro_batch = 16;       // ScoringOptions::micro_batch
-  size_t cached_candidates = 1;  // SearchContext::cached_candidates
-  std::string device = "cpu";    // EngineOptions::device, canonical ("cpu", "cuda:N")
+  size_t micro_batch = 16;                 // ScoringOptions::micro_batch
+  size_t cached_candidates = 1;            // SearchContext::cached_candidates
+  std::string device = "cpu";              // EngineOptions::device, canonical ("cpu", "cuda:N")
+  Precision precision = Precision::Exact;  // EngineOptions::precision
   std::optional<PsPhaseConfig> ps;
   std::optional<DfsPhaseConfig> dfs;
   FinalConfig final;

@@ -180,3 +180,15 @@ TEST(EvolveConfig, DeviceIsCheckedAndOnlyANonCpuOneIsPartOfTheIdentity) {
   expect_error(base + "device: gpu\n", "run.yml:3: device: must be cpu, cuda or cuda:N");
   expect_error(base + "device: cuda:x\n", "device: must be cpu, cuda or cuda:N");
 }
+
+TEST(EvolveConfig, PrecisionIsCheckedAndOnlyBf16IsPartOfTheIdentity) {
+  const std::string base = "tasks: [a.yaml]\nps: {models: [a]}\n";
+  const auto exact = parse_evolve_config(base, "run.yml");
+  EXPECT_EQ(exact.precision, Precision::Exact);
+  EXPECT_FALSE(exact.to_json().contains("precision"));  // runs made before the key keep their hash
+  EXPECT_EQ(parse_evolve_config(base + "precision: exact\n", "run.yml").to_json(), exact.to_json());
+  const auto bf16 = parse_evolve_config(base + "precision: bf16\n", "run.yml");
+  EXPECT_EQ(bf16.precision, Precision::Bf16);
+  EXPECT_EQ(bf16.to_json()["precision"], "bf16");
+  expect_error(base + "precision: fp8\n", "run.yml:3: precision: must be exact or bf16");
+}

@@ -518,10 +518,17 @@ void write_outputs(Run& run, const std::optional<Winner>& ps, const std::optiona
   const auto& dir = run.opts.run_dir;
   if (ps) {
     // DARE-style methods sample with the run's seed: the header says how to rebuild the model.
-    write_file_atomic(dir / "ps_best.yml",
-                      fmt::format("# evolved by evomerge (run seed {0}); the scored model is "
-                                  "`evomerge merge ps_best.yml OUT --random-seed {0}`\n{1}",
-                                  cfg.seed, run.ctx.ps_genome->to_yaml(ps->candidate.x)));
+    // A non-default precision scored it: the header says so (`eval --precision` reproduces it).
+    const std::string scored_with =
+        cfg.precision == Precision::Exact
+            ? std::string()
+            : fmt::format("; scored with `evomerge eval ps_best.yml --precision {}`",
+                          precision_name(cfg.precision));
+    write_file_atomic(
+        dir / "ps_best.yml",
+        fmt::format("# evolved by evomerge (run seed {0}); the scored model is "
+                    "`evomerge merge ps_best.yml OUT --random-seed {0}`{2}\n{1}",
+                    cfg.seed, run.ctx.ps_genome->to_yaml(ps->candidate.x), scored_with));
     run.store.add_artifact("recipe", dir / "ps_best.yml");
     if (cfg.final.export_models) {
       FolderOptions fo;

@@ -142,6 +142,7 @@ SearchContext build_search_context(const EvolveConfig& cfg) {
 
   ctx.engine.threads = cfg.threads;
   ctx.engine.device = cfg.device;
+  ctx.engine.precision = cfg.precision;
   ctx.merge.threads = cfg.threads;
   ctx.merge.random_seed = cfg.seed;
   ctx.merge.progress = false;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "arch/config.h"
+#include "infer/precision.h"
 #include "tensor/tensor.h"
 
 namespace evomerge::infer_detail {
@@ -43,6 +44,7 @@ struct BackendOptions {
   int max_context = 0;             // longest sequence (positions) any KV cache slot will hold
   int max_batch_tokens = 0;        // rows per micro-batch, at most
   bool cache_f32_weights = false;  // cpu: keep f32 copies of bf16/f16 matrices
+  Precision precision = Precision::Exact;  // cpu: of every weight product (infer/precision.h)
 };
 
 // The host views of one decoder layer's tensors, resolved and checked against the config by the

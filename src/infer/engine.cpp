@@ -90,6 +90,7 @@ struct Engine::Impl {
     bo.max_context = max_context;
     bo.max_batch_tokens = options.max_batch_tokens;
     bo.cache_f32_weights = options.cache_f32_weights;
+    bo.precision = options.precision;
     const infer_detail::HeadViews head = infer_detail::resolve_head(*models[0], names[0]);
     backend = infer_detail::make_backend(bo);
     backend->set_head(head);

@@ -19,6 +19,7 @@
 
 #include "arch/arch.h"
 #include "arch/config.h"
+#include "infer/precision.h"
 #include "tensor/tensor.h"
 
 namespace evomerge {
@@ -84,6 +85,11 @@ struct EngineOptions {
   // A CUDA device needs a build with the CUDA backend (CMake found the toolkit); otherwise the
   // Engine throws Error saying so.
   std::string device = "cpu";
+  // The arithmetic of the weight products (infer/precision.h): exact (default; f32-exact
+  // products) or bf16 (activations rounded to bf16 once per product, as PyTorch's bf16 autocast
+  // and llama.cpp do; up to 3x the prefill rate on CPUs with AMX / AVX512-BF16). A search's
+  // scores depend on it, so it is part of an evolve run's identity.
+  Precision precision = Precision::Exact;
 };
 
 // Threads (cpu device): the engine parallelises with its own pool (options.threads) and calls

@@ -17,6 +17,9 @@
 // Reference.BundledModelsMatchPyTorchOnBundledTasks), so three it stays (docs/benchmarks.md).
 // Products of few rows (decode) skip the split altogether: gemm_kernel_for_rows. Weights that are
 // not bf16 take the f32 kernel of the same CPU (avx512 or avx2).
+// Precision::Bf16 (infer/precision.h) is the one-part product instead: activations rounded to
+// bf16 once (one part, GemmActivations::parts = 1) and, for the f32 kernels, the rounded values
+// as f32 (round_activations_to_bf16), so every kernel multiplies the same numbers.
 // EVOMERGE_GEMM=<name> forces a kernel (an error if this CPU cannot run it).
 #pragma once
 
@@ -28,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "infer/precision.h"
 #include "tensor/tensor.h"
 
 namespace evomerge::infer_detail {
@@ -78,20 +82,26 @@ struct GemmWeights {
 // Parts of the activations' bf16 split.
 inline constexpr int kSplitParts = 3;
 
-// The activations of one product, prepared for a kernel: f32 rows as given, and for the bf16
-// kernels their bf16 split ([kSplitParts*m x k]: rows p*m .. p*m+m-1 hold part p).
+// The activations of one product, prepared for a kernel: f32 rows (Precision::Bf16: already
+// rounded to bf16 values), and for the bf16 kernels their bf16 split ([parts*m x k]: rows
+// p*m .. p*m+m-1 hold part p).
 struct GemmActivations {
   const float* f32 = nullptr;
   int64_t m = 0, k = 0, lda = 0;
   const uint16_t* split = nullptr;  // bf16 kernels only
+  int parts = kSplitParts;          // parts in `split`: kSplitParts (exact) or 1 (bf16)
 };
 
 // Does `kernel` need the bf16 split of the activations (then fill it with split_activations)?
 bool gemm_needs_split(GemmKernel kernel);
-// Rows [i0, i1) of the split of A [m x k] (row stride lda) into out [kSplitParts*m x k]: part 0 is
-// bf16(a), part p the bf16 rounding of a minus parts 0..p-1.
+// Rows [i0, i1) of the split of A [m x k] (row stride lda) into out [parts*m x k]: part 0 is
+// bf16(a) (round to nearest even), part p the bf16 rounding of a minus parts 0..p-1.
 void split_activations(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0, int64_t i1,
-                       uint16_t* out);
+                       int parts, uint16_t* out);
+// Rows [i0, i1) of A [m x k] (row stride lda) rounded to bf16 (nearest even) and widened back,
+// into out [m x k]: what the f32 kernels multiply under Precision::Bf16.
+void round_activations_to_bf16(const float* A, int64_t k, int64_t lda, int64_t i0, int64_t i1,
+                               float* out);
 
 // Reusable per-thread buffers of the kernels (grown on first use, never shrunk).
 struct GemmScratch {

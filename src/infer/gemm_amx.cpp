@@ -4,8 +4,9 @@
 // a reordered ("any") W was slower (1.0 / 1.8). Any f32-FMA kernel is bounded by 64 FLOP/cycle
 // (~0.2 TFLOP/s a core), so AMX through oneDNN is the fastest path by far. W is never copied.
 //
-// The kSplitParts bf16 parts of the activations are stacked into one [parts*m x k] source,
-// so each weight is read once per call for all parts; the parts' products are then summed. The
+// The bf16 parts of the activations (kSplitParts exact, one under Precision::Bf16) are stacked
+// into one [parts*m x k] source, so each weight is read once per call for all parts; the parts'
+// products are then summed. One part is written straight into C (oneDNN takes C's row stride). The
 // caller's threads split W's rows, each running oneDNN single-threaded (its OpenMP team would
 // compete with the engine's pool for the same cores).
 #include "infer/gemm.h"
@@ -36,11 +37,12 @@ dnnl::engine& cpu_engine() {
 // oneDNN's primitive cache (a global LRU of 1024 entries) makes a repeated shape a lookup of a few
 // microseconds; the first use of a shape JIT-compiles its kernel (~0.5 ms). The primitive may run
 // on several threads at once: each passes its own scratchpad (user mode).
-Primitive primitive_for(int64_t rows, int64_t n, int64_t k) {
+// dst [rows x n] f32 with row stride ldc.
+Primitive primitive_for(int64_t rows, int64_t n, int64_t k, int64_t ldc) {
   using dnnl::memory;
   const memory::desc src({rows, k}, memory::data_type::bf16, memory::format_tag::ab);
   const memory::desc wei({k, n}, memory::data_type::bf16, memory::dims{1, k});
-  const memory::desc dst({rows, n}, memory::data_type::f32, memory::format_tag::ab);
+  const memory::desc dst({rows, n}, memory::data_type::f32, memory::dims{ldc, 1});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
@@ -58,9 +60,11 @@ void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, i
   using dnnl::memory;
   thread_local const bool one_thread = (omp_set_num_threads(1), true);
   (void)one_thread;
-  const int64_t m = A.m, n = r1 - r0, k = A.k, rows = kSplitParts * m;
-  const Primitive p = primitive_for(rows, n, k);
-  if (scratch.wide.size() < static_cast<size_t>(rows * n)) scratch.wide.resize(rows * n);
+  const int64_t m = A.m, n = r1 - r0, k = A.k, parts = A.parts, rows = parts * m;
+  const bool direct = parts == 1;  // one part: its product is C
+  const int64_t ld_dst = direct ? ldc : n;
+  const Primitive p = primitive_for(rows, n, k, ld_dst);
+  if (!direct && scratch.wide.size() < static_cast<size_t>(rows * n)) scratch.wide.resize(rows * n);
   if (scratch.library.size() < p.scratch_bytes) scratch.library.resize(p.scratch_bytes);
   dnnl::engine& eng = cpu_engine();
   thread_local dnnl::stream stream(eng);
@@ -68,7 +72,8 @@ void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, i
   memory src({{rows, k}, memory::data_type::bf16, memory::format_tag::ab}, eng,
              const_cast<uint16_t*>(A.split));
   memory wei({{k, n}, memory::data_type::bf16, memory::dims{1, k}}, eng, w);
-  memory dst({{rows, n}, memory::data_type::f32, memory::format_tag::ab}, eng, scratch.wide.data());
+  memory dst({{rows, n}, memory::data_type::f32, memory::dims{ld_dst, 1}}, eng,
+             direct ? C : scratch.wide.data());
   memory pad({{static_cast<int64_t>(scratch.library.size())},
               memory::data_type::u8,
               memory::format_tag::a},
@@ -78,13 +83,14 @@ void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, i
                             {DNNL_ARG_DST, dst},
                             {DNNL_ARG_SCRATCHPAD, pad}});
   stream.wait();
+  if (direct) return;
   // C = sum of the parts' products, the smallest first (rows p*m.. of `wide` hold part p's).
   const float* wide = scratch.wide.data();
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       const int64_t e = i * n + j;
-      float sum = wide[(kSplitParts - 1) * m * n + e];
-      for (int p = kSplitParts - 2; p >= 0; --p) sum += wide[p * m * n + e];
+      float sum = wide[(parts - 1) * m * n + e];
+      for (int64_t p = parts - 2; p >= 0; --p) sum += wide[p * m * n + e];
       C[i * ldc + j] = sum;
     }
 }

@@ -153,21 +153,34 @@ bool gemm_needs_split(GemmKernel kernel) {
 }
 
 void split_activations(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0, int64_t i1,
-                       uint16_t* out) {
+                       int parts, uint16_t* out) {
   constexpr int64_t kChunk = 256;
   float rest[kChunk];
   for (int64_t i = i0; i < i1; ++i) {
     for (int64_t c0 = 0; c0 < k; c0 += kChunk) {
       const int64_t c = std::min(kChunk, k - c0);
       std::copy(A + i * lda + c0, A + i * lda + c0 + c, rest);
-      for (int p = 0; p < kSplitParts; ++p) {
+      for (int p = 0; p < parts; ++p) {
         uint16_t* part = out + (p * m + i) * k + c0;
         f32_to_bf16(rest, part, static_cast<size_t>(c));
         // Exact: a bf16 rounding of x differs from x by a value representable in f32.
-        for (int64_t j = 0; j < c; ++j) rest[j] -= bf16_to_f32(part[j]);
+        if (p + 1 < parts)
+          for (int64_t j = 0; j < c; ++j) rest[j] -= bf16_to_f32(part[j]);
       }
     }
   }
+}
+
+void round_activations_to_bf16(const float* A, int64_t k, int64_t lda, int64_t i0, int64_t i1,
+                               float* out) {
+  constexpr int64_t kChunk = 256;
+  uint16_t half[kChunk];
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t c0 = 0; c0 < k; c0 += kChunk) {
+      const int64_t c = std::min(kChunk, k - c0);
+      f32_to_bf16(A + i * lda + c0, half, static_cast<size_t>(c));
+      for (int64_t j = 0; j < c; ++j) out[i * k + c0 + j] = bf16_to_f32(half[j]);
+    }
 }
 
 void gemm_rows(GemmKernel kernel, const GemmActivations& A, const GemmWeights& W, int64_t r0,

@@ -43,16 +43,25 @@ Inputs random_inputs(const Case& c, DType dtype, uint32_t seed) {
   return in;
 }
 
-// C for W rows [r0, r1) through `kernel` (C is [m x ldc], columns beyond r1 - r0 untouched).
-std::vector<float> run(GemmKernel kernel, const Inputs& in, int64_t r0, int64_t r1) {
+// C for W rows [r0, r1) through `kernel` (C is [m x ldc], columns beyond r1 - r0 untouched),
+// the activations prepared as linear() prepares them for `precision`.
+std::vector<float> run(GemmKernel kernel, const Inputs& in, int64_t r0, int64_t r1,
+                       Precision precision = Precision::Exact) {
   GemmWeights W{in.w.data(), in.dtype, in.n, in.k};
-  GemmActivations A{in.a.data(), in.m, in.k, in.lda, nullptr};
+  const int parts = precision == Precision::Bf16 ? 1 : kSplitParts;
+  GemmActivations A{in.a.data(), in.m, in.k, in.lda, nullptr, parts};
   const GemmKernel used = gemm_kernel_for(kernel, in.dtype);
   std::vector<uint16_t> split;
+  std::vector<float> rounded;
   if (gemm_needs_split(used)) {
-    split.resize(kSplitParts * in.m * in.k);
-    split_activations(in.a.data(), in.m, in.k, in.lda, 0, in.m, split.data());
+    split.resize(parts * in.m * in.k);
+    split_activations(in.a.data(), in.m, in.k, in.lda, 0, in.m, parts, split.data());
     A.split = split.data();
+  } else if (precision == Precision::Bf16) {
+    rounded.resize(in.m * in.k);
+    round_activations_to_bf16(in.a.data(), in.k, in.lda, 0, in.m, rounded.data());
+    A.f32 = rounded.data();
+    A.lda = in.k;
   }
   std::vector<float> C(in.m * in.ldc, -7.0f);
   GemmScratch scratch;
@@ -94,20 +103,58 @@ TEST_P(GemmKernels, MatchReferenceOnAwkwardShapes) {
     }
 }
 
+// Precision::Bf16 on every kernel: the products of bf16(a) (nearest even) with the weights, to
+// the same f32-accumulation tolerance as above: a bf16 activation times a bf16 weight is exact
+// in f32 (8 + 8 significant bits), a f16/f32 weight's product is rounded once (2^-24), and the
+// k-term f32 sum (any order) is within k·2^-24 of the magnitude, so kernels differ only by
+// accumulation order. The rounding itself (~2^-9 of each activation) is far outside that
+// tolerance, so a kernel that skipped it (or rounded differently) fails.
+TEST_P(GemmKernels, Bf16PrecisionMatchesRoundedReference) {
+  uint32_t seed = 500;
+  int64_t moved = 0;  // outputs the rounding moved beyond the tolerance from the exact product
+  for (DType dtype : {DType::BF16, DType::F16, DType::F32})
+    for (const Case& c : kShapes) {
+      const Inputs in = random_inputs(c, dtype, seed++);
+      const std::vector<float> C = run(GetParam(), in, 0, c.n, Precision::Bf16);
+      for (int64_t i = 0; i < c.m; ++i) {
+        for (int64_t r = 0; r < c.n; ++r) {
+          double ref = 0, exact = 0, mag = 0;
+          for (int64_t t = 0; t < c.k; ++t) {
+            const float a = in.a[i * in.lda + t], w = in.w_f32[r * c.k + t];
+            const double p = static_cast<double>(bf16_to_f32(f32_to_bf16(a))) * w;
+            ref += p;
+            exact += static_cast<double>(a) * w;
+            mag += std::fabs(p);
+          }
+          const double tol = 6e-8 * static_cast<double>(c.k + 2) * mag + 1e-30;
+          ASSERT_NEAR(C[i * in.ldc + r], ref, tol)
+              << gemm_kernel_name(GetParam()) << " " << dtype_name(dtype) << " m=" << c.m
+              << " n=" << c.n << " k=" << c.k << " at " << i << "," << r;
+          moved += std::fabs(exact - ref) > 2 * tol;
+        }
+        for (int64_t j = c.n; j < in.ldc; ++j) ASSERT_EQ(C[i * in.ldc + j], -7.0f);
+      }
+    }
+  EXPECT_GT(moved, 1000) << "the bf16 rounding should move most outputs beyond the tolerance";
+}
+
 // A row's result must not depend on the rows multiplied with it (batched decode = single decode).
 TEST_P(GemmKernels, RowResultIndependentOfBatch) {
   if (GetParam() == GemmKernel::Amx) GTEST_SKIP() << "oneDNN blocks by m; not batch-invariant";
-  for (DType dtype : {DType::BF16, DType::F32}) {
-    Inputs in = random_inputs({13, 11, 301}, dtype, 99);
-    const std::vector<float> all = run(GetParam(), in, 0, in.n);
-    for (int64_t i : {0, 5, 12}) {
-      Inputs one = in;
-      one.m = 1;
-      one.a.assign(in.a.begin() + i * in.lda, in.a.begin() + (i + 1) * in.lda);
-      const std::vector<float> single = run(GetParam(), one, 0, in.n);
-      for (int64_t r = 0; r < in.n; ++r) ASSERT_EQ(single[r], all[i * in.ldc + r]) << i << "," << r;
+  for (Precision precision : {Precision::Exact, Precision::Bf16})
+    for (DType dtype : {DType::BF16, DType::F32}) {
+      Inputs in = random_inputs({13, 11, 301}, dtype, 99);
+      const std::vector<float> all = run(GetParam(), in, 0, in.n, precision);
+      for (int64_t i : {0, 5, 12}) {
+        Inputs one = in;
+        one.m = 1;
+        one.a.assign(in.a.begin() + i * in.lda, in.a.begin() + (i + 1) * in.lda);
+        const std::vector<float> single = run(GetParam(), one, 0, in.n, precision);
+        for (int64_t r = 0; r < in.n; ++r)
+          ASSERT_EQ(single[r], all[i * in.ldc + r])
+              << precision_name(precision) << " " << i << "," << r;
+      }
     }
-  }
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GemmKernels, testing::ValuesIn(kAllGemmKernels),
@@ -140,11 +187,26 @@ TEST(GemmDispatch, FewRowsRouteToTheF32Kernel) {
       EXPECT_EQ(gemm_kernel_for_rows(f32, DType::BF16, m), f32);
 }
 
+TEST(GemmDispatch, OnePartIsTheNearestEvenBf16) {
+  // 1 + 2^-8 is halfway between bf16 neighbours 1 and 1 + 2^-7: ties go to the even one (1);
+  // 1 + 3*2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: even is 1 + 2^-6.
+  const float a[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -2.5f, 1.0f / 3.0f};
+  const float want[] = {1.0f, 1.0f + 0x1p-6f, -2.5f, 0.333984375f};
+  uint16_t one[4];
+  float rounded[4];
+  split_activations(a, 1, 4, 4, 0, 1, 1, one);
+  round_activations_to_bf16(a, 4, 4, 0, 1, rounded);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(bf16_to_f32(one[i]), want[i]) << i;
+    EXPECT_EQ(rounded[i], want[i]) << i;
+  }
+}
+
 TEST(GemmDispatch, SplitActivationsSumToTheInput) {
   const float a[] = {1.0f, 3.14159265f, -1e-3f, 65504.5f, 0.0f, 1.0f / 3.0f};
   constexpr int k = 6;
   std::vector<uint16_t> s(kSplitParts * k);
-  split_activations(a, 1, k, k, 0, 1, s.data());
+  split_activations(a, 1, k, k, 0, 1, kSplitParts, s.data());
   for (int i = 0; i < k; ++i) {
     EXPECT_EQ(s[i], f32_to_bf16(a[i]));
     double sum = 0;

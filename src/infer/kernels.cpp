@@ -233,24 +233,39 @@ Product plan(GemmKernel asked, const Matrix& W, float* Y, int64_t threads) {
   return p;
 }
 
-// The activations of X [n x cols] for the products, with their bf16 split (once per region,
-// shared by every task) when a product's kernel needs it.
+// The activations of X [n x cols] for the products (once per region, shared by every task): the
+// bf16 split (parts [parts*n x cols]; one part under Precision::Bf16) when a product's kernel
+// needs it, and under Precision::Bf16 X rounded to bf16 values [n x cols] when one does not.
 GemmActivations activations(ThreadPool& pool, std::span<const Product> products, const float* X,
-                            int64_t n, int64_t cols, MatmulScratch& scratch) {
+                            int64_t n, int64_t cols, MatmulScratch& scratch, Precision precision) {
   if (static_cast<int64_t>(scratch.per_thread.size()) < pool.size())
     scratch.per_thread.resize(pool.size());
-  GemmActivations A{X, n, cols, cols, nullptr};
-  const bool split = std::any_of(products.begin(), products.end(),
-                                 [](const Product& p) { return gemm_needs_split(p.kernel); });
-  if (!split) return A;
-  const auto need = static_cast<size_t>(kSplitParts * n * cols);
-  if (scratch.split.size() < need) scratch.split.resize(need);
-  constexpr int64_t kSplitRows = 16;
-  pool.parallel_for((n + kSplitRows - 1) / kSplitRows, [&](int64_t t, int) {
-    split_activations(X, n, cols, cols, t * kSplitRows, std::min(n, (t + 1) * kSplitRows),
-                      scratch.split.data());
-  });
-  A.split = scratch.split.data();
+  const int parts = precision == Precision::Bf16 ? 1 : kSplitParts;
+  GemmActivations A{X, n, cols, cols, nullptr, parts};
+  const auto needs_split = [](const Product& p) { return gemm_needs_split(p.kernel); };
+  const bool split = std::any_of(products.begin(), products.end(), needs_split);
+  const bool rounded =
+      precision == Precision::Bf16 && !std::all_of(products.begin(), products.end(), needs_split);
+  constexpr int64_t kPrepRows = 16;
+  const int64_t prep_tasks = (n + kPrepRows - 1) / kPrepRows;
+  if (split) {
+    const auto need = static_cast<size_t>(parts * n * cols);
+    if (scratch.split.size() < need) scratch.split.resize(need);
+    pool.parallel_for(prep_tasks, [&](int64_t t, int) {
+      split_activations(X, n, cols, cols, t * kPrepRows, std::min(n, (t + 1) * kPrepRows), parts,
+                        scratch.split.data());
+    });
+    A.split = scratch.split.data();
+  }
+  if (rounded) {
+    const auto need = static_cast<size_t>(n * cols);
+    if (scratch.rounded.size() < need) scratch.rounded.resize(need);
+    pool.parallel_for(prep_tasks, [&](int64_t t, int) {
+      round_activations_to_bf16(X, cols, cols, t * kPrepRows, std::min(n, (t + 1) * kPrepRows),
+                                scratch.rounded.data());
+    });
+    A.f32 = scratch.rounded.data();
+  }
   return A;
 }
 
@@ -262,21 +277,21 @@ void run_task(const Product& p, const GemmActivations& A, int64_t task, GemmScra
 }  // namespace
 
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
-            MatmulScratch& scratch) {
-  linear_with(kernel_for(W, n), pool, W, X, n, Y, scratch);
+            MatmulScratch& scratch, Precision precision) {
+  linear_with(kernel_for(W, n), pool, W, X, n, Y, scratch, precision);
 }
 
 void linear_with(GemmKernel asked, ThreadPool& pool, const Matrix& W, const float* X, int64_t n,
-                 float* Y, MatmulScratch& scratch) {
+                 float* Y, MatmulScratch& scratch, Precision precision) {
   if (n <= 0) return;
   const Product p = plan(asked, W, Y, pool.size());
-  const GemmActivations A = activations(pool, {&p, 1}, X, n, W.cols, scratch);
+  const GemmActivations A = activations(pool, {&p, 1}, X, n, W.cols, scratch, precision);
   pool.parallel_for(
       p.tasks, [&](int64_t task, int thread) { run_task(p, A, task, scratch.per_thread[thread]); });
 }
 
 void linear_many(ThreadPool& pool, std::span<const LinearOut> outs, const float* X, int64_t n,
-                 MatmulScratch& scratch) {
+                 MatmulScratch& scratch, Precision precision) {
   EM_ASSERT(!outs.empty() && outs.size() <= kMaxFusedProducts);
   if (n <= 0) return;
   std::array<Product, kMaxFusedProducts> products;
@@ -287,7 +302,7 @@ void linear_many(ThreadPool& pool, std::span<const LinearOut> outs, const float*
     first_task[i + 1] = first_task[i] + products[i].tasks;
   }
   const std::span<const Product> planned(products.data(), outs.size());
-  const GemmActivations A = activations(pool, planned, X, n, outs[0].W->cols, scratch);
+  const GemmActivations A = activations(pool, planned, X, n, outs[0].W->cols, scratch, precision);
   pool.parallel_for(first_task[outs.size()], [&](int64_t task, int thread) {
     size_t i = 0;
     while (task >= first_task[i + 1]) ++i;
@@ -297,13 +312,13 @@ void linear_many(ThreadPool& pool, std::span<const LinearOut> outs, const float*
 
 void linear_gated_fn(ThreadPool& pool, const Matrix& gate, const Matrix& up, const float* X,
                      int64_t n, float* G, float* U, MatmulScratch& scratch,
-                     void (*epilogue)(void*, int64_t, int64_t), void* ctx) {
+                     void (*epilogue)(void*, int64_t, int64_t), void* ctx, Precision precision) {
   EM_ASSERT(gate.rows == up.rows && gate.cols == up.cols);
   if (n <= 0) return;
   std::array<Product, 2> p = {plan(kernel_for(gate, n), gate, G, pool.size()),
                               plan(kernel_for(up, n), up, U, pool.size())};
   p[1].block = p[0].block, p[1].tasks = p[0].tasks;  // the same rows of both (dtypes may differ)
-  const GemmActivations A = activations(pool, p, X, n, gate.cols, scratch);
+  const GemmActivations A = activations(pool, p, X, n, gate.cols, scratch, precision);
   pool.parallel_for(p[0].tasks, [&](int64_t task, int thread) {
     run_task(p[0], A, task, scratch.per_thread[thread]);
     run_task(p[1], A, task, scratch.per_thread[thread]);

@@ -95,9 +95,11 @@ struct Matrix {
 };
 
 // Scratch of linear(), sized on first use and reused: the activations' bf16 split (bf16 GEMM
-// kernels) and each thread's kernel buffers.
+// kernels), their bf16-rounded f32 copy (f32 kernels under Precision::Bf16) and each thread's
+// kernel buffers.
 struct MatmulScratch {
   std::vector<uint16_t> split;
+  std::vector<float> rounded;
   std::vector<GemmScratch> per_thread;
 };
 
@@ -105,11 +107,12 @@ struct MatmulScratch {
 // (gemm.h: AMX, AVX512-BF16, AVX-512, AVX2 or scalar; EVOMERGE_GEMM forces one) multiplies W in
 // its stored dtype, or its f32 copy when one is kept; threads split W's rows. Unless forced, a
 // product of few rows (decode) runs on the f32-FMA kernel (gemm_kernel_for_rows).
+// Precision::Bf16 (infer/precision.h): X is rounded to bf16 once per call, for every kernel.
 void linear(ThreadPool& pool, const Matrix& W, const float* X, int64_t n, float* Y,
-            MatmulScratch& scratch);
+            MatmulScratch& scratch, Precision precision = Precision::Exact);
 // linear() through a given kernel (runnable here; the benches compare kernels with it).
 void linear_with(GemmKernel kernel, ThreadPool& pool, const Matrix& W, const float* X, int64_t n,
-                 float* Y, MatmulScratch& scratch);
+                 float* Y, MatmulScratch& scratch, Precision precision = Precision::Exact);
 
 // One product of a fused region: Y [n x W->rows] = X · W->ᵀ.
 struct LinearOut {
@@ -122,7 +125,7 @@ inline constexpr size_t kMaxFusedProducts = 4;
 // attention's q, k, v) in one parallel region: one fork/join instead of one per matrix, the X split
 // (bf16 kernels) done once. Each Y as linear() computes it.
 void linear_many(ThreadPool& pool, std::span<const LinearOut> outs, const float* X, int64_t n,
-                 MatmulScratch& scratch);
+                 MatmulScratch& scratch, Precision precision = Precision::Exact);
 
 // The MLP's gated pair in one region: G [n x gate.rows] = X · gateᵀ and U = X · upᵀ (gate, up of
 // one shape, both as linear() computes them), each task computing the same W rows [c0, c1) of both
@@ -130,17 +133,18 @@ void linear_many(ThreadPool& pool, std::span<const LinearOut> outs, const float*
 // activation needs no region of its own.
 template <class Epilogue>
 void linear_gated(ThreadPool& pool, const Matrix& gate, const Matrix& up, const float* X, int64_t n,
-                  float* G, float* U, MatmulScratch& scratch, Epilogue&& epilogue) {
+                  float* G, float* U, MatmulScratch& scratch, Precision precision,
+                  Epilogue&& epilogue) {
   linear_gated_fn(
       pool, gate, up, X, n, G, U, scratch,
       [](void* ctx, int64_t c0, int64_t c1) {
         (*static_cast<std::remove_reference_t<Epilogue>*>(ctx))(c0, c1);
       },
-      &epilogue);
+      &epilogue, precision);
 }
 void linear_gated_fn(ThreadPool& pool, const Matrix& gate, const Matrix& up, const float* X,
                      int64_t n, float* G, float* U, MatmulScratch& scratch,
-                     void (*epilogue)(void*, int64_t, int64_t), void* ctx);
+                     void (*epilogue)(void*, int64_t, int64_t), void* ctx, Precision precision);
 
 // The plain version of linear(): scalar loops, double accumulation. For tests.
 void linear_reference(const Matrix& W, const float* X, int64_t n, float* Y);

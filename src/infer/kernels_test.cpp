@@ -95,7 +95,7 @@ TEST(Kernels, FusedProductsMatchReference) {
           // Epilogue: G <- 2 G - U on each column range, every column exactly once.
           std::vector<float> g(n * 301, NAN), u(n * 301, NAN), rg(n * 301), ru(n * 301);
           std::vector<std::atomic<int>> seen(301);
-          linear_gated(pool, a.m, up.m, xf, n, g.data(), u.data(), scratch,
+          linear_gated(pool, a.m, up.m, xf, n, g.data(), u.data(), scratch, Precision::Exact,
                        [&](int64_t c0, int64_t c1) {
                          for (int64_t j = c0; j < c1; ++j) {
                            seen[j]++;

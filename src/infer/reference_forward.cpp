@@ -7,6 +7,7 @@
 #include "arch/arch.h"
 #include "common/error.h"
 #include "infer/rope.h"
+#include "tensor/convert.h"
 
 namespace evomerge {
 namespace {
@@ -17,8 +18,12 @@ Vec load(const WeightSource& w, const std::string& name) {
   return to_f32(w.tensor(name));
 }
 
-// y[out] = W[out x in] · x[in] (+ b)
-Vec matvec(const Vec& W, const float* x, int64_t out, int64_t in, const Vec* bias = nullptr) {
+// y[out] = W[out x in] · x[in] (+ b). Precision::Bf16: x rounded to bf16 (nearest even) first.
+Vec matvec(Precision precision, const Vec& W, const float* x_in, int64_t out, int64_t in,
+           const Vec* bias = nullptr) {
+  Vec x(x_in, x_in + in);
+  if (precision == Precision::Bf16)
+    for (float& v : x) v = bf16_to_f32(f32_to_bf16(v));
   Vec y(out);
   for (int64_t o = 0; o < out; ++o) {
     double acc = 0;
@@ -109,7 +114,8 @@ void add_block_output(const ModelConfig& c, float* x, Vec out, const Vec& post_n
 }
 
 // Causal attention of layer `layer` over the whole sequence x[T x H] (updates x).
-void attention(const ModelConfig& c, int layer, const RefLayer& w, Vec& x, int64_t T) {
+void attention(const ModelConfig& c, int layer, const RefLayer& w, Vec& x, int64_t T,
+               Precision precision) {
   const int64_t H = c.hidden_size, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
   const int64_t hd = c.head_dim, group = nh / nkv;
   const Vec inv_freq = rope_inv_freq(c, layer);
@@ -120,9 +126,9 @@ void attention(const ModelConfig& c, int layer, const RefLayer& w, Vec& x, int64
   for (int64_t t = 0; t < T; ++t) {
     Vec h(x.begin() + t * H, x.begin() + (t + 1) * H);
     rms_norm(h.data(), H, w.in_norm, c.rms_norm_eps, c.norm_plus_one);
-    Vec qt = matvec(w.wq, h.data(), nh * hd, H, opt(w.bq));
-    Vec kt = matvec(w.wk, h.data(), nkv * hd, H, opt(w.bk));
-    Vec vt = matvec(w.wv, h.data(), nkv * hd, H, opt(w.bv));
+    Vec qt = matvec(precision, w.wq, h.data(), nh * hd, H, opt(w.bq));
+    Vec kt = matvec(precision, w.wk, h.data(), nkv * hd, H, opt(w.bk));
+    Vec vt = matvec(precision, w.wv, h.data(), nkv * hd, H, opt(w.bv));
     for (int64_t a = 0; a < nh; ++a) {
       if (c.qk_norm) rms_norm(&qt[a * hd], hd, w.qn, c.rms_norm_eps, c.norm_plus_one);
       rope_apply(&qt[a * hd], static_cast<int>(hd), inv_freq.data(), static_cast<int>(t), mscale);
@@ -162,22 +168,23 @@ void attention(const ModelConfig& c, int layer, const RefLayer& w, Vec& x, int64
         att[a * hd + i] = static_cast<float>(acc);
       }
     }
-    outs.push_back(matvec(w.wo, att.data(), H, nh * hd, opt(w.bo)));
+    outs.push_back(matvec(precision, w.wo, att.data(), H, nh * hd, opt(w.bo)));
   }
   for (int64_t t = 0; t < T; ++t)
     add_block_output(c, &x[t * H], std::move(outs[t]), w.post_attn_norm);
 }
 
 // The gated MLP (act(gate) * up, then down) over every position of x[T x H].
-void mlp(const ModelConfig& c, const RefLayer& w, Vec& x, int64_t T) {
+void mlp(const ModelConfig& c, const RefLayer& w, Vec& x, int64_t T, Precision precision) {
   const int64_t H = c.hidden_size, I = c.intermediate_size;
   for (int64_t t = 0; t < T; ++t) {
     Vec h(x.begin() + t * H, x.begin() + (t + 1) * H);
     rms_norm(h.data(), H, w.mlp_norm, c.rms_norm_eps, c.norm_plus_one);
-    Vec gt = matvec(w.wg, h.data(), I, H, opt(w.bg));
-    Vec ut = matvec(w.wu, h.data(), I, H, opt(w.bu));
+    Vec gt = matvec(precision, w.wg, h.data(), I, H, opt(w.bg));
+    Vec ut = matvec(precision, w.wu, h.data(), I, H, opt(w.bu));
     for (int64_t i = 0; i < I; ++i) gt[i] = activation(c, gt[i]) * ut[i];
-    add_block_output(c, &x[t * H], matvec(w.wd, gt.data(), H, I, opt(w.bd)), w.post_mlp_norm);
+    add_block_output(c, &x[t * H], matvec(precision, w.wd, gt.data(), H, I, opt(w.bd)),
+                     w.post_mlp_norm);
   }
 }
 
@@ -185,7 +192,7 @@ void mlp(const ModelConfig& c, const RefLayer& w, Vec& x, int64_t T) {
 
 std::vector<float> reference_forward(std::span<const WeightSource* const> models,
                                      std::span<const LayerHop> path,
-                                     std::span<const int32_t> tokens) {
+                                     std::span<const int32_t> tokens, Precision precision) {
   EM_ASSERT(!models.empty());
   const WeightSource& m0 = *models[0];
   const ModelConfig& c0 = m0.config();
@@ -208,8 +215,8 @@ std::vector<float> reference_forward(std::span<const WeightSource* const> models
     EM_ASSERT(c.hidden_size == H);
     const RefLayer layer(w, hop.layer);
     for (float& v : x) v *= hop.input_scale;  // the scaled residual stream (see LayerHop)
-    attention(c, hop.layer, layer, x, T);
-    mlp(c, layer, x, T);
+    attention(c, hop.layer, layer, x, T, precision);
+    mlp(c, layer, x, T, precision);
   }
 
   Vec final_norm = load(m0, "model.norm.weight");
@@ -217,7 +224,7 @@ std::vector<float> reference_forward(std::span<const WeightSource* const> models
   Vec logits(T * V);
   for (int64_t t = 0; t < T; ++t) {
     rms_norm(&x[t * H], H, final_norm, c0.rms_norm_eps, c0.norm_plus_one);
-    Vec l = matvec(head, &x[t * H], V, H);
+    Vec l = matvec(precision, head, &x[t * H], V, H);
     for (float& v : l) {
       v /= static_cast<float>(c0.logits_scaling);  // Granite
       if (c0.final_logit_softcapping)              // Gemma 2
@@ -229,11 +236,12 @@ std::vector<float> reference_forward(std::span<const WeightSource* const> models
   return logits;
 }
 
-std::vector<float> reference_forward(const WeightSource& model, std::span<const int32_t> tokens) {
+std::vector<float> reference_forward(const WeightSource& model, std::span<const int32_t> tokens,
+                                     Precision precision) {
   std::vector<LayerHop> path;
   for (int i = 0; i < model.config().num_hidden_layers; ++i) path.push_back({0, i, 1.0f});
   const WeightSource* models[] = {&model};
-  return reference_forward(models, path, tokens);
+  return reference_forward(models, path, tokens, precision);
 }
 
 }  // namespace evomerge

@@ -13,11 +13,15 @@
 namespace evomerge {
 
 // Logits [tokens.size() x vocab] row-major for one sequence of model `models[0]` run through `path`
-// (same convention as Engine, see LayerHop in engine.h).
+// (same convention as Engine, see LayerHop in engine.h). `precision` as EngineOptions::precision:
+// Bf16 rounds the input of every weight product (q/k/v, o, gate/up, down, head) to bf16 (nearest
+// even); the products and sums stay double.
 std::vector<float> reference_forward(std::span<const WeightSource* const> models,
                                      std::span<const LayerHop> path,
-                                     std::span<const int32_t> tokens);
+                                     std::span<const int32_t> tokens,
+                                     Precision precision = Precision::Exact);
 // One model, its own layers in order.
-std::vector<float> reference_forward(const WeightSource& model, std::span<const int32_t> tokens);
+std::vector<float> reference_forward(const WeightSource& model, std::span<const int32_t> tokens,
+                                     Precision precision = Precision::Exact);
 
 }  // namespace evomerge

@@ -195,7 +195,7 @@ class CpuBackend final : public Backend {
 
   // Y[n x W.rows] = X[n x W.cols] · Wᵀ: every weight matmul of the backend goes through here.
   void matmul(const Matrix& W, const float* X, int64_t n, float* Y) {
-    linear(pool_, W, X, n, Y, mm_);
+    linear(pool_, W, X, n, Y, mm_, options_.precision);
   }
   void attend_and_project(const Hop& hop, std::span<const Row> rows);
   void mlp(const Hop& hop, int64_t n);
@@ -284,7 +284,7 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
     rms_norm(xr, &xn[r * H], H, L.attn_norm.data(), eps);
   });
   const LinearOut qkv[] = {{&L.q, q.data()}, {&L.k, k.data()}, {&L.v, v.data()}};
-  linear_many(pool_, qkv, xn.data(), n, mm_);
+  linear_many(pool_, qkv, xn.data(), n, mm_, options_.precision);
 
   // Biases, q/k norms per head (Qwen3, before RoPE), RoPE, and K/V into the cache.
   pool_.parallel_for(n, [&](int64_t r, int) {
@@ -449,7 +449,7 @@ void CpuBackend::mlp(const Hop& hop, int64_t n) {
   const int64_t I = hop.inter;
   const bool gelu = L.views.config->hidden_act == "gelu_pytorch_tanh";
   // Each task of the gated pair applies the activation to its columns: g <- act(g + bg) * (u + bu).
-  linear_gated(pool_, L.gate, L.up, xn.data(), n, g.data(), u.data(), mm_,
+  linear_gated(pool_, L.gate, L.up, xn.data(), n, g.data(), u.data(), mm_, options_.precision,
                [&](int64_t c0, int64_t c1) {
                  for (int64_t r = 0; r < n; ++r) {
                    float* gr = &g[r * I];

@@ -1,0 +1,29 @@
+// The arithmetic of the engine's weight products (every linear layer: q/k/v/o, gate/up/down, the
+// head), an explicit choice of the caller (EngineOptions::precision, `--precision`, the evolve
+// config's `precision:`):
+//   exact  (default) products as exact as f32 ones: the bf16 GEMM kernels multiply three bf16
+//          parts of every f32 activation (gemm.h); the logits match the f32 PyTorch goldens.
+//   bf16   each product's activations rounded to bf16 once (round to nearest even), weights as
+//          stored, f32 accumulation: the math of PyTorch's bf16 autocast, llama.cpp and vLLM on
+//          bf16 models, and one pass through the AMX tiles / vdpbf16ps (up to 3x the exact rate).
+//          Every ISA path rounds the same way (the f32-FMA kernels multiply the rounded values),
+//          so kernels differ only in accumulation order. Moves logits by ~1e-2 on the bundled
+//          models (docs/benchmarks.md).
+// Attention (QK^T, softmax, ·V), norms and activations stay f32 in both. The CUDA backend's
+// GEMMs are bf16 in both (cuBLASLt with bf16 inputs).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace evomerge {
+
+enum class Precision : uint8_t { Exact, Bf16 };
+
+std::string_view precision_name(Precision precision);  // "exact", "bf16"
+std::optional<Precision> parse_precision(std::string_view name);
+// parse_precision, or throws Error "<where> '<name>' is not one of exact, bf16".
+Precision parse_precision_or_fail(std::string_view name, std::string_view where);
+
+}  // namespace evomerge
