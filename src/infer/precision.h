@@ -5,10 +5,10 @@
 //          parts of every f32 activation (gemm.h); the logits match the f32 PyTorch goldens.
 //   bf16   each product's activations rounded to bf16 once (round to nearest even), weights as
 //          stored, f32 accumulation: the math of PyTorch's bf16 autocast, llama.cpp and vLLM on
-//          bf16 models, and one pass through the AMX tiles / vdpbf16ps (up to 3x the exact rate).
+//          bf16 models, and one pass through the AMX tiles / vdpbf16ps (~3x the exact GEMM rate).
 //          Every ISA path rounds the same way (the f32-FMA kernels multiply the rounded values),
-//          so kernels differ only in accumulation order. Moves logits by ~1e-2 on the bundled
-//          models (docs/benchmarks.md).
+//          so kernels differ only in accumulation order. Moves logits by up to 0.2 on the
+//          bundled models, 31 of their 6,300 greedy task answers change (docs/benchmarks.md).
 // Attention (QK^T, softmax, ·V), norms and activations stay f32 in both. The CUDA backend's
 // GEMMs are bf16 in both (cuBLASLt with bf16 inputs).
 #pragma once
