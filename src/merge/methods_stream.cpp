@@ -181,36 +181,37 @@ void ties_before(const Stream& s, size_t base, const std::vector<Vec>& vecs,
 constexpr size_t kWindowMin = 8 * kChunk, kSampleBlocks = 1024, kSampleRun = 64,
                  kWindowCap = kChunk / 8;
 
+// The window of select_in_window for one vector: keys [lo, hi] around its rank's value, from the
+// sample's quantiles at the rank's fraction -+ a margin.
+void window_bounds(const Stream& s, size_t base, const Vec& v, uint32_t& lo, uint32_t& hi) {
+  const size_t n = s.n;
+  std::vector<float> tb(kSampleRun), tx(kSampleRun);
+  std::vector<uint32_t> keys;
+  for (size_t j = 0; j < kSampleBlocks; ++j) {
+    const size_t at = j * (n - kSampleRun) / (kSampleBlocks - 1);
+    s.io.read(base, at, kSampleRun, tb.data());
+    s.io.read(v.input, at, kSampleRun, tx.data());
+    for (size_t k = 0; k < kSampleRun; ++k) keys.push_back(abs_bits(tx[k] - tb[k]));
+  }
+  const double p = static_cast<double>(v.rank) / static_cast<double>(n), ns = keys.size();
+  // 4 standard errors of a sample quantile, plus a floor for the runs' correlation.
+  const double margin = 0.003 + 4.0 * std::sqrt(p * (1 - p) / ns);
+  const double a = std::floor((p - margin) * ns), b = std::ceil((p + margin) * ns);
+  auto at = [&](double i) {
+    auto it = keys.begin() + static_cast<std::ptrdiff_t>(i);
+    std::nth_element(keys.begin(), it, keys.end());
+    return *it;
+  };
+  lo = a < 0 ? 0u : at(a);
+  hi = b >= ns ? 0xffffffffu : at(b);
+}
+
 std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<Vec>& vecs,
                                      const std::vector<size_t>& sel, std::vector<size_t>& seen) {
   const size_t ns = sel.size(), n = s.n, V = vecs.size();
   if (ns == 0 || n < kWindowMin) return sel;
   std::vector<uint32_t> lo(ns), hi(ns);
-  {
-    std::vector<float> tb(kSampleRun), tx(kSampleRun);
-    std::vector<uint32_t> keys;
-    for (size_t q = 0; q < ns; ++q) {
-      keys.clear();
-      for (size_t j = 0; j < kSampleBlocks; ++j) {
-        const size_t at = j * (n - kSampleRun) / (kSampleBlocks - 1);
-        s.io.read(base, at, kSampleRun, tb.data());
-        s.io.read(vecs[sel[q]].input, at, kSampleRun, tx.data());
-        for (size_t k = 0; k < kSampleRun; ++k) keys.push_back(abs_bits(tx[k] - tb[k]));
-      }
-      const double p = static_cast<double>(vecs[sel[q]].rank) / static_cast<double>(n),
-                   ns_ = keys.size();
-      // 4 standard errors of a sample quantile, plus a floor for the runs' correlation.
-      const double margin = 0.003 + 4.0 * std::sqrt(p * (1 - p) / ns_);
-      const double a = std::floor((p - margin) * ns_), b = std::ceil((p + margin) * ns_);
-      auto at = [&](double i) {
-        auto it = keys.begin() + static_cast<std::ptrdiff_t>(i);
-        std::nth_element(keys.begin(), it, keys.end());
-        return *it;
-      };
-      lo[q] = a < 0 ? 0u : at(a);
-      hi[q] = b >= ns_ ? 0xffffffffu : at(b);
-    }
-  }
+  for (size_t q = 0; q < ns; ++q) window_bounds(s, base, vecs[sel[q]], lo[q], hi[q]);
   // Per tile and vector: counts below the window and at its two bounds, and the keys strictly
   // inside it (`in` of them; ~0: too many). The bounds are counted, not kept, so a value repeated
   // a million times (a zero delta, one ulp of a fine-tune) costs no memory.
@@ -352,6 +353,62 @@ void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, siz
   }
 }
 
+// How the task vectors of a tensor combine (gta() in methods.cpp): their weights (ws with DARE's
+// rescale), the sign election or not, normalisation and lambda.
+struct Combine {
+  std::vector<float> ws, w;  // per active vector
+  bool consensus = false, normalize = false;
+  float lam = 1, inv = 1;
+};
+
+// out[0..len) = B + lam * the combined task vectors X[q][0..len) of one tile, as gta() computes it.
+void combine_tile(const Combine& k, const std::vector<float*>& X, const float* B, size_t len,
+                  float* out) {
+  const size_t na = X.size();
+  const float lam = k.lam;
+  if (!k.consensus) {
+    // gta()'s non-consensus sum: out = B + lam * (sum_i ws_i x_i) * inv
+    for (size_t j = 0; j < len; ++j) out[j] = 0.0f;
+    for (size_t q = 0; q < na; ++q) {
+      const float wi = k.ws[q];
+      const float* x = X[q];
+      for (size_t j = 0; j < len; ++j) out[j] += wi * x[j];
+    }
+    for (size_t j = 0; j < len; ++j) out[j] = B[j] + lam * (out[j] * k.inv);
+    return;
+  }
+  // gta()'s sign election and disjoint mean, block by block (see the comments there).
+  constexpr size_t kBlock = 4096;
+  float S[kBlock], delta[kBlock], den[kBlock];
+  for (size_t o = 0; o < len; o += kBlock) {
+    const size_t bl = std::min(kBlock, len - o);
+    std::fill(S, S + bl, 0.0f);
+    std::fill(delta, delta + bl, 0.0f);
+    std::fill(den, den + bl, 0.0f);
+    for (size_t q = 0; q < na; ++q) {
+      const float wi = k.ws[q];
+      const float* x = X[q] + o;
+      for (size_t j = 0; j < bl; ++j) S[j] += wi * x[j];
+    }
+    for (size_t q = 0; q < na; ++q) {
+      const float wi = k.ws[q], wd_den = k.w[q];
+      const float* x = X[q] + o;
+      for (size_t j = 0; j < bl; ++j) {
+        const float wd = wi * x[j];
+        const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
+        const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
+        delta[j] += keep * wd;
+        den[j] += keep * wd_den;
+      }
+    }
+    for (size_t j = 0; j < bl; ++j) {
+      float dl = delta[j];
+      if (k.normalize) dl /= den[j] == 0 ? 1.0f : den[j];
+      out[o + j] = B[o + j] + lam * dl;
+    }
+  }
+}
+
 }  // namespace
 
 size_t stream_tile_elements() {
@@ -424,10 +481,11 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
   std::vector<size_t> act;
   for (size_t i = 0; i < vecs.size(); ++i)
     if (vecs[i].mode != Mode::Zero) act.push_back(i);
-  const float lam = setup->lambda;
-  const bool consensus = setup->consensus, normalize = setup->normalize;
-  const float inv =
-      normalize ? static_cast<float>(1.0 / (std::fabs(wsum) < 1e-8 ? 1.0 : wsum)) : 1.0f;
+  Combine mix;
+  mix.lam = setup->lambda;
+  mix.consensus = setup->consensus, mix.normalize = setup->normalize;
+  mix.inv = mix.normalize ? static_cast<float>(1.0 / (std::fabs(wsum) < 1e-8 ? 1.0 : wsum)) : 1.0f;
+  for (size_t i : act) mix.ws.push_back(vecs[i].ws), mix.w.push_back(vecs[i].w);
   s.each(
       [&](size_t c, size_t b, size_t len, float* buf) {
         const float* B = s.load(buf, 0, base, b, len);
@@ -440,47 +498,7 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
           task_tile(v, X[q], B, b, len, seen[c * V + act[q]], next);
         }
         float* out = buf + (s.m + 1) * kChunk;
-        if (!consensus) {
-          // gta()'s non-consensus sum: out = B + lam * (sum_i ws_i x_i) * inv
-          for (size_t j = 0; j < len; ++j) out[j] = 0.0f;
-          for (size_t q = 0; q < act.size(); ++q) {
-            const float wi = vecs[act[q]].ws;
-            const float* x = X[q];
-            for (size_t j = 0; j < len; ++j) out[j] += wi * x[j];
-          }
-          for (size_t j = 0; j < len; ++j) out[j] = B[j] + lam * (out[j] * inv);
-        } else {
-          // gta()'s sign election and disjoint mean, block by block (see the comments there).
-          constexpr size_t kBlock = 4096;
-          float S[kBlock], delta[kBlock], den[kBlock];
-          for (size_t o = 0; o < len; o += kBlock) {
-            const size_t bl = std::min(kBlock, len - o);
-            std::fill(S, S + bl, 0.0f);
-            std::fill(delta, delta + bl, 0.0f);
-            std::fill(den, den + bl, 0.0f);
-            for (size_t q = 0; q < act.size(); ++q) {
-              const float wi = vecs[act[q]].ws;
-              const float* x = X[q] + o;
-              for (size_t j = 0; j < bl; ++j) S[j] += wi * x[j];
-            }
-            for (size_t q = 0; q < act.size(); ++q) {
-              const float wi = vecs[act[q]].ws, wd_den = vecs[act[q]].w;
-              const float* x = X[q] + o;
-              for (size_t j = 0; j < bl; ++j) {
-                const float wd = wi * x[j];
-                const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
-                const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
-                delta[j] += keep * wd;
-                den[j] += keep * wd_den;
-              }
-            }
-            for (size_t j = 0; j < bl; ++j) {
-              float dl = delta[j];
-              if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
-              out[o + j] = B[o + j] + lam * dl;
-            }
-          }
-        }
+        combine_tile(mix, X, B, len, out);
         io.emit(c, b, len, out);
       },
       /*last_first=*/true);
