@@ -25,9 +25,9 @@ namespace evomerge::infer_detail {
 // Waiting threads (workers between calls, the caller for the last task) spin for up to spin()
 // before they sleep on a condition variable: a decode step is tens of parallel regions a few
 // microseconds apart, and a sleep + wake-up costs two futex calls and, on a VM, an interrupt to a
-// halted vCPU. A thread whose last wait outlasted the spin sleeps at once next time (kernels.cpp:
-// wait_for), so idle pools sleep, and on a loaded machine, where the thread waited for is often
-// descheduled, a spin costs about one budget per descheduling, not one per region.
+// halted vCPU. A thread whose last wait outlasted the spin sleeps at once next time, so idle pools
+// sleep, and a thread that is being preempted (a loaded machine) does not spin at all
+// (kernels.cpp: wait_for): there the CPU a spin burns is taken from the pool's own work.
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);
@@ -56,6 +56,14 @@ class ThreadPool {
   static std::chrono::microseconds spin();
   static constexpr std::chrono::microseconds kDefaultSpin{20};
 
+  // A waiting thread's spin policy (kernels.cpp: wait_for).
+  struct WaitState {
+    bool spins = true;       // its last wait ended within the spin
+    bool preempted = false;  // it was preempted lately
+    long involuntary_switches = 0;
+    std::chrono::steady_clock::time_point next_check{};
+  };
+
  private:
   using Fn = void (*)(void*, int64_t, int);
   void run(int64_t n, Fn fn, void* ctx);
@@ -75,7 +83,7 @@ class ThreadPool {
   std::atomic<int> busy_{0};                  // workers still in the current call
   std::atomic<int> sleeping_workers_{0};      // workers blocked on start_cv_
   std::atomic<bool> caller_sleeping_{false};  // the caller blocked on done_cv_
-  bool caller_spins_ = true;                  // the caller's spin state (kernels.cpp: wait_for)
+  WaitState caller_wait_;                     // the caller's (kernels.cpp: wait_for)
   alignas(64) std::atomic<int64_t> next_{0};
 };
 
