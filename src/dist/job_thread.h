@@ -1,10 +1,10 @@
 // One rank's scoring thread (dist/): runs the jobs it is given in order on one long-lived thread
 // while the rank's main thread keeps MPI progressing. One thread for the whole run, not one per
-// job: a fresh thread per job re-creates the engine's per-thread state (oneDNN stream, OpenMP
-// settings, allocator arena) every job; measured: a thread per job cost a single process 4.6 % more
-// CPU on the dist benchmark (docs/benchmarks.md). The main thread waits on this thread instead of
-// polling it: wait() returns as soon as a job finishes, or at the timeout, so MPI is polled only as
-// often as the caller needs.
+// job, so the engine's per-thread state (oneDNN stream, OpenMP settings, allocator arena) is built
+// once (its cost per job was within the noise of the loaded machine, docs/benchmarks.md, but it is
+// work a single process never does). The main thread waits on this thread instead of polling it:
+// wait() returns as soon as a job finishes, or at the timeout, so MPI is polled only as often as
+// the caller needs.
 #pragma once
 
 #include <chrono>

@@ -98,10 +98,11 @@ class Backoff {
 // How long a rank's main thread waits between MPI polls while nothing there is urgent (every
 // worker has a job queued behind the one it scores, no send in transit); its own scoring thread
 // wakes it at once when a job ends. A sixteenth of a typical job (a moving average of the jobs'
-// seconds), between 20 us and 10 ms: a worker with a job queued has a whole job's time before it
-// could idle, so polling this rarely never starves it, whether jobs take milliseconds (the test
-// fixtures) or minutes (7B models). Each poll wakes a thread on a core a scoring thread needs:
-// polling every 1 ms throughout cost the 2-rank benchmark ~0.5 s of system CPU.
+// seconds), between 20 us and 100 ms: a worker with a job queued has a whole job's time before
+// it could idle, so polling this rarely never starves it, whether jobs take milliseconds (the test
+// fixtures) or minutes (7B models). Each poll wakes a thread on a core a scoring thread needs
+// (20-40 us of CPU each on the loaded 2-core machine): polling every 1 ms throughout cost the
+// 2-rank benchmark ~0.5 s of system CPU.
 class CalmPoll {
  public:
   void saw_job(double seconds) {
@@ -110,7 +111,7 @@ class CalmPoll {
   std::chrono::microseconds pause() const {
     using us = std::chrono::microseconds;
     if (jobs_ == 0) return us(1000);
-    return std::clamp(us(static_cast<int64_t>(average_ * 1e6 / 16)), us(20), us(10000));
+    return std::clamp(us(static_cast<int64_t>(average_ * 1e6 / 16)), us(20), us(100000));
   }
 
  private:
