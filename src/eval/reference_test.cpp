@@ -63,13 +63,19 @@ std::vector<fs::path> merge_studies() {
   return out;
 }
 
-TEST(Reference, BundledModelsMatchPyTorchOnBundledTasks) {
-  const fs::path tasks = kRoot / "examples" / "tasks";
+// The bundled models whose reference.json holds per-item task results.
+std::vector<fs::path> models_with_task_references() {
   std::vector<fs::path> dirs;
   for (const auto& d : reference_models()) {
     auto ref = nlohmann::json::parse(read_text_file(d / "reference.json"));
     if (ref.contains("tasks") && !ref["tasks"].empty()) dirs.push_back(d);
   }
+  return dirs;
+}
+
+TEST(Reference, BundledModelsMatchPyTorchOnBundledTasks) {
+  const fs::path tasks = kRoot / "examples" / "tasks";
+  const std::vector<fs::path> dirs = models_with_task_references();
   if (dirs.empty() || !fs::exists(tasks / "ja_math.yaml"))
     GTEST_SKIP() << "no bundled model with per-item task references, or no examples/tasks";
   size_t compared = 0;
@@ -124,11 +130,7 @@ TEST(Reference, BundledModelsMatchPyTorchOnBundledTasks) {
 TEST(Reference, Bf16PrecisionOnTheBundledModels) {
   constexpr size_t kItems = 100, kLogitPrompts = 32;
   const fs::path tasks = kRoot / "examples" / "tasks";
-  std::vector<fs::path> dirs;
-  for (const auto& d : reference_models()) {
-    auto ref = nlohmann::json::parse(read_text_file(d / "reference.json"));
-    if (ref.contains("tasks") && !ref["tasks"].empty()) dirs.push_back(d);
-  }
+  const std::vector<fs::path> dirs = models_with_task_references();
   if (dirs.empty() || !fs::exists(tasks / "ja_math.yaml"))
     GTEST_SKIP() << "no bundled model with per-item task references, or no examples/tasks";
   float max_diff = 0;
