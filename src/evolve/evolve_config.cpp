@@ -28,25 +28,10 @@ std::string model_path(const std::string& ref, const std::filesystem::path& base
   return ref;
 }
 
-}  // namespace
-
-EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view where,
-                                 const std::filesystem::path& base_dir) {
-  Ctx c{"evolve-config", std::string(where)};
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    fail("evolve-config", "{}:{}: {}", where, e.mark.line + 1, e.msg);
-  }
-  EvolveConfig cfg;
-  cfg.where = std::string(where);
-  c.only(root, "",
-         {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items",
-          "racing", "validation_items", "fitness", "threads", "micro_batch", "cached_candidates",
-          "device", "precision", "ps", "dfs", "final"});
-  if (root["seed"])
-    cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
+// tasks: a list of files (or {file, weight}), relative paths resolved against the config's folder.
+std::vector<EvolveTask> parse_tasks(const Ctx& c, const YAML::Node& root,
+                                    const std::filesystem::path& base_dir) {
+  std::vector<EvolveTask> tasks;
   if (!root["tasks"] || !root["tasks"].IsSequence() || root["tasks"].size() == 0)
     c.bad(root["tasks"], "tasks", "a non-empty list of {file, weight} is required");
   for (size_t i = 0; i < root["tasks"].size(); ++i) {
@@ -64,8 +49,13 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     }
     if (t.file.is_relative() && !base_dir.empty() && std::filesystem::exists(base_dir / t.file))
       t.file = base_dir / t.file;
-    cfg.tasks.push_back(t);
+    tasks.push_back(t);
   }
+  return tasks;
+}
+
+// The run-wide settings: splits, items, racing, fitness, threads, batching, device, precision.
+void parse_run_settings(const Ctx& c, const YAML::Node& root, EvolveConfig& cfg) {
   if (root["opt_split"]) cfg.opt_split = c.str(root["opt_split"], "opt_split");
   if (root["test_split"]) cfg.test_split = c.str(root["test_split"], "test_split");
   if (root["items_per_generation"])
@@ -104,162 +94,196 @@ EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view wh
     if (!p) c.bad(root["precision"], "precision", "must be exact or bf16");
     cfg.precision = *p;
   }
+}
 
-  if (const auto n = root["ps"]) {
-    c.only(n, "ps", {"method",      "base_model",
-                     "models",      "layer_groups",
-                     "filters",     "separate_embed_head",
-                     "normalize",   "weight",
-                     "density",     "t",
-                     "init",        "genes",
-                     "dtype",       "sigma0",
-                     "population",  "generations",
-                     "evaluations", "restarts",
-                     "separable",   "objective"});
-    PsPhaseConfig p;
-    if (n["method"]) {
-      p.method = c.str(n["method"], "ps.method");
-      // Checked here, not only by the genome, so the message names the file and line.
-      if (!is_searchable_ps_method(p.method))
-        c.bad(n["method"], "ps.method",
-              fmt::format("'{}' is not searchable (use dare_ties, ties, task_arithmetic, linear or "
-                          "slerp)",
-                          p.method));
+// ps.genes: per-gene initial values and ranges, by gene name.
+std::map<std::string, GeneOverride> parse_genes(const Ctx& c, const YAML::Node& g) {
+  std::map<std::string, GeneOverride> genes;
+  if (!g.IsMap()) c.bad(g, "ps.genes", "expected a mapping of gene name to {init, range}");
+  for (const auto& kv : g) {
+    const std::string name = c.key_of(kv.first, "ps.genes"), key = "ps.genes." + name;
+    c.only(kv.second, key, {"init", "range"});
+    GeneOverride o;
+    if (kv.second["init"]) o.init = c.number(kv.second["init"], key + ".init");
+    if (kv.second["range"]) {
+      const auto [lo, hi] = c.range(kv.second["range"], key + ".range");
+      o.lower = lo, o.upper = hi;
     }
-    if (n["base_model"])
-      p.base_model = model_path(c.str(n["base_model"], "ps.base_model"), base_dir);
-    if (!n["models"]) c.bad(n, "ps.models", "is required");
-    for (const auto& m : c.strings(n["models"], "ps.models"))
-      p.models.push_back(model_path(m, base_dir));
-    if (p.models.empty()) c.bad(n["models"], "ps.models", "needs at least one model");
-    if (n["layer_groups"])
-      p.layer_groups =
-          static_cast<int>(c.integer(n["layer_groups"], "ps.layer_groups", 1, 1 << 16));
-    if (n["filters"]) p.filters = c.strings(n["filters"], "ps.filters");
-    if (n["separate_embed_head"])
-      p.separate_embed_head = c.boolean(n["separate_embed_head"], "ps.separate_embed_head");
-    if (n["normalize"]) p.normalize = c.boolean(n["normalize"], "ps.normalize");
-    if (n["weight"]) std::tie(p.weight_min, p.weight_max) = c.range(n["weight"], "ps.weight");
-    if (n["density"]) std::tie(p.density_min, p.density_max) = c.range(n["density"], "ps.density");
-    if (n["t"]) std::tie(p.t_min, p.t_max) = c.range(n["t"], "ps.t");
-    if (n["init"]) p.init = c.number(n["init"], "ps.init");
-    if (const auto g = n["genes"]) {
-      if (!g.IsMap()) c.bad(g, "ps.genes", "expected a mapping of gene name to {init, range}");
-      for (const auto& kv : g) {
-        const std::string name = c.key_of(kv.first, "ps.genes"), key = "ps.genes." + name;
-        c.only(kv.second, key, {"init", "range"});
-        GeneOverride o;
-        if (kv.second["init"]) o.init = c.number(kv.second["init"], key + ".init");
-        if (kv.second["range"]) {
-          const auto [lo, hi] = c.range(kv.second["range"], key + ".range");
-          o.lower = lo, o.upper = hi;
-        }
-        p.genes[name] = o;
+    genes[name] = o;
+  }
+  return genes;
+}
+
+// The ps: section (parameter-space search).
+PsPhaseConfig parse_ps(const Ctx& c, const YAML::Node& n, const std::filesystem::path& base_dir,
+                       size_t n_tasks) {
+  c.only(n, "ps", {"method",      "base_model",
+                   "models",      "layer_groups",
+                   "filters",     "separate_embed_head",
+                   "normalize",   "weight",
+                   "density",     "t",
+                   "init",        "genes",
+                   "dtype",       "sigma0",
+                   "population",  "generations",
+                   "evaluations", "restarts",
+                   "separable",   "objective"});
+  PsPhaseConfig p;
+  if (n["method"]) {
+    p.method = c.str(n["method"], "ps.method");
+    // Checked here, not only by the genome, so the message names the file and line.
+    if (!is_searchable_ps_method(p.method))
+      c.bad(n["method"], "ps.method",
+            fmt::format("'{}' is not searchable (use dare_ties, ties, task_arithmetic, linear or "
+                        "slerp)",
+                        p.method));
+  }
+  if (n["base_model"]) p.base_model = model_path(c.str(n["base_model"], "ps.base_model"), base_dir);
+  if (!n["models"]) c.bad(n, "ps.models", "is required");
+  for (const auto& m : c.strings(n["models"], "ps.models"))
+    p.models.push_back(model_path(m, base_dir));
+  if (p.models.empty()) c.bad(n["models"], "ps.models", "needs at least one model");
+  if (n["layer_groups"])
+    p.layer_groups = static_cast<int>(c.integer(n["layer_groups"], "ps.layer_groups", 1, 1 << 16));
+  if (n["filters"]) p.filters = c.strings(n["filters"], "ps.filters");
+  if (n["separate_embed_head"])
+    p.separate_embed_head = c.boolean(n["separate_embed_head"], "ps.separate_embed_head");
+  if (n["normalize"]) p.normalize = c.boolean(n["normalize"], "ps.normalize");
+  if (n["weight"]) std::tie(p.weight_min, p.weight_max) = c.range(n["weight"], "ps.weight");
+  if (n["density"]) std::tie(p.density_min, p.density_max) = c.range(n["density"], "ps.density");
+  if (n["t"]) std::tie(p.t_min, p.t_max) = c.range(n["t"], "ps.t");
+  if (n["init"]) p.init = c.number(n["init"], "ps.init");
+  if (const auto g = n["genes"]) p.genes = parse_genes(c, g);
+  if (n["dtype"]) {
+    const auto name = c.str(n["dtype"], "ps.dtype");
+    const auto dt = dtype_from_torch_name(name);
+    if (!dt || !dtype_is_compute(*dt))
+      c.bad(n["dtype"], "ps.dtype", "expected float32, bfloat16 or float16");
+    p.dtype = *dt;
+  }
+  if (n["sigma0"]) p.sigma0 = c.number(n["sigma0"], "ps.sigma0");
+  if (!(p.sigma0 > 0)) c.bad(n["sigma0"], "ps.sigma0", "must be positive");
+  if (n["population"])
+    p.population = static_cast<int>(c.integer(n["population"], "ps.population", 0, 100000));
+  if (p.population == 1) c.bad(n["population"], "ps.population", "must be 0 (default) or >= 2");
+  if (n["generations"])
+    p.generations = static_cast<int>(c.integer(n["generations"], "ps.generations", 1, 1000000));
+  if (n["evaluations"]) {
+    p.evaluations = c.integer(n["evaluations"], "ps.evaluations", 0, 1LL << 40);
+    if (!n["generations"]) p.generations = 0;  // the budget alone ends the phase
+  }
+  if (n["restarts"]) p.restarts = static_cast<int>(c.integer(n["restarts"], "ps.restarts", 0, 100));
+  if (n["separable"]) p.separable = c.boolean(n["separable"], "ps.separable");
+  if (n["objective"]) {
+    p.objective = c.str(n["objective"], "ps.objective");
+    if (p.objective != "weighted" && p.objective != "pareto")
+      c.bad(n["objective"], "ps.objective", "expected weighted or pareto");
+    if (p.objective == "pareto" && n_tasks < 2)
+      c.bad(n["objective"], "ps.objective", "pareto needs at least two tasks (one objective each)");
+  }
+  return p;
+}
+
+// The dfs: section (data-flow search); has_ps: a ps: section exists (model A may be "ps").
+DfsPhaseConfig parse_dfs(const Ctx& c, const YAML::Node& n, const std::filesystem::path& base_dir,
+                         bool has_ps) {
+  c.only(n, "dfs",
+         {"models", "repeats", "scaling", "scale", "init_on", "init_off", "sigma0", "population",
+          "generations", "evaluations", "separable", "restarts"});
+  DfsPhaseConfig d;
+  if (!n["models"]) c.bad(n, "dfs.models", "is required");
+  for (const auto& m : c.strings(n["models"], "dfs.models"))
+    d.models.push_back(model_path(m, base_dir));
+  if (d.models.size() < 1) c.bad(n["models"], "dfs.models", "needs at least one model");
+  for (size_t i = 1; i < d.models.size(); ++i)
+    if (d.models[i] == "ps")
+      c.bad(n["models"], "dfs.models", "'ps' (the PS winner) can only be model A, the first");
+  if (d.models[0] == "ps" && !has_ps) c.bad(n["models"], "dfs.models", "'ps' needs a ps: section");
+  if (n["repeats"]) d.repeats = static_cast<int>(c.integer(n["repeats"], "dfs.repeats", 1, 16));
+  if (n["scaling"]) d.scaling = c.str(n["scaling"], "dfs.scaling");
+  if (d.scaling != "full" && d.scaling != "model_pair" && d.scaling != "per_hop")
+    c.bad(n["scaling"], "dfs.scaling", "expected full, model_pair or per_hop");
+  if (n["scale"]) std::tie(d.scale_min, d.scale_max) = c.range(n["scale"], "dfs.scale");
+  if (!(d.scale_min > 0)) c.bad(n["scale"], "dfs.scale", "scales must stay positive (min > 0)");
+  if (n["init_on"]) d.init_on = c.number(n["init_on"], "dfs.init_on");
+  if (n["init_off"]) d.init_off = c.number(n["init_off"], "dfs.init_off");
+  if (!(d.init_on > 0))
+    c.bad(n["init_on"], "dfs.init_on", "must be > 0 (model A's layers start on the path)");
+  if (!(d.init_off <= 0))
+    c.bad(n["init_off"], "dfs.init_off", "must be <= 0 (the start is model A's plain path)");
+  if (n["sigma0"]) d.sigma0 = c.number(n["sigma0"], "dfs.sigma0");
+  if (!(d.sigma0 > 0)) c.bad(n["sigma0"], "dfs.sigma0", "must be positive");
+  if (n["population"])
+    d.population = static_cast<int>(c.integer(n["population"], "dfs.population", 0, 100000));
+  if (d.population == 1) c.bad(n["population"], "dfs.population", "must be 0 (default) or >= 2");
+  if (n["generations"])
+    d.generations = static_cast<int>(c.integer(n["generations"], "dfs.generations", 1, 1000000));
+  if (n["evaluations"]) {
+    d.evaluations = c.integer(n["evaluations"], "dfs.evaluations", 0, 1LL << 40);
+    if (!n["generations"]) d.generations = 0;  // the budget alone ends the phase
+  }
+  if (n["separable"]) d.separable = c.boolean(n["separable"], "dfs.separable");
+  if (n["restarts"])
+    d.restarts = static_cast<int>(c.integer(n["restarts"], "dfs.restarts", 0, 100));
+  return d;
+}
+
+// The final: section; n_models: the PS models a per-model uniform grid point weighs.
+FinalConfig parse_final(const Ctx& c, const YAML::Node& n, size_t n_models) {
+  FinalConfig fc;
+  c.only(n, "final", {"top", "uniform_grid", "export_models"});
+  if (n["top"]) fc.top = static_cast<int>(c.integer(n["top"], "final.top", 0, 100));
+  if (n["uniform_grid"]) {
+    if (!n["uniform_grid"].IsSequence())
+      c.bad(n["uniform_grid"], "final.uniform_grid", "expected a list of numbers");
+    fc.uniform_grid.clear();
+    for (size_t i = 0; i < n["uniform_grid"].size(); ++i) {
+      const auto point = n["uniform_grid"][i];
+      const std::string key = fmt::format("final.uniform_grid[{}]", i);
+      std::vector<double> w;
+      if (point.IsSequence()) {
+        if (point.size() != n_models)
+          c.bad(point, key,
+                fmt::format("{} weights for {} PS models (one per model, in ps.models order)",
+                            point.size(), n_models));
+        for (size_t m = 0; m < point.size(); ++m)
+          w.push_back(c.number(point[m], fmt::format("{}[{}]", key, m)));
+      } else {
+        w.push_back(c.number(point, key));
       }
+      fc.uniform_grid.push_back(w);
     }
-    if (n["dtype"]) {
-      const auto name = c.str(n["dtype"], "ps.dtype");
-      const auto dt = dtype_from_torch_name(name);
-      if (!dt || !dtype_is_compute(*dt))
-        c.bad(n["dtype"], "ps.dtype", "expected float32, bfloat16 or float16");
-      p.dtype = *dt;
-    }
-    if (n["sigma0"]) p.sigma0 = c.number(n["sigma0"], "ps.sigma0");
-    if (!(p.sigma0 > 0)) c.bad(n["sigma0"], "ps.sigma0", "must be positive");
-    if (n["population"])
-      p.population = static_cast<int>(c.integer(n["population"], "ps.population", 0, 100000));
-    if (p.population == 1) c.bad(n["population"], "ps.population", "must be 0 (default) or >= 2");
-    if (n["generations"])
-      p.generations = static_cast<int>(c.integer(n["generations"], "ps.generations", 1, 1000000));
-    if (n["evaluations"]) {
-      p.evaluations = c.integer(n["evaluations"], "ps.evaluations", 0, 1LL << 40);
-      if (!n["generations"]) p.generations = 0;  // the budget alone ends the phase
-    }
-    if (n["restarts"])
-      p.restarts = static_cast<int>(c.integer(n["restarts"], "ps.restarts", 0, 100));
-    if (n["separable"]) p.separable = c.boolean(n["separable"], "ps.separable");
-    if (n["objective"]) {
-      p.objective = c.str(n["objective"], "ps.objective");
-      if (p.objective != "weighted" && p.objective != "pareto")
-        c.bad(n["objective"], "ps.objective", "expected weighted or pareto");
-      if (p.objective == "pareto" && cfg.tasks.size() < 2)
-        c.bad(n["objective"], "ps.objective",
-              "pareto needs at least two tasks (one objective each)");
-    }
-    cfg.ps = p;
   }
-  if (const auto n = root["dfs"]) {
-    c.only(n, "dfs",
-           {"models", "repeats", "scaling", "scale", "init_on", "init_off", "sigma0", "population",
-            "generations", "evaluations", "separable", "restarts"});
-    DfsPhaseConfig d;
-    if (!n["models"]) c.bad(n, "dfs.models", "is required");
-    for (const auto& m : c.strings(n["models"], "dfs.models"))
-      d.models.push_back(model_path(m, base_dir));
-    if (d.models.size() < 1) c.bad(n["models"], "dfs.models", "needs at least one model");
-    for (size_t i = 1; i < d.models.size(); ++i)
-      if (d.models[i] == "ps")
-        c.bad(n["models"], "dfs.models", "'ps' (the PS winner) can only be model A, the first");
-    if (d.models[0] == "ps" && !cfg.ps)
-      c.bad(n["models"], "dfs.models", "'ps' needs a ps: section");
-    if (n["repeats"]) d.repeats = static_cast<int>(c.integer(n["repeats"], "dfs.repeats", 1, 16));
-    if (n["scaling"]) d.scaling = c.str(n["scaling"], "dfs.scaling");
-    if (d.scaling != "full" && d.scaling != "model_pair" && d.scaling != "per_hop")
-      c.bad(n["scaling"], "dfs.scaling", "expected full, model_pair or per_hop");
-    if (n["scale"]) std::tie(d.scale_min, d.scale_max) = c.range(n["scale"], "dfs.scale");
-    if (!(d.scale_min > 0)) c.bad(n["scale"], "dfs.scale", "scales must stay positive (min > 0)");
-    if (n["init_on"]) d.init_on = c.number(n["init_on"], "dfs.init_on");
-    if (n["init_off"]) d.init_off = c.number(n["init_off"], "dfs.init_off");
-    if (!(d.init_on > 0))
-      c.bad(n["init_on"], "dfs.init_on", "must be > 0 (model A's layers start on the path)");
-    if (!(d.init_off <= 0))
-      c.bad(n["init_off"], "dfs.init_off", "must be <= 0 (the start is model A's plain path)");
-    if (n["sigma0"]) d.sigma0 = c.number(n["sigma0"], "dfs.sigma0");
-    if (!(d.sigma0 > 0)) c.bad(n["sigma0"], "dfs.sigma0", "must be positive");
-    if (n["population"])
-      d.population = static_cast<int>(c.integer(n["population"], "dfs.population", 0, 100000));
-    if (d.population == 1) c.bad(n["population"], "dfs.population", "must be 0 (default) or >= 2");
-    if (n["generations"])
-      d.generations = static_cast<int>(c.integer(n["generations"], "dfs.generations", 1, 1000000));
-    if (n["evaluations"]) {
-      d.evaluations = c.integer(n["evaluations"], "dfs.evaluations", 0, 1LL << 40);
-      if (!n["generations"]) d.generations = 0;  // the budget alone ends the phase
-    }
-    if (n["separable"]) d.separable = c.boolean(n["separable"], "dfs.separable");
-    if (n["restarts"])
-      d.restarts = static_cast<int>(c.integer(n["restarts"], "dfs.restarts", 0, 100));
-    cfg.dfs = d;
+  if (n["export_models"]) fc.export_models = c.boolean(n["export_models"], "final.export_models");
+  return fc;
+}
+
+}  // namespace
+
+EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view where,
+                                 const std::filesystem::path& base_dir) {
+  Ctx c{"evolve-config", std::string(where)};
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    fail("evolve-config", "{}:{}: {}", where, e.mark.line + 1, e.msg);
   }
+  EvolveConfig cfg;
+  cfg.where = std::string(where);
+  c.only(root, "",
+         {"seed", "tasks", "opt_split", "test_split", "items_per_generation", "fresh_items",
+          "racing", "validation_items", "fitness", "threads", "micro_batch", "cached_candidates",
+          "device", "precision", "ps", "dfs", "final"});
+  if (root["seed"])
+    cfg.seed = static_cast<uint64_t>(c.integer(root["seed"], "seed", 0, (1LL << 53)));
+  cfg.tasks = parse_tasks(c, root, base_dir);
+  parse_run_settings(c, root, cfg);
+  if (const auto n = root["ps"]) cfg.ps = parse_ps(c, n, base_dir, cfg.tasks.size());
+  if (const auto n = root["dfs"]) cfg.dfs = parse_dfs(c, n, base_dir, cfg.ps.has_value());
   if (!cfg.ps && !cfg.dfs)
     c.bad(root, "ps/dfs", "at least one of the sections ps: and dfs: is required");
-  if (const auto n = root["final"]) {
-    c.only(n, "final", {"top", "uniform_grid", "export_models"});
-    if (n["top"]) cfg.final.top = static_cast<int>(c.integer(n["top"], "final.top", 0, 100));
-    if (n["uniform_grid"]) {
-      if (!n["uniform_grid"].IsSequence())
-        c.bad(n["uniform_grid"], "final.uniform_grid", "expected a list of numbers");
-      cfg.final.uniform_grid.clear();
-      const size_t n_models = cfg.ps ? cfg.ps->models.size() : 0;
-      for (size_t i = 0; i < n["uniform_grid"].size(); ++i) {
-        const auto point = n["uniform_grid"][i];
-        const std::string key = fmt::format("final.uniform_grid[{}]", i);
-        std::vector<double> w;
-        if (point.IsSequence()) {
-          if (point.size() != n_models)
-            c.bad(point, key,
-                  fmt::format("{} weights for {} PS models (one per model, in ps.models order)",
-                              point.size(), n_models));
-          for (size_t m = 0; m < point.size(); ++m)
-            w.push_back(c.number(point[m], fmt::format("{}[{}]", key, m)));
-        } else {
-          w.push_back(c.number(point, key));
-        }
-        cfg.final.uniform_grid.push_back(w);
-      }
-    }
-    if (n["export_models"])
-      cfg.final.export_models = c.boolean(n["export_models"], "final.export_models");
-  }
+  if (const auto n = root["final"])
+    cfg.final = parse_final(c, n, cfg.ps ? cfg.ps->models.size() : 0);
   return cfg;
 }
 
