@@ -81,6 +81,53 @@ json item_json(const eval::TaskScore& s, const eval::ItemResult& it, eval::Outpu
   return j;
 }
 
+// --output: one JSON line per scored item, every task in order.
+std::string scored_item_lines(const eval::ScoreReport& rep, const eval::Scorer& scorer) {
+  std::string lines;
+  for (size_t t = 0; t < rep.tasks.size(); ++t)
+    for (const auto& it : rep.tasks[t].items)
+      lines += item_json(rep.tasks[t], it, scorer.task(t).spec().output_type)
+                   .dump(-1, ' ', false, json::error_handler_t::replace) +
+               "\n";
+  return lines;
+}
+
+// --json: the candidate, each task's score with its interval, and the weighted total.
+json eval_report_json(const EvalOptions& opt, const std::string& what, const eval::ScoreReport& rep,
+                      const eval::Scorer& scorer) {
+  json out;
+  out["model"] = opt.model;
+  out["candidate"] = what;
+  auto& list = out["tasks"] = json::array();
+  for (size_t t = 0; t < rep.tasks.size(); ++t) {
+    const auto& s = rep.tasks[t];
+    json j;
+    j["task"] = s.task;
+    j["file"] = opt.tasks[t];
+    j["split"] = s.split;
+    j["weight"] = scorer.weight(t);
+    j["metric"] = s.metric;
+    j["higher_is_better"] = s.higher_is_better;
+    j["n"] = s.scored;
+    j["failed"] = s.failed;
+    if (!s.note.empty()) j["note"] = s.note;
+    if (s.failed) {
+      j["error"] = s.error;
+    } else {
+      j["score"] = s.score;
+      j["ci95"] = {s.ci.lo, s.ci.hi};
+      j["metrics"] = s.metrics;
+    }
+    list.push_back(j);
+  }
+  out["failed"] = rep.failed;
+  if (!std::isnan(rep.total)) {
+    out["total"] = rep.total;
+    out["total_ci95"] = {rep.total_ci.lo, rep.total_ci.hi};
+  }
+  return out;
+}
+
 int run_eval(const EvalOptions& opt) {
   if (!opt.weights.empty() && opt.weights.size() != opt.tasks.size())
     fail("eval", "--weight given {} times for {} --task files (give one weight per task, in order)",
@@ -166,48 +213,10 @@ int run_eval(const EvalOptions& opt) {
   for (size_t t = 0; t < scorer.num_tasks(); ++t) w.push_back(scorer.weight(t));
   eval::aggregate_report(rep, w);
 
-  if (!opt.output.empty()) {
-    std::string lines;
-    for (size_t t = 0; t < rep.tasks.size(); ++t)
-      for (const auto& it : rep.tasks[t].items)
-        lines += item_json(rep.tasks[t], it, scorer.task(t).spec().output_type)
-                     .dump(-1, ' ', false, json::error_handler_t::replace) +
-                 "\n";
-    write_file_atomic(opt.output, lines);
-  }
-
+  if (!opt.output.empty()) write_file_atomic(opt.output, scored_item_lines(rep, scorer));
   if (opt.json) {
-    json out;
-    out["model"] = opt.model;
-    out["candidate"] = what;
-    auto& list = out["tasks"] = json::array();
-    for (size_t t = 0; t < rep.tasks.size(); ++t) {
-      const auto& s = rep.tasks[t];
-      json j;
-      j["task"] = s.task;
-      j["file"] = opt.tasks[t];
-      j["split"] = s.split;
-      j["weight"] = scorer.weight(t);
-      j["metric"] = s.metric;
-      j["higher_is_better"] = s.higher_is_better;
-      j["n"] = s.scored;
-      j["failed"] = s.failed;
-      if (!s.note.empty()) j["note"] = s.note;
-      if (s.failed) {
-        j["error"] = s.error;
-      } else {
-        j["score"] = s.score;
-        j["ci95"] = {s.ci.lo, s.ci.hi};
-        j["metrics"] = s.metrics;
-      }
-      list.push_back(j);
-    }
-    out["failed"] = rep.failed;
-    if (!std::isnan(rep.total)) {
-      out["total"] = rep.total;
-      out["total_ci95"] = {rep.total_ci.lo, rep.total_ci.hi};
-    }
-    fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
+    fmt::print("{}\n", eval_report_json(opt, what, rep, scorer)
+                           .dump(2, ' ', false, json::error_handler_t::replace));
   } else {
     std::vector<report::EvalTableTask> table_tasks;
     for (size_t t = 0; t < scorer.num_tasks(); ++t)
