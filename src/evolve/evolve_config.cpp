@@ -114,6 +114,28 @@ std::map<std::string, GeneOverride> parse_genes(const Ctx& c, const YAML::Node& 
   return genes;
 }
 
+// The CMA-ES settings both phases share (sigma0, population, budget in generations and/or
+// evaluations, restarts, separable), under `phase.` in messages.
+template <class PhaseConfig>
+void parse_search_settings(const Ctx& c, const YAML::Node& n, std::string_view phase,
+                           PhaseConfig& p) {
+  const auto key = [&](std::string_view k) { return fmt::format("{}.{}", phase, k); };
+  if (n["sigma0"]) p.sigma0 = c.number(n["sigma0"], key("sigma0"));
+  if (!(p.sigma0 > 0)) c.bad(n["sigma0"], key("sigma0"), "must be positive");
+  if (n["population"])
+    p.population = static_cast<int>(c.integer(n["population"], key("population"), 0, 100000));
+  if (p.population == 1) c.bad(n["population"], key("population"), "must be 0 (default) or >= 2");
+  if (n["generations"])
+    p.generations = static_cast<int>(c.integer(n["generations"], key("generations"), 1, 1000000));
+  if (n["evaluations"]) {
+    p.evaluations = c.integer(n["evaluations"], key("evaluations"), 0, 1LL << 40);
+    if (!n["generations"]) p.generations = 0;  // the budget alone ends the phase
+  }
+  if (n["restarts"])
+    p.restarts = static_cast<int>(c.integer(n["restarts"], key("restarts"), 0, 100));
+  if (n["separable"]) p.separable = c.boolean(n["separable"], key("separable"));
+}
+
 // The ps: section (parameter-space search).
 PsPhaseConfig parse_ps(const Ctx& c, const YAML::Node& n, const std::filesystem::path& base_dir,
                        size_t n_tasks) {
@@ -160,19 +182,7 @@ PsPhaseConfig parse_ps(const Ctx& c, const YAML::Node& n, const std::filesystem:
       c.bad(n["dtype"], "ps.dtype", "expected float32, bfloat16 or float16");
     p.dtype = *dt;
   }
-  if (n["sigma0"]) p.sigma0 = c.number(n["sigma0"], "ps.sigma0");
-  if (!(p.sigma0 > 0)) c.bad(n["sigma0"], "ps.sigma0", "must be positive");
-  if (n["population"])
-    p.population = static_cast<int>(c.integer(n["population"], "ps.population", 0, 100000));
-  if (p.population == 1) c.bad(n["population"], "ps.population", "must be 0 (default) or >= 2");
-  if (n["generations"])
-    p.generations = static_cast<int>(c.integer(n["generations"], "ps.generations", 1, 1000000));
-  if (n["evaluations"]) {
-    p.evaluations = c.integer(n["evaluations"], "ps.evaluations", 0, 1LL << 40);
-    if (!n["generations"]) p.generations = 0;  // the budget alone ends the phase
-  }
-  if (n["restarts"]) p.restarts = static_cast<int>(c.integer(n["restarts"], "ps.restarts", 0, 100));
-  if (n["separable"]) p.separable = c.boolean(n["separable"], "ps.separable");
+  parse_search_settings(c, n, "ps", p);
   if (n["objective"]) {
     p.objective = c.str(n["objective"], "ps.objective");
     if (p.objective != "weighted" && p.objective != "pareto")
@@ -210,20 +220,7 @@ DfsPhaseConfig parse_dfs(const Ctx& c, const YAML::Node& n, const std::filesyste
     c.bad(n["init_on"], "dfs.init_on", "must be > 0 (model A's layers start on the path)");
   if (!(d.init_off <= 0))
     c.bad(n["init_off"], "dfs.init_off", "must be <= 0 (the start is model A's plain path)");
-  if (n["sigma0"]) d.sigma0 = c.number(n["sigma0"], "dfs.sigma0");
-  if (!(d.sigma0 > 0)) c.bad(n["sigma0"], "dfs.sigma0", "must be positive");
-  if (n["population"])
-    d.population = static_cast<int>(c.integer(n["population"], "dfs.population", 0, 100000));
-  if (d.population == 1) c.bad(n["population"], "dfs.population", "must be 0 (default) or >= 2");
-  if (n["generations"])
-    d.generations = static_cast<int>(c.integer(n["generations"], "dfs.generations", 1, 1000000));
-  if (n["evaluations"]) {
-    d.evaluations = c.integer(n["evaluations"], "dfs.evaluations", 0, 1LL << 40);
-    if (!n["generations"]) d.generations = 0;  // the budget alone ends the phase
-  }
-  if (n["separable"]) d.separable = c.boolean(n["separable"], "dfs.separable");
-  if (n["restarts"])
-    d.restarts = static_cast<int>(c.integer(n["restarts"], "dfs.restarts", 0, 100));
+  parse_search_settings(c, n, "dfs", d);
   return d;
 }
 
