@@ -706,54 +706,13 @@ void gta(const Run& r, const GtaKind& kind, float* out) {
   double wsum = 0;
   for (float x : w) wsum += x;
   const float lam = static_cast<float>(lambda);
-  if (kind.consensus) {
-    r.each([&](size_t cb, size_t ce) {
-      // Per block of 4096 elements, element-inner loops: S = sum of weighted deltas; then, per input,
-      // the entries whose sign agrees with S (>= 0 counts as +; an exact zero never agrees) add to
-      // delta and den. Stack buffers: thread_local ones would cost a TLS lookup per access.
-      constexpr size_t kBlock = 4096;
-      float S[kBlock], delta[kBlock], den[kBlock];
-      for (size_t b = cb; b < ce; b += kBlock) {
-        const size_t len = std::min(kBlock, ce - b);
-        std::fill(S, S + len, 0.0f);
-        std::fill(delta, delta + len, 0.0f);
-        std::fill(den, den + len, 0.0f);
-        for (size_t i = 0; i < m; ++i) {
-          const float wi = ws[i];
-          const float* x = d[i] + b;
-          for (size_t j = 0; j < len; ++j) S[j] += wi * x[j];
-        }
-        for (size_t i = 0; i < m; ++i) {
-          const float wi = ws[i], wd_den = w[i];
-          const float* x = d[i] + b;
-          for (size_t j = 0; j < len; ++j) {
-            const float wd = wi * x[j];
-            // agree: same sign as the vote (a zero never agrees); written branch-free to vectorise
-            const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
-            const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
-            delta[j] += keep * wd;
-            den[j] += keep * wd_den;
-          }
-        }
-        for (size_t j = 0; j < len; ++j) {
-          float dl = delta[j];
-          if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
-          out[b + j] = B[b + j] + lam * dl;
-        }
-      }
-    });
-  } else {
-    const float inv = normalize ? static_cast<float>(1.0 / (std::fabs(wsum) < 1e-8 ? 1.0 : wsum)) : 1.0f;
-    r.each([&](size_t b, size_t e) {
-      for (size_t j = b; j < e; ++j) out[j] = 0.0f;
-      for (size_t i = 0; i < m; ++i) {
-        const float wi = ws[i];
-        const float* x = d[i];
-        for (size_t j = b; j < e; ++j) out[j] += wi * x[j];
-      }
-      for (size_t j = b; j < e; ++j) out[j] = B[j] + lam * (out[j] * inv);
-    });
-  }
+  const float inv = normalize ? static_cast<float>(1.0 / (std::fabs(wsum) < 1e-8 ? 1.0 : wsum)) : 1.0f;
+  r.each([&](size_t b, size_t e) {
+    std::vector<const float*> x(m);
+    for (size_t i = 0; i < m; ++i) x[i] = d[i] + b;
+    detail::combine_task_vectors(x.data(), m, ws.data(), w.data(), B + b, e - b, kind.consensus,
+                                 normalize, lam, inv, out + b);
+  });
 }
 
 // §2.8

@@ -3,6 +3,7 @@
 // at, the counter-based random bits behind DARE's masks, and DARE's delta + keep + L1 chunk sums.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -70,6 +71,61 @@ inline void dare_chunk(const float* T, const float* B, size_t len, size_t index0
   }
   l1_before = sb;
   l1_after = sa;
+}
+
+// How a GTA merge combines its task vectors, element by element over [0, len): X[i] points at
+// task vector i for these elements (ws[i]: its weight times DARE's rescale, w[i]: its weight),
+//   consensus (TIES's sign election and disjoint mean): S = sum_i ws_i x_i; the entries whose sign
+//     agrees with S (>= 0 counts as +; an exact zero never agrees) add ws_i x_i to delta and w_i to
+//     den; out = B + lam * delta (/ den when normalize, a zero den counting as 1);
+//   otherwise: out = B + lam * (sum_i ws_i x_i) * inv.
+// Shared by the plain and the streaming path so their bits agree. Element-wise only (no
+// reduction across elements), so any split of a tensor into ranges gives the same bits.
+inline void combine_task_vectors(const float* const* X, size_t m, const float* ws, const float* w,
+                                 const float* B, size_t len, bool consensus, bool normalize,
+                                 float lam, float inv, float* out) {
+  if (!consensus) {
+    for (size_t j = 0; j < len; ++j) out[j] = 0.0f;
+    for (size_t i = 0; i < m; ++i) {
+      const float wi = ws[i];
+      const float* x = X[i];
+      for (size_t j = 0; j < len; ++j) out[j] += wi * x[j];
+    }
+    for (size_t j = 0; j < len; ++j) out[j] = B[j] + lam * (out[j] * inv);
+    return;
+  }
+  // Blocks of 4096 elements, element-inner loops (they vectorise); stack buffers: thread_local
+  // ones would cost a TLS lookup per access.
+  constexpr size_t kBlock = 4096;
+  float S[kBlock], delta[kBlock], den[kBlock];
+  for (size_t o = 0; o < len; o += kBlock) {
+    const size_t bl = std::min(kBlock, len - o);
+    std::fill(S, S + bl, 0.0f);
+    std::fill(delta, delta + bl, 0.0f);
+    std::fill(den, den + bl, 0.0f);
+    for (size_t i = 0; i < m; ++i) {
+      const float wi = ws[i];
+      const float* x = X[i] + o;
+      for (size_t j = 0; j < bl; ++j) S[j] += wi * x[j];
+    }
+    for (size_t i = 0; i < m; ++i) {
+      const float wi = ws[i], wd_den = w[i];
+      const float* x = X[i] + o;
+      for (size_t j = 0; j < bl; ++j) {
+        const float wd = wi * x[j];
+        // agree: same sign as the vote; written branch-free to vectorise
+        const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
+        const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
+        delta[j] += keep * wd;
+        den[j] += keep * wd_den;
+      }
+    }
+    for (size_t j = 0; j < bl; ++j) {
+      float dl = delta[j];
+      if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
+      out[o + j] = B[o + j] + lam * dl;
+    }
+  }
 }
 
 // One GTA merge (ties, dare_ties, dare_linear) of one tensor, its parameters resolved: what the

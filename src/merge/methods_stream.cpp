@@ -364,49 +364,8 @@ struct Combine {
 // out[0..len) = B + lam * the combined task vectors X[q][0..len) of one tile, as gta() computes it.
 void combine_tile(const Combine& k, const std::vector<float*>& X, const float* B, size_t len,
                   float* out) {
-  const size_t na = X.size();
-  const float lam = k.lam;
-  if (!k.consensus) {
-    // gta()'s non-consensus sum: out = B + lam * (sum_i ws_i x_i) * inv
-    for (size_t j = 0; j < len; ++j) out[j] = 0.0f;
-    for (size_t q = 0; q < na; ++q) {
-      const float wi = k.ws[q];
-      const float* x = X[q];
-      for (size_t j = 0; j < len; ++j) out[j] += wi * x[j];
-    }
-    for (size_t j = 0; j < len; ++j) out[j] = B[j] + lam * (out[j] * k.inv);
-    return;
-  }
-  // gta()'s sign election and disjoint mean, block by block (see the comments there).
-  constexpr size_t kBlock = 4096;
-  float S[kBlock], delta[kBlock], den[kBlock];
-  for (size_t o = 0; o < len; o += kBlock) {
-    const size_t bl = std::min(kBlock, len - o);
-    std::fill(S, S + bl, 0.0f);
-    std::fill(delta, delta + bl, 0.0f);
-    std::fill(den, den + bl, 0.0f);
-    for (size_t q = 0; q < na; ++q) {
-      const float wi = k.ws[q];
-      const float* x = X[q] + o;
-      for (size_t j = 0; j < bl; ++j) S[j] += wi * x[j];
-    }
-    for (size_t q = 0; q < na; ++q) {
-      const float wi = k.ws[q], wd_den = k.w[q];
-      const float* x = X[q] + o;
-      for (size_t j = 0; j < bl; ++j) {
-        const float wd = wi * x[j];
-        const float vote = S[j] >= 0.0f ? 1.0f : -1.0f;
-        const float keep = wd * vote > 0.0f ? 1.0f : 0.0f;
-        delta[j] += keep * wd;
-        den[j] += keep * wd_den;
-      }
-    }
-    for (size_t j = 0; j < bl; ++j) {
-      float dl = delta[j];
-      if (k.normalize) dl /= den[j] == 0 ? 1.0f : den[j];
-      out[o + j] = B[o + j] + lam * dl;
-    }
-  }
+  detail::combine_task_vectors(X.data(), X.size(), k.ws.data(), k.w.data(), B, len, k.consensus,
+                               k.normalize, k.lam, k.inv, out);
 }
 
 }  // namespace
