@@ -251,6 +251,17 @@ std::string config_hash(const nlohmann::json& config) {
   return fmt::format("{:016x}", fnv1a64(config.dump()));
 }
 
+void RunStore::transaction(const std::function<void()>& body) const {
+  exec("BEGIN IMMEDIATE");
+  try {
+    body();
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
 void RunStore::exec(const char* sql) const {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -332,15 +343,10 @@ void RunStore::migrate() {
          path_.string(), sqlite3_errmsg(db_));
   if (*version == kSchemaVersion) return;
   if (*version == 1) {
-    exec("BEGIN IMMEDIATE");
-    try {
+    transaction([&] {
       exec(kMigrateV1ToV2);
       store_detail::migrate_v1_to_v2_report_tables(db_, path_);
-      exec("COMMIT");
-    } catch (...) {
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
+    });
     return;
   }
   if (*version == 0)
@@ -504,8 +510,7 @@ GenerationStats generation_stats(const std::vector<CandidateRecord>& candidates,
 
 void RunStore::commit_generation(const std::vector<CandidateRecord>& candidates,
                                  const OptimiserState& state) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     {
       Stmt dup(db_, "SELECT 1 FROM optimiser_state WHERE phase = ? AND generation = ?", path_);
       dup.bind(1, state.phase).bind(2, state.generation);
@@ -546,11 +551,7 @@ void RunStore::commit_generation(const std::vector<CandidateRecord>& candidates,
     st.bind(4, state.extra.dump()).bind(5, now_utc());
     st.step();
     store_detail::insert_generation(db_, path_, generation_stats(candidates, state));
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 std::optional<OptimiserState> RunStore::last_state(const std::string& phase) const {
@@ -671,8 +672,7 @@ std::optional<nlohmann::json> RunStore::phase_result(const std::string& phase) c
 }
 
 void RunStore::add_final_result(const FinalResult& r) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     Stmt(db_,
          "INSERT INTO final_result (label, split, task_scores, score, ci_low, ci_high, details, "
          "kind, phase) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (label, split) DO UPDATE SET "
@@ -696,11 +696,7 @@ void RunStore::add_final_result(const FinalResult& r) {
     EM_ASSERT(id.step());
     Stmt(db_, "DELETE FROM final_item_result WHERE final_id = ?", path_).bind(1, id.i64(0)).step();
     insert_items(db_, path_, "final_item_result", "final_id", id.i64(0), r.items);
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 std::vector<FinalResult> RunStore::read_final_results(const std::string& where,
@@ -759,8 +755,7 @@ std::optional<nlohmann::json> RunStore::final_stage(const std::string& key) cons
 }
 
 void RunStore::set_input_fingerprints(const std::vector<InputFingerprint>& inputs) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     exec("DELETE FROM input_fingerprint");
     for (const auto& in : inputs)
       Stmt(
@@ -774,11 +769,7 @@ void RunStore::set_input_fingerprints(const std::vector<InputFingerprint>& input
           .bind(4, in.detail.dump())
           .bind(5, now_utc())
           .step();
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 std::vector<InputFingerprint> RunStore::input_fingerprints() const {
@@ -792,8 +783,7 @@ std::vector<InputFingerprint> RunStore::input_fingerprints() const {
 
 void RunStore::set_pareto_front(const std::string& phase,
                                 const std::vector<ParetoMember>& members) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     exec(
         "CREATE TABLE IF NOT EXISTS pareto_front (id INTEGER PRIMARY KEY, phase TEXT NOT NULL, "
         "rank INTEGER NOT NULL, label TEXT NOT NULL, genome TEXT NOT NULL, params TEXT NOT NULL, "
@@ -813,11 +803,7 @@ void RunStore::set_pareto_front(const std::string& phase,
           .bind(7, members[i].test_scores.dump())
           .bind(8, now_utc())
           .step();
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 std::vector<ParetoMember> RunStore::pareto_front(const std::string& phase) const {

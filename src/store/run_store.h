@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -217,6 +218,9 @@ class RunStore {
  private:
   RunStore() = default;
   void exec(const char* sql) const;
+  // body() inside BEGIN IMMEDIATE ... COMMIT; rolled back (and the exception passed on) if it
+  // throws.
+  void transaction(const std::function<void()>& body) const;
   void create(const std::filesystem::path& dir, RunInfo& info);
   void migrate();  // to kSchemaVersion (the v1 -> v2 migration), or an Error naming the version
   void read_info();
