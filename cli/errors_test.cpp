@@ -263,7 +263,7 @@ std::vector<ErrorCase> cases() {
       {"evolve-seed-not-an-integer", "evolve {T}/e-seed.yml --run {T}/run-x",
        "{T}/e-seed.yml:5: seed: expected an integer"},
       {"evolve-not-yaml", "evolve {T}/e-not-yaml.yml --run {T}/run-x",
-       "[evolve-config] {T}/e-not-yaml.yml:2: end of sequence flow not found"},
+       "[evolve-config] {T}/e-not-yaml.yml:2: invalid YAML: end of sequence flow not found"},
       {"evolve-task-missing", "evolve {T}/e-task-missing.yml --run {T}/run-x",
        "[evolve] {T}/e-task-missing.yml: tasks[0]: no such task file 'nope.yaml'"},
       {"evolve-model-missing", "evolve {T}/e-model-missing.yml --run {T}/run-x",

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/json_limits.h"
 #include "common/text.h"
+#include "common/yaml.h"
 #include "common/yaml_fields.h"
 #include "eval/extract.h"
 #include "eval/script.h"
@@ -488,12 +489,8 @@ void parse_answer_extraction(const Ctx& c, const YAML::Node& root, TaskSpec& s) 
 
 TaskSpec parse_task_spec(std::string_view yaml_text, const fs::path& file) {
   Ctx c{{"eval", file.string()}};
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    fail("eval", "{}: not valid YAML: {}", c.where, e.what());
-  }
+  // One document, no key twice, nesting bounded (common/yaml.h), as merge configs are read.
+  const YAML::Node root = load_yaml_document(yaml_text, c.where, "eval");
   if (!root.IsMap()) fail("eval", "{}: a task file must be a YAML mapping", c.where);
   c.only(root, "",
          {"task",

@@ -218,7 +218,10 @@ TEST_F(TaskFiles, BadInputIsNamed) {
                            "doc_to_text: \"{{question}}\"\ndoc_to_target: \"{{answer}}\"\n"),
                   {"splits_by_index.test", "exceeds"}));
   // Not YAML at all.
-  EXPECT_TRUE(has(error_of("task: [unclosed\n"), {"t.yaml", "not valid YAML"}));
+  EXPECT_TRUE(has(error_of("task: [unclosed\n"), {"t.yaml:2: invalid YAML"}));
+  // A key given twice: an error naming both lines (yaml-cpp alone would keep the first).
+  EXPECT_TRUE(has(error_of(std::string(kMath) + "task: again\n"),
+                  {"t.yaml:19: key 'task' appears twice in the same mapping (lines 1 and 19)"}));
   // multiple_choice target that is not a choice.
   write("d.jsonl", "{\"p\": \"x\", \"a\": \"maybe\"}\n");
   EXPECT_TRUE(has(

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/text.h"
+#include "common/yaml.h"
 #include "common/yaml_fields.h"
 #include "evolve/genome.h"
 #include "infer/engine.h"
@@ -259,12 +260,8 @@ FinalConfig parse_final(const Ctx& c, const YAML::Node& n, size_t n_models) {
 EvolveConfig parse_evolve_config(std::string_view yaml_text, std::string_view where,
                                  const std::filesystem::path& base_dir) {
   Ctx c{"evolve-config", std::string(where)};
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    fail("evolve-config", "{}:{}: {}", where, e.mark.line + 1, e.msg);
-  }
+  // One document, no key twice, nesting bounded (common/yaml.h), as merge configs are read.
+  const YAML::Node root = load_yaml_document(yaml_text, where, "evolve-config");
   EvolveConfig cfg;
   cfg.where = std::string(where);
   c.only(root, "",

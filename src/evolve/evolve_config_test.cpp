@@ -62,6 +62,10 @@ TEST(EvolveConfig, BadInputNamesLineAndKey) {
                "run.yml:2: ps.bogus: unknown key");
   expect_error("tasks: [a.yaml]\nps: {models: [a], layer_groups: 0}\n", "ps.layer_groups");
   expect_error("tasks: [a.yaml]\n", "at least one of the sections");
+  // A key given twice (yaml-cpp alone keeps the first, PyYAML the last): both lines named.
+  expect_error("tasks: [a.yaml]\nps: {models: [a]}\nseed: 1\nseed: 2\n",
+               "key 'seed' appears twice in the same mapping (lines 3 and 4)");
+  expect_error("tasks: [a.yaml]\nps: {models: [a]}\n---\ntasks: [b.yaml]\n", "YAML documents");
   expect_error("ps: {models: [a]}\n", "tasks");
   expect_error("tasks: [a.yaml]\nps: {models: [a], weight: [1, 0]}\n", "ps.weight");
   expect_error("tasks: [a.yaml]\ndfs: {models: [ps, b]}\n", "'ps' needs a ps: section");
