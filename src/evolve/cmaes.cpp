@@ -207,7 +207,7 @@ void Cmaes::update_eigensystem(bool force) {
 void Cmaes::tell(const std::vector<double>& fitness) {
   EM_ASSERT_MSG(asked_, "tell() without ask()");
   EM_ASSERT(!stopped());
-  const int n = params_.n, lambda = params_.lambda;
+  const int lambda = params_.lambda;
   if (fitness.size() != static_cast<size_t>(lambda))
     fail("cmaes", "tell() got {} fitness values for a population of {}", fitness.size(), lambda);
 
@@ -226,7 +226,19 @@ void Cmaes::tell(const std::vector<double>& fitness) {
     best_f_ = sorted_f[0];
     best_x_ = arx_[order[0]];
   }
+  update_distribution(order);
+  ++run_generation_;
+  ++generation_;
+  update_eigensystem(false);
+  asked_ = false;
+  record_generation(sorted_f);
+  stop_or_restart(sorted_f);
+}
 
+// Mean, evolution paths, covariance (rank-one and active rank-mu) and step size from the ranked
+// samples: order[i] is the index of the i-th best sample of this generation.
+void Cmaes::update_distribution(const std::vector<int>& order) {
+  const int n = params_.n, lambda = params_.lambda;
   // Steps y_k = (x_k - m) / sigma of the ranked samples, and C^{-1/2} y_k.
   std::vector<Eigen::VectorXd> y(lambda);
   for (int i = 0; i < lambda; ++i) y[i] = (arz_[order[i]] - mean_) / sigma_;
@@ -274,12 +286,11 @@ void Cmaes::tell(const std::vector<double>& fitness) {
 
   // CSA; the change per generation is capped at a factor e (as pycma does) against blow-ups.
   sigma_ *= std::exp(std::min(1.0, (params_.cs / params_.ds) * (ps_norm / params_.chi_n - 1)));
+}
 
-  ++run_generation_;
-  ++generation_;
-  update_eigensystem(false);
-  asked_ = false;
-
+// The generation's summary (last()) and the histories the stopping criteria read, bounded.
+void Cmaes::record_generation(const std::vector<double>& sorted_f) {
+  const int n = params_.n, lambda = params_.lambda;
   last_ = Generation{};
   last_.generation = generation_;
   last_.restart = restart_;
@@ -290,7 +301,6 @@ void Cmaes::tell(const std::vector<double>& fitness) {
       lambda % 2 ? sorted_f[lambda / 2] : 0.5 * (sorted_f[lambda / 2 - 1] + sorted_f[lambda / 2]);
   last_.sigma = sigma_;
 
-  // Histories (bounded to what the criteria read).
   hist_best_.push_back(last_.best);
   hist_median_.push_back(last_.median);
   const size_t tolfun_window = 10 + static_cast<size_t>(std::ceil(30.0 * n / lambda));
@@ -300,8 +310,12 @@ void Cmaes::tell(const std::vector<double>& fitness) {
     hist_best_.erase(hist_best_.begin(), hist_best_.begin() + (hist_best_.size() - cap));
     hist_median_.erase(hist_median_.begin(), hist_median_.begin() + (hist_median_.size() - cap));
   }
+}
 
-  // Global criteria first.
+// Global criteria end the search; a local one ends this run and, while restarts are left, starts
+// the next (IPOP: lambda times incpopsize, from x0 or a uniform point of the box).
+void Cmaes::stop_or_restart(const std::vector<double>& sorted_f) {
+  const int n = params_.n, lambda = params_.lambda;
   StopReason reason = StopReason::None;
   if (best_f_ <= options_.ftarget)
     reason = StopReason::FTarget;

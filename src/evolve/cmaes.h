@@ -155,6 +155,10 @@ class Cmaes {
   void start_run(const Eigen::VectorXd& x0_unbounded, int lambda);
   void update_eigensystem(bool force);
   StopReason check_local_stop(const std::vector<double>& sorted_f);
+  // The steps of tell(), in order.
+  void update_distribution(const std::vector<int>& order);
+  void record_generation(const std::vector<double>& sorted_f);
+  void stop_or_restart(const std::vector<double>& sorted_f);
 
   CmaesOptions options_;
   CmaesParams params_;
