@@ -92,9 +92,9 @@ struct EngineOptions {
   Precision precision = Precision::Exact;
 };
 
-// Threads (cpu device): the engine parallelises with its own pool (options.threads) and calls
-// OpenBLAS sgemm single-threaded from each worker; constructing a cpu Engine sets OpenBLAS to 1
-// thread process-wide.
+// Threads (cpu device): the engine parallelises with its own pool (options.threads); its GEMM and
+// attention kernels are its own (gemm.h, attention_kernels.h) or oneDNN's (amx), run
+// single-threaded from each worker.
 // One call at a time per Engine (calls reuse its buffers and KV caches); separate Engines may run
 // concurrently. The fast path is tested against reference_forward() (infer/reference_forward.h).
 class Engine {

@@ -13,14 +13,13 @@
 //    decoding step allocates nothing.
 #include "infer/cpu/cpu_backend.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <thread>
 
 #include "common/error.h"
+#include "infer/attention_kernels.h"
 #include "infer/kernels.h"
 #include "infer/rope.h"
 #include "tensor/convert.h"
@@ -77,13 +76,13 @@ void rms_norm(const float* x, float* y, int64_t n, const float* weight, float ep
   for (i = 0; i < n; ++i) y[i] = weight[i] * (x[i] * inv);
 }
 
-// log-softmax of `target` over the first `vocab` logits; also whether target is the argmax.
+// log-softmax of `target` over the first `vocab` logits; also whether target is the argmax. The
+// normaliser with the attention kernels' exp (log_sum_exp: f32 terms, summed in double per 256).
 TokenLogProb logprob(const float* logits, int64_t vocab, int32_t target) {
   const int64_t best = argmax(logits, vocab);
-  const double mx = logits[best];
-  double sum = 0;
-  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
-  return {static_cast<double>(logits[target]) - mx - std::log(sum), best == target};
+  const float mx = logits[best];
+  const double lse = log_sum_exp(selected_attention_kernel(), logits, vocab, mx);
+  return {static_cast<double>(logits[target]) - mx - lse, best == target};
 }
 
 template <class T>
@@ -117,9 +116,7 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(const BackendOptions& o)
       : options_(o),
         pool_(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency())) {
-    // Parallelism is ours (ThreadPool); each thread calls sgemm on its own block. Process-wide.
-    openblas_set_num_threads(1);
-    score_scratch_.resize(pool_.size());
+    attn_scratch_.resize(pool_.size());
   }
 
   std::string name() const override { return "cpu"; }
@@ -158,7 +155,7 @@ class CpuBackend final : public Backend {
     if (s.kv.size() < need) s.kv.resize(need);
     // One attention score per key of the slot's longest row, sized here so that the decode steps
     // that follow never grow it (tested: decode_alloc_test.cpp).
-    for (auto& scores : score_scratch_) grow(scores, static_cast<size_t>(std::max(0, cap)));
+    for (auto& scratch : attn_scratch_) scratch.reserve(1, std::max(0, cap), 0);
   }
 
   void embed(std::span<const Row> rows) override;
@@ -218,7 +215,7 @@ class CpuBackend final : public Backend {
 
   // Scratch, grown to the largest micro-batch seen.
   std::vector<float> x, xn, q, k, v, att, tmp, g, u, final_x, logits_buf;
-  std::vector<std::vector<float>> score_scratch_;    // per thread, the longest row's positions
+  std::vector<AttentionScratch> attn_scratch_;       // per thread
   std::vector<std::pair<int64_t, int64_t>> blocks_;  // attention row blocks: (first row, count)
   MatmulScratch mm_;
 };
@@ -254,7 +251,7 @@ void CpuBackend::embed(std::span<const Row> rows) {
   // max_position_embeddings (1e9 there allocated 7.8 GB for a 2 MB model).
   int64_t longest = 0;
   for (const Row& r : rows) longest = std::max<int64_t>(longest, r.pos + 1);
-  for (auto& s : score_scratch_) grow(s, static_cast<size_t>(longest));
+  for (auto& s : attn_scratch_) s.reserve(1, longest, 0);
 
   // Embedding rows (converted from the stored dtype).
   const TensorView& e = head_views_.embed;
@@ -315,8 +312,9 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
 
 // Causal attention over each row's sequence positions [0, pos]; query head a reads kv head
 // a / (nh / nkv) (repeat_kv); softmax in f32. Work items are (block of consecutive rows of one
-// sequence, head). Blocks of several rows (prefill) use sgemm for QKᵀ and PV; single rows
-// (decode) use dot products. Then o_proj, the residual add and the MLP's RMSNorm.
+// sequence, head), each one attend_block (attention_kernels.h: our kernels for this CPU, causal
+// skip, packed Kᵀ panels for prefill blocks, dot products for decode rows). Then o_proj, the
+// residual add and the MLP's RMSNorm.
 void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   const LayerWeights& L = *hop.w;
   const ModelConfig& c = *L.views.config;
@@ -339,80 +337,33 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
       blocks_.emplace_back(r, 1);
   }
   const int64_t kvfp = kv_floats_per_pos_;
+  const AttentionKernel kernel = selected_attention_kernel();
   pool_.parallel_for(static_cast<int64_t>(blocks_.size()) * nh, [&](int64_t item, int thread) {
     // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture a
     // binding in a lambda.
     const int64_t r0 = blocks_[item / nh].first, m = blocks_[item / nh].second;
     const int64_t a = item % nh, gi = a / group;
     const Seq& s = seqs_[rows[r0].seq];
-    const float* qv = &q[r0 * qd + a * hd];
-    float* out = &att[r0 * qd + a * hd];
-    auto key_base = [&](int64_t j, int64_t off) -> const float* {  // K (off) or V (off + kvd) row
-      if (j < s.base) return seqs_[s.parent].kv.data() + j * kvfp + off + gi * hd;
-      return s.kv.data() + (j - s.base) * kvfp + off + gi * hd;
-    };
-    if (m < 4) {
-      float* score = score_scratch_[thread].data();
-      for (int64_t i = 0; i < m; ++i) {
-        const int64_t pos = rows[r0 + i].pos;
-        const int64_t first = std::max<int64_t>(0, pos - window + 1);  // pos - j < window
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = first; j <= pos; ++j) {
-          float sc = dot(qv + i * qd, key_base(j, hop.kv_offset), hd) * scale;
-          if (cap > 0.0f) sc = softcap(sc, cap);
-          score[j] = sc;
-          mx = std::max(mx, sc);
-        }
-        float sum = 0;
-        for (int64_t j = first; j <= pos; ++j) sum += (score[j] = std::exp(score[j] - mx));
-        const float inv = 1.0f / sum;
-        float* o = out + i * qd;
-        std::fill(o, o + hd, 0.0f);
-        for (int64_t j = first; j <= pos; ++j) {
-          const float p = score[j] * inv;
-          const float* vr = key_base(j, hop.kv_offset + kvd);
-          for (int64_t e = 0; e < hd; ++e) o[e] += p * vr[e];
-        }
-      }
-      return;
+    const int64_t L = rows[r0 + m - 1].pos + 1, nparent = std::min<int64_t>(s.base, L);
+    // Keys [0, base) from the parent's cache, [base, L) from the own one.
+    KvSegment segs[2];
+    int nsegs = 0;
+    const int64_t k_off = hop.kv_offset + gi * hd, v_off = k_off + kvd;
+    if (nparent > 0) {
+      const float* p = seqs_[s.parent].kv.data();
+      segs[nsegs++] = {p + k_off, p + v_off, 0, nparent};
     }
-    // S[m x L] = Q_blk · K[0, L)ᵀ, keys from the parent's cache ([0, base)) and the own one.
-    const int64_t p0 = rows[r0].pos, L = rows[r0 + m - 1].pos + 1;
-    auto& S = score_scratch_[thread];
-    if (static_cast<int64_t>(S.size()) < m * L) S.resize(m * L);
-    const int64_t nparent = std::min<int64_t>(s.base, L);
-    auto qk = [&](int64_t j0, int64_t j1) {
-      if (j1 <= j0) return;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
-                  static_cast<int>(j1 - j0), static_cast<int>(hd), scale, qv, static_cast<int>(qd),
-                  key_base(j0, hop.kv_offset), static_cast<int>(kvfp), 0.0f, S.data() + j0,
-                  static_cast<int>(L));
-    };
-    qk(0, nparent);
-    qk(nparent, L);
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t pos = p0 + i, first = std::max<int64_t>(0, pos - window + 1);
-      float* row = S.data() + i * L;
-      if (cap > 0.0f)
-        for (int64_t j = first; j <= pos; ++j) row[j] = softcap(row[j], cap);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = first; j <= pos; ++j) mx = std::max(mx, row[j]);
-      float sum = 0;
-      for (int64_t j = first; j <= pos; ++j) sum += (row[j] = std::exp(row[j] - mx));
-      const float inv = 1.0f / sum;
-      std::fill(row, row + first, 0.0f);
-      for (int64_t j = first; j <= pos; ++j) row[j] *= inv;
-      std::fill(row + pos + 1, row + L, 0.0f);  // causal: later keys of the block
+    if (L > nparent) {
+      const float* own = s.kv.data() + (nparent - s.base) * kvfp;
+      segs[nsegs++] = {own + k_off, own + v_off, nparent, L};
     }
-    // O[m x hd] = P · V[0, L)
-    auto pv = [&](int64_t j0, int64_t j1, float beta) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
-                  static_cast<int>(hd), static_cast<int>(j1 - j0), 1.0f, S.data() + j0,
-                  static_cast<int>(L), key_base(j0, hop.kv_offset + kvd), static_cast<int>(kvfp),
-                  beta, out, static_cast<int>(qd));
-    };
-    if (nparent > 0) pv(0, nparent, 0.0f);
-    if (L > nparent) pv(nparent, L, nparent > 0 ? 1.0f : 0.0f);
+    AttentionBlock b;
+    b.q = &q[r0 * qd + a * hd], b.ldq = qd;
+    b.out = &att[r0 * qd + a * hd], b.ldo = qd;
+    b.m = m, b.hd = hd, b.p0 = rows[r0].pos, b.window = window;
+    b.scale = scale, b.softcap = cap;
+    b.segments = segs, b.nsegments = nsegs, b.ldkv = kvfp;
+    attend_block(kernel, b, attn_scratch_[thread]);
   });
 
   matmul(L.o, att.data(), n, tmp.data());

@@ -1,5 +1,5 @@
 // Internal to the inference stage: the CPU backend (the default, and the reference every other
-// backend is held to). Sets OpenBLAS to one thread process-wide: parallelism is its own pool.
+// backend is held to). Parallelism is its own pool.
 #pragma once
 
 #include <memory>
