@@ -260,6 +260,12 @@ void Merger::Impl::merge_stream(const MergePlan& plan, const PlanTensor& t, DTyp
     else
       convert_to_f32(views[i].dtype, views[i].data + b * dtype_size(views[i].dtype), x, len);
   };
+  io.bf16 = [&](size_t i) -> const uint16_t* {
+    const std::byte* p = views[i].data;
+    const bool stored = !t.inputs[i].rows && views[i].dtype == DType::BF16 &&
+                        reinterpret_cast<uintptr_t>(p) % alignof(uint16_t) == 0;
+    return stored ? reinterpret_cast<const uint16_t*>(p) : nullptr;
+  };
   io.emit = [&](size_t c, size_t b, size_t len, const float* merged) {
     if (dtype == DType::F32) std::copy_n(merged, len, reinterpret_cast<float*>(dst) + b);
     check_and_convert(merged, len, b, c, dtype, dst + b * out_es);

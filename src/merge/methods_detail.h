@@ -12,8 +12,18 @@
 #include <vector>
 
 #include "merge/methods.h"
+#include "tensor/convert.h"
 
 namespace evomerge::detail {
+
+// An element as the kernels compute with it: f32 as is, a stored bf16 widened (exact), so one
+// template reads an f32 copy or the stored bytes with the same bits.
+inline float widen(float x) {
+  return x;
+}
+inline float widen(uint16_t x) {
+  return bf16_to_f32(x);
+}
 
 // Elements per reduction chunk: sums are taken per chunk and combined in chunk order, so a result
 // never depends on the thread count. The streaming path's tiles are these chunks.
@@ -36,13 +46,14 @@ inline uint64_t bernoulli_threshold(double density) {
   return static_cast<uint64_t>(density * 0x1.0p53);
 }
 
-// DARE over one chunk: x = T[k] - B[k] for k in [0, len) (element index0 + k of the tensor), kept
-// when its random bits fall under `thr` (< 2^53: a density under 1); adds sum |x| to l1_before and
-// sum |kept| to l1_after, and (kStore) writes kept into d[k]. 16 float lanes (vectorised), flushed
-// into doubles every 1024 elements for accuracy: the grouping is relative to the chunk start, so
-// callers must pass whole chunks (index0 a multiple of kChunk) to get the same sums.
-template <bool kStore>
-inline void dare_chunk(const float* T, const float* B, size_t len, size_t index0, uint64_t key,
+// DARE over one chunk: x = T[k] - B[k] (f32 or stored bf16 elements, widen()) for k in [0, len)
+// (element index0 + k of the tensor), kept when its random bits fall under `thr` (< 2^53: a density
+// under 1); adds sum |x| to l1_before and sum |kept| to l1_after, and (kStore) writes kept into
+// d[k]. 16 float lanes (vectorised), flushed into doubles every 1024 elements for accuracy: the
+// grouping is relative to the chunk start, so callers must pass whole chunks (index0 a multiple of
+// kChunk) to get the same sums.
+template <bool kStore, typename S>
+inline void dare_chunk(const S* T, const S* B, size_t len, size_t index0, uint64_t key,
                        uint64_t thr, float* d, double& l1_before, double& l1_after) {
   double sb = 0, sa = 0;
   size_t j = 0;
@@ -54,14 +65,14 @@ inline void dare_chunk(const float* T, const float* B, size_t len, size_t index0
     float lb[16] = {}, la[16] = {};
     for (; j + 16 <= stop; j += 16)
       for (size_t k = 0; k < 16; ++k) {
-        const float x = T[j + k] - B[j + k];
+        const float x = widen(T[j + k]) - widen(B[j + k]);
         const float kept = mix64(c0 + (j + k) * step) < limit ? x : 0.0f;
         lb[k] += std::fabs(x);
         la[k] += std::fabs(kept);
         if constexpr (kStore) d[j + k] = kept;
       }
     for (; j < stop; ++j) {
-      const float x = T[j] - B[j];
+      const float x = widen(T[j]) - widen(B[j]);
       const float kept = mix64(c0 + j * step) < limit ? x : 0.0f;
       lb[0] += std::fabs(x);
       la[0] += std::fabs(kept);
@@ -74,16 +85,18 @@ inline void dare_chunk(const float* T, const float* B, size_t len, size_t index0
 }
 
 // How a GTA merge combines its task vectors, element by element over [0, len): X[i] points at
-// task vector i for these elements (ws[i]: its weight times DARE's rescale, w[i]: its weight),
+// task vector i for these elements (ws[i]: its weight times DARE's rescale, w[i]: its weight), B
+// the base's elements (f32, or stored bf16: widen()),
 //   consensus (TIES's sign election and disjoint mean): S = sum_i ws_i x_i; the entries whose sign
 //     agrees with S (>= 0 counts as +; an exact zero never agrees) add ws_i x_i to delta and w_i to
 //     den; out = B + lam * delta (/ den when normalize, a zero den counting as 1);
 //   otherwise: out = B + lam * (sum_i ws_i x_i) * inv.
 // Shared by the plain and the streaming path so their bits agree. Element-wise only (no
 // reduction across elements), so any split of a tensor into ranges gives the same bits.
+template <typename SB>
 inline void combine_task_vectors(const float* const* X, size_t m, const float* ws, const float* w,
-                                 const float* B, size_t len, bool consensus, bool normalize,
-                                 float lam, float inv, float* out) {
+                                 const SB* B, size_t len, bool consensus, bool normalize, float lam,
+                                 float inv, float* out) {
   if (!consensus) {
     for (size_t j = 0; j < len; ++j) out[j] = 0.0f;
     for (size_t i = 0; i < m; ++i) {
@@ -91,7 +104,7 @@ inline void combine_task_vectors(const float* const* X, size_t m, const float* w
       const float* x = X[i];
       for (size_t j = 0; j < len; ++j) out[j] += wi * x[j];
     }
-    for (size_t j = 0; j < len; ++j) out[j] = B[j] + lam * (out[j] * inv);
+    for (size_t j = 0; j < len; ++j) out[j] = widen(B[j]) + lam * (out[j] * inv);
     return;
   }
   // Blocks of 4096 elements, element-inner loops (they vectorise); stack buffers: thread_local
@@ -123,7 +136,7 @@ inline void combine_task_vectors(const float* const* X, size_t m, const float* w
     for (size_t j = 0; j < bl; ++j) {
       float dl = delta[j];
       if (normalize) dl /= den[j] == 0 ? 1.0f : den[j];
-      out[o + j] = B[o + j] + lam * dl;
+      out[o + j] = widen(B[o + j]) + lam * dl;
     }
   }
 }

@@ -47,9 +47,21 @@ struct Stream {
   const TileIo& io;
   const ParallelFor* par;
   size_t n, tiles, m;  // m: inputs
+  // Each input's stored bf16 elements (TileIo::bf16), used when `direct`: every input read has
+  // them.
+  std::vector<const uint16_t*> raw;
+  bool direct = false;
 
   size_t threads() const { return par ? std::max<size_t>(1, par->threads()) : 1; }
   size_t thread() const { return par ? par->thread_index() : 0; }
+  // fn(i) for i < count, on the threads.
+  template <typename F>
+  void run(size_t count, F&& fn) const {
+    if (par && count > 1)
+      par->run(count, fn);
+    else
+      for (size_t i = 0; i < count; ++i) fn(i);
+  }
   // fn(tile, begin, len, buffers of this thread) for every tile; `last_first` hands the tiles out
   // from the end, so a pass after a forward one starts on what is still in cache.
   template <typename F>
@@ -71,6 +83,15 @@ struct Stream {
     float* x = buf + slot * kChunk;
     io.read(input, b, len, x);
     return x;
+  }
+  // fn(tile) with tile(slot, input): input's elements [b, b + len), the stored bf16 ones where
+  // `direct`, else an f32 copy in slot `slot` of buf (fn is instantiated for both element types).
+  template <typename F>
+  void with_tiles(float* buf, size_t b, size_t len, F&& fn) const {
+    if (direct)
+      fn([&](size_t, size_t input) { return raw[input] + b; });
+    else
+      fn([&](size_t slot, size_t input) -> const float* { return load(buf, slot, input, b, len); });
   }
 };
 
@@ -181,29 +202,76 @@ void ties_before(const Stream& s, size_t base, const std::vector<Vec>& vecs,
 constexpr size_t kWindowMin = 8 * kChunk, kSampleBlocks = 1024, kSampleRun = 64,
                  kWindowCap = kChunk / 8;
 
-// The window of select_in_window for one vector: keys [lo, hi] around its rank's value, from the
-// sample's quantiles at the rank's fraction -+ a margin.
-void window_bounds(const Stream& s, size_t base, const Vec& v, uint32_t& lo, uint32_t& hi) {
-  const size_t n = s.n;
-  std::vector<float> tb(kSampleRun), tx(kSampleRun);
-  std::vector<uint32_t> keys;
-  for (size_t j = 0; j < kSampleBlocks; ++j) {
-    const size_t at = j * (n - kSampleRun) / (kSampleBlocks - 1);
-    s.io.read(base, at, kSampleRun, tb.data());
-    s.io.read(v.input, at, kSampleRun, tx.data());
-    for (size_t k = 0; k < kSampleRun; ++k) keys.push_back(abs_bits(tx[k] - tb[k]));
+// The windows of select_in_window: for each vector sel[q], keys [lo[q], hi[q]] around its rank's
+// value, from the sample's quantiles at the rank's fraction -+ a margin. On the threads: the
+// sample's reads are the first touch of pages spread over the whole tensor (their page faults),
+// and one thread selects per vector.
+void window_bounds(const Stream& s, size_t base, const std::vector<Vec>& vecs,
+                   const std::vector<size_t>& sel, std::vector<uint32_t>& lo,
+                   std::vector<uint32_t>& hi) {
+  constexpr size_t kGroups = 16, kPer = kSampleBlocks * kSampleRun;  // kSampleBlocks / kGroups each
+  const size_t n = s.n, ns = sel.size();
+  std::vector<uint32_t> keys(ns * kPer);
+  s.run(kGroups, [&](size_t g) {
+    float tb[kSampleRun], tx[kSampleRun];
+    for (size_t j = g * kSampleBlocks / kGroups; j < (g + 1) * kSampleBlocks / kGroups; ++j) {
+      const size_t at = j * (n - kSampleRun) / (kSampleBlocks - 1);
+      s.io.read(base, at, kSampleRun, tb);
+      for (size_t q = 0; q < ns; ++q) {
+        s.io.read(vecs[sel[q]].input, at, kSampleRun, tx);
+        for (size_t k = 0; k < kSampleRun; ++k)
+          keys[q * kPer + j * kSampleRun + k] = abs_bits(tx[k] - tb[k]);
+      }
+    }
+  });
+  s.run(ns, [&](size_t q) {
+    const auto first = keys.begin() + static_cast<std::ptrdiff_t>(q * kPer), last = first + kPer;
+    const double p = static_cast<double>(vecs[sel[q]].rank) / static_cast<double>(n), m = kPer;
+    // 4 standard errors of a sample quantile, plus a floor for the runs' correlation.
+    const double margin = 0.003 + 4.0 * std::sqrt(p * (1 - p) / m);
+    const double a = std::floor((p - margin) * m), b = std::ceil((p + margin) * m);
+    auto at = [&](double i) {
+      auto it = first + static_cast<std::ptrdiff_t>(i);
+      std::nth_element(first, it, last);
+      return *it;
+    };
+    lo[q] = a < 0 ? 0u : at(a);
+    hi[q] = b >= m ? 0xffffffffu : at(b);
+  });
+}
+
+// Per tile and vector in select_in_window: counts below the window and at its two bounds, and the
+// keys strictly inside it (`in` of them; ~0: too many).
+struct WindowCounts {
+  size_t under = 0, at_lo = 0, at_hi = 0, in = 0;
+};
+
+// One tile of one vector (x = X - B over [0, len)) against the window [l, h]: its counts, and the
+// keys inside into keys[0..in) (up to kChunk; f: len + 8 flags of scratch).
+template <typename S>
+WindowCounts window_tile(const S* X, const S* B, size_t len, uint32_t l, uint32_t h, uint8_t* f,
+                         uint32_t* keys) {
+  using detail::widen;
+  const uint32_t open = h > l ? h - l - 1 : 0;  // keys l+1 .. h-1
+  uint32_t under = 0, at_lo = 0, at_hi = 0;     // 32-bit lanes: a tile fits
+  size_t in = 0;
+  for (size_t k = 0; k < len; ++k) {  // vectorised: the counts, and which keys are inside
+    const uint32_t key = abs_bits(widen(X[k]) - widen(B[k]));
+    under += key < l;
+    at_lo += key == l;
+    at_hi += key == h;
+    f[k] = key - l - 1 < open;
   }
-  const double p = static_cast<double>(v.rank) / static_cast<double>(n), ns = keys.size();
-  // 4 standard errors of a sample quantile, plus a floor for the runs' correlation.
-  const double margin = 0.003 + 4.0 * std::sqrt(p * (1 - p) / ns);
-  const double a = std::floor((p - margin) * ns), b = std::ceil((p + margin) * ns);
-  auto at = [&](double i) {
-    auto it = keys.begin() + static_cast<std::ptrdiff_t>(i);
-    std::nth_element(keys.begin(), it, keys.end());
-    return *it;
-  };
-  lo = a < 0 ? 0u : at(a);
-  hi = b >= ns ? 0xffffffffu : at(b);
+  std::fill(f + len, f + (len + 7) / 8 * 8, uint8_t{0});
+  for (size_t k = 0; k < len; k += 8) {  // the few inside keys, eight flags at a time
+    uint64_t any;
+    std::memcpy(&any, f + k, 8);
+    if (!any) continue;
+    for (size_t i = k; i < k + 8; ++i)
+      if (f[i] && in < kChunk) keys[in++] = abs_bits(widen(X[i]) - widen(B[i]));
+  }
+  if (h == l) at_hi = 0;  // counted once, as at_lo
+  return {under, at_lo, at_hi, in};
 }
 
 std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<Vec>& vecs,
@@ -211,46 +279,28 @@ std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<V
   const size_t ns = sel.size(), n = s.n, V = vecs.size();
   if (ns == 0 || n < kWindowMin) return sel;
   std::vector<uint32_t> lo(ns), hi(ns);
-  for (size_t q = 0; q < ns; ++q) window_bounds(s, base, vecs[sel[q]], lo[q], hi[q]);
-  // Per tile and vector: counts below the window and at its two bounds, and the keys strictly
-  // inside it (`in` of them; ~0: too many). The bounds are counted, not kept, so a value repeated
-  // a million times (a zero delta, one ulp of a fine-tune) costs no memory.
-  struct Counts {
-    size_t under = 0, at_lo = 0, at_hi = 0, in = 0;
-  };
+  window_bounds(s, base, vecs, sel, lo, hi);
+  // The bounds are counted, not kept, so a value repeated a million times (a zero delta, one ulp
+  // of a fine-tune) costs no memory.
+  using Counts = WindowCounts;
   std::vector<Counts> tally(s.tiles * ns);
   std::unique_ptr<uint32_t[]> kept(new uint32_t[s.tiles * ns * kWindowCap]);
   s.each([&](size_t c, size_t b, size_t len, float* buf) {
     thread_local std::vector<uint32_t> tmp;
     thread_local std::vector<uint8_t> flag;
     if (tmp.size() < kChunk) tmp.resize(kChunk), flag.resize(kChunk + 8);
-    const float* B = s.load(buf, 0, base, b, len);
-    for (size_t q = 0; q < ns; ++q) {
-      const float* X = s.load(buf, 1, vecs[sel[q]].input, b, len);
-      const uint32_t l = lo[q], h = hi[q], open = h > l ? h - l - 1 : 0;  // keys l+1 .. h-1
-      uint32_t under = 0, at_lo = 0, at_hi = 0;  // 32-bit lanes: a tile fits
-      size_t in = 0;
-      uint8_t* f = flag.data();
-      for (size_t k = 0; k < len; ++k) {  // vectorised: the counts, and which keys are inside
-        const uint32_t key = abs_bits(X[k] - B[k]);
-        under += key < l;
-        at_lo += key == l;
-        at_hi += key == h;
-        f[k] = key - l - 1 < open;
+    s.with_tiles(buf, b, len, [&](auto tile) {
+      const auto* B = tile(0, base);
+      for (size_t q = 0; q < ns; ++q) {
+        Counts t =
+            window_tile(tile(1, vecs[sel[q]].input), B, len, lo[q], hi[q], flag.data(), tmp.data());
+        if (t.in <= kWindowCap)
+          std::copy_n(tmp.data(), t.in, kept.get() + (c * ns + q) * kWindowCap);
+        else
+          t.in = ~size_t{0};
+        tally[c * ns + q] = t;
       }
-      std::fill(f + len, f + (len + 7) / 8 * 8, uint8_t{0});
-      uint32_t* keys = tmp.data();
-      for (size_t k = 0; k < len; k += 8) {  // the few inside keys, eight flags at a time
-        uint64_t any;
-        std::memcpy(&any, f + k, 8);
-        if (!any) continue;
-        for (size_t i = k; i < k + 8; ++i)
-          if (f[i] && in < kChunk) keys[in++] = abs_bits(X[i] - B[i]);
-      }
-      if (h == l) at_hi = 0;  // counted once, as at_lo
-      tally[c * ns + q] = {under, at_lo, at_hi, in <= kWindowCap ? in : ~size_t{0}};
-      if (in <= kWindowCap) std::copy_n(tmp.data(), in, kept.get() + (c * ns + q) * kWindowCap);
-    }
+    });
   });
   std::vector<size_t> rest;
   std::vector<uint32_t> all;
@@ -305,13 +355,15 @@ std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<V
   return rest;
 }
 
-// The task vector of `v` on one tile, in place over its input tile X (x = T - B, sparsified).
-void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, size_t ties_seen,
-               size_t ties_next) {
+// The task vector of `v` on one tile into X (x = T - B, sparsified; X may be T's f32 copy).
+template <typename S>
+void task_tile(const Vec& v, const S* T, const S* B, float* X, size_t b, size_t len,
+               size_t ties_seen, size_t ties_next) {
+  using detail::widen;
   switch (v.mode) {
     case Mode::Keep:
     case Mode::Zero:
-      for (size_t k = 0; k < len; ++k) X[k] = X[k] - B[k];
+      for (size_t k = 0; k < len; ++k) X[k] = widen(T[k]) - widen(B[k]);
       break;
     case Mode::Dare: {
       // rng_bits(key, b + k) < thr, unrolled: the counter steps by the golden ratio (an induction,
@@ -319,7 +371,7 @@ void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, siz
       const uint64_t step = 0x9e3779b97f4a7c15ull, limit = v.thr << 11;
       const uint64_t c0 = v.key + (b + 1) * step;
       for (size_t k = 0; k < len; ++k) {
-        const float x = X[k] - B[k];
+        const float x = widen(T[k]) - widen(B[k]);
         X[k] = detail::mix64(c0 + k * step) < limit ? x : 0.0f;
       }
       break;
@@ -331,13 +383,13 @@ void task_tile(const Vec& v, float* X, const float* B, size_t b, size_t len, siz
       const size_t left = v.quota > ties_seen ? v.quota - ties_seen : 0;
       if (v.fix_ties && left == 0) {
         for (size_t k = 0; k < len; ++k) {
-          const float x = X[k] - B[k];
+          const float x = widen(T[k]) - widen(B[k]);
           X[k] = std::fabs(x) > t ? x : 0.0f;
         }
         break;
       }
       for (size_t k = 0; k < len; ++k) {
-        const float x = X[k] - B[k];
+        const float x = widen(T[k]) - widen(B[k]);
         X[k] = std::fabs(x) >= t ? x : 0.0f;
       }
       if (!v.fix_ties || ties_seen + left >= ties_next) break;
@@ -362,7 +414,8 @@ struct Combine {
 };
 
 // out[0..len) = B + lam * the combined task vectors X[q][0..len) of one tile, as gta() computes it.
-void combine_tile(const Combine& k, const std::vector<float*>& X, const float* B, size_t len,
+template <typename S>
+void combine_tile(const Combine& k, const std::vector<float*>& X, const S* B, size_t len,
                   float* out) {
   detail::combine_task_vectors(X.data(), X.size(), k.ws.data(), k.w.data(), B, len, k.consensus,
                                k.normalize, k.lam, k.inv, out);
@@ -385,7 +438,7 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
   const auto setup = detail::gta_setup(method, a, n_inputs);
   EM_ASSERT(setup.has_value());
   const size_t n = static_cast<size_t>(shape_numel(a.shape)), base = setup->base;
-  Stream s{io, a.parallel, n, (n + kChunk - 1) / kChunk, n_inputs};
+  Stream s{io, a.parallel, n, (n + kChunk - 1) / kChunk, n_inputs, {}, false};
   std::vector<Vec> vecs;
   std::vector<size_t> sel, l1v;
   double wsum = 0;
@@ -409,18 +462,25 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
     if (v.l1) l1v.push_back(vecs.size());
     vecs.push_back(v);
   }
+  // Straight from the stored bytes where the base and every task vector are stored as bf16.
+  if (io.bf16) {
+    for (size_t i = 0; i < n_inputs; ++i) s.raw.push_back(io.bf16(i));
+    s.direct = s.raw[base] != nullptr;
+    for (const Vec& v : vecs) s.direct = s.direct && s.raw[v.input] != nullptr;
+  }
   // Pass 1 (DARE with rescale): the L1 norms before and after the mask, per chunk, summed in order.
   if (!l1v.empty()) {
     const size_t L = l1v.size();
     std::vector<double> before(s.tiles * L), after(s.tiles * L);
     s.each([&](size_t c, size_t b, size_t len, float* buf) {
-      const float* B = s.load(buf, 0, base, b, len);
-      for (size_t q = 0; q < L; ++q) {
-        const Vec& v = vecs[l1v[q]];
-        const float* X = s.load(buf, 1, v.input, b, len);
-        detail::dare_chunk<false>(X, B, len, b, v.key, v.thr, nullptr, before[c * L + q],
-                                  after[c * L + q]);
-      }
+      s.with_tiles(buf, b, len, [&](auto tile) {
+        const auto* B = tile(0, base);
+        for (size_t q = 0; q < L; ++q) {
+          const Vec& v = vecs[l1v[q]];
+          detail::dare_chunk<false>(tile(1, v.input), B, len, b, v.key, v.thr, nullptr,
+                                    before[c * L + q], after[c * L + q]);
+        }
+      });
     });
     for (size_t q = 0; q < L; ++q) {
       double sb = 0, sa = 0;
@@ -447,17 +507,19 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
   for (size_t i : act) mix.ws.push_back(vecs[i].ws), mix.w.push_back(vecs[i].w);
   s.each(
       [&](size_t c, size_t b, size_t len, float* buf) {
-        const float* B = s.load(buf, 0, base, b, len);
         std::vector<float*> X(act.size());
-        for (size_t q = 0; q < act.size(); ++q) {
-          const Vec& v = vecs[act[q]];
-          X[q] = s.load(buf, 1 + q, v.input, b, len);
-          const size_t V = vecs.size(),
-                       next = c + 1 < s.tiles ? seen[(c + 1) * V + act[q]] : v.equal;
-          task_tile(v, X[q], B, b, len, seen[c * V + act[q]], next);
-        }
         float* out = buf + (s.m + 1) * kChunk;
-        combine_tile(mix, X, B, len, out);
+        s.with_tiles(buf, b, len, [&](auto tile) {
+          const auto* B = tile(0, base);
+          for (size_t q = 0; q < act.size(); ++q) {
+            const Vec& v = vecs[act[q]];
+            X[q] = buf + (1 + q) * kChunk;  // T's f32 copy where there is one: in place
+            const size_t V = vecs.size(),
+                         next = c + 1 < s.tiles ? seen[(c + 1) * V + act[q]] : v.equal;
+            task_tile(v, tile(1 + q, v.input), B, X[q], b, len, seen[c * V + act[q]], next);
+          }
+          combine_tile(mix, X, B, len, out);
+        });
         io.emit(c, b, len, out);
       },
       /*last_first=*/true);

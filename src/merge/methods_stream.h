@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string_view>
 
@@ -24,6 +25,10 @@ size_t stream_tile_elements();
 struct TileIo {
   // Writes elements [begin, begin + len) of input `input` as f32 into dst (any thread).
   std::function<void(size_t input, size_t begin, size_t len, float* dst)> read;
+  // Optional: input `input`'s stored bf16 elements (element 0 of the tensor), or nullptr where it
+  // is stored otherwise. Where every input a merge reads has them, its passes read those bytes in
+  // their loops (widened there, exact) instead of an f32 copy of each tile written and read back.
+  std::function<const uint16_t*(size_t input)> bf16;
   // Receives the merged elements [begin, begin + len) of tile `tile` (any thread, once per tile).
   std::function<void(size_t tile, size_t begin, size_t len, const float* merged)> emit;
 };

@@ -3,7 +3,8 @@
 // a tile, a tile, a tile and one, several tiles with a ragged end), on values with heavy ties
 // (small integers times a scale: the threshold magnitude repeats thousands of times, so the cut
 // must go by index), with densities 0 / small / 0.5 / 1, negative weights, every thread count and
-// an order of tiles unlike a serial loop.
+// an order of tiles unlike a serial loop; each with the inputs read as f32 and straight from stored
+// bf16 elements (TileIo::bf16), and with only some inputs stored as bf16 (the f32 reads then).
 #include "merge/methods_stream.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 
 #include "merge/executor.h"
 #include "merge/methods.h"
+#include "tensor/convert.h"
 
 namespace evomerge {
 namespace {
@@ -52,6 +54,17 @@ Inputs make_inputs(size_t n, size_t m, uint64_t seed, bool ties_heavy) {
   return in;
 }
 
+// How streamed() hands the inputs to the stream: f32 reads only, or also their stored bf16
+// elements (all inputs, or all but the last).
+enum class Stored { F32, Bf16, Bf16ButLast };
+
+// The inputs rounded to bf16 (so the stored bf16 elements and the f32 values are the same numbers).
+Inputs bf16_values(Inputs in) {
+  for (auto& x : in.x)
+    for (float& e : x) e = bf16_to_f32(f32_to_bf16(e));
+  return in;
+}
+
 std::vector<float> plain(const std::string& method, const Inputs& in, size_t n,
                          const ParallelFor* par) {
   KernelArgs a;
@@ -69,7 +82,7 @@ std::vector<float> plain(const std::string& method, const Inputs& in, size_t n,
 }
 
 std::vector<float> streamed(const std::string& method, const Inputs& in, size_t n,
-                            const ParallelFor* par) {
+                            const ParallelFor* par, Stored stored = Stored::F32) {
   KernelArgs a;
   a.tensor = "model.layers.3.mlp.down_proj.weight";
   a.shape = {static_cast<int64_t>(n)};
@@ -86,6 +99,16 @@ std::vector<float> streamed(const std::string& method, const Inputs& in, size_t 
   io.read = [&](size_t i, size_t b, size_t len, float* dst) {
     std::copy_n(in.x[i].data() + b, len, dst);
   };
+  std::vector<std::vector<uint16_t>> raw(in.x.size());
+  if (stored != Stored::F32) {
+    for (size_t i = 0; i < in.x.size(); ++i) {
+      for (float e : in.x[i]) raw[i].push_back(f32_to_bf16(e));
+      for (size_t k = 0; k < n; ++k) EXPECT_EQ(bf16_to_f32(raw[i][k]), in.x[i][k]);
+    }
+    io.bf16 = [&](size_t i) -> const uint16_t* {
+      return stored == Stored::Bf16ButLast && i + 1 == raw.size() ? nullptr : raw[i].data();
+    };
+  }
   io.emit = [&](size_t tile, size_t b, size_t len, const float* merged) {
     std::copy_n(merged, len, out.data() + b);
     std::lock_guard<std::mutex> lock(mu);
@@ -121,6 +144,10 @@ TEST(GtaStream, EqualsPlainOnAwkwardSizesDensitiesAndTies) {
           const std::string what = std::string(method) + " n=" + std::to_string(n) + " density " +
                                    std::to_string(d1) + (ties_heavy ? " tied values" : "");
           expect_same_bits(streamed(method, in, n, &serial), plain(method, in, n, nullptr), what);
+          const Inputs rounded = bf16_values(in);
+          const std::vector<float> want = plain(method, rounded, n, nullptr);
+          for (Stored st : {Stored::Bf16, Stored::Bf16ButLast})
+            expect_same_bits(streamed(method, rounded, n, &serial, st), want, what + " bf16");
         }
 }
 
@@ -135,7 +162,8 @@ TEST(GtaStream, DoesNotDependOnThreadsOrTileOrder) {
     const std::vector<float> want = plain(method, in, n, nullptr);
     for (const ParallelFor* par :
          std::initializer_list<const ParallelFor*>{nullptr, &one, &two, &three, &reversed})
-      expect_same_bits(streamed(method, in, n, par), want, method);
+      for (Stored st : {Stored::F32, Stored::Bf16})  // the tied values are bf16 numbers
+        expect_same_bits(streamed(method, in, n, par, st), want, method);
   }
 }
 
@@ -181,10 +209,15 @@ TEST(GtaStream, LargeTensorsSelectInASampledWindowWithTheSameBits) {
         }
       in.params[1] = {{"weight", 0.6}, {"density", d1}};
       in.params[2] = {{"weight", 0.4}, {"density", 0.35}};
+      const std::string what =
+          "variant " + std::to_string(variant) + " density " + std::to_string(d1);
       const std::vector<float> want = plain("ties", in, n, nullptr);
       for (const ParallelFor* par : std::initializer_list<const ParallelFor*>{&one, &two, &three})
-        expect_same_bits(streamed("ties", in, n, par), want,
-                         "variant " + std::to_string(variant) + " density " + std::to_string(d1));
+        expect_same_bits(streamed("ties", in, n, par), want, what);
+      const Inputs rounded = bf16_values(in);
+      const std::vector<float> want16 = plain("ties", rounded, n, nullptr);
+      for (const ParallelFor* par : std::initializer_list<const ParallelFor*>{&one, &two, &three})
+        expect_same_bits(streamed("ties", rounded, n, par, Stored::Bf16), want16, what + " bf16");
     }
 }
 
