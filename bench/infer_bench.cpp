@@ -152,6 +152,7 @@ void BM_GemmPeak(benchmark::State& state) {
   W.dtype = DType::BF16;
   W.rows = n;
   W.cols = k;
+  W.refresh(false);  // as the engine does: packed for the tiles where the engine's kernel is amx
   infer_detail::ThreadPool pool(bench_threads());
   infer_detail::MatmulScratch scratch;
   const Precision precision = state.range(2) ? Precision::Bf16 : Precision::Exact;

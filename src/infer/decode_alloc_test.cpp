@@ -96,18 +96,15 @@ int64_t allocations_per_decode(int batch, int steps) {
   return counted;
 }
 
-// The kernel linear() runs for `rows` bf16 rows here. amx calls oneDNN, whose primitive lookup and
-// execute allocate small objects on every call (its argument map, the primitive handle; ~20 a
-// call, measured: 10241 allocations in 8 one-row steps with EVOMERGE_GEMM=amx), not ours to
-// remove, so only our own kernels are held to zero.
+// The kernel linear() runs for `rows` bf16 rows here (the engine packs bf16 weights for amx). amx
+// on packed weights is our tile kernel, held to zero like the others; oneDNN (amx on weights read
+// in place, which the engine no longer does) allocated ~20 small objects a call.
 GemmKernel kernel_for(int64_t rows) {
   const GemmKernel k = selected_gemm_kernel();
-  return gemm_kernel_forced() ? k : gemm_kernel_for_rows(k, DType::BF16, rows);
+  return gemm_kernel_forced() ? k : gemm_kernel_for_rows(k, DType::BF16, rows, true);
 }
 
 void expect_no_allocation(int batch) {
-  if (kernel_for(batch) == GemmKernel::Amx)
-    GTEST_SKIP() << "amx (oneDNN, which allocates per call) runs " << batch << "-row products";
   EXPECT_EQ(allocations_per_decode(batch, 8), 0) << gemm_kernel_name(kernel_for(batch));
 }
 
@@ -115,12 +112,11 @@ TEST(DecodeAllocations, OneSequenceStepAllocatesNothing) {
   expect_no_allocation(1);
 }
 
-// Up to kBandwidthBoundRows rows run on our own kernels on every CPU unless EVOMERGE_GEMM=amx.
 TEST(DecodeAllocations, EightSequenceStepAllocatesNothing) {
   expect_no_allocation(static_cast<int>(kBandwidthBoundRows));
 }
 
-// 32 rows: amx where this CPU has it (skipped then; EVOMERGE_GEMM=avx512 holds it).
+// 32 rows: amx's tile kernel where this CPU has it.
 TEST(DecodeAllocations, BatchedStepAllocatesNothingOnOurKernels) {
   expect_no_allocation(32);
 }

@@ -197,6 +197,9 @@ TEST(Engine, MemoryWeightsEqualFolderWeights) {
   auto after = cengine.forward_logits({seq});
   EXPECT_LE(max_abs_diff(after[0], reference_forward(*mem, seq)), kTol);
   EXPECT_GT(max_abs_diff(after[0], before[0]), 1e-3f);
+  // Likewise for the copies an uncached engine keeps (the amx kernel's tile-packed weights).
+  engine.weights_changed();
+  EXPECT_LE(max_abs_diff(engine.forward_logits({seq})[0], after[0]), 1e-5f);
 }
 
 // log P(continuation | context) equals the sum of log-softmax values read off forward_logits, with

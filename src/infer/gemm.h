@@ -3,7 +3,9 @@
 //   (bf16, f16 or f32; the nn.Linear layout), f32 accumulation, no f32 copy of W.
 // Several kernels, one per instruction set; the one used is chosen at run time from what the CPU
 // (and the OS) can run, so one binary runs on any x86-64 and still uses AMX where it exists:
-//   amx         bf16 tiles through oneDNN's brgemm (Sapphire Rapids and later; bf16 weights)
+//   amx         bf16 tiles (Sapphire Rapids and later; bf16 weights): our tile kernel on weights
+//               packed once into the tile layout (PackedBf16, as the engine's are), oneDNN's
+//               brgemm on weights read in place
 //   avx512bf16  vdpbf16ps dot products (Cooper Lake, Zen 4 and later; bf16 weights)
 //   avx512      AVX-512F f32 FMA, weights widened in registers
 //   avx2        AVX2 + FMA f32, weights widened in registers
@@ -66,17 +68,50 @@ bool gemm_kernel_forced();
 // m = 1..8, amx 1.7x avx512 at m = 16.
 inline constexpr int64_t kBandwidthBoundRows = 8;
 
+// amx on weights packed for the tiles (our tile kernel, no per-call re-packing) is faster than
+// avx512 from this many rows on (measured, docs/benchmarks.md: 2.9x at m = 8, 1.9x at m = 16).
+inline constexpr int64_t kPackedAmxMinRows = 2;
+
 // The kernel linear() runs for m activation rows and weights of `dtype` when the engine's kernel
 // is `selected`: gemm_kernel_for(selected, dtype), except that the bf16 kernels (amx, avx512bf16)
 // hand m <= kBandwidthBoundRows to the exact f32-FMA kernel of the same CPU (avx512: both bf16
-// kernels need AVX-512 F/DQ/BW/VL).
-GemmKernel gemm_kernel_for_rows(GemmKernel selected, DType dtype, int64_t m);
+// kernels need AVX-512 F/DQ/BW/VL), and amx on `packed` weights (PackedBf16) only
+// m < kPackedAmxMinRows.
+GemmKernel gemm_kernel_for_rows(GemmKernel selected, DType dtype, int64_t m, bool packed = false);
 
-// A weight matrix W [rows x cols], row-major, in its stored dtype (bf16 / f16 / f32 bit patterns).
+// bf16 W [n x k] packed once into the AMX B-tile layout: blocks of 16 output columns x 32 k (1 KiB,
+// contiguous), each 16 rows of k pairs holding the 16 columns' pairs (W[c][2r], W[c][2r+1]) (the
+// VNNI layout _tile_dpbf16ps multiplies), a column block's blocks consecutive over k; n padded to
+// 16 and k to 32 with zeros. Column block jb, depth block kb at (jb * depth_blocks + kb) * 512.
+// The same bytes are oneDNN's BA16a16b2a format of the [k x n] matrix.
+inline constexpr int64_t kPackedCols = 16, kPackedDepth = 32, kPackedBlock = 512;
+class PackedBf16 {
+ public:
+  void pack(const uint16_t* w, int64_t n, int64_t k);  // (re)packs W [n x k] (bf16 bit patterns)
+  void clear();
+  bool empty() const { return !data_; }
+  const uint16_t* data() const { return data_.get(); }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int64_t depth_blocks() const { return depth_blocks_; }
+  size_t bytes() const { return elements_ * sizeof(uint16_t); }
+
+ private:
+  struct Free {
+    void operator()(uint16_t* p) const;
+  };
+  std::unique_ptr<uint16_t[], Free> data_;  // 64-byte aligned
+  size_t elements_ = 0;
+  int64_t rows_ = 0, cols_ = 0, depth_blocks_ = 0;
+};
+
+// A weight matrix W [rows x cols], row-major, in its stored dtype (bf16 / f16 / f32 bit patterns),
+// and, for the amx kernel, optionally its packed copy (then the only bytes amx reads).
 struct GemmWeights {
   const std::byte* data = nullptr;
   DType dtype = DType::F32;
   int64_t rows = 0, cols = 0;
+  const PackedBf16* packed = nullptr;
 };
 
 // Parts of the activations' bf16 split.
@@ -107,6 +142,7 @@ void round_activations_to_bf16(const float* A, int64_t k, int64_t lda, int64_t i
 struct GemmScratch {
   std::vector<float> wide;         // f32 staging (the amx kernel's [kSplitParts*m x n] product)
   std::vector<std::byte> library;  // oneDNN's scratchpad
+  std::vector<uint16_t> padded;    // the packed amx kernel's activations, k padded to 32
 };
 
 // C[:, r0:r1] = A · W[r0:r1]ᵀ: C is [m x (r1 - r0)] with row stride ldc. Single-threaded; callers
@@ -127,5 +163,9 @@ void gemm_rows_avx512bf16(const GemmActivations& A, const GemmWeights& W, int64_
 void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1, float* C,
                    int64_t ldc, GemmScratch& scratch);
 bool gemm_amx_built();  // built with oneDNN
+// The tile kernel on packed weights: C[:, r0:r1] for W rows [r0, r1), r0 a multiple of kPackedCols;
+// A.split holds A.parts (1..3) bf16 parts. Only on a CPU where amx is available.
+void gemm_rows_amx_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,
+                          float* C, int64_t ldc, GemmScratch& scratch);
 
 }  // namespace evomerge::infer_detail

@@ -1,8 +1,14 @@
-// AMX GEMM kernel (gemm.h) for bf16 weights, through oneDNN's matmul (its brgemm kernels use the
-// AMX tiles of Sapphire Rapids and later). Measured on this class of CPU, idle (bf16 m=512,
+// AMX GEMM kernel (gemm.h) for bf16 weights. Weights packed for the tiles (GemmWeights::packed, as
+// the engine's are) go to our tile kernel (gemm_amx_packed.cpp); weights read in place to oneDNN's
+// matmul (its brgemm kernels use the AMX tiles of Sapphire Rapids and later), below.
+// oneDNN on the packed bytes as its blocked BA16a16b2a weights was measured too and rejected: at
+// m = 512 (2 threads, load ~4) 121 GFLOP/s exact and 0.07 (a reference fallback) bf16, against 296
+// and 919 for the tile kernel and 168 / 510 for oneDNN on W in place.
+// oneDNN on W in place, measured on this class of CPU, idle (bf16 m=512,
 // n=k=2048, W read in place as a "ba" matrix, no reorder): 1.6 TFLOP/s on one core, 3.0 on two;
 // a reordered ("any") W was slower (1.0 / 1.8). Any f32-FMA kernel is bounded by 64 FLOP/cycle
-// (~0.2 TFLOP/s a core), so AMX through oneDNN is the fastest path by far. W is never copied.
+// (~0.2 TFLOP/s a core). W is not copied, but oneDNN re-packs each W block into the tile layout on
+// every call, which at decode's few rows costs more than reading W: hence the packed path.
 //
 // The bf16 parts of the activations (kSplitParts exact, one under Precision::Bf16) are stacked
 // into one [parts*m x k] source, so each weight is read once per call for all parts; the parts'
@@ -58,6 +64,7 @@ bool gemm_amx_built() {
 void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1, float* C,
                    int64_t ldc, GemmScratch& scratch) {
   using dnnl::memory;
+  if (W.packed) return gemm_rows_amx_packed(A, *W.packed, r0, r1, C, ldc, scratch);
   thread_local const bool one_thread = (omp_set_num_threads(1), true);
   (void)one_thread;
   const int64_t m = A.m, n = r1 - r0, k = A.k, parts = A.parts, rows = parts * m;

@@ -142,9 +142,11 @@ bool gemm_kernel_forced() {
   return env && *env;
 }
 
-GemmKernel gemm_kernel_for_rows(GemmKernel selected, DType dtype, int64_t m) {
+GemmKernel gemm_kernel_for_rows(GemmKernel selected, DType dtype, int64_t m, bool packed) {
   const GemmKernel kernel = gemm_kernel_for(selected, dtype);
-  if (m > kBandwidthBoundRows || !gemm_needs_split(kernel)) return kernel;
+  const int64_t min_rows =
+      kernel == GemmKernel::Amx && packed ? kPackedAmxMinRows : kBandwidthBoundRows + 1;
+  if (m >= min_rows || !gemm_needs_split(kernel)) return kernel;
   return GemmKernel::Avx512;
 }
 
@@ -215,10 +217,13 @@ std::string cpu_kernel_summary() {
     s += " (EVOMERGE_GEMM, at every batch size)";
   } else {
     s += " (fastest here)";
-    const GemmKernel few = gemm_kernel_for_rows(k, DType::BF16, 1);
+    const bool packed = gemm_kernel_for(k, DType::BF16) == GemmKernel::Amx;
+    const int64_t few_rows = packed ? kPackedAmxMinRows - 1 : kBandwidthBoundRows;
+    const GemmKernel few = gemm_kernel_for_rows(k, DType::BF16, 1, packed);
+    if (packed) s += ", bf16 weights packed for the tiles once, our tile kernel";
     if (few != gemm_kernel_for(k, DType::BF16))
       s += fmt::format(", {} for products of <= {} rows (decode: bound by reading the weights)",
-                       gemm_kernel_name(few), kBandwidthBoundRows);
+                       gemm_kernel_name(few), few_rows);
   }
   for (GemmKernel each : kAllGemmKernels) {
     const std::string why = gemm_kernel_unavailable(each);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <random>
+#include <span>
 
 #include "tensor/convert.h"
 
@@ -45,9 +46,15 @@ Inputs random_inputs(const Case& c, DType dtype, uint32_t seed) {
 
 // C for W rows [r0, r1) through `kernel` (C is [m x ldc], columns beyond r1 - r0 untouched),
 // the activations prepared as linear() prepares them for `precision`.
+// With `packed` (amx only), W is multiplied from its tile-packed copy (PackedBf16).
 std::vector<float> run(GemmKernel kernel, const Inputs& in, int64_t r0, int64_t r1,
-                       Precision precision = Precision::Exact) {
+                       Precision precision = Precision::Exact, bool packed = false) {
   GemmWeights W{in.w.data(), in.dtype, in.n, in.k};
+  PackedBf16 pack;
+  if (packed) {
+    pack.pack(reinterpret_cast<const uint16_t*>(in.w.data()), in.n, in.k);
+    W.packed = &pack;
+  }
   const int parts = precision == Precision::Bf16 ? 1 : kSplitParts;
   GemmActivations A{in.a.data(), in.m, in.k, in.lda, nullptr, parts};
   const GemmKernel used = gemm_kernel_for(kernel, in.dtype);
@@ -77,30 +84,78 @@ class GemmKernels : public testing::TestWithParam<GemmKernel> {
   }
 };
 
-TEST_P(GemmKernels, MatchReferenceOnAwkwardShapes) {
-  uint32_t seed = 1;
-  for (DType dtype : {DType::BF16, DType::F16, DType::F32})
-    for (const Case& c : kShapes) {
+// C for W rows [r0, r1) (r0 = 1: a sub-range; packed weights: 16, the packed kernel's column
+// block) against the double-precision products, for exact or bf16-rounded activations.
+void expect_reference(GemmKernel kernel, std::span<const Case> shapes,
+                      std::span<const DType> dtypes, Precision precision, bool packed,
+                      uint32_t seed) {
+  for (DType dtype : dtypes)
+    for (const Case& c : shapes) {
       const Inputs in = random_inputs(c, dtype, seed++);
-      const int64_t r0 = c.n > 2 ? 1 : 0, r1 = c.n;  // a sub-range of W's rows
-      const std::vector<float> C = run(GetParam(), in, r0, r1);
+      const int64_t r0 = packed ? (c.n > 16 ? 16 : 0) : (c.n > 2 ? 1 : 0), r1 = c.n;
+      const std::vector<float> C = run(kernel, in, r0, r1, precision, packed);
       for (int64_t i = 0; i < c.m; ++i) {
         for (int64_t r = r0; r < r1; ++r) {
           double ref = 0, mag = 0;
           for (int64_t t = 0; t < c.k; ++t) {
-            const double p = static_cast<double>(in.a[i * in.lda + t]) * in.w_f32[r * c.k + t];
+            float a = in.a[i * in.lda + t];
+            if (precision == Precision::Bf16) a = bf16_to_f32(f32_to_bf16(a));
+            const double p = static_cast<double>(a) * in.w_f32[r * c.k + t];
             ref += p;
             mag += std::fabs(p);
           }
           // f32 accumulation: k·2^-24 of the magnitude (the bf16 split adds ~2^-27).
           const double tol = 6e-8 * static_cast<double>(c.k + 2) * mag + 1e-30;
           ASSERT_NEAR(C[i * in.ldc + (r - r0)], ref, tol)
-              << gemm_kernel_name(GetParam()) << " " << dtype_name(dtype) << " m=" << c.m
-              << " n=" << c.n << " k=" << c.k << " at " << i << "," << r;
+              << gemm_kernel_name(kernel) << (packed ? " packed " : " ") << dtype_name(dtype) << " "
+              << precision_name(precision) << " m=" << c.m << " n=" << c.n << " k=" << c.k << " at "
+              << i << "," << r;
         }
         for (int64_t j = r1 - r0; j < in.ldc; ++j) ASSERT_EQ(C[i * in.ldc + j], -7.0f);
       }
     }
+}
+
+constexpr DType kAllDtypes[] = {DType::BF16, DType::F16, DType::F32};
+
+TEST_P(GemmKernels, MatchReferenceOnAwkwardShapes) {
+  expect_reference(GetParam(), kShapes, kAllDtypes, Precision::Exact, false, 1);
+}
+
+// The amx kernel on tile-packed weights (our tile kernel): n and k not multiples of 16 / 32, row
+// tails of the 16-row tiles, column groups of 1-4 blocks, both precisions.
+constexpr Case kPackedShapes[] = {{1, 1, 1},      {1, 20, 70},  {3, 33, 100},  {16, 16, 32},
+                                  {16, 90, 64},   {17, 47, 33}, {48, 40, 300}, {48, 130, 2048},
+                                  {64, 17, 31},   {65, 18, 40}, {100, 70, 96}, {100, 33, 257},
+                                  {33, 100, 4099}};
+constexpr DType kBf16Only[] = {DType::BF16};
+
+TEST(GemmAmxPacked, MatchesReferenceOnAwkwardShapes) {
+  if (std::string why = gemm_kernel_unavailable(GemmKernel::Amx); !why.empty())
+    GTEST_SKIP() << "amx: " << why;
+  expect_reference(GemmKernel::Amx, kPackedShapes, kBf16Only, Precision::Exact, true, 700);
+  expect_reference(GemmKernel::Amx, kPackedShapes, kBf16Only, Precision::Bf16, true, 800);
+}
+
+// The packing itself: every weight at its documented place, zeros in the padding.
+TEST(GemmAmxPacked, LayoutIsTheTileLayout) {
+  const int64_t n = 18, k = 35;
+  std::vector<uint16_t> w(n * k);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(i + 1);
+  PackedBf16 p;
+  p.pack(w.data(), n, k);
+  ASSERT_EQ(p.depth_blocks(), 2);
+  ASSERT_EQ(p.bytes(), size_t{2 * 2 * kPackedBlock * 2});
+  for (int64_t jb = 0; jb < 2; ++jb)
+    for (int64_t kb = 0; kb < 2; ++kb)
+      for (int64_t r = 0; r < 16; ++r)
+        for (int64_t c = 0; c < 16; ++c)
+          for (int64_t e = 0; e < 2; ++e) {
+            const int64_t col = jb * 16 + c, depth = kb * 32 + 2 * r + e;
+            const uint16_t want = col < n && depth < k ? w[col * k + depth] : 0;
+            ASSERT_EQ(p.data()[(jb * 2 + kb) * kPackedBlock + (r * 16 + c) * 2 + e], want)
+                << col << "," << depth;
+          }
 }
 
 // Precision::Bf16 on every kernel: the products of bf16(a) (nearest even) with the weights, to
@@ -139,22 +194,35 @@ TEST_P(GemmKernels, Bf16PrecisionMatchesRoundedReference) {
 }
 
 // A row's result must not depend on the rows multiplied with it (batched decode = single decode).
-TEST_P(GemmKernels, RowResultIndependentOfBatch) {
-  if (GetParam() == GemmKernel::Amx) GTEST_SKIP() << "oneDNN blocks by m; not batch-invariant";
+// The amx kernel on tile-packed weights (our tile kernel) is too: each row of a tile is its own
+// dot products.
+void expect_batch_invariant(GemmKernel kernel, bool packed) {
   for (Precision precision : {Precision::Exact, Precision::Bf16})
     for (DType dtype : {DType::BF16, DType::F32}) {
-      Inputs in = random_inputs({13, 11, 301}, dtype, 99);
-      const std::vector<float> all = run(GetParam(), in, 0, in.n, precision);
+      if (packed && dtype != DType::BF16) continue;
+      Inputs in = random_inputs({packed ? 40 : 13, 11, 301}, dtype, 99);
+      const std::vector<float> all = run(kernel, in, 0, in.n, precision, packed);
       for (int64_t i : {0, 5, 12}) {
         Inputs one = in;
         one.m = 1;
         one.a.assign(in.a.begin() + i * in.lda, in.a.begin() + (i + 1) * in.lda);
-        const std::vector<float> single = run(GetParam(), one, 0, in.n, precision);
+        const std::vector<float> single = run(kernel, one, 0, in.n, precision, packed);
         for (int64_t r = 0; r < in.n; ++r)
           ASSERT_EQ(single[r], all[i * in.ldc + r])
               << precision_name(precision) << " " << i << "," << r;
       }
     }
+}
+
+TEST_P(GemmKernels, RowResultIndependentOfBatch) {
+  if (GetParam() == GemmKernel::Amx) GTEST_SKIP() << "oneDNN blocks by m; not batch-invariant";
+  expect_batch_invariant(GetParam(), false);
+}
+
+TEST(GemmAmxPacked, RowResultIndependentOfBatch) {
+  if (std::string why = gemm_kernel_unavailable(GemmKernel::Amx); !why.empty())
+    GTEST_SKIP() << "amx: " << why;
+  expect_batch_invariant(GemmKernel::Amx, true);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GemmKernels, testing::ValuesIn(kAllGemmKernels),
@@ -182,6 +250,13 @@ TEST(GemmDispatch, FewRowsRouteToTheF32Kernel) {
     EXPECT_EQ(gemm_kernel_for_rows(bf16, DType::BF16, kBandwidthBoundRows + 1), bf16);
     EXPECT_EQ(gemm_kernel_for_rows(bf16, DType::F16, 512), GemmKernel::Avx512);
   }
+  // amx on packed weights (no per-call re-packing): from kPackedAmxMinRows rows on.
+  EXPECT_EQ(gemm_kernel_for_rows(GemmKernel::Amx, DType::BF16, kPackedAmxMinRows - 1, true),
+            GemmKernel::Avx512);
+  EXPECT_EQ(gemm_kernel_for_rows(GemmKernel::Amx, DType::BF16, kPackedAmxMinRows, true),
+            GemmKernel::Amx);
+  EXPECT_EQ(gemm_kernel_for_rows(GemmKernel::Avx512Bf16, DType::BF16, kPackedAmxMinRows, true),
+            GemmKernel::Avx512);
   for (GemmKernel f32 : {GemmKernel::Scalar, GemmKernel::Avx2, GemmKernel::Avx512})
     for (int64_t m : {int64_t{1}, int64_t{512}})
       EXPECT_EQ(gemm_kernel_for_rows(f32, DType::BF16, m), f32);

@@ -157,6 +157,11 @@ void Matrix::refresh(bool keep_f32_copy) {
     cache.clear();
     cache.shrink_to_fit();
   }
+  const bool amx = gemm_kernel_for(selected_gemm_kernel(), dtype) == GemmKernel::Amx;
+  if (amx && cache.empty() && rows > 0 && cols > 0)
+    packed.pack(reinterpret_cast<const uint16_t*>(data), rows, cols);
+  else
+    packed.clear();
 }
 
 float dot(const float* a, const float* b, int64_t n) {
@@ -213,7 +218,8 @@ namespace {
 GemmKernel kernel_for(const Matrix& W, int64_t n) {
   const GemmKernel selected = selected_gemm_kernel();
   const DType dtype = W.f32() ? DType::F32 : W.dtype;
-  return gemm_kernel_forced() ? selected : gemm_kernel_for_rows(selected, dtype, n);
+  return gemm_kernel_forced() ? selected
+                              : gemm_kernel_for_rows(selected, dtype, n, !W.packed.empty());
 }
 
 // One product of a parallel region, cut into tasks of `block` W rows.
@@ -232,7 +238,7 @@ Product plan(GemmKernel asked, const Matrix& W, float* Y, int64_t threads) {
   Product p;
   const float* wf = W.f32();
   p.weights = {wf ? reinterpret_cast<const std::byte*>(wf) : W.data, wf ? DType::F32 : W.dtype,
-               W.rows, W.cols};
+               W.rows, W.cols, W.packed.empty() || wf ? nullptr : &W.packed};
   p.kernel = gemm_kernel_for(asked, p.weights.dtype);
   p.Y = Y;
   const int64_t rows = W.rows;

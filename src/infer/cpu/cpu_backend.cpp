@@ -98,8 +98,17 @@ struct LayerWeights {
   Matrix q, k, v, o, gate, up, down;
   std::vector<float> inv_freq;
   float rope_mscale = 1.0f;  // longrope's cos/sin scale
+  // The copies above (and the matrices' f32 copies / tile packing) predate the bytes: rebuilt by
+  // refresh() before the layer's next use (CpuBackend::forward_layer), so a layer is packed once
+  // per change of its bytes however often refresh_weights() and add_layer() mark it.
+  bool stale = true;
 
-  void refresh(bool cache_f32) {
+  // The matrices' copies on the pool (packing a 1B model's bf16 weights for the amx tiles is
+  // ~2 GB of copying), then the vectors.
+  void refresh(ThreadPool& pool, bool cache_f32) {
+    Matrix* matrices[] = {&q, &k, &v, &o, &gate, &up, &down};
+    pool.parallel_for(std::size(matrices),
+                      [&](int64_t i, int) { matrices[i]->refresh(cache_f32); });
     const LayerViews& w = views;
     const bool p1 = w.config->norm_plus_one;
     attn_norm = norm_f32(w.attn_norm, p1), mlp_norm = norm_f32(w.mlp_norm, p1);
@@ -107,7 +116,7 @@ struct LayerWeights {
     post_attn_norm = norm_f32(w.post_attn_norm, p1), post_mlp_norm = norm_f32(w.post_mlp_norm, p1);
     bq = vec_f32(w.bq), bk = vec_f32(w.bk), bv = vec_f32(w.bv), bo = vec_f32(w.bo);
     bg = vec_f32(w.bg), bu = vec_f32(w.bu), bd = vec_f32(w.bd);
-    for (Matrix* m : {&q, &k, &v, &o, &gate, &up, &down}) m->refresh(cache_f32);
+    stale = false;
   }
 };
 
@@ -133,15 +142,14 @@ class CpuBackend final : public Backend {
     L->gate = matrix(v.gate), L->up = matrix(v.up), L->down = matrix(v.down);
     L->inv_freq = rope_inv_freq(*v.config, v.index);
     L->rope_mscale = rope_attention_factor(*v.config);
-    L->refresh(options_.cache_f32_weights);
-    layers_.push_back(std::move(L));
+    layers_.push_back(std::move(L));  // stale: refreshed before its first use
     return static_cast<int>(layers_.size()) - 1;
   }
 
   void refresh_weights() override {
     final_norm_ = norm_f32(head_views_.final_norm, head_views_.config->norm_plus_one);
     head_.refresh(options_.cache_f32_weights);
-    for (auto& L : layers_) L->refresh(options_.cache_f32_weights);
+    for (auto& L : layers_) L->stale = true;
   }
 
   void set_path(std::span<const HopSpec> path) override;
@@ -178,7 +186,7 @@ class CpuBackend final : public Backend {
 
  private:
   struct Hop {
-    const LayerWeights* w = nullptr;
+    LayerWeights* w = nullptr;
     float scale = 1.0f;
     int64_t nh = 0, nkv = 0, hd = 0, inter = 0, qdim = 0, kvdim = 0;
     int64_t kv_offset = 0;  // offset (in floats per position) of this hop's K; V follows at +kvdim
@@ -224,7 +232,7 @@ void CpuBackend::set_path(std::span<const HopSpec> path) {
   hops_.clear();
   kv_floats_per_pos_ = 0;
   for (const HopSpec& p : path) {
-    const LayerWeights& L = *layers_.at(p.layer);
+    LayerWeights& L = *layers_.at(p.layer);
     const ModelConfig& c = *L.views.config;
     Hop h;
     h.w = &L;
@@ -267,6 +275,7 @@ void CpuBackend::embed(std::span<const Row> rows) {
 
 void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
   const Hop& hop = hops_.at(hop_index);
+  if (hop.w->stale) hop.w->refresh(pool_, options_.cache_f32_weights);
   const LayerWeights& L = *hop.w;
   const ModelConfig& c = *L.views.config;
   const int64_t n = static_cast<int64_t>(rows.size()), H = c.hidden_size;

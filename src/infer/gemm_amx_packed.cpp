@@ -1,0 +1,219 @@
+// The AMX kernel on pre-packed bf16 weights (gemm.h: PackedBf16, gemm_rows_amx_packed), written
+// with the tile intrinsics. oneDNN's matmul on W read in place re-packs every W block into the tile
+// layout on every call, which at decode's 16-48 rows costs more than reading W
+// (docs/benchmarks.md); here W is packed once, when the engine gets its weights, and each call only
+// streams it.
+//
+// Tiles: 4 C (0-3: one row tile of <= 16 activation rows x 4 blocks of 16 output columns), 3 A
+// (4-6: the same rows of each bf16 part of the activations) and 1 B (7: one packed block). All
+// parts of a row tile accumulate into the same C tile (C += A_p · B for p < parts), so each block
+// of W is loaded once per call and row tile, and the parts need no separate products or sum. Column
+// groups are the outer loop and row tiles the inner one: a group's W (64 columns x k) stays in L2
+// while every row tile passes over it.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/error.h"
+#include "infer/gemm.h"
+
+#define EM_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+
+namespace evomerge::infer_detail {
+
+void PackedBf16::Free::operator()(uint16_t* p) const {
+  std::free(p);
+}
+
+void PackedBf16::pack(const uint16_t* w, int64_t n, int64_t k) {
+  EM_ASSERT(n > 0 && k > 0);
+  const int64_t nb = (n + kPackedCols - 1) / kPackedCols,
+                kb = (k + kPackedDepth - 1) / kPackedDepth;
+  const size_t elements = static_cast<size_t>(nb * kb * kPackedBlock);
+  if (elements != elements_) {
+    data_.reset(static_cast<uint16_t*>(std::aligned_alloc(64, elements * sizeof(uint16_t))));
+    if (!data_) throw std::bad_alloc();
+    elements_ = elements;
+  }
+  rows_ = n, cols_ = k, depth_blocks_ = kb;
+  // Block (jb, kb) at (jb * kb_count + kb) * 512: 16 rows of k pairs, each row the 16 columns'
+  // pairs (W[col][2r], W[col][2r + 1]): the B operand of _tile_dpbf16ps. Zero beyond n and k.
+  for (int64_t jb = 0; jb < nb; ++jb)
+    for (int64_t b = 0; b < kb; ++b) {
+      uint16_t* out = data_.get() + (jb * kb + b) * kPackedBlock;
+      if ((jb + 1) * kPackedCols <= n && (b + 1) * kPackedDepth <= k) {
+        // A full block: a 16 x 16 transpose of 32-bit pairs, no bounds to check.
+        for (int64_t c = 0; c < kPackedCols; ++c) {
+          const uint16_t* src = w + (jb * kPackedCols + c) * k + b * kPackedDepth;
+          for (int64_t r = 0; r < kPackedDepth / 2; ++r)
+            std::memcpy(out + (r * kPackedCols + c) * 2, src + 2 * r, 4);
+        }
+        continue;
+      }
+      for (int64_t r = 0; r < kPackedDepth / 2; ++r)
+        for (int64_t c = 0; c < kPackedCols; ++c)
+          for (int64_t e = 0; e < 2; ++e) {
+            const int64_t col = jb * kPackedCols + c, depth = b * kPackedDepth + 2 * r + e;
+            out[(r * kPackedCols + c) * 2 + e] = col < n && depth < k ? w[col * k + depth] : 0;
+          }
+    }
+}
+
+void PackedBf16::clear() {
+  data_.reset();
+  elements_ = 0;
+  rows_ = cols_ = depth_blocks_ = 0;
+}
+
+namespace {
+
+// The tile configuration (palette 1): rows of C and A tiles follow the row tile, B is 16 x 64 B.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+EM_AMX void configure_tiles(int rows) {
+  TileConfig cfg;
+  for (int t = 0; t < 4; ++t) cfg.rows[t] = static_cast<uint8_t>(rows), cfg.colsb[t] = 64;
+  for (int t = 4; t < 7; ++t) cfg.rows[t] = static_cast<uint8_t>(rows), cfg.colsb[t] = 64;
+  cfg.rows[7] = kPackedDepth / 2, cfg.colsb[7] = 64;
+  _tile_loadconfig(&cfg);
+}
+
+// GCC's tile intrinsics paste the tile number into the instruction text (it must be a literal),
+// so tile J is picked by name.
+#define EM_TILE_BY_INDEX(J, OP, ...)    \
+  do {                                  \
+    if constexpr ((J) == 0)             \
+      OP(0 __VA_OPT__(, ) __VA_ARGS__); \
+    else if constexpr ((J) == 1)        \
+      OP(1 __VA_OPT__(, ) __VA_ARGS__); \
+    else if constexpr ((J) == 2)        \
+      OP(2 __VA_OPT__(, ) __VA_ARGS__); \
+    else                                \
+      OP(3 __VA_OPT__(, ) __VA_ARGS__); \
+  } while (0)
+
+// C tile J += sum over parts of A_p · B, B the packed block at b.
+template <int PARTS, int J>
+EM_AMX __attribute__((always_inline)) inline void multiply_block(const uint16_t* b) {
+  _tile_loadd(7, b, 64);
+  EM_TILE_BY_INDEX(J, _tile_dpbf16ps, 4, 7);
+  if constexpr (PARTS > 1) EM_TILE_BY_INDEX(J, _tile_dpbf16ps, 5, 7);
+  if constexpr (PARTS > 2) EM_TILE_BY_INDEX(J, _tile_dpbf16ps, 6, 7);
+}
+
+// Stores C tile J ([rows x 16] f32) into c (row stride ldc) when all 16 columns are wanted, else
+// through a staging tile, only the first `cols` columns.
+template <int J>
+EM_AMX __attribute__((always_inline)) inline void store_block(float* c, int64_t ldc, int rows,
+                                                              int cols) {
+  if (cols >= kPackedCols) {
+    EM_TILE_BY_INDEX(J, _tile_stored, c, ldc * static_cast<int64_t>(sizeof(float)));
+    return;
+  }
+  alignas(64) float stage[16 * kPackedCols];
+  EM_TILE_BY_INDEX(J, _tile_stored, stage, kPackedCols * sizeof(float));
+  for (int i = 0; i < rows; ++i) std::memcpy(c + i * ldc, stage + i * kPackedCols, cols * 4);
+}
+
+// One row tile (rows <= 16, configured) times NB packed column blocks over all of k:
+// c[rows x cols] = sum over parts p of a_p[rows x k] · B. a: part 0's first row, lda its row stride
+// (elements, k padded to 32), part p at a + p * part_stride; b: the first column block's first
+// block, blocks of one column block consecutive over k (depth_blocks of them).
+template <int PARTS, int NB>
+EM_AMX void row_tile_times_group(const uint16_t* a, int64_t lda, int64_t part_stride,
+                                 const uint16_t* b, int64_t depth_blocks, float* c, int64_t ldc,
+                                 int rows, int cols) {
+  _tile_zero(0);
+  if constexpr (NB > 1) _tile_zero(1);
+  if constexpr (NB > 2) _tile_zero(2);
+  if constexpr (NB > 3) _tile_zero(3);
+  const int64_t a_stride = lda * static_cast<int64_t>(sizeof(uint16_t));
+  const int64_t column_block = depth_blocks * kPackedBlock;
+  for (int64_t kb = 0; kb < depth_blocks; ++kb) {
+    const uint16_t* ak = a + kb * kPackedDepth;
+    _tile_loadd(4, ak, a_stride);
+    if constexpr (PARTS > 1) _tile_loadd(5, ak + part_stride, a_stride);
+    if constexpr (PARTS > 2) _tile_loadd(6, ak + 2 * part_stride, a_stride);
+    const uint16_t* bk = b + kb * kPackedBlock;
+    multiply_block<PARTS, 0>(bk);
+    if constexpr (NB > 1) multiply_block<PARTS, 1>(bk + column_block);
+    if constexpr (NB > 2) multiply_block<PARTS, 2>(bk + 2 * column_block);
+    if constexpr (NB > 3) multiply_block<PARTS, 3>(bk + 3 * column_block);
+  }
+  store_block<0>(c, ldc, rows, cols);
+  if constexpr (NB > 1) store_block<1>(c + 16, ldc, rows, cols - 16);
+  if constexpr (NB > 2) store_block<2>(c + 32, ldc, rows, cols - 32);
+  if constexpr (NB > 3) store_block<3>(c + 48, ldc, rows, cols - 48);
+}
+
+using GroupFn = void (*)(const uint16_t*, int64_t, int64_t, const uint16_t*, int64_t, float*,
+                         int64_t, int, int);
+
+template <int PARTS>
+GroupFn group_fn(int blocks) {
+  switch (blocks) {
+    case 1:
+      return row_tile_times_group<PARTS, 1>;
+    case 2:
+      return row_tile_times_group<PARTS, 2>;
+    case 3:
+      return row_tile_times_group<PARTS, 3>;
+    default:
+      return row_tile_times_group<PARTS, 4>;
+  }
+}
+
+GroupFn group_fn(int parts, int blocks) {
+  switch (parts) {
+    case 1:
+      return group_fn<1>(blocks);
+    case 2:
+      return group_fn<2>(blocks);
+    default:
+      return group_fn<3>(blocks);
+  }
+}
+
+}  // namespace
+
+EM_AMX void gemm_rows_amx_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0,
+                                 int64_t r1, float* C, int64_t ldc, GemmScratch& scratch) {
+  EM_ASSERT(r0 % kPackedCols == 0 && r1 <= W.rows() && A.k == W.cols());
+  EM_ASSERT(A.parts >= 1 && A.parts <= 3);
+  const int64_t m = A.m, k = A.k, parts = A.parts, kb = W.depth_blocks();
+  // The A tiles read 32 k per block: rows of k not a multiple of 32 are copied, zero-padded.
+  const uint16_t* a = A.split;
+  int64_t lda = k;
+  if (k % kPackedDepth != 0) {
+    lda = kb * kPackedDepth;
+    scratch.padded.assign(static_cast<size_t>(parts * m * lda), 0);
+    for (int64_t row = 0; row < parts * m; ++row)
+      std::copy(A.split + row * k, A.split + (row + 1) * k, scratch.padded.data() + row * lda);
+    a = scratch.padded.data();
+  }
+  const GroupFn full = group_fn(static_cast<int>(parts), 4);
+  const int64_t group_cols = 4 * kPackedCols;
+  int configured = 0;
+  for (int64_t j0 = r0; j0 < r1; j0 += group_cols) {
+    const int cols = static_cast<int>(std::min(group_cols, r1 - j0));
+    const GroupFn fn = cols == group_cols ? full
+                                          : group_fn(static_cast<int>(parts),
+                                                     (cols + kPackedCols - 1) / kPackedCols);
+    const uint16_t* b = W.data() + (j0 / kPackedCols) * kb * kPackedBlock;
+    for (int64_t i0 = 0; i0 < m; i0 += 16) {
+      const int rows = static_cast<int>(std::min<int64_t>(16, m - i0));
+      if (rows != configured) configure_tiles(rows), configured = rows;
+      fn(a + i0 * lda, lda, m * lda, b, kb, C + i0 * ldc + (j0 - r0), ldc, rows, cols);
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace evomerge::infer_detail
