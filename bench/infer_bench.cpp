@@ -2,6 +2,7 @@
 //  - prefill / scoring FLOP/s vs the bf16 GEMM peak: our best kernel (BM_GemmPeak, every kernel
 //    this CPU runs) and oneDNN's own bf16 matmul (BM_OneDnnPeak); BM_SgemmPeak is OpenBLAS, kept
 //    to show what a BLAS that misdetects the CPU gives;
+//  - the f32 kernels (avx2, avx512) vs the f32 FMA peak of their ISA (BM_FmaPeak);
 //  - batched decode tokens/s vs the memory-bandwidth bound (BM_MemoryBandwidth: bytes of weights
 //    read per decode step / bandwidth).
 // Models (the first argument of the model benches): 0 = ~100M parameters (hidden 768,
@@ -20,6 +21,7 @@
 #endif
 
 #include <fmt/format.h>
+#include <immintrin.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -216,6 +218,71 @@ BENCHMARK(BM_OneDnnPeak)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 #endif
+
+// The machine's f32 FMA peak per ISA: a register-only loop of independent FMA chains (16, more
+// than the 2 FMA ports x 4 cycles of latency of current cores), no memory traffic, on `threads`
+// threads (range(0)). The bound an f32 kernel of that ISA can reach (the AVX2 class's roof).
+#define EM_BENCH_AVX2 __attribute__((target("avx2,fma")))
+#define EM_BENCH_AVX512 __attribute__((target("avx512f")))
+constexpr int kFmaChains = 16;
+EM_BENCH_AVX2 float fma_chains_avx2(int64_t iters) {
+  __m256 acc[kFmaChains];
+  for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm256_set1_ps(1e-3f * k);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 16
+    for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+  __m256 s = acc[0];
+  for (int k = 1; k < kFmaChains; ++k) s = _mm256_add_ps(s, acc[k]);
+  return _mm256_cvtss_f32(s);
+}
+EM_BENCH_AVX512 float fma_chains_avx512(int64_t iters) {
+  __m512 acc[kFmaChains];
+  for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_set1_ps(1e-3f * k);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 16
+    for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+  __m512 s = acc[0];
+  for (int k = 1; k < kFmaChains; ++k) s = _mm512_add_ps(s, acc[k]);
+  return _mm512_cvtss_f32(s);
+}
+
+template <infer_detail::GemmKernel Isa>
+void BM_FmaPeak(benchmark::State& state) {
+  if (std::string why = infer_detail::gemm_kernel_unavailable(Isa); !why.empty()) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  constexpr bool wide = Isa == infer_detail::GemmKernel::Avx512;
+  constexpr int64_t kIters = 1 << 22;
+  infer_detail::ThreadPool pool(threads);
+  std::vector<float> sink(threads);
+  const double cpu0 = process_cpu_seconds();
+  for (auto _ : state) {
+    pool.parallel_for(threads, [&](int64_t t, int) {
+      sink[t] = wide ? fma_chains_avx512(kIters) : fma_chains_avx2(kIters);
+    });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double gflop =
+      2.0 * kFmaChains * (wide ? 16 : 8) * kIters * threads * state.iterations() / 1e9;
+  state.counters["GFLOPs"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
+  per_cpu_second(state, "GFLOP_per_cpu_s", gflop, cpu0);
+}
+BENCHMARK(BM_FmaPeak<infer_detail::GemmKernel::Avx2>)
+    ->Name("BM_FmaPeak/avx2")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_FmaPeak<infer_detail::GemmKernel::Avx512>)
+    ->Name("BM_FmaPeak/avx512")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // Streaming read of a 512 MiB buffer with the bench's thread count: the decode roof.
 void BM_MemoryBandwidth(benchmark::State& state) {

@@ -54,6 +54,10 @@ void exp_scalar(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
 
+void silu_mul_scalar(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 void pv_scalar(const float* P, int64_t ldp, int64_t rows, const KvSegment* segs, int nsegs,
                int64_t ldv, int64_t j0, int64_t j1, int64_t hd, const float* rowscale, float* O,
                int64_t ldo) {
@@ -182,16 +186,21 @@ void exp_with(AttentionKernel kernel, const float* x, float* y, int64_t n) {
   attention_ops(kernel).exp(x, y, n);
 }
 
+void silu_mul(AttentionKernel kernel, float* g, const float* u, int64_t n) {
+  attention_ops(kernel).silu_mul(g, u, n);
+}
+
 const AttentionOps& attention_ops_scalar() {
-  static const AttentionOps ops{1,
-                                1,
-                                scores_scalar,
-                                scores_dot_scalar,
-                                row_max_scalar,
-                                exp_sum_scalar,
-                                log_sum_exp_scalar,
-                                exp_scalar,
-                                pv_scalar};
+  static const AttentionOps ops{.score_rows = 1,
+                                .pv_rows = 1,
+                                .scores = scores_scalar,
+                                .scores_dot = scores_dot_scalar,
+                                .row_max = row_max_scalar,
+                                .exp_sum = exp_sum_scalar,
+                                .log_sum_exp = log_sum_exp_scalar,
+                                .exp = exp_scalar,
+                                .silu_mul = silu_mul_scalar,
+                                .pv = pv_scalar};
   return ops;
 }
 

@@ -88,6 +88,10 @@ double log_sum_exp(AttentionKernel kernel, const float* x, int64_t n, float mx);
 // y[i] = exp(x[i]) for i in [0, n) with the kernel's exp (for tests).
 void exp_with(AttentionKernel kernel, const float* x, float* y, int64_t n);
 
+// The same exp's other user, the SwiGLU activation: g[i] = silu(g[i]) * u[i] for i in [0, n),
+// silu(x) = x / (1 + exp(-x)) (scalar: std::exp, as reference_forward).
+void silu_mul(AttentionKernel kernel, float* g, const float* u, int64_t n);
+
 // The per-ISA operations attend_block is built from (attention_kernels*.cpp; same contracts).
 struct AttentionOps {
   int score_rows = 1;  // rows per call of `scores` (its register tile)
@@ -104,6 +108,7 @@ struct AttentionOps {
   float (*exp_sum)(float* x, int64_t n, float mx);
   double (*log_sum_exp)(const float* x, int64_t n, float mx);
   void (*exp)(const float* x, float* y, int64_t n);
+  void (*silu_mul)(float* g, const float* u, int64_t n);
   // O[i][:hd] = rowscale[i] * Σ_{j in [j0, j1)} P[i][j] * V_j for i < rows, V_j read from the
   // segments (V of position j at seg.v + (j - seg.j0) * ldv); P indexed by position (row stride
   // ldp).

@@ -32,6 +32,7 @@ struct Avx512 {
   static EM_ATTN_INLINE reg set1(float x) { return _mm512_set1_ps(x); }
   static EM_ATTN_INLINE reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static EM_ATTN_INLINE reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static EM_ATTN_INLINE reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
   static EM_ATTN_INLINE reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static EM_ATTN_INLINE reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static EM_ATTN_INLINE reg max(reg a, reg b) { return _mm512_max_ps(a, b); }

@@ -2,7 +2,7 @@
 // kernel this CPU runs (each forced by name), on awkward shapes: head_dim 64/80/128 and ones that
 // end in a partial vector, blocks of 1..64 rows, positions around the panel and block edges, a
 // parent cache split at every kind of place, sliding windows, soft-capping, strided (GQA-style)
-// layouts. And the vectorised exp against std::exp, and the vocab log-sum-exp.
+// layouts. And the vectorised exp against std::exp, silu, and the vocab log-sum-exp.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -64,6 +64,23 @@ TEST(AttentionExp, UnderflowIsZero) {
     if (k == AttentionKernel::Scalar) continue;
     exp_with(k, x, y, 5);
     for (int i = 0; i < 5; ++i) EXPECT_EQ(y[i], 0.0f) << attention_kernel_name(k) << " " << x[i];
+  }
+}
+
+// silu(g) * u against the formula in double, over the range activations take and beyond.
+TEST(AttentionSilu, MatchesDoubleFormula) {
+  std::vector<float> g, u;
+  for (float x = -120.0f; x <= 120.0f; x += 0.0137f) g.push_back(x), u.push_back(0.5f + x * 1e-3f);
+  for (AttentionKernel k : runnable_kernels()) {
+    std::vector<float> out = g;
+    silu_mul(k, out.data(), u.data(), static_cast<int64_t>(out.size()));
+    double worst = 0;
+    for (size_t i = 0; i < g.size(); ++i) {
+      const double want = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+      worst = std::max(worst, std::abs(out[i] - want) / std::max(1e-30, std::abs(want)));
+    }
+    // exp within 1 ulp, then one add, one divide, one multiply: a few f32 ulp (2^-23 = 1.2e-7).
+    EXPECT_LE(worst, 5e-7) << attention_kernel_name(k);
   }
 }
 

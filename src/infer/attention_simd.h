@@ -2,8 +2,8 @@
 // V, included by attention_kernels_avx2.cpp and attention_kernels_avx512.cpp, each of which defines
 // EM_ATTN_TARGET (the target attribute) and its V before including this file:
 //   V::reg, V::kLanes, zero, load, load_n (first n lanes, rest 0), store, store_n, set1, fmadd,
-//   mul, add, sub, max, hsum, hmax, round (to nearest), pow2 (2^n for integral n in [-126, 127]),
-//   zero_below (lanes of x below t set to 0 in v).
+//   mul, div, add, sub, max, min, hsum, hmax, round (to nearest), pow2 (2^n for integral n in
+//   [-126, 127]), zero_below (lanes of x below t set to 0 in v).
 // Everything is in an anonymous namespace: each including file gets its own copy for its ISA.
 #pragma once
 
@@ -171,6 +171,17 @@ EM_ATTN_TARGET void exp_simd(const float* x, float* y, int64_t n) {
   }
 }
 
+template <class V>
+EM_ATTN_TARGET void silu_mul_simd(float* g, const float* u, int64_t n) {
+  const typename V::reg one = V::set1(1.0f);
+  for (int64_t i = 0; i < n; i += V::kLanes) {
+    const int64_t left = std::min<int64_t>(V::kLanes, n - i);
+    const typename V::reg x = V::load_n(g + i, left);
+    const typename V::reg e = vexp<V>(V::sub(V::zero(), x));
+    V::store_n(g + i, V::mul(V::div(x, V::add(one, e)), V::load_n(u + i, left)), left);
+  }
+}
+
 // ---- O = rowscale · P · V: MR rows x NV vectors of head_dim columns in registers ----
 
 // Columns [c0, c0 + NV * kLanes) of rows [0, MR) (the last vector partial when `tail` < kLanes).
@@ -248,10 +259,16 @@ EM_ATTN_TARGET void pv_rows(const float* P, int64_t ldp, int64_t rows, const KvS
 // PvVectors vectors of head_dim.
 template <class V, int ScoreRows, int PvRows, int PvVectors>
 const AttentionOps& simd_ops() {
-  static const AttentionOps ops{
-      ScoreRows,           PvRows,          scores_simd<V, ScoreRows>,
-      scores_dot_simd<V>,  row_max_simd<V>, exp_sum_simd<V>,
-      log_sum_exp_simd<V>, exp_simd<V>,     pv_rows<V, PvRows, PvVectors>};
+  static const AttentionOps ops{.score_rows = ScoreRows,
+                                .pv_rows = PvRows,
+                                .scores = scores_simd<V, ScoreRows>,
+                                .scores_dot = scores_dot_simd<V>,
+                                .row_max = row_max_simd<V>,
+                                .exp_sum = exp_sum_simd<V>,
+                                .log_sum_exp = log_sum_exp_simd<V>,
+                                .exp = exp_simd<V>,
+                                .silu_mul = silu_mul_simd<V>,
+                                .pv = pv_rows<V, PvRows, PvVectors>};
   return ops;
 }
 

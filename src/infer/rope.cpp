@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <vector>
 
 #include "common/error.h"
 
@@ -79,17 +80,37 @@ float rope_attention_factor(const ModelConfig& c) {
                                            : 1.0f;
 }
 
-void rope_apply(float* x, int d, const float* inv_freq, int pos, float mscale) {
-  const int half = d / 2;
+void rope_angles(int d, const float* inv_freq, int pos, float mscale, float* cos_out,
+                 float* sin_out) {
   const float p = static_cast<float>(pos);
-  for (int i = 0; i < half; ++i) {
-    float angle = p * inv_freq[i];
+  for (int i = 0; i < d / 2; ++i) {
+    const float angle = p * inv_freq[i];
     float c = std::cos(angle), s = std::sin(angle);
     if (mscale != 1.0f) c *= mscale, s *= mscale;
-    float a = x[i], b = x[i + half];
-    x[i] = a * c - b * s;
-    x[i + half] = b * c + a * s;
+    cos_out[i] = c, sin_out[i] = s;
   }
+}
+
+void rope_rotate(float* x, int d, const float* cos_in, const float* sin_in) {
+  const int half = d / 2;
+  for (int i = 0; i < half; ++i) {
+    const float a = x[i], b = x[i + half];
+    x[i] = a * cos_in[i] - b * sin_in[i];
+    x[i + half] = b * cos_in[i] + a * sin_in[i];
+  }
+}
+
+void rope_apply(float* x, int d, const float* inv_freq, int pos, float mscale) {
+  constexpr int kOnStack = 256;  // head_dim / 2 of every model so far; larger ones use the heap
+  float c_stack[kOnStack], s_stack[kOnStack];
+  std::vector<float> heap;
+  float *c = c_stack, *s = s_stack;
+  if (d / 2 > kOnStack) {
+    heap.resize(static_cast<size_t>(d));
+    c = heap.data(), s = heap.data() + d / 2;
+  }
+  rope_angles(d, inv_freq, pos, mscale, c, s);
+  rope_rotate(x, d, c, s);
 }
 
 }  // namespace evomerge

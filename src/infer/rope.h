@@ -31,4 +31,10 @@ float rope_attention_factor(const ModelConfig& config);
 // Rotates one head vector x[d] in place at position `pos`; cos and sin are scaled by `mscale`.
 void rope_apply(float* x, int d, const float* inv_freq, int pos, float mscale = 1.0f);
 
+// rope_apply in two steps, for many heads at one position: the d/2 angles' cos and sin once
+// (rope_angles), then each head rotated with them (rope_rotate); the same floats as rope_apply.
+void rope_angles(int d, const float* inv_freq, int pos, float mscale, float* cos_out,
+                 float* sin_out);
+void rope_rotate(float* x, int d, const float* cos_in, const float* sin_in);
+
 }  // namespace evomerge

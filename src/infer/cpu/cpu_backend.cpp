@@ -48,10 +48,6 @@ std::vector<float> norm_f32(const TensorView& v, bool plus_one) {
   return w;
 }
 
-float silu(float v) {
-  return v / (1.0f + std::exp(-v));
-}
-
 // gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 float gelu_tanh(float v) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
@@ -126,6 +122,7 @@ class CpuBackend final : public Backend {
       : options_(o),
         pool_(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency())) {
     attn_scratch_.resize(pool_.size());
+    rope_scratch_.resize(pool_.size());
   }
 
   std::string name() const override { return "cpu"; }
@@ -224,6 +221,7 @@ class CpuBackend final : public Backend {
   // Scratch, grown to the largest micro-batch seen.
   std::vector<float> x, xn, q, k, v, att, tmp, g, u, final_x, logits_buf;
   std::vector<AttentionScratch> attn_scratch_;       // per thread
+  std::vector<std::vector<float>> rope_scratch_;     // per thread: one row's cos and sin
   std::vector<std::pair<int64_t, int64_t>> blocks_;  // attention row blocks: (first row, count)
   MatmulScratch mm_;
 };
@@ -242,6 +240,7 @@ void CpuBackend::set_path(std::span<const HopSpec> path) {
     h.kv_offset = kv_floats_per_pos_;
     kv_floats_per_pos_ += 2 * h.kvdim;
     hops_.push_back(h);
+    for (auto& r : rope_scratch_) grow(r, static_cast<size_t>(h.hd));
   }
 }
 
@@ -293,7 +292,13 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
   linear_many(pool_, qkv, xn.data(), n, mm_, options_.precision);
 
   // Biases, q/k norms per head (Qwen3, before RoPE), RoPE, and K/V into the cache.
-  pool_.parallel_for(n, [&](int64_t r, int) {
+  pool_.parallel_for(n, [&](int64_t r, int thread) {
+    // The row's cos / sin once for all its q and k heads (rope_angles, as rope_apply computes
+    // them).
+    float* rope_cos = rope_scratch_[thread].data();
+    float* rope_sin = rope_cos + hd / 2;
+    rope_angles(static_cast<int>(hd), L.inv_freq.data(), rows[r].pos, L.rope_mscale, rope_cos,
+                rope_sin);
     float* qr = &q[r * qd];
     float* kr = &k[r * kvd];
     float* vr = &v[r * kvd];
@@ -303,11 +308,11 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
     }
     for (int64_t a = 0; a < nh; ++a) {
       if (!L.q_norm.empty()) rms_norm(qr + a * hd, qr + a * hd, hd, L.q_norm.data(), eps);
-      rope_apply(qr + a * hd, static_cast<int>(hd), L.inv_freq.data(), rows[r].pos, L.rope_mscale);
+      rope_rotate(qr + a * hd, static_cast<int>(hd), rope_cos, rope_sin);
     }
     for (int64_t a = 0; a < nkv; ++a) {
       if (!L.k_norm.empty()) rms_norm(kr + a * hd, kr + a * hd, hd, L.k_norm.data(), eps);
-      rope_apply(kr + a * hd, static_cast<int>(hd), L.inv_freq.data(), rows[r].pos, L.rope_mscale);
+      rope_rotate(kr + a * hd, static_cast<int>(hd), rope_cos, rope_sin);
     }
     Seq& s = seqs_[rows[r].seq];
     float* own = s.kv.data() + (rows[r].pos - s.base) * kv_floats_per_pos_ + hop.kv_offset;
@@ -408,6 +413,7 @@ void CpuBackend::mlp(const Hop& hop, int64_t n) {
   const LayerWeights& L = *hop.w;
   const int64_t I = hop.inter;
   const bool gelu = L.views.config->hidden_act == "gelu_pytorch_tanh";
+  const AttentionKernel simd = selected_attention_kernel();  // the vectorised exp of silu
   // Each task of the gated pair applies the activation to its columns: g <- act(g + bg) * (u + bu).
   linear_gated(pool_, L.gate, L.up, xn.data(), n, g.data(), u.data(), mm_, options_.precision,
                [&](int64_t c0, int64_t c1) {
@@ -419,7 +425,7 @@ void CpuBackend::mlp(const Hop& hop, int64_t n) {
                    if (gelu)
                      for (int64_t i = c0; i < c1; ++i) gr[i] = gelu_tanh(gr[i]) * ur[i];
                    else
-                     for (int64_t i = c0; i < c1; ++i) gr[i] = silu(gr[i]) * ur[i];
+                     silu_mul(simd, gr + c0, ur + c0, c1 - c0);
                  }
                });
   matmul(L.down, g.data(), n, tmp.data());
