@@ -7,8 +7,10 @@
 //  - Few parallel regions per layer (each is a fork/join, a cost a decode step of one row pays
 //    tens of times): q/k/v in one (linear_many), gate/up with the activation in one
 //    (linear_gated), the residual add with the next RMSNorm.
-//  - Each KV cache slot holds K and V rows [position x kv_floats_per_pos] for every hop (hop h's K
-//    at its kv_offset, V at +kvdim). Positions below `base` are read from the parent's slot.
+//  - Each KV cache slot holds, per hop, K [kv head x position x head_dim] then V (the same), so the
+//    attention kernels read one head's keys and values contiguously (a position-major layout put
+//    consecutive positions of one head kv_floats_per_pos apart: 80 KB, a page each, on the 1B
+//    model). Positions below `base` are read from the parent's slot.
 //  - Buffers (activations, caches, scratch) grow to the largest batch seen and are reused: a
 //    decoding step allocates nothing.
 #include "infer/cpu/cpu_backend.h"
@@ -156,7 +158,8 @@ class CpuBackend final : public Backend {
     Seq& s = seqs_[slot];
     s.parent = parent;
     s.base = base;
-    const size_t need = static_cast<size_t>(std::max(0, cap - base)) * kv_floats_per_pos_;
+    s.rows = std::max(0, cap - base);
+    const size_t need = static_cast<size_t>(s.rows) * kv_floats_per_pos_;
     if (s.kv.size() < need) s.kv.resize(need);
     // One attention score per key of the slot's longest row, sized here so that the decode steps
     // that follow never grow it (tested: decode_alloc_test.cpp).
@@ -186,13 +189,20 @@ class CpuBackend final : public Backend {
     LayerWeights* w = nullptr;
     float scale = 1.0f;
     int64_t nh = 0, nkv = 0, hd = 0, inter = 0, qdim = 0, kvdim = 0;
-    int64_t kv_offset = 0;  // offset (in floats per position) of this hop's K; V follows at +kvdim
+    int64_t kv_offset = 0;  // sum of 2 * kvdim over the hops before: its slab at rows * kv_offset
   };
-  // A KV cache slot: [(cap - base) x kv_floats_per_pos], positions [0, base) in the parent's slot.
+  // A KV cache slot of `rows` = cap - base positions: hop h's slab at rows * h.kv_offset holds K
+  // [nkv x rows x hd] then V [nkv x rows x hd]; positions [0, base) are in the parent's slot.
   struct Seq {
     int parent = -1;
     int base = 0;
+    int64_t rows = 0;
     std::vector<float> kv;
+    // K (or V) of kv head g at position pos (>= base) of hop h.
+    float* at(const Hop& h, int64_t g, int64_t pos, bool value) {
+      return kv.data() + rows * h.kv_offset + (value ? rows * h.kvdim : 0) +
+             (g * rows + pos - base) * h.hd;
+    }
   };
 
   // Y[n x W.rows] = X[n x W.cols] · Wᵀ: every weight matmul of the backend goes through here.
@@ -315,9 +325,10 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
       rope_rotate(kr + a * hd, static_cast<int>(hd), rope_cos, rope_sin);
     }
     Seq& s = seqs_[rows[r].seq];
-    float* own = s.kv.data() + (rows[r].pos - s.base) * kv_floats_per_pos_ + hop.kv_offset;
-    std::copy(kr, kr + kvd, own);
-    std::copy(vr, vr + kvd, own + kvd);
+    for (int64_t g = 0; g < nkv; ++g) {
+      std::copy(kr + g * hd, kr + (g + 1) * hd, s.at(hop, g, rows[r].pos, false));
+      std::copy(vr + g * hd, vr + (g + 1) * hd, s.at(hop, g, rows[r].pos, true));
+    }
   });
 
   attend_and_project(hop, rows);
@@ -333,7 +344,7 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   const LayerWeights& L = *hop.w;
   const ModelConfig& c = *L.views.config;
   const int64_t n = static_cast<int64_t>(rows.size());
-  const int64_t nh = hop.nh, hd = hop.hd, qd = hop.qdim, kvd = hop.kvdim;
+  const int64_t nh = hop.nh, hd = hop.hd, qd = hop.qdim;
   const float scale = c.attention_scale ? static_cast<float>(*c.attention_scale)
                                         : 1.0f / std::sqrt(static_cast<float>(hd));
   const float cap = c.attn_logit_softcapping ? static_cast<float>(*c.attn_logit_softcapping) : 0.0f;
@@ -350,33 +361,29 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
     else
       blocks_.emplace_back(r, 1);
   }
-  const int64_t kvfp = kv_floats_per_pos_;
   const AttentionKernel kernel = selected_attention_kernel();
   pool_.parallel_for(static_cast<int64_t>(blocks_.size()) * nh, [&](int64_t item, int thread) {
     // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture a
     // binding in a lambda.
     const int64_t r0 = blocks_[item / nh].first, m = blocks_[item / nh].second;
     const int64_t a = item % nh, gi = a / group;
-    const Seq& s = seqs_[rows[r0].seq];
+    Seq& s = seqs_[rows[r0].seq];
     const int64_t L = rows[r0 + m - 1].pos + 1, nparent = std::min<int64_t>(s.base, L);
-    // Keys [0, base) from the parent's cache, [base, L) from the own one.
+    // Keys [0, base) from the parent's cache (base 0), [base, L) from the own one.
     KvSegment segs[2];
     int nsegs = 0;
-    const int64_t k_off = hop.kv_offset + gi * hd, v_off = k_off + kvd;
     if (nparent > 0) {
-      const float* p = seqs_[s.parent].kv.data();
-      segs[nsegs++] = {p + k_off, p + v_off, 0, nparent};
+      Seq& p = seqs_[s.parent];
+      segs[nsegs++] = {p.at(hop, gi, 0, false), p.at(hop, gi, 0, true), 0, nparent};
     }
-    if (L > nparent) {
-      const float* own = s.kv.data() + (nparent - s.base) * kvfp;
-      segs[nsegs++] = {own + k_off, own + v_off, nparent, L};
-    }
+    if (L > nparent)
+      segs[nsegs++] = {s.at(hop, gi, nparent, false), s.at(hop, gi, nparent, true), nparent, L};
     AttentionBlock b;
     b.q = &q[r0 * qd + a * hd], b.ldq = qd;
     b.out = &att[r0 * qd + a * hd], b.ldo = qd;
     b.m = m, b.hd = hd, b.p0 = rows[r0].pos, b.window = window;
     b.scale = scale, b.softcap = cap;
-    b.segments = segs, b.nsegments = nsegs, b.ldkv = kvfp;
+    b.segments = segs, b.nsegments = nsegs, b.ldkv = hd;
     attend_block(kernel, b, attn_scratch_[thread]);
   });
 
