@@ -11,6 +11,13 @@ double thread_cpu_seconds() {
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
+ThreadCounters thread_counters() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return {static_cast<uint64_t>(u.ru_nvcsw), static_cast<uint64_t>(u.ru_nivcsw),
+          static_cast<uint64_t>(u.ru_minflt)};
+}
+
 double process_cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -55,9 +62,9 @@ std::optional<JobThread::Done> JobThread::wait(std::chrono::microseconds timeout
   return d;
 }
 
-double JobThread::cpu_seconds() const {
+JobThread::Usage JobThread::usage() const {
   std::lock_guard lock(mu_);
-  return cpu_seconds_;
+  return usage_;
 }
 
 void JobThread::loop() {
@@ -69,6 +76,7 @@ void JobThread::loop() {
     queue_.pop_front();
     lock.unlock();
     const double cpu0 = thread_cpu_seconds();
+    const ThreadCounters sw0 = thread_counters();
     Done d{id, {}, nullptr};
     try {
       d.result = score_(job);
@@ -76,8 +84,11 @@ void JobThread::loop() {
       d.error = std::current_exception();
     }
     const double cpu = thread_cpu_seconds() - cpu0;
+    const ThreadCounters sw = thread_counters();
     lock.lock();
-    cpu_seconds_ += cpu;
+    usage_.cpu_seconds += cpu;
+    usage_.preempted += sw.involuntary - sw0.involuntary;
+    usage_.minor_faults += sw.minor_faults - sw0.minor_faults;
     done_.push_back(std::move(d));
     finished_.notify_one();
   }

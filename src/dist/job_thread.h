@@ -41,8 +41,15 @@ class JobThread {
   // The next finished job, in submission order; nullopt when none finished within `timeout`.
   // Rethrows what the scoring function threw for that job.
   std::optional<Done> wait(std::chrono::microseconds timeout);
-  // CPU seconds this thread spent in jobs so far (its own thread clock).
-  double cpu_seconds() const;
+  // What this thread's jobs cost so far: CPU seconds (its own thread clock), the times the kernel
+  // preempted it (involuntary context switches: another thread took its core, e.g. its rank's
+  // main thread waking to poll MPI) and its minor page faults, from getrusage(RUSAGE_THREAD).
+  struct Usage {
+    double cpu_seconds = 0;
+    uint64_t preempted = 0, minor_faults = 0;
+  };
+  Usage usage() const;
+  double cpu_seconds() const { return usage().cpu_seconds; }
 
  private:
   void loop();
@@ -53,13 +60,19 @@ class JobThread {
   std::deque<std::pair<uint64_t, ScoreJob> > queue_;
   std::deque<Done> done_;
   size_t pending_ = 0;
-  double cpu_seconds_ = 0;
+  Usage usage_;
   bool stop_ = false;
   std::thread thread_;  // last: starts after the members it uses exist
 };
 
 // CPU seconds of the calling thread so far (CLOCK_THREAD_CPUTIME_ID).
 double thread_cpu_seconds();
+// The calling thread's context switches so far, voluntary (it slept or blocked) and involuntary
+// (preempted), and its minor page faults, from getrusage(RUSAGE_THREAD).
+struct ThreadCounters {
+  uint64_t voluntary = 0, involuntary = 0, minor_faults = 0;
+};
+ThreadCounters thread_counters();
 // CPU seconds (user + system) of this process so far.
 double process_cpu_seconds();
 

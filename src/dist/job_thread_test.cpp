@@ -1,6 +1,7 @@
 #include "dist/job_thread.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <set>
@@ -86,6 +87,28 @@ TEST(JobThread, CountsTheCpuTimeOfItsJobs) {
   ASSERT_TRUE(t.wait(std::chrono::seconds(30)).has_value());
   EXPECT_GE(t.cpu_seconds(), 0.02);
   EXPECT_GE(process_cpu_seconds(), t.cpu_seconds());
+}
+
+TEST(JobThread, CountsTheMinorFaultsOfItsJobsOnly) {
+  // Fresh anonymous memory faults in on first touch: at least one fault per 2 MB (one per 4 KB
+  // page, or one per huge page where transparent huge pages are always on).
+  constexpr size_t kBytes = 8 << 20;
+  auto touch = [] {
+    void* p = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
+    for (size_t i = 0; i < kBytes; i += 4096) static_cast<volatile char*>(p)[i] = 1;
+    munmap(p, kBytes);
+  };
+  JobThread t([&](const ScoreJob& job) {
+    touch();
+    return sum_items(job);
+  });
+  touch();  // on this thread: not the job thread's
+  EXPECT_EQ(t.usage().minor_faults, 0u);
+  t.submit(1, job_with_items({1}));
+  ASSERT_TRUE(t.wait(std::chrono::seconds(30)).has_value());
+  EXPECT_GE(t.usage().minor_faults, kBytes >> 21);
+  EXPECT_LT(t.usage().minor_faults, 2 * (kBytes >> 12) + 100);  // this job's, nobody else's
 }
 
 TEST(JobThread, DestructionLetsTheRunningJobFinishAndDropsTheQueuedOnes) {

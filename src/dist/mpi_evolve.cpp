@@ -95,23 +95,22 @@ class Backoff {
   std::chrono::microseconds pause_{20};
 };
 
-// How long a rank's main thread waits between MPI polls while nothing there is urgent (every
-// worker has a job queued behind the one it scores, no send in transit); its own scoring thread
-// wakes it at once when a job ends. A sixteenth of a typical job (a moving average of the jobs'
-// seconds), between 20 us and 100 ms: a worker with a job queued has a whole job's time before
-// it could idle, so polling this rarely never starves it, whether jobs take milliseconds (the test
-// fixtures) or minutes (7B models). Each poll wakes a thread on a core a scoring thread needs
-// (20-40 us of CPU each on the loaded 2-core machine): polling every 1 ms throughout cost the
-// 2-rank benchmark ~0.5 s of system CPU.
-class CalmPoll {
+// A moving average of the jobs' seconds, which sets how long a rank's main thread sleeps between
+// MPI polls while nothing is urgent. Each poll wakes a thread on a core a scoring thread is using,
+// and each such wake-up preempts the scoring thread, which then refills its caches: ~45 us of its
+// CPU per preemption on this 2-core VM (docs/benchmarks.md, a 1 ms waker on the core of a single
+// process), so polls are spaced by fractions of a job, not by a fixed millisecond.
+class JobClock {
  public:
   void saw_job(double seconds) {
     average_ = jobs_++ == 0 ? seconds : 0.8 * average_ + 0.2 * seconds;
   }
-  std::chrono::microseconds pause() const {
+  double average() const { return average_; }
+  // `fraction` of a typical job (1 ms before any job has ended), between 20 us and `cap`.
+  std::chrono::microseconds part(double fraction, std::chrono::microseconds cap) const {
     using us = std::chrono::microseconds;
     if (jobs_ == 0) return us(1000);
-    return std::clamp(us(static_cast<int64_t>(average_ * 1e6 / 16)), us(20), us(100000));
+    return std::clamp(us(static_cast<int64_t>(average_ * fraction * 1e6)), us(20), cap);
   }
 
  private:
@@ -124,6 +123,13 @@ void wait_message(int source, int tag, MPI_Status& st) {
   Backoff backoff;
   while (!poll(source, tag, st)) std::this_thread::sleep_for(backoff.next());
 }
+
+// Messages up to this size are sent eagerly by every MPI transport we know (OpenMPI's shared
+// memory: 4 KB, TCP: 64 KB; UCX and MPICH similar or larger): the data reaches the receiver
+// without the sender calling MPI again, so such a send in transit needs no prompt polling (its
+// request may stay incomplete until the receiver takes it; OpenMPI's shared memory returns the
+// fragment then). A larger message goes by rendezvous, which needs the sender's progress.
+constexpr size_t kEagerBytes = 4096;
 
 // Messages sent without blocking the main thread (MPI_Isend), each buffer kept until MPI is done
 // with it: a message above MPI's eager limit completes only when the receiver takes it.
@@ -145,6 +151,11 @@ class Sends {
     }
   }
   bool empty() const { return sends_.empty(); }
+  // Whether a send in transit needs this rank's progress to arrive (above kEagerBytes).
+  bool need_progress() const {
+    return std::any_of(sends_.begin(), sends_.end(),
+                       [](const auto& s) { return s.second.size() > kEagerBytes; });
+  }
   void wait_all() {
     for (auto& [req, buf] : sends_) MPI_Wait(&req, MPI_STATUS_IGNORE);
     sends_.clear();
@@ -179,16 +190,25 @@ struct RankCpu {
   double startup = 0;    // before the first job could be sent: MPI, tasks, models, handshake
   double jobs = 0;       // the scoring thread, in jobs
   double messaging = 0;  // the main thread while jobs ran: polling, sending, receiving
+  // Counts (kept as doubles for the message): the scoring thread's preemptions and minor page
+  // faults in jobs, the main thread's sleeps (each a wake-up later) and preemptions meanwhile.
+  double job_preempted = 0, job_faults = 0, main_sleeps = 0, main_preempted = 0;
+  void set_jobs(const JobThread::Usage& u) {
+    jobs = u.cpu_seconds;
+    job_preempted = static_cast<double>(u.preempted);
+    job_faults = static_cast<double>(u.minor_faults);
+  }
   std::string encode() const {
-    const double v[4] = {total, startup, jobs, messaging};
+    const double v[8] = {total,         startup,    jobs,        messaging,
+                         job_preempted, job_faults, main_sleeps, main_preempted};
     return std::string(reinterpret_cast<const char*>(v), sizeof v);
   }
   static RankCpu decode(const std::string& b, int rank) {
-    double v[4];
+    double v[8];
     if (b.size() != sizeof v)
       fail("dist", "rank {} sent a CPU account of {} bytes", rank, b.size());
     std::memcpy(v, b.data(), sizeof v);
-    return {v[0], v[1], v[2], v[3]};
+    return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
   }
 };
 
@@ -209,6 +229,7 @@ class MpiRunner : public WorkRunner {
     const double cpu0 = thread_cpu_seconds();
     Batch b{jobs, std::vector<JobResult>(jobs.size()), JobQueue(jobs, held_, capacity_),
             std::vector<size_t>(ranks_, 0), jobs.size()};
+    const ThreadCounters sw0 = thread_counters();
     for (int r = 1; r < ranks_; ++r) feed(b, r);
     Backoff backoff;
     while (b.left > 0) {
@@ -216,9 +237,7 @@ class MpiRunner : public WorkRunner {
       sends_.progress();
       feed(b, 0);
       if (active) backoff.reset();
-      const auto timeout = active      ? std::chrono::microseconds(0)
-                           : urgent(b) ? backoff.next()
-                                       : calm_.pause();
+      const auto timeout = active ? std::chrono::microseconds(0) : pause(b, backoff);
       if (auto done = scorer_.wait(timeout)) {
         record(b, 0, done->id, std::move(done->result));
         backoff.reset();
@@ -227,6 +246,9 @@ class MpiRunner : public WorkRunner {
     stats.jobs += jobs.size();
     batch_seconds += seconds_since(t0);
     messaging_cpu += thread_cpu_seconds() - cpu0;
+    const ThreadCounters sw = thread_counters();
+    sleeps += sw.voluntary - sw0.voluntary;
+    preempted += sw.involuntary - sw0.involuntary;
     return std::move(b.results);
   }
 
@@ -234,9 +256,10 @@ class MpiRunner : public WorkRunner {
     uint64_t jobs = 0, messages = 0, bytes = 0;
     double seconds = 0;  // rank 0's time encoding, sending, receiving and decoding
   } stats;
-  std::vector<RankLoad> load;  // per rank
-  double batch_seconds = 0;    // wall time inside run(): every rank could be scoring
-  double messaging_cpu = 0;    // this thread's CPU inside run()
+  std::vector<RankLoad> load;          // per rank
+  double batch_seconds = 0;            // wall time inside run(): every rank could be scoring
+  double messaging_cpu = 0;            // this thread's CPU inside run()
+  uint64_t sleeps = 0, preempted = 0;  // this thread's context switches inside run()
 
  private:
   struct Batch {
@@ -247,13 +270,26 @@ class MpiRunner : public WorkRunner {
     size_t left;                    // jobs without a result yet
   };
 
-  // Whether a worker may idle or the batch's end may wait until this thread next polls: a worker
-  // scoring its only job (its result is wanted at once), or a send in transit.
-  bool urgent(const Batch& b) const {
-    if (!sends_.empty()) return true;
+  // How long this thread may sleep before it next polls MPI (its own scoring thread wakes it at
+  // once when a job ends). A large send in transit: the backoff. A worker scoring its only job (the
+  // batch's tail): its result is wanted at once, but not before the job can end, so the first
+  // half of a typical job is slept through and the backoff starts then (20 us growing to 1 ms).
+  // Otherwise every worker has a job queued behind the one it scores, a whole job of slack:
+  // a quarter of a typical job (at most 100 ms).
+  std::chrono::microseconds pause(const Batch& b, Backoff& backoff) const {
+    using us = std::chrono::microseconds;
+    if (sends_.need_progress()) return backoff.next();
+    std::optional<std::chrono::steady_clock::time_point> look;  // the earliest tail worth a look
     for (int r = 1; r < ranks_; ++r)
-      if (b.in_flight[r] == 1) return true;
-    return false;
+      if (b.in_flight[r] == 1) {
+        const auto t = since_[r] + std::chrono::duration_cast<us>(
+                                       std::chrono::duration<double>(0.5 * jobs_.average()));
+        look = look ? std::min(*look, t) : t;
+      }
+    if (!look) return jobs_.part(0.25, us(100000));
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= *look) return backoff.next();
+    return std::max(us(20), std::chrono::duration_cast<us>(*look - now));
   }
 
   size_t take(Batch& b, int r) {
@@ -267,7 +303,7 @@ class MpiRunner : public WorkRunner {
       mine.insert(mine.begin(), c);
       if (mine.size() > capacity_) mine.pop_back();
     }
-    ++b.in_flight[r];
+    if (b.in_flight[r]++ == 0) since_[r] = std::chrono::steady_clock::now();
     return j;
   }
 
@@ -315,16 +351,21 @@ class MpiRunner : public WorkRunner {
     l.loads += res.merge_seconds > 0 ? 1 : 0;
     l.scoring_seconds += res.merge_seconds + res.eval_seconds;
     l.load_seconds += res.merge_seconds;
-    calm_.saw_job(res.merge_seconds + res.eval_seconds);
+    jobs_.saw_job(res.merge_seconds + res.eval_seconds);
     b.results[j] = std::move(res);
     --b.left, --b.in_flight[r];
+    since_[r] = std::chrono::steady_clock::now();  // its queued job (if any) starts about now
   }
 
   JobThread& scorer_;
   int ranks_;
   size_t capacity_;
   Sends sends_;  // jobs in transit to the workers
-  CalmPoll calm_;
+  JobClock jobs_;
+  // Per rank, about when the job it is scoring started (its last result's arrival, or the send
+  // of a job to it while it had none).
+  std::vector<std::chrono::steady_clock::time_point> since_ =
+      std::vector<std::chrono::steady_clock::time_point>(ranks_);
   // Per rank, the candidates it was last given (it keeps them loaded), the most recent first.
   std::vector<std::vector<CandidateRef> > held_ = std::vector<std::vector<CandidateRef> >(ranks_);
 };
@@ -333,13 +374,17 @@ class MpiRunner : public WorkRunner {
 // run on the scoring thread while this one keeps calling MPI (only this thread does:
 // MPI_THREAD_FUNNELED), so a result larger than MPI's eager limit moves to rank 0 as soon as
 // rank 0 asks for it, not after the next job. While the scoring thread has a job queued behind
-// the running one and no result is in transit, nothing here is urgent: this thread sleeps until a
-// job ends or CalmPoll's pause passes.
+// the running one and no large result is in transit, nothing here is urgent: this thread sleeps
+// until a job ends (or a typical job's time passes). A job rank 0 sends meanwhile waits in MPI's
+// buffers (jobs are far below the eager limit) and is taken when the running job ends, a few tens
+// of microseconds before the scoring thread needs it; polling for it sooner woke this thread 16
+// times a job, each time preempting the scoring thread on its core.
 void serve(JobThread& scorer, RankCpu cpu) {
   Sends sends;  // results in transit to rank 0
   Backoff backoff;
-  CalmPoll calm;
+  JobClock jobs;
   const double cpu0 = thread_cpu_seconds();
+  const ThreadCounters sw0 = thread_counters();
   for (;;) {
     bool active = false;
     MPI_Status st;
@@ -347,8 +392,11 @@ void serve(JobThread& scorer, RankCpu cpu) {
       const std::string b = recv_bytes(st);
       if (st.MPI_TAG == kStop) {
         sends.wait_all();
-        cpu.jobs = scorer.cpu_seconds();
+        cpu.set_jobs(scorer.usage());
         cpu.messaging = thread_cpu_seconds() - cpu0;
+        const ThreadCounters sw = thread_counters();
+        cpu.main_sleeps = static_cast<double>(sw.voluntary - sw0.voluntary);
+        cpu.main_preempted = static_cast<double>(sw.involuntary - sw0.involuntary);
         cpu.total = process_cpu_seconds();
         send_bytes(cpu.encode(), 0, kAccount);
         return;
@@ -361,12 +409,12 @@ void serve(JobThread& scorer, RankCpu cpu) {
     }
     sends.progress();
     if (active) backoff.reset();
-    const bool urgent = scorer.pending() == 0 || !sends.empty();
+    const bool urgent = scorer.pending() == 0 || sends.need_progress();
     const auto timeout = active   ? std::chrono::microseconds(0)
                          : urgent ? backoff.next()
-                                  : calm.pause();
+                                  : jobs.part(1.0, std::chrono::seconds(1));
     if (auto done = scorer.wait(timeout)) {
-      calm.saw_job(done->result.merge_seconds + done->result.eval_seconds);
+      jobs.saw_job(done->result.merge_seconds + done->result.eval_seconds);
       sends.post(wire::encode_result(done->id, done->result), 0, kResult);
       backoff.reset();
     }
@@ -424,11 +472,13 @@ void log_summary(const MpiRunner& runner, const std::vector<RankCpu>& cpu, doubl
     log(fmt::format(
         "[dist] rank {}: {} jobs, {} candidate loads ({:.2f} s), {:.2f} s scoring, "
         "{:.2f} s waiting in batches ({:.1f}% busy); CPU {:.2f} s: {:.2f} s in jobs, "
-        "{:.2f} s messaging, {:.2f} s start-up, {:.2f} s other{}",
+        "{:.2f} s messaging, {:.2f} s start-up, {:.2f} s other{}; scoring thread preempted {:.0f} "
+        "times, {:.0f} minor faults; main thread {:.0f} sleeps, preempted {:.0f} times",
         r, l.jobs, l.loads, l.load_seconds, l.scoring_seconds,
         std::max(0.0, in - l.scoring_seconds), in > 0 ? 100 * l.scoring_seconds / in : 0.0, c.total,
         c.jobs, c.messaging, c.startup, c.total - c.jobs - c.messaging - c.startup,
-        r == 0 ? " (optimiser, store, outputs, MPI's threads)" : " (MPI's threads)"));
+        r == 0 ? " (optimiser, store, outputs, MPI's threads)" : " (MPI's threads)",
+        c.job_preempted, c.job_faults, c.main_sleeps, c.main_preempted));
     total += c.total, jobs += c.jobs;
   }
   log(fmt::format("[dist] CPU of all ranks: {:.2f} s, {:.2f} s of it in jobs ({:.1f}%)", total,
@@ -504,8 +554,10 @@ DistributedResult run_evolve_mpi(const EvolveConfig& cfg, const EvolveRunOptions
     wait_message(r, kAccount, st);
     cpus[static_cast<size_t>(r)] = RankCpu::decode(recv_bytes(st), r);
   }
-  cpu.jobs = scorer.cpu_seconds();
+  cpu.set_jobs(scorer.usage());
   cpu.messaging = runner.messaging_cpu;
+  cpu.main_sleeps = static_cast<double>(runner.sleeps);
+  cpu.main_preempted = static_cast<double>(runner.preempted);
   cpu.total = process_cpu_seconds();
   cpus[0] = cpu;
   const auto log =

@@ -2,9 +2,11 @@
 # The 1 -> 2 rank benchmark of docs/benchmarks.md (dist section), for an idle machine: an
 # evaluation-bound PS search run with 1 rank, then 2 ranks (one thread each), interleaved, REPS
 # times per config. Prints per run the wall time and CPU (user + sys of the whole process tree:
-# mpirun and every rank), per repetition the speed-up and the 2/1 CPU ratio, the 2-rank run's
-# [dist] account, and whether both stores hold the same candidates, per-item results and final
-# table (timings aside).
+# mpirun and every rank) with the tree's minor page faults and involuntary / voluntary context
+# switches, per repetition the speed-up and the 2/1 CPU ratio, the 2-rank run's [dist] account
+# (per rank: CPU in jobs, the scoring thread's preemptions and faults, the main thread's sleeps),
+# and whether both stores hold the same candidates, per-item results and final table (timings
+# aside).
 #
 # usage: tools/dist/bench_ranks.sh BINARY [BENCH_DIR] [REPS] [CONFIGS]
 #   BENCH_DIR: holds bench.yml, bench_big.yml, jm.yaml, jm.opt.jsonl, jm.test.jsonl
@@ -29,15 +31,16 @@ for cfg in $CONFIGS; do
       d=${cfg%.yml}_${n}_$rep
       load=$(cut -d' ' -f1 /proc/loadavg)
       if [ "$n" = 1 ]; then
-        /usr/bin/time -f "%e %U %S" "$BIN" evolve "$cfg" --run "$d" > "$d.log" 2>&1
+        /usr/bin/time -f "%e %U %S %R %c %w" "$BIN" evolve "$cfg" --run "$d" > "$d.log" 2>&1
       else
-        /usr/bin/time -f "%e %U %S" mpirun --oversubscribe --allow-run-as-root --mca btl self,vader \
+        /usr/bin/time -f "%e %U %S %R %c %w" mpirun --oversubscribe --allow-run-as-root --mca btl self,vader \
           -np 2 "$BIN" evolve "$cfg" --run "$d" > "$d.log" 2>&1
       fi
-      read -r w u s <<< "$(tail -1 "$d.log")"
+      read -r w u s f ic vc <<< "$(tail -1 "$d.log")"
       c=$(echo "$u + $s" | bc)
       eval "w$n=$w c$n=$c"
-      echo "$cfg rep $rep ranks $n load_before $load wall $w s cpu $c s (user $u, sys $s)"
+      echo "$cfg rep $rep ranks $n load_before $load wall $w s cpu $c s (user $u, sys $s)" \
+        "minflt $f invol $ic vol $vc"
     done
     echo "$cfg rep $rep speed-up $(echo "scale=3; $w1 / $w2" | bc)x cpu 2/1 $(echo "scale=3; $c2 / $c1" | bc)"
     grep '\[dist\] rank\|CPU of all' "${cfg%.yml}_2_$rep.log" | sed 's/^/    /'
