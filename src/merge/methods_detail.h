@@ -49,31 +49,47 @@ inline uint64_t bernoulli_threshold(double density) {
 // DARE over one chunk: x = T[k] - B[k] (f32 or stored bf16 elements, widen()) for k in [0, len)
 // (element index0 + k of the tensor), kept when its random bits fall under `thr` (< 2^53: a density
 // under 1); adds sum |x| to l1_before and sum |kept| to l1_after, and (kStore) writes kept into
-// d[k]. 16 float lanes (vectorised), flushed into doubles every 1024 elements for accuracy: the
-// grouping is relative to the chunk start, so callers must pass whole chunks (index0 a multiple of
-// kChunk) to get the same sums.
+// d[k]; with `mask`, the keep decisions as bits (bit k % 32 of mask[k / 32]: element k kept, the
+// bits past len 0). 16 float lanes (vectorised), flushed into doubles every 1024 elements for
+// accuracy: the grouping is relative to the chunk start, so callers must pass whole chunks (index0
+// a multiple of kChunk) to get the same sums.
 template <bool kStore, typename S>
 inline void dare_chunk(const S* T, const S* B, size_t len, size_t index0, uint64_t key,
-                       uint64_t thr, float* d, double& l1_before, double& l1_after) {
+                       uint64_t thr, float* d, double& l1_before, double& l1_after,
+                       uint32_t* mask = nullptr) {
   double sb = 0, sa = 0;
   size_t j = 0;
-  // rng_bits(key, index0 + i) < thr as mix64(c0 + i * step) < thr << 11 (thr < 2^53 here): an
-  // induction instead of a multiply per element, and no shift.
+  // rng_bits(key, index0 + i) < thr as mix64(c0 + i * step) < thr << 11 (thr < 2^53 here): no
+  // shift per element.
   const uint64_t step = 0x9e3779b97f4a7c15ull, c0 = key + (index0 + 1) * step, limit = thr << 11;
+  // The keep decisions of a block first, in a loop of their own: it vectorises at the full width
+  // of the 64-bit multiplies, where inside the 16-lane sums below it ran at half (12% less CPU).
+  uint32_t keep[1024];
   while (j < len) {
-    const size_t stop = j + 1024 < len ? j + 1024 : len;
+    const size_t stop = j + 1024 < len ? j + 1024 : len, j0 = j;
+    const uint64_t cb = c0 + j0 * step;
+    for (size_t i = 0; i < stop - j0; ++i) keep[i] = mix64(cb + i * step) < limit ? 1u : 0u;
+    if (mask) {  // vectorised: 32 shifted flags OR-ed into a word
+      const size_t words = (stop - j0 + 31) / 32;
+      std::fill(keep + (stop - j0), keep + words * 32, 0u);
+      for (size_t g = 0; g < words; ++g) {
+        uint32_t w = 0;
+        for (size_t k = 0; k < 32; ++k) w |= keep[g * 32 + k] << k;
+        mask[j0 / 32 + g] = w;
+      }
+    }
     float lb[16] = {}, la[16] = {};
     for (; j + 16 <= stop; j += 16)
       for (size_t k = 0; k < 16; ++k) {
         const float x = widen(T[j + k]) - widen(B[j + k]);
-        const float kept = mix64(c0 + (j + k) * step) < limit ? x : 0.0f;
+        const float kept = keep[j + k - j0] ? x : 0.0f;
         lb[k] += std::fabs(x);
         la[k] += std::fabs(kept);
         if constexpr (kStore) d[j + k] = kept;
       }
     for (; j < stop; ++j) {
       const float x = widen(T[j]) - widen(B[j]);
-      const float kept = mix64(c0 + j * step) < limit ? x : 0.0f;
+      const float kept = keep[j - j0] ? x : 0.0f;
       lb[0] += std::fabs(x);
       la[0] += std::fabs(kept);
       if constexpr (kStore) d[j] = kept;

@@ -35,11 +35,14 @@ struct Vec {
   Mode mode = Mode::Keep;
   uint64_t key = 0, thr = 0;  // DARE
   bool l1 = false;            // DARE with rescale: pass 1 takes the L1 norms
-  size_t rank = 0;            // Select: keep the ranks [rank, n) of |x| ascending
-  float value = 0;            // Select: the magnitude of that rank
-  size_t quota = 0;           // Select: how many values equal to `value` are kept (the first ones)
-  size_t equal = 0;           // Select: how many values equal `value`
-  bool fix_ties = false;      // Select: some values equal to `value` go (quota < their count)
+  // DARE with rescale: pass 1's keep decisions, kChunk / 32 words a tile (dare_chunk's mask), so
+  // the last pass reads a bit per element instead of drawing it again (two 64-bit multiplies).
+  const uint32_t* mask = nullptr;
+  size_t rank = 0;        // Select: keep the ranks [rank, n) of |x| ascending
+  float value = 0;        // Select: the magnitude of that rank
+  size_t quota = 0;       // Select: how many values equal to `value` are kept (the first ones)
+  size_t equal = 0;       // Select: how many values equal `value`
+  bool fix_ties = false;  // Select: some values equal to `value` go (quota < their count)
 };
 
 // One tensor's passes: tiles of kChunk elements, run on `par` (or serially).
@@ -366,6 +369,24 @@ void task_tile(const Vec& v, const S* T, const S* B, float* X, size_t b, size_t 
       for (size_t k = 0; k < len; ++k) X[k] = widen(T[k]) - widen(B[k]);
       break;
     case Mode::Dare: {
+      if (v.mask) {
+        // Blocks of 1024: the block's bits spread to one flag per element, then the select (two
+        // loops that vectorise; one loop over bits and elements does not).
+        const uint32_t* words = v.mask + b / kChunk * (kChunk / 32);
+        uint32_t keep[1024];
+        for (size_t j = 0; j < len; j += 1024) {
+          const size_t bl = std::min<size_t>(1024, len - j);
+          for (size_t g = 0; g < (bl + 31) / 32; ++g) {
+            const uint32_t w = words[j / 32 + g];
+            for (size_t k = 0; k < 32; ++k) keep[g * 32 + k] = (w >> k) & 1u;
+          }
+          for (size_t k = 0; k < bl; ++k) {
+            const float x = widen(T[j + k]) - widen(B[j + k]);
+            X[j + k] = keep[k] ? x : 0.0f;
+          }
+        }
+        break;
+      }
       // rng_bits(key, b + k) < thr, unrolled: the counter steps by the golden ratio (an induction,
       // not a multiply per element), and mix64(c) >> 11 < thr is mix64(c) < thr << 11 (thr < 2^53).
       const uint64_t step = 0x9e3779b97f4a7c15ull, limit = v.thr << 11;
@@ -468,17 +489,21 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
     s.direct = s.raw[base] != nullptr;
     for (const Vec& v : vecs) s.direct = s.direct && s.raw[v.input] != nullptr;
   }
-  // Pass 1 (DARE with rescale): the L1 norms before and after the mask, per chunk, summed in order.
+  // Pass 1 (DARE with rescale): the L1 norms before and after the mask, per chunk, summed in order;
+  // the mask kept for the last pass.
+  std::vector<uint32_t> masks;
   if (!l1v.empty()) {
-    const size_t L = l1v.size();
+    const size_t L = l1v.size(), words = kChunk / 32;
     std::vector<double> before(s.tiles * L), after(s.tiles * L);
+    masks.resize(L * s.tiles * words);
     s.each([&](size_t c, size_t b, size_t len, float* buf) {
       s.with_tiles(buf, b, len, [&](auto tile) {
         const auto* B = tile(0, base);
         for (size_t q = 0; q < L; ++q) {
           const Vec& v = vecs[l1v[q]];
           detail::dare_chunk<false>(tile(1, v.input), B, len, b, v.key, v.thr, nullptr,
-                                    before[c * L + q], after[c * L + q]);
+                                    before[c * L + q], after[c * L + q],
+                                    masks.data() + (q * s.tiles + c) * words);
         }
       });
     });
@@ -487,6 +512,7 @@ void run_gta_stream(std::string_view method, const KernelArgs& a, size_t n_input
       for (size_t c = 0; c < s.tiles; ++c) sb += before[c * L + q], sa += after[c * L + q];
       Vec& v = vecs[l1v[q]];
       if (sb >= 1e-7 && sa >= 1e-7) v.ws = static_cast<float>(v.w * (sb / sa));
+      v.mask = masks.data() + q * s.tiles * words;
     }
   }
   std::vector<size_t> seen(s.tiles * vecs.size(), 0);  // ties at the threshold before each tile
