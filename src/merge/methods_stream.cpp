@@ -277,9 +277,63 @@ WindowCounts window_tile(const S* X, const S* B, size_t len, uint32_t l, uint32_
   return {under, at_lo, at_hi, in};
 }
 
+// The exact value of v's rank from select_in_window's pass (vector column `col` of vecs.size()
+// `V`): tally[c * stride] and kept + c * stride * kWindowCap are tile c's counts and window keys.
+// False where the window cannot settle it (the rank outside, or a tile's window too full); true
+// with v's value, quota and ties, and where the cut goes by index, seen[c * V + col] the ties
+// before each tile.
+bool settle_in_window(const Stream& s, const WindowCounts* tally, size_t stride,
+                      const uint32_t* kept, uint32_t lo, uint32_t hi, Vec& v, size_t col, size_t V,
+                      std::vector<size_t>& seen) {
+  WindowCounts sum;
+  bool full = false;
+  for (size_t c = 0; c < s.tiles; ++c) {
+    const WindowCounts& t = tally[c * stride];
+    full = full || t.in == ~size_t{0};
+    sum.under += t.under, sum.at_lo += t.at_lo, sum.at_hi += t.at_hi;
+    sum.in += full ? 0 : t.in;
+  }
+  // Ascending: [under) < lo, [at_lo) == lo, [in) inside, [at_hi) == hi, the rest above.
+  const size_t r = v.rank, inside = sum.under + sum.at_lo, upper = inside + sum.in;
+  if (full || r < sum.under || r >= upper + sum.at_hi) return false;
+  uint32_t key;
+  size_t less, equal;
+  int where;  // 0: lo, 1: inside, 2: hi
+  if (r < inside) {
+    key = lo, less = sum.under, equal = sum.at_lo, where = 0;
+  } else if (r >= upper) {
+    key = hi, less = upper, equal = sum.at_hi, where = 2;
+  } else {
+    std::vector<uint32_t> all;
+    all.reserve(sum.in);
+    for (size_t c = 0; c < s.tiles; ++c) {
+      const uint32_t* k = kept + c * stride * kWindowCap;
+      all.insert(all.end(), k, k + tally[c * stride].in);
+    }
+    auto nth = all.begin() + static_cast<std::ptrdiff_t>(r - inside);
+    std::nth_element(all.begin(), nth, all.end());
+    key = *nth, less = inside, equal = 0, where = 1;
+    for (uint32_t k : all) less += k < key, equal += k == key;
+  }
+  v.value = bits_to_f32(key);
+  v.quota = less + equal - v.rank;
+  v.equal = equal;
+  v.fix_ties = v.quota < equal && v.value > 0.0f;  // see select_magnitudes
+  if (!v.fix_ties) return true;
+  for (size_t c = 0; c < s.tiles; ++c) {
+    const WindowCounts& t = tally[c * stride];
+    const uint32_t* k = kept + c * stride * kWindowCap;
+    seen[c * V + col] = where == 0   ? t.at_lo
+                        : where == 2 ? t.at_hi
+                                     : static_cast<size_t>(std::count(k, k + t.in, key));
+  }
+  exclusive_prefix(seen, s.tiles, V, col);
+  return true;
+}
+
 std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<Vec>& vecs,
                                      const std::vector<size_t>& sel, std::vector<size_t>& seen) {
-  const size_t ns = sel.size(), n = s.n, V = vecs.size();
+  const size_t ns = sel.size(), n = s.n;
   if (ns == 0 || n < kWindowMin) return sel;
   std::vector<uint32_t> lo(ns), hi(ns);
   window_bounds(s, base, vecs, sel, lo, hi);
@@ -305,56 +359,15 @@ std::vector<size_t> select_in_window(const Stream& s, size_t base, std::vector<V
       }
     });
   });
+  // One vector per thread: the selection inside a window sorts ~2% of the tensor's keys.
+  std::vector<char> settled(ns);
+  s.run(ns, [&](size_t q) {
+    settled[q] = settle_in_window(s, tally.data() + q, ns, kept.get() + q * kWindowCap, lo[q],
+                                  hi[q], vecs[sel[q]], sel[q], vecs.size(), seen);
+  });
   std::vector<size_t> rest;
-  std::vector<uint32_t> all;
-  for (size_t q = 0; q < ns; ++q) {
-    Vec& v = vecs[sel[q]];
-    Counts sum;
-    bool full = false;
-    for (size_t c = 0; c < s.tiles; ++c) {
-      const Counts& t = tally[c * ns + q];
-      full = full || t.in == ~size_t{0};
-      sum.under += t.under, sum.at_lo += t.at_lo, sum.at_hi += t.at_hi;
-      sum.in += full ? 0 : t.in;
-    }
-    // Ascending: [under) < lo, [at_lo) == lo, [in) inside, [at_hi) == hi, the rest above.
-    const size_t r = v.rank, inside = sum.under + sum.at_lo, upper = inside + sum.in;
-    if (full || r < sum.under || r >= upper + sum.at_hi) {
-      rest.push_back(sel[q]);
-      continue;
-    }
-    uint32_t key;
-    size_t less, equal;
-    int where;  // 0: lo, 1: inside, 2: hi
-    if (r < inside) {
-      key = lo[q], less = sum.under, equal = sum.at_lo, where = 0;
-    } else if (r >= upper) {
-      key = hi[q], less = upper, equal = sum.at_hi, where = 2;
-    } else {
-      all.clear();
-      for (size_t c = 0; c < s.tiles; ++c) {
-        const uint32_t* k = kept.get() + (c * ns + q) * kWindowCap;
-        all.insert(all.end(), k, k + tally[c * ns + q].in);
-      }
-      auto nth = all.begin() + static_cast<std::ptrdiff_t>(r - inside);
-      std::nth_element(all.begin(), nth, all.end());
-      key = *nth, less = inside, equal = 0, where = 1;
-      for (uint32_t k : all) less += k < key, equal += k == key;
-    }
-    v.value = bits_to_f32(key);
-    v.quota = less + equal - v.rank;
-    v.equal = equal;
-    v.fix_ties = v.quota < equal && v.value > 0.0f;  // see select_magnitudes
-    if (!v.fix_ties) continue;
-    for (size_t c = 0; c < s.tiles; ++c) {
-      const Counts& t = tally[c * ns + q];
-      const uint32_t* k = kept.get() + (c * ns + q) * kWindowCap;
-      seen[c * V + sel[q]] = where == 0   ? t.at_lo
-                             : where == 2 ? t.at_hi
-                                          : static_cast<size_t>(std::count(k, k + t.in, key));
-    }
-    exclusive_prefix(seen, s.tiles, V, sel[q]);
-  }
+  for (size_t q = 0; q < ns; ++q)
+    if (!settled[q]) rest.push_back(sel[q]);
   return rest;
 }
 
