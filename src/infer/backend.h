@@ -61,6 +61,7 @@ struct LayerViews {
   TensorView attn_norm, mlp_norm, q_norm, k_norm, post_attn_norm, post_mlp_norm;
   TensorView q, k, v, o, gate, up, down;
   TensorView bq, bk, bv, bo, bg, bu, bd;
+  bool file_mapped = false;  // WeightSource::file_mapped of the layer's model
 };
 
 // Model 0's embedding [V, H], final norm [H] and head [V, H] (the embedding when tied).

@@ -37,6 +37,10 @@ class WeightSource {
   // (Engine::weights_changed()).
   virtual TensorView tensor(std::string_view name) const = 0;
   virtual bool has(std::string_view name) const = 0;
+  // True when every view is a read-only file mapping (open_folder_weights): the cpu engine then
+  // drops from its resident set the pages of the matrices it keeps packed copies of (they refault
+  // from the page cache if read again), so packing does not double its resident weights.
+  virtual bool file_mapped() const { return false; }
 };
 
 // Checks an EngineOptions::device value ("cpu", "cuda", "cuda:N") and returns its canonical

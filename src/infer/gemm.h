@@ -106,7 +106,8 @@ class PackedBf16 {
 };
 
 // A weight matrix W [rows x cols], row-major, in its stored dtype (bf16 / f16 / f32 bit patterns),
-// and, for the amx kernel, optionally its packed copy (then the only bytes amx reads).
+// and optionally its packed copy: then the only bytes the amx and avx512 kernels read (the others
+// read `data`).
 struct GemmWeights {
   const std::byte* data = nullptr;
   DType dtype = DType::F32;
@@ -163,6 +164,10 @@ void gemm_rows_avx512bf16(const GemmActivations& A, const GemmWeights& W, int64_
 void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1, float* C,
                    int64_t ldc, GemmScratch& scratch);
 bool gemm_amx_built();  // built with oneDNN
+// The avx512 kernel on packed weights (the few rows amx hands to avx512 read the packed copy too):
+// same contract as gemm_rows_avx512, r0 a multiple of kPackedCols.
+void gemm_rows_avx512_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,
+                             float* C, int64_t ldc);
 // The tile kernel on packed weights: C[:, r0:r1] for W rows [r0, r1), r0 a multiple of kPackedCols;
 // A.split holds A.parts (1..3) bf16 parts. Only on a CPU where amx is available.
 void gemm_rows_amx_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,

@@ -194,6 +194,7 @@ void gemm_rows(GemmKernel kernel, const GemmActivations& A, const GemmWeights& W
     case GemmKernel::Avx2:
       return gemm_rows_avx2(A, W, r0, r1, C, ldc);
     case GemmKernel::Avx512:
+      if (W.packed) return gemm_rows_avx512_packed(A, *W.packed, r0, r1, C, ldc);
       return gemm_rows_avx512(A, W, r0, r1, C, ldc);
     case GemmKernel::Avx512Bf16:
       return gemm_rows_avx512bf16(A, W, r0, r1, C, ldc);

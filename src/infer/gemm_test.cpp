@@ -137,6 +137,14 @@ TEST(GemmAmxPacked, MatchesReferenceOnAwkwardShapes) {
   expect_reference(GemmKernel::Amx, kPackedShapes, kBf16Only, Precision::Bf16, true, 800);
 }
 
+// The avx512 kernel on the same packed weights (the rows amx hands to avx512 read them too).
+TEST(GemmAvx512Packed, MatchesReferenceOnAwkwardShapes) {
+  if (std::string why = gemm_kernel_unavailable(GemmKernel::Avx512); !why.empty())
+    GTEST_SKIP() << "avx512: " << why;
+  expect_reference(GemmKernel::Avx512, kPackedShapes, kBf16Only, Precision::Exact, true, 900);
+  expect_reference(GemmKernel::Avx512, kPackedShapes, kBf16Only, Precision::Bf16, true, 1000);
+}
+
 // The packing itself: every weight at its documented place, zeros in the padding.
 TEST(GemmAmxPacked, LayoutIsTheTileLayout) {
   const int64_t n = 18, k = 35;
@@ -223,6 +231,12 @@ TEST(GemmAmxPacked, RowResultIndependentOfBatch) {
   if (std::string why = gemm_kernel_unavailable(GemmKernel::Amx); !why.empty())
     GTEST_SKIP() << "amx: " << why;
   expect_batch_invariant(GemmKernel::Amx, true);
+}
+
+TEST(GemmAvx512Packed, RowResultIndependentOfBatch) {
+  if (std::string why = gemm_kernel_unavailable(GemmKernel::Avx512); !why.empty())
+    GTEST_SKIP() << "avx512: " << why;
+  expect_batch_invariant(GemmKernel::Avx512, true);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GemmKernels, testing::ValuesIn(kAllGemmKernels),

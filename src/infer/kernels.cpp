@@ -251,6 +251,7 @@ Product plan(GemmKernel asked, const Matrix& W, float* Y, int64_t threads) {
     block = std::max<int64_t>(8, kBlockBytes / std::max<int64_t>(1, row_bytes));
     block = std::min(block, std::max<int64_t>(8, (rows + 4 * threads - 1) / (4 * threads)));
   }
+  if (p.weights.packed) block = (block + kPackedCols - 1) / kPackedCols * kPackedCols;
   p.block = std::max<int64_t>(1, std::min(block, rows));
   p.tasks = rows > 0 ? (rows + p.block - 1) / p.block : 0;
   return p;

@@ -59,6 +59,7 @@ LayerViews resolve_layer(const WeightSource& w, int index, const std::string& wh
   LayerViews L;
   L.config = &c;
   L.index = index;
+  L.file_mapped = w.file_mapped();
   L.attn_norm = checked(w, name("input_layernorm.weight"), {H}, what);
   if (c.sandwich_norms) {  // Gemma: post_attention_layernorm is the attention output's norm
     L.post_attn_norm = checked(w, name("post_attention_layernorm.weight"), {H}, what);

@@ -15,6 +15,7 @@ class FolderWeights final : public WeightSource {
     return model_.folder.weights.view(name);
   }
   bool has(std::string_view name) const override { return model_.folder.weights.contains(name); }
+  bool file_mapped() const override { return true; }  // ModelWeights: all memory-mapped
 
  private:
   Model model_;  // owns the memory maps the views point into

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "common/pages.h"
 #include "common/progress.h"
 #include "io/files.h"
 #include "io/safetensors.h"
@@ -25,17 +26,11 @@ using json = nlohmann::json;
 namespace {
 
 // Asks the kernel to start reading a tensor's pages (the inputs of the next tensor) while this one
-// merges. Advisory only; errors are ignored.
-void advise(const TensorView& v, int advice) {
-  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  uintptr_t b = reinterpret_cast<uintptr_t>(v.data) & ~(page - 1);
-  uintptr_t e = reinterpret_cast<uintptr_t>(v.data) + v.nbytes;
-  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, advice);
-}
-void prefetch(const TensorView& v) { advise(v, MADV_WILLNEED); }
+// merges.
+void prefetch(const TensorView& v) { advise_pages(v.data, v.nbytes, MADV_WILLNEED); }
 // Drops a consumed input's pages from this process (they stay in the page cache), so resident
 // memory does not grow with the model size. Read-only mappings simply refault if touched again.
-void release(const TensorView& v) { advise(v, MADV_DONTNEED); }
+void release(const TensorView& v) { release_mapped_pages(v.data, v.nbytes); }
 
 std::string model_card(const MergePlan& plan, const fs::path& out_dir) {
   const MergeConfig& c = plan.config;

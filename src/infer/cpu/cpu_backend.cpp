@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/pages.h"
 #include "infer/attention_kernels.h"
 #include "infer/kernels.h"
 #include "infer/rope.h"
@@ -105,8 +106,14 @@ struct LayerWeights {
   // ~2 GB of copying), then the vectors.
   void refresh(ThreadPool& pool, bool cache_f32) {
     Matrix* matrices[] = {&q, &k, &v, &o, &gate, &up, &down};
-    pool.parallel_for(std::size(matrices),
-                      [&](int64_t i, int) { matrices[i]->refresh(cache_f32); });
+    pool.parallel_for(std::size(matrices), [&](int64_t i, int) {
+      Matrix& m = *matrices[i];
+      m.refresh(cache_f32);
+      // Packed: the kernels read only the packed copy (gemm.h), so a mapped matrix's own pages
+      // leave the resident set.
+      if (views.file_mapped && !m.packed.empty())
+        release_mapped_pages(m.data, static_cast<size_t>(m.rows * m.cols) * dtype_size(m.dtype));
+    });
     const LayerViews& w = views;
     const bool p1 = w.config->norm_plus_one;
     attn_norm = norm_f32(w.attn_norm, p1), mlp_norm = norm_f32(w.mlp_norm, p1);
