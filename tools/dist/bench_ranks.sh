@@ -6,12 +6,14 @@
 # switches, per repetition the speed-up and the 2/1 CPU ratio, the 2-rank run's [dist] account
 # (per rank: CPU in jobs, the scoring thread's preemptions and faults, the main thread's sleeps),
 # and whether both stores hold the same candidates, per-item results and final table (timings
-# aside).
+# aside). With PAIR=1 each repetition also runs two single processes started together: what two
+# processes scoring on two cores cost over one alone (the chip's share of the 2/1 CPU ratio).
 #
 # usage: tools/dist/bench_ranks.sh BINARY [BENCH_DIR] [REPS] [CONFIGS]
 #   BENCH_DIR: holds bench.yml, bench_big.yml, jm.yaml, jm.opt.jsonl, jm.test.jsonl
 #              (default /tmp/evo/bench); runs go to a fresh folder under /tmp, printed first.
 #   REPS: default 3.  CONFIGS: default "bench.yml bench_big.yml".
+#   PAIR=1: also the two single processes together.  MCA: mpirun's MCA options (below).
 set -u
 BIN=$(realpath "${1:?usage: bench_ranks.sh BINARY [BENCH_DIR] [REPS] [CONFIGS]}")
 SRC=${2:-/tmp/evo/bench}
@@ -45,6 +47,19 @@ for cfg in $CONFIGS; do
       echo "$cfg rep $rep ranks $n load_before $load wall $w s cpu $c s (user $u, sys $s)" \
         "minflt $f invol $ic vol $vc"
     done
+    if [ "${PAIR:-0}" = 1 ]; then
+      d=${cfg%.yml}_pair_$rep
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      for x in a b; do
+        /usr/bin/time -f "%e %U %S %R %c %w" "$BIN" evolve "$cfg" --run "$d$x" > "$d$x.log" 2>&1 &
+      done
+      wait
+      read -r wa ua sa _ <<< "$(tail -1 "${d}a.log")"
+      read -r wb ub sb _ <<< "$(tail -1 "${d}b.log")"
+      ca=$(echo "$ua + $sa" | bc) cb=$(echo "$ub + $sb" | bc)
+      echo "$cfg rep $rep two single processes together: load_before $load wall $wa / $wb s" \
+        "cpu $ca / $cb s, mean / alone $(echo "scale=3; ($ca + $cb) / 2 / $c1" | bc)"
+    fi
     echo "$cfg rep $rep speed-up $(echo "scale=3; $w1 / $w2" | bc)x cpu 2/1 $(echo "scale=3; $c2 / $c1" | bc)"
     grep '\[dist\] rank\|CPU of all' "${cfg%.yml}_2_$rep.log" | sed 's/^/    /'
     a=$(sqlite3 "${cfg%.yml}_1_$rep/run.db" "$Q" | md5sum)
