@@ -123,9 +123,11 @@ inline void combine_task_vectors(const float* const* X, size_t m, const float* w
     for (size_t j = 0; j < len; ++j) out[j] = widen(B[j]) + lam * (out[j] * inv);
     return;
   }
-  // Blocks of 4096 elements, element-inner loops (they vectorise); stack buffers: thread_local
-  // ones would cost a TLS lookup per access.
-  constexpr size_t kBlock = 4096;
+  // Blocks of 256 elements, element-inner loops (they vectorise); stack buffers: thread_local
+  // ones would cost a TLS lookup per access. Small enough that the three stay in L1 next to the
+  // streamed inputs: with 4096 (48 KB, all of a 48 KB L1) this ran at 0.95 ns per element of two
+  // task vectors, at 256 at 0.51.
+  constexpr size_t kBlock = 256;
   float S[kBlock], delta[kBlock], den[kBlock];
   for (size_t o = 0; o < len; o += kBlock) {
     const size_t bl = std::min(kBlock, len - o);
