@@ -1,11 +1,15 @@
 // Internal to src/merge: TIES, DARE-TIES and DARE-linear merged as a stream of tiles read from the
 // stored input bytes, with the same bits as run_method() on f32 copies of the whole tensor (the
-// plain path it is tested against). No f32 copy of any input: each pass converts a tile of each
+// plain path it is tested against). No f32 copy of any input: where every input is stored as bf16
+// the passes read those bytes in their loops (TileIo::bf16), else each converts a tile of each
 // input it needs while in cache.
-//   - TIES: pass 1 histograms the top 16 bits of |T - B|'s f32 bit pattern (per thread, merged),
-//     pass 2 the low 16 bits of the elements in the selected bucket: the exact k-th magnitude in
-//     two passes; a third counts ties at the threshold per tile, only where some must go.
-//   - DARE: pass 1 takes the L1 norms before and after the mask (its rescale), chunk by chunk.
+//   - TIES: on tensors of 8 tiles or more, one pass against a window around the threshold that a
+//     sample bounds (select_in_window); otherwise, or where the window misses, pass 1 histograms
+//     the top 16 bits of |T - B|'s f32 bit pattern (per thread, merged), pass 2 the low 16 bits of
+//     the elements in the selected bucket: the exact k-th magnitude in two passes; a third counts
+//     ties at the threshold per tile, only where some must go.
+//   - DARE: pass 1 takes the L1 norms before and after the mask (its rescale), chunk by chunk, and
+//     keeps the mask as bits for the last pass.
 //   - Last pass: delta, mask, sign election and disjoint mean, then the emitted result tile.
 // Every pass is parallel over the tiles of the one tensor.
 #pragma once
