@@ -13,10 +13,11 @@
 //                      products for fewer rows (decode);
 //   P = exp(S - max)   in place, the sum in the same pass; rows never normalised in place:
 //   O = (P V) / sum    the 1/sum folded into the P·V kernel's store.
-// The vectorised exp (Cody-Waite reduction and a degree-6 polynomial, Cephes' expf) is within a
-// few ulp of std::exp on [-87.33, 88.37] (attention_test.cpp measures and bounds the maximum) and
-// returns 0 below -87.33, where std::exp's results are subnormal (< 2^-126): softmax arguments are
-// x - max <= 0, so the largest term is 1 and those terms are below f32's resolution of the sum.
+// The vectorised exp (Cody-Waite reduction and a degree-6 polynomial, Cephes' expf) is within 1 ulp
+// of exp (in double, rounded to f32) on [-87.33, 88.37]: every one of its 2.24e9 floats checked
+// once, on avx2 and avx512 (attention_kernels_test.cpp checks every 61st); it returns 0 below
+// -87.33, where std::exp's results are subnormal (< 2^-126): softmax arguments are x - max <= 0, so
+// the largest term is 1 and those terms are below f32's resolution of the sum.
 #pragma once
 
 #include <cstdint>
