@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "infer/attention_kernels.h"
 #include "infer/gemm.h"
 #include "infer/kernel_info.h"
 #include "tensor/convert.h"
@@ -226,6 +227,8 @@ std::string cpu_kernel_summary() {
       s += fmt::format(", {} for products of <= {} rows (decode: bound by reading the weights)",
                        gemm_kernel_name(few), few_rows);
   }
+  s += fmt::format("; attention and softmax kernel {}",
+                   attention_kernel_name(attention_kernel_for(k)));
   for (GemmKernel each : kAllGemmKernels) {
     const std::string why = gemm_kernel_unavailable(each);
     s += fmt::format("; {}: {}", gemm_kernel_name(each), why.empty() ? "available" : why);
