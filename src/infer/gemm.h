@@ -64,8 +64,8 @@ bool gemm_kernel_forced();
 // At most this many activation rows, a product is bound by reading W on any current CPU (m
 // multiply-adds per 2-byte bf16 weight, ~m FLOP/byte, where CPUs have 10-40 FLOP per byte of
 // memory bandwidth), so the bf16 kernels' activation split, oneDNN's per-call cost and its
-// padding of a few rows to a tile buy nothing. Measured (docs/benchmarks.md): amx < avx512 at
-// m = 1..8, amx 1.7x avx512 at m = 16.
+// padding of a few rows to a tile buy nothing. Measured (docs/benchmarks.md): oneDNN's amx on W
+// in place < avx512 at m = 1..8, 1.7x avx512 at m = 16. (amx on packed weights: kPackedAmxMinRows.)
 inline constexpr int64_t kBandwidthBoundRows = 8;
 
 // amx on weights packed for the tiles (our tile kernel, no per-call re-packing) is faster than

@@ -215,18 +215,17 @@ std::string cpu_kernel_summary() {
   if (gemm_kernel_for(k, DType::F32) != k)
     s += fmt::format(" for bf16 weights, {} for f16/f32",
                      gemm_kernel_name(gemm_kernel_for(k, DType::F32)));
+  const bool packed = gemm_kernel_for(k, DType::BF16) == GemmKernel::Amx;
   if (gemm_kernel_forced()) {
     s += " (EVOMERGE_GEMM, at every batch size)";
   } else {
     s += " (fastest here)";
-    const bool packed = gemm_kernel_for(k, DType::BF16) == GemmKernel::Amx;
-    const int64_t few_rows = packed ? kPackedAmxMinRows - 1 : kBandwidthBoundRows;
     const GemmKernel few = gemm_kernel_for_rows(k, DType::BF16, 1, packed);
-    if (packed) s += ", bf16 weights packed for the tiles once, our tile kernel";
     if (few != gemm_kernel_for(k, DType::BF16))
       s += fmt::format(", {} for products of <= {} rows (decode: bound by reading the weights)",
-                       gemm_kernel_name(few), few_rows);
+                       gemm_kernel_name(few), packed ? kPackedAmxMinRows - 1 : kBandwidthBoundRows);
   }
+  if (packed) s += "; bf16 weights packed once for the amx tiles, the only copy the kernels read";
   s += fmt::format("; attention and softmax kernel {}",
                    attention_kernel_name(attention_kernel_for(k)));
   for (GemmKernel each : kAllGemmKernels) {
