@@ -6,7 +6,9 @@
 // GCC 12's _mm512_reduce_add_ps / _max_ps use _mm256_undefined_pd(), which -Wuninitialized and
 // -Wmaybe-uninitialized flag at every inlined use (a false positive in the compiler's own header).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #define EM_ATTN_TARGET __attribute__((target("avx512f")))
 
