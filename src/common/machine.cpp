@@ -27,13 +27,17 @@ std::string cpu_model() {
 }
 }  // namespace
 
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+}
+
 std::string machine_summary() {
   std::string s = cpu_model();
   if (s.empty()) s = "unknown CPU";
   s += fmt::format(" | {} cores", std::thread::hardware_concurrency());
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (pages > 0 && page > 0)
-    s += fmt::format(" | {:.1f} GB RAM", static_cast<double>(pages) * page / 1e9);
+  if (const int64_t bytes = physical_memory_bytes(); bytes > 0)
+    s += fmt::format(" | {:.1f} GB RAM", static_cast<double>(bytes) / 1e9);
   utsname u{};
   if (uname(&u) == 0) s += fmt::format(" | {} {} {}", u.sysname, u.release, u.machine);
   return s;

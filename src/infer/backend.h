@@ -45,6 +45,7 @@ struct BackendOptions {
   int max_batch_tokens = 0;        // rows per micro-batch, at most
   bool cache_f32_weights = false;  // cpu: keep f32 copies of bf16/f16 matrices
   Precision precision = Precision::Exact;  // cpu: of every weight product (infer/precision.h)
+  int64_t max_packed_bytes = -1;           // cpu: EngineOptions::max_packed_bytes
 };
 
 // The host views of one decoder layer's tensors, resolved and checked against the config by the
@@ -109,6 +110,8 @@ class Backend {
   // may appear in several hops.
   virtual int add_layer(const LayerViews& views) = 0;
   virtual void refresh_weights() = 0;
+  // Bytes of kernel-layout copies of weights that are held in memory (not mapped from a file).
+  virtual uint64_t packed_memory_weight_bytes() const { return 0; }
   // The hops, in order. Every KV cache's content is meaningless afterwards.
   virtual void set_path(std::span<const HopSpec> hops) = 0;
 

@@ -91,6 +91,7 @@ struct Engine::Impl {
     bo.max_batch_tokens = options.max_batch_tokens;
     bo.cache_f32_weights = options.cache_f32_weights;
     bo.precision = options.precision;
+    bo.max_packed_bytes = options.max_packed_bytes;
     const infer_detail::HeadViews head = infer_detail::resolve_head(*models[0], names[0]);
     backend = infer_detail::make_backend(bo);
     backend->set_head(head);
@@ -247,7 +248,9 @@ void Engine::set_path(std::vector<LayerHop> path) {
 }
 
 Engine::Stats Engine::stats() const {
-  return impl_->stats;
+  Stats s = impl_->stats;
+  s.packed_memory_weight_bytes = impl_->backend->packed_memory_weight_bytes();
+  return s;
 }
 
 std::vector<std::vector<float>> Engine::forward_logits(

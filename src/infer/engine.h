@@ -94,6 +94,15 @@ struct EngineOptions {
   // and llama.cpp do; up to 3x the prefill rate on CPUs with AMX / AVX512-BF16). A search's
   // scores depend on it, so it is part of an evolve run's identity.
   Precision precision = Precision::Exact;
+  // Where the amx kernel runs (Sapphire Rapids and later), bf16 matrices are copied once into
+  // the AMX tile layout (gemm.h: PackedBf16). A model mapped from a folder loses nothing by it
+  // (its mapped pages are dropped once packed), but weights held in memory (a merged candidate)
+  // are then held twice, so their packed copies together take at most this many bytes; the
+  // layers beyond the budget, in the order they are first run, stay on oneDNN over the plain
+  // bytes (slower at few rows; products equal to f32 rounding, not bit for bit). -1: a quarter of
+  // the machine's physical memory (a 7B bf16 candidate on 24 GiB is then packed for its first
+  // ~40% of layers instead of needing 28 GB); 0: never pack weights held in memory.
+  int64_t max_packed_bytes = -1;
 };
 
 // Threads (cpu device): the engine parallelises with its own pool (options.threads); its GEMM and
@@ -173,6 +182,8 @@ class Engine {
         0;  // positions run by forward_logits, loglikelihood and prompt prefill
     uint64_t decode_tokens = 0;  // positions run by generation steps (one per sequence per step)
     uint64_t forward_calls = 0;  // micro-batches run
+    // Bytes of tile-packed copies of weights held in memory (EngineOptions::max_packed_bytes).
+    uint64_t packed_memory_weight_bytes = 0;
   };
   Stats stats() const;
 

@@ -5,9 +5,12 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <map>
 
 #include "common/error.h"
 #include "infer/backend.h"
+#include "infer/gemm.h"
 #include "infer/reference_forward.h"
 #include "infer/testing.h"
 
@@ -200,6 +203,46 @@ TEST(Engine, MemoryWeightsEqualFolderWeights) {
   // Likewise for the copies an uncached engine keeps (the amx kernel's tile-packed weights).
   engine.weights_changed();
   EXPECT_LE(max_abs_diff(engine.forward_logits({seq})[0], after[0]), 1e-5f);
+}
+
+// Weights held in memory (a merged candidate) are held twice once packed for the amx tiles, so the
+// packed copies keep to EngineOptions::max_packed_bytes: the head first, then layers in the order
+// they run; the rest multiply on oneDNN over the plain bytes, with the same logits to f32 rounding.
+TEST(Engine, PackedCopiesOfMemoryWeightsKeepToTheirBudget) {
+  using infer_detail::GemmKernel;
+  if (infer_detail::gemm_kernel_for(infer_detail::selected_gemm_kernel(), DType::BF16) !=
+      GemmKernel::Amx)
+    GTEST_SKIP() << "the engine's kernel here is not amx, which alone packs weights";
+  TempDir dir("budget");
+  auto folder = random_model(dir, "m", small_model_config("llama", kVocab, 64, 96, 2, 4, 2), 21);
+  std::vector<Tensor> owned;
+  std::map<std::string, TensorView> views;
+  for (const auto& spec : expected_tensors(folder->config(), DType::BF16)) {
+    TensorView v = folder->tensor(spec.name);
+    Tensor t(v.dtype, v.shape);
+    std::copy(v.data, v.data + v.nbytes, t.storage.begin());
+    views[spec.name] = t.view();
+    owned.push_back(std::move(t));
+  }
+  auto mem = make_memory_weights(folder->config(), views);
+  const auto seq = some_tokens(11, kVocab, 4);
+  const auto reference = reference_forward(*mem, seq);
+  auto run = [&](int64_t budget) {
+    EngineOptions opt;
+    opt.threads = 2;
+    opt.max_packed_bytes = budget;
+    Engine engine(mem, opt);
+    EXPECT_LE(max_abs_diff(engine.forward_logits({seq})[0], reference), kTol) << budget;
+    return static_cast<int64_t>(engine.stats().packed_memory_weight_bytes);
+  };
+  int64_t last_layer = 0;  // its seven bf16 matrices (q, k, v, o, gate, up, down)
+  for (const auto& [name, view] : views)
+    if (name.rfind("model.layers.1.", 0) == 0 && name.ends_with("_proj.weight"))
+      last_layer += static_cast<int64_t>(view.nbytes);
+  const int64_t all = run(std::numeric_limits<int64_t>::max());
+  EXPECT_GT(all, 2 * last_layer);  // the head and both layers
+  EXPECT_EQ(run(all - 1), all - last_layer);
+  EXPECT_EQ(run(0), 0);
 }
 
 // log P(continuation | context) equals the sum of log-softmax values read off forward_logits, with

@@ -146,7 +146,15 @@ void ThreadPool::run(int64_t n, Fn fn, void* ctx) {
   });
 }
 
-void Matrix::refresh(bool keep_f32_copy) {
+bool Matrix::packs(bool keep_f32_copy) const {
+  const bool unaligned_f32 =
+      dtype == DType::F32 && reinterpret_cast<uintptr_t>(data) % alignof(float) != 0;
+  const bool keeps_cache = (keep_f32_copy && dtype != DType::F32) || unaligned_f32;
+  return !keeps_cache && rows > 0 && cols > 0 &&
+         gemm_kernel_for(selected_gemm_kernel(), dtype) == GemmKernel::Amx;
+}
+
+void Matrix::refresh(bool keep_f32_copy, bool may_pack) {
   const size_t n = static_cast<size_t>(rows * cols);
   const bool unaligned_f32 =
       dtype == DType::F32 && reinterpret_cast<uintptr_t>(data) % alignof(float) != 0;
@@ -157,8 +165,7 @@ void Matrix::refresh(bool keep_f32_copy) {
     cache.clear();
     cache.shrink_to_fit();
   }
-  const bool amx = gemm_kernel_for(selected_gemm_kernel(), dtype) == GemmKernel::Amx;
-  if (amx && cache.empty() && rows > 0 && cols > 0)
+  if (may_pack && packs(keep_f32_copy))
     packed.pack(reinterpret_cast<const uint16_t*>(data), rows, cols);
   else
     packed.clear();

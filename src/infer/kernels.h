@@ -102,8 +102,11 @@ struct Matrix {
     return dtype == DType::F32 ? reinterpret_cast<const float*>(data) : nullptr;
   }
   // (Re)builds `cache` and `packed` after the bytes changed; `packed` when the engine's kernel
-  // (selected_gemm_kernel) is amx for bf16 and no f32 copy is kept.
-  void refresh(bool keep_f32_copy);
+  // (selected_gemm_kernel) is amx for bf16, no f32 copy is kept and `may_pack`.
+  void refresh(bool keep_f32_copy, bool may_pack = true);
+  // Whether refresh() would pack this matrix (given may_pack), and the bytes it would take.
+  bool packs(bool keep_f32_copy) const;
+  size_t packed_bytes_estimate() const { return static_cast<size_t>(rows * cols) * 2; }
 };
 
 // Scratch of linear(), sized on first use and reused: the activations' bf16 split (bf16 GEMM

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/machine.h"
 #include "common/pages.h"
 #include "infer/attention_kernels.h"
 #include "infer/kernels.h"
@@ -101,14 +102,24 @@ struct LayerWeights {
   // refresh() before the layer's next use (CpuBackend::forward_layer), so a layer is packed once
   // per change of its bytes however often refresh_weights() and add_layer() mark it.
   bool stale = true;
+  int64_t packed_memory_bytes = 0;  // of this layer's packed copies, counted against the budget
+
+  // The bytes the layer's packed copies would take (0: none would be made).
+  int64_t packable_bytes(bool cache_f32) const {
+    int64_t bytes = 0;
+    for (const Matrix* m : {&q, &k, &v, &o, &gate, &up, &down})
+      if (m->packs(cache_f32)) bytes += static_cast<int64_t>(m->packed_bytes_estimate());
+    return bytes;
+  }
 
   // The matrices' copies on the pool (packing a 1B model's bf16 weights for the amx tiles is
-  // ~2 GB of copying), then the vectors.
-  void refresh(ThreadPool& pool, bool cache_f32) {
+  // ~2 GB of copying), then the vectors. `may_pack`: decided for the whole layer by the caller
+  // (the memory budget), before the threads, so the same layers are packed on every run.
+  void refresh(ThreadPool& pool, bool cache_f32, bool may_pack) {
     Matrix* matrices[] = {&q, &k, &v, &o, &gate, &up, &down};
     pool.parallel_for(std::size(matrices), [&](int64_t i, int) {
       Matrix& m = *matrices[i];
-      m.refresh(cache_f32);
+      m.refresh(cache_f32, may_pack);
       // Packed: the kernels read only the packed copy (gemm.h), so a mapped matrix's own pages
       // leave the resident set.
       if (views.file_mapped && !m.packed.empty())
@@ -129,7 +140,9 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& o)
       : options_(o),
-        pool_(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency())) {
+        pool_(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency())),
+        packed_memory_budget_(o.max_packed_bytes >= 0 ? o.max_packed_bytes
+                                                      : physical_memory_bytes() / 4) {
     attn_scratch_.resize(pool_.size());
     rope_scratch_.resize(pool_.size());
   }
@@ -154,8 +167,21 @@ class CpuBackend final : public Backend {
 
   void refresh_weights() override {
     final_norm_ = norm_f32(head_views_.final_norm, head_views_.config->norm_plus_one);
-    head_.refresh(options_.cache_f32_weights);
+    // The head is counted first: it runs for every token of every sequence. Its views are the
+    // model's own (mapped or in memory); counted as in memory either way (one matrix).
+    packed_memory_used_ -= head_packed_bytes_;
+    const int64_t head_bytes = head_.packs(options_.cache_f32_weights)
+                                   ? static_cast<int64_t>(head_.packed_bytes_estimate())
+                                   : 0;
+    const bool pack_head = packed_memory_used_ + head_bytes <= packed_memory_budget_;
+    head_packed_bytes_ = pack_head ? head_bytes : 0;
+    packed_memory_used_ += head_packed_bytes_;
+    head_.refresh(options_.cache_f32_weights, pack_head);
     for (auto& L : layers_) L->stale = true;
+  }
+
+  uint64_t packed_memory_weight_bytes() const override {
+    return static_cast<uint64_t>(packed_memory_used_);
   }
 
   void set_path(std::span<const HopSpec> path) override;
@@ -224,8 +250,26 @@ class CpuBackend final : public Backend {
   template <class Consumer>
   void run_head(std::span<const int64_t> selected, Consumer&& consumer);
 
+  // Packs the layer when it is mapped from a file (packing drops its mapped pages) or its packed
+  // copies fit what is left of the budget for weights held in memory.
+  void refresh_layer(LayerWeights& L) {
+    packed_memory_used_ -= L.packed_memory_bytes;
+    L.packed_memory_bytes = 0;
+    const int64_t bytes = L.packable_bytes(options_.cache_f32_weights);
+    bool pack = true;
+    if (!L.views.file_mapped) {
+      pack = packed_memory_used_ + bytes <= packed_memory_budget_;
+      if (pack) L.packed_memory_bytes = bytes;
+      packed_memory_used_ += L.packed_memory_bytes;
+    }
+    L.refresh(pool_, options_.cache_f32_weights, pack);
+  }
+
   BackendOptions options_;
   ThreadPool pool_;
+  const int64_t packed_memory_budget_;  // BackendOptions::max_packed_bytes, resolved
+  int64_t packed_memory_used_ = 0;
+  int64_t head_packed_bytes_ = 0;
   HeadViews head_views_;
   std::vector<float> final_norm_;
   Matrix head_;
@@ -291,7 +335,7 @@ void CpuBackend::embed(std::span<const Row> rows) {
 
 void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
   const Hop& hop = hops_.at(hop_index);
-  if (hop.w->stale) hop.w->refresh(pool_, options_.cache_f32_weights);
+  if (hop.w->stale) refresh_layer(*hop.w);
   const LayerWeights& L = *hop.w;
   const ModelConfig& c = *L.views.config;
   const int64_t n = static_cast<int64_t>(rows.size()), H = c.hidden_size;
