@@ -284,6 +284,23 @@ BENCHMARK(BM_FmaPeak<infer_detail::GemmKernel::Avx512>)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Packing one bf16 matrix for the amx tiles (gemm.h: PackedBf16), as the engine does once per
+// candidate for every matrix (7 per layer, on its threads): a 1B model's gate/up [5632 x 2048],
+// a fresh buffer each time (the first touch of its pages is part of the cost). One thread.
+void BM_PackBf16(benchmark::State& state) {
+  const int64_t n = 5632, k = 2048;
+  std::vector<uint16_t> w(n * k);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(i * 2654435761u >> 16);
+  for (auto _ : state) {
+    infer_detail::PackedBf16 packed;
+    packed.pack(w.data(), n, k);
+    benchmark::DoNotOptimize(packed.data());
+  }
+  state.counters["GBps"] = benchmark::Counter(double(n * k) * 2 * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_PackBf16)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // Streaming read of a 512 MiB buffer with the bench's thread count: the decode roof.
 void BM_MemoryBandwidth(benchmark::State& state) {
   const size_t n = (512u << 20) / sizeof(float);

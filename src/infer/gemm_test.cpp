@@ -146,22 +146,24 @@ TEST(GemmAvx512Packed, MatchesReferenceOnAwkwardShapes) {
 }
 
 // The packing itself: every weight at its documented place, zeros in the padding.
+// Full blocks (here 2 x 3 of them) go through the register transpose where the CPU has AVX-512,
+// the edge blocks through the bounded loop: both must give the tile layout element for element.
 TEST(GemmAmxPacked, LayoutIsTheTileLayout) {
-  const int64_t n = 18, k = 35;
+  const int64_t n = 37, k = 100, nb = 3, kb = 4;
   std::vector<uint16_t> w(n * k);
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(i + 1);
   PackedBf16 p;
   p.pack(w.data(), n, k);
-  ASSERT_EQ(p.depth_blocks(), 2);
-  ASSERT_EQ(p.bytes(), size_t{2 * 2 * kPackedBlock * 2});
-  for (int64_t jb = 0; jb < 2; ++jb)
-    for (int64_t kb = 0; kb < 2; ++kb)
+  ASSERT_EQ(p.depth_blocks(), kb);
+  ASSERT_EQ(p.bytes(), size_t{nb * kb * kPackedBlock * 2});
+  for (int64_t jb = 0; jb < nb; ++jb)
+    for (int64_t b = 0; b < kb; ++b)
       for (int64_t r = 0; r < 16; ++r)
         for (int64_t c = 0; c < 16; ++c)
           for (int64_t e = 0; e < 2; ++e) {
-            const int64_t col = jb * 16 + c, depth = kb * 32 + 2 * r + e;
+            const int64_t col = jb * 16 + c, depth = b * 32 + 2 * r + e;
             const uint16_t want = col < n && depth < k ? w[col * k + depth] : 0;
-            ASSERT_EQ(p.data()[(jb * 2 + kb) * kPackedBlock + (r * 16 + c) * 2 + e], want)
+            ASSERT_EQ(p.data()[(jb * kb + b) * kPackedBlock + (r * 16 + c) * 2 + e], want)
                 << col << "," << depth;
           }
 }
