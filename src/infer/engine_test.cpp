@@ -25,6 +25,22 @@ using testing::TempDir;
 constexpr int kVocab = 97;
 constexpr float kTol = 1e-4f;  // f32 GEMM vs double-accumulated reference, logits of size ~1
 
+// The folder's tensors copied into buffers the test owns (`owned`, in expected_tensors order; it
+// must outlive the result), as a merged candidate is held: memory weights, not mapped from a file.
+std::shared_ptr<WeightSource> copy_into_memory(const WeightSource& folder,
+                                               std::vector<Tensor>& owned,
+                                               std::map<std::string, TensorView>& views) {
+  const auto specs = expected_tensors(folder.config(), DType::BF16);
+  for (const auto& spec : specs) {
+    TensorView v = folder.tensor(spec.name);
+    Tensor t(v.dtype, v.shape);
+    std::copy(v.data, v.data + v.nbytes, t.storage.begin());
+    owned.push_back(std::move(t));
+  }
+  for (size_t i = 0; i < specs.size(); ++i) views[specs[i].name] = owned[i].view();
+  return make_memory_weights(folder.config(), views);
+}
+
 struct Variant {
   std::string name;
   nlohmann::json config;
@@ -166,16 +182,7 @@ TEST(Engine, MemoryWeightsEqualFolderWeights) {
   auto folder = random_model(dir, "m", small_model_config("qwen3", kVocab, 64, 96, 2, 4, 2), 5);
   std::vector<Tensor> owned;
   std::map<std::string, TensorView> views;
-  for (const auto& spec : expected_tensors(folder->config(), DType::BF16)) {
-    TensorView v = folder->tensor(spec.name);
-    Tensor t(v.dtype, v.shape);
-    std::copy(v.data, v.data + v.nbytes, t.storage.begin());
-    owned.push_back(std::move(t));
-  }
-  size_t i = 0;
-  for (const auto& spec : expected_tensors(folder->config(), DType::BF16))
-    views[spec.name] = owned[i++].view();
-  auto mem = make_memory_weights(folder->config(), views);
+  auto mem = copy_into_memory(*folder, owned, views);
   auto seq = some_tokens(9, kVocab, 8);
   EngineOptions opt;
   opt.threads = 1;
@@ -217,14 +224,7 @@ TEST(Engine, PackedCopiesOfMemoryWeightsKeepToTheirBudget) {
   auto folder = random_model(dir, "m", small_model_config("llama", kVocab, 64, 96, 2, 4, 2), 21);
   std::vector<Tensor> owned;
   std::map<std::string, TensorView> views;
-  for (const auto& spec : expected_tensors(folder->config(), DType::BF16)) {
-    TensorView v = folder->tensor(spec.name);
-    Tensor t(v.dtype, v.shape);
-    std::copy(v.data, v.data + v.nbytes, t.storage.begin());
-    views[spec.name] = t.view();
-    owned.push_back(std::move(t));
-  }
-  auto mem = make_memory_weights(folder->config(), views);
+  auto mem = copy_into_memory(*folder, owned, views);
   const auto seq = some_tokens(11, kVocab, 4);
   const auto reference = reference_forward(*mem, seq);
   auto run = [&](int64_t budget) {
