@@ -95,6 +95,8 @@ class PackedBf16 {
   int64_t cols() const { return cols_; }
   int64_t depth_blocks() const { return depth_blocks_; }
   size_t bytes() const { return elements_ * sizeof(uint16_t); }
+  // What pack() of W [n x k] takes: whole 16 x 32 blocks, n and k padded up.
+  static size_t bytes_for(int64_t n, int64_t k);
 
  private:
   struct Free {

@@ -87,11 +87,17 @@ uint16_t* allocate_packed(size_t bytes) {
 
 }  // namespace
 
+size_t PackedBf16::bytes_for(int64_t n, int64_t k) {
+  const int64_t nb = (n + kPackedCols - 1) / kPackedCols,
+                kb = (k + kPackedDepth - 1) / kPackedDepth;
+  return static_cast<size_t>(nb * kb * kPackedBlock) * sizeof(uint16_t);
+}
+
 void PackedBf16::pack(const uint16_t* w, int64_t n, int64_t k) {
   EM_ASSERT(n > 0 && k > 0);
   const int64_t nb = (n + kPackedCols - 1) / kPackedCols,
                 kb = (k + kPackedDepth - 1) / kPackedDepth;
-  const size_t elements = static_cast<size_t>(nb * kb * kPackedBlock);
+  const size_t elements = bytes_for(n, k) / sizeof(uint16_t);
   if (elements != elements_) {
     data_.reset(allocate_packed(elements * sizeof(uint16_t)));
     elements_ = elements;

@@ -146,19 +146,20 @@ void ThreadPool::run(int64_t n, Fn fn, void* ctx) {
   });
 }
 
-bool Matrix::packs(bool keep_f32_copy) const {
+bool Matrix::keeps_f32_copy(bool keep_f32_copy) const {
   const bool unaligned_f32 =
       dtype == DType::F32 && reinterpret_cast<uintptr_t>(data) % alignof(float) != 0;
-  const bool keeps_cache = (keep_f32_copy && dtype != DType::F32) || unaligned_f32;
-  return !keeps_cache && rows > 0 && cols > 0 &&
+  return (keep_f32_copy && dtype != DType::F32) || unaligned_f32;
+}
+
+bool Matrix::packs(bool keep_f32_copy) const {
+  return !keeps_f32_copy(keep_f32_copy) && rows > 0 && cols > 0 &&
          gemm_kernel_for(selected_gemm_kernel(), dtype) == GemmKernel::Amx;
 }
 
 void Matrix::refresh(bool keep_f32_copy, bool may_pack) {
   const size_t n = static_cast<size_t>(rows * cols);
-  const bool unaligned_f32 =
-      dtype == DType::F32 && reinterpret_cast<uintptr_t>(data) % alignof(float) != 0;
-  if ((keep_f32_copy && dtype != DType::F32) || unaligned_f32) {
+  if (keeps_f32_copy(keep_f32_copy)) {
     cache.resize(n);
     convert_to_f32(dtype, data, cache.data(), n);
   } else {

@@ -106,7 +106,11 @@ struct Matrix {
   void refresh(bool keep_f32_copy, bool may_pack = true);
   // Whether refresh() would pack this matrix (given may_pack), and the bytes it would take.
   bool packs(bool keep_f32_copy) const;
-  size_t packed_bytes_estimate() const { return static_cast<size_t>(rows * cols) * 2; }
+  size_t packed_bytes() const { return PackedBf16::bytes_for(rows, cols); }
+
+ private:
+  // Whether refresh() keeps an f32 copy (asked for, or an unaligned F32 view).
+  bool keeps_f32_copy(bool keep_f32_copy) const;
 };
 
 // Scratch of linear(), sized on first use and reused: the activations' bf16 split (bf16 GEMM

@@ -108,7 +108,7 @@ struct LayerWeights {
   int64_t packable_bytes(bool cache_f32) const {
     int64_t bytes = 0;
     for (const Matrix* m : {&q, &k, &v, &o, &gate, &up, &down})
-      if (m->packs(cache_f32)) bytes += static_cast<int64_t>(m->packed_bytes_estimate());
+      if (m->packs(cache_f32)) bytes += static_cast<int64_t>(m->packed_bytes());
     return bytes;
   }
 
@@ -170,9 +170,8 @@ class CpuBackend final : public Backend {
     // The head is counted first: it runs for every token of every sequence. Its views are the
     // model's own (mapped or in memory); counted as in memory either way (one matrix).
     packed_memory_used_ -= head_packed_bytes_;
-    const int64_t head_bytes = head_.packs(options_.cache_f32_weights)
-                                   ? static_cast<int64_t>(head_.packed_bytes_estimate())
-                                   : 0;
+    const int64_t head_bytes =
+        head_.packs(options_.cache_f32_weights) ? static_cast<int64_t>(head_.packed_bytes()) : 0;
     const bool pack_head = packed_memory_used_ + head_bytes <= packed_memory_budget_;
     head_packed_bytes_ = pack_head ? head_bytes : 0;
     packed_memory_used_ += head_packed_bytes_;
