@@ -1,18 +1,11 @@
 // AVX-512F attention operations (attention_kernels.h): 16 lanes, 32 registers, masked loads and
 // stores for the last partial vector. Score tiles 8 rows x 32 keys (16 accumulators), P·V tiles
 // 6 rows x 4 vectors of head_dim (24 accumulators).
-#include <immintrin.h>
-
-// GCC 12's _mm512_reduce_add_ps / _max_ps use _mm256_undefined_pd(), which -Wuninitialized and
-// -Wmaybe-uninitialized flag at every inlined use (a false positive in the compiler's own header).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 #define EM_ATTN_TARGET __attribute__((target("avx512f")))
 
 #include "infer/attention_simd.h"
+#include "infer/avx512_intrinsics.h"
 
 namespace evomerge::infer_detail {
 namespace {

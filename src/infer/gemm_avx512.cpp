@@ -5,17 +5,13 @@
 // and keeps MR x NR vector accumulators over a k-chunk, each weight vector widened to f32 in a
 // register (bf16: a 16-bit shift; f16: vcvtph2ps) and used for all MR rows. One accumulator per
 // output, so a row's result does not depend on how many rows are multiplied with it.
-#include <immintrin.h>
 
 #include <array>
 #include <utility>
 
+#include "infer/avx512_intrinsics.h"
 #include "infer/gemm.h"
 #include "infer/gemm_tiling.h"
-
-// GCC 12's _mm512_reduce_add_ps uses _mm256_undefined_pd(), which -Wuninitialized flags at
-// every inlined use (a false positive in the compiler's own header).
-#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #define EM_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c")))
 

@@ -4,17 +4,13 @@
 // product is as exact as an f32 one; under Precision::Bf16 one part (the rounded activations). Same
 // dot-product form and blocking as gemm_avx512.cpp; one accumulator per output, so a row's result
 // does not depend on how many rows are multiplied with it.
-#include <immintrin.h>
 
 #include <array>
 #include <utility>
 
+#include "infer/avx512_intrinsics.h"
 #include "infer/gemm.h"
 #include "infer/gemm_tiling.h"
-
-// GCC 12's _mm512_reduce_add_ps uses _mm256_undefined_pd(), which -Wuninitialized flags at
-// every inlined use (a false positive in the compiler's own header).
-#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #define EM_AVX512BF16 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,fma")))
 
