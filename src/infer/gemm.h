@@ -8,7 +8,9 @@
 //               brgemm on weights read in place
 //   avx512bf16  vdpbf16ps dot products (Cooper Lake, Zen 4 and later; bf16 weights)
 //   avx512      AVX-512F f32 FMA, weights widened in registers
-//   avx2        AVX2 + FMA f32, weights widened in registers
+//   avx2        AVX2 + FMA f32, weights widened in registers: an outer-product kernel on bf16
+//               weights packed once (PackedBf16, as the engine's are), a dot-product one on weights
+//               read in place and on f16/f32
 //   scalar      plain loops: the reference every other kernel is tested against
 // The bf16 kernels split each activation into three bf16 parts (a = p0 + p1 + p2 to ~2^-27, each
 // part the bf16 rounding of what the earlier ones left) and multiply all three: the products are
@@ -107,9 +109,14 @@ class PackedBf16 {
   int64_t rows_ = 0, cols_ = 0, depth_blocks_ = 0;
 };
 
+// Whether the engine packs bf16 weights (PackedBf16) when its kernel is `kernel`: amx (the tile
+// kernel, and avx512 for its few rows) and avx2 (its outer-product kernel) read only the packed
+// copy.
+bool gemm_kernel_packs_bf16(GemmKernel kernel);
+
 // A weight matrix W [rows x cols], row-major, in its stored dtype (bf16 / f16 / f32 bit patterns),
-// and optionally its packed copy: then the only bytes the amx and avx512 kernels read (the others
-// read `data`).
+// and optionally its packed copy: then the only bytes the amx, avx512 and avx2 kernels read (the
+// others read `data`).
 struct GemmWeights {
   const std::byte* data = nullptr;
   DType dtype = DType::F32;
@@ -170,6 +177,10 @@ bool gemm_amx_built();  // built with oneDNN
 // same contract as gemm_rows_avx512, r0 a multiple of kPackedCols.
 void gemm_rows_avx512_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,
                              float* C, int64_t ldc);
+// The avx2 kernel on packed weights (the engine's bf16 products on AVX2 CPUs): same contract as
+// gemm_rows_avx2, r0 a multiple of kPackedCols.
+void gemm_rows_avx2_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,
+                           float* C, int64_t ldc);
 // The tile kernel on packed weights: C[:, r0:r1] for W rows [r0, r1), r0 a multiple of kPackedCols;
 // A.split holds A.parts (1..3) bf16 parts. Only on a CPU where amx is available.
 void gemm_rows_amx_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,

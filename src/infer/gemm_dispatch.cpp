@@ -138,6 +138,11 @@ GemmKernel gemm_kernel_for(GemmKernel kernel, DType dtype) {
   return kernel;
 }
 
+bool gemm_kernel_packs_bf16(GemmKernel kernel) {
+  const GemmKernel bf16 = gemm_kernel_for(kernel, DType::BF16);
+  return bf16 == GemmKernel::Amx || bf16 == GemmKernel::Avx2;
+}
+
 bool gemm_kernel_forced() {
   const char* env = std::getenv("EVOMERGE_GEMM");
   return env && *env;
@@ -193,6 +198,7 @@ void gemm_rows(GemmKernel kernel, const GemmActivations& A, const GemmWeights& W
     case GemmKernel::Scalar:
       return gemm_rows_scalar(A, W, r0, r1, C, ldc);
     case GemmKernel::Avx2:
+      if (W.packed) return gemm_rows_avx2_packed(A, *W.packed, r0, r1, C, ldc);
       return gemm_rows_avx2(A, W, r0, r1, C, ldc);
     case GemmKernel::Avx512:
       if (W.packed) return gemm_rows_avx512_packed(A, *W.packed, r0, r1, C, ldc);
@@ -215,7 +221,7 @@ std::string cpu_kernel_summary() {
   if (gemm_kernel_for(k, DType::F32) != k)
     s += fmt::format(" for bf16 weights, {} for f16/f32",
                      gemm_kernel_name(gemm_kernel_for(k, DType::F32)));
-  const bool packed = gemm_kernel_for(k, DType::BF16) == GemmKernel::Amx;
+  const bool packed = gemm_kernel_packs_bf16(k);
   if (gemm_kernel_forced()) {
     s += " (EVOMERGE_GEMM, at every batch size)";
   } else {
@@ -225,7 +231,9 @@ std::string cpu_kernel_summary() {
       s += fmt::format(", {} for products of <= {} rows (decode: bound by reading the weights)",
                        gemm_kernel_name(few), packed ? kPackedAmxMinRows - 1 : kBandwidthBoundRows);
   }
-  if (packed) s += "; bf16 weights packed once for the amx tiles, the only copy the kernels read";
+  if (packed)
+    s += fmt::format("; bf16 weights packed once for the {} kernel, the only copy the kernels read",
+                     gemm_kernel_name(gemm_kernel_for(k, DType::BF16)));
   s += fmt::format("; attention and softmax kernel {}",
                    attention_kernel_name(attention_kernel_for(k)));
   for (GemmKernel each : kAllGemmKernels) {

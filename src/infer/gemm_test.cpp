@@ -46,7 +46,7 @@ Inputs random_inputs(const Case& c, DType dtype, uint32_t seed) {
 
 // C for W rows [r0, r1) through `kernel` (C is [m x ldc], columns beyond r1 - r0 untouched),
 // the activations prepared as linear() prepares them for `precision`.
-// With `packed` (amx only), W is multiplied from its tile-packed copy (PackedBf16).
+// With `packed` (bf16 only), W is multiplied from its tile-packed copy (PackedBf16).
 std::vector<float> run(GemmKernel kernel, const Inputs& in, int64_t r0, int64_t r1,
                        Precision precision = Precision::Exact, bool packed = false) {
   GemmWeights W{in.w.data(), in.dtype, in.n, in.k};
@@ -84,7 +84,7 @@ class GemmKernels : public testing::TestWithParam<GemmKernel> {
   }
 };
 
-// C for W rows [r0, r1) (r0 = 1: a sub-range; packed weights: 16, the packed kernel's column
+// C for W rows [r0, r1) (r0 = 1: a sub-range; packed weights: 16 or 32, the packed kernels' column
 // block) against the double-precision products, for exact or bf16-rounded activations.
 void expect_reference(GemmKernel kernel, std::span<const Case> shapes,
                       std::span<const DType> dtypes, Precision precision, bool packed,
@@ -92,7 +92,7 @@ void expect_reference(GemmKernel kernel, std::span<const Case> shapes,
   for (DType dtype : dtypes)
     for (const Case& c : shapes) {
       const Inputs in = random_inputs(c, dtype, seed++);
-      const int64_t r0 = packed ? (c.n > 16 ? 16 : 0) : (c.n > 2 ? 1 : 0), r1 = c.n;
+      const int64_t r0 = packed ? (c.n > 48 ? 32 : c.n > 16 ? 16 : 0) : (c.n > 2 ? 1 : 0), r1 = c.n;
       const std::vector<float> C = run(kernel, in, r0, r1, precision, packed);
       for (int64_t i = 0; i < c.m; ++i) {
         for (int64_t r = r0; r < r1; ++r) {
@@ -143,6 +143,23 @@ TEST(GemmAvx512Packed, MatchesReferenceOnAwkwardShapes) {
     GTEST_SKIP() << "avx512: " << why;
   expect_reference(GemmKernel::Avx512, kPackedShapes, kBf16Only, Precision::Exact, true, 900);
   expect_reference(GemmKernel::Avx512, kPackedShapes, kBf16Only, Precision::Bf16, true, 1000);
+}
+
+// The avx2 outer-product kernel on packed weights (the engine's bf16 products on AVX2 CPUs): every
+// row tile of 1-6 rows and its column groups of 1-4 blocks (m = 1..13, 17, 64), more rows than a
+// row block (130 > 96), n not a multiple of 16, k odd, below 32, between blocks, and longer than a
+// k chunk (256) with and without a partial last block.
+constexpr Case kAvx2PackedShapes[] = {
+    {1, 1, 1},      {1, 70, 33},   {2, 40, 31},   {3, 90, 64},   {4, 33, 100},  {5, 17, 257},
+    {6, 16, 32},    {7, 47, 300},  {8, 20, 7},    {9, 64, 96},   {10, 18, 513}, {11, 33, 65},
+    {12, 100, 40},  {13, 49, 129}, {17, 47, 33},  {64, 17, 600}, {1, 130, 700}, {2, 80, 1030},
+    {130, 40, 300}, {3, 33, 4099}, {130, 21, 31}, {100, 70, 96}};
+
+TEST(GemmAvx2Packed, MatchesReferenceOnAwkwardShapes) {
+  if (std::string why = gemm_kernel_unavailable(GemmKernel::Avx2); !why.empty())
+    GTEST_SKIP() << "avx2: " << why;
+  expect_reference(GemmKernel::Avx2, kAvx2PackedShapes, kBf16Only, Precision::Exact, true, 1100);
+  expect_reference(GemmKernel::Avx2, kAvx2PackedShapes, kBf16Only, Precision::Bf16, true, 1200);
 }
 
 // The packing itself: every weight at its documented place, zeros in the padding.
@@ -233,6 +250,12 @@ TEST(GemmAmxPacked, RowResultIndependentOfBatch) {
   if (std::string why = gemm_kernel_unavailable(GemmKernel::Amx); !why.empty())
     GTEST_SKIP() << "amx: " << why;
   expect_batch_invariant(GemmKernel::Amx, true);
+}
+
+TEST(GemmAvx2Packed, RowResultIndependentOfBatch) {
+  if (std::string why = gemm_kernel_unavailable(GemmKernel::Avx2); !why.empty())
+    GTEST_SKIP() << "avx2: " << why;
+  expect_batch_invariant(GemmKernel::Avx2, true);
 }
 
 TEST(GemmAvx512Packed, RowResultIndependentOfBatch) {

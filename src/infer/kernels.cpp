@@ -153,8 +153,8 @@ bool Matrix::keeps_f32_copy(bool keep_f32_copy) const {
 }
 
 bool Matrix::packs(bool keep_f32_copy) const {
-  return !keeps_f32_copy(keep_f32_copy) && rows > 0 && cols > 0 &&
-         gemm_kernel_for(selected_gemm_kernel(), dtype) == GemmKernel::Amx;
+  return !keeps_f32_copy(keep_f32_copy) && rows > 0 && cols > 0 && dtype == DType::BF16 &&
+         gemm_kernel_packs_bf16(selected_gemm_kernel());
 }
 
 void Matrix::refresh(bool keep_f32_copy, bool may_pack) {
