@@ -76,23 +76,10 @@ void pv_scalar(const float* P, int64_t ldp, int64_t rows, const KvSegment* segs,
 
 // ---- the driver ----
 
-const float* key_row(const AttentionBlock& b, int64_t j) {
-  for (int s = 0; s < b.nsegments; ++s)
-    if (j >= b.segments[s].j0 && j < b.segments[s].j1)
-      return b.segments[s].k + (j - b.segments[s].j0) * b.ldkv;
-  EM_ASSERT(false);
-  return nullptr;
-}
-
-int64_t first_key(const AttentionBlock& b, int64_t i) {
-  const int64_t pos = b.p0 + i;
-  return b.window >= pos + 1 ? 0 : pos - b.window + 1;  // pos - j < window
-}
-
 // panel[d][jj] = K[j0 + jj][d] for jj < n, zero for n <= jj < kPanelKeys.
 void pack_keys(const AttentionBlock& b, int64_t j0, int64_t n, float* panel) {
   for (int64_t jj = 0; jj < n; ++jj) {
-    const float* k = key_row(b, j0 + jj);
+    const float* k = kv_row(b, j0 + jj, false);
     for (int64_t d = 0; d < b.hd; ++d) panel[d * kPanelKeys + jj] = k[d];
   }
   for (int64_t jj = n; jj < kPanelKeys; ++jj)
@@ -126,6 +113,7 @@ void softmax_row(const AttentionOps& ops, const AttentionBlock& b, float* row, i
     for (int64_t j = first; j <= pos; ++j) row[j] = b.softcap * std::tanh(row[j] / b.softcap);
   const float mx = ops.row_max(row + first, n);
   *rowscale = 1.0f / ops.exp_sum(row + first, n, mx);
+  if (b.bf16) round_activations_to_bf16(row + first, n, n, 0, 1, row + first);  // in place
   std::fill(row + lo, row + first, 0.0f);
   std::fill(row + pos + 1, row + b.p0 + b.m, 0.0f);
 }
@@ -150,6 +138,14 @@ void attend_rows_dot(const AttentionOps& ops, const AttentionBlock& b, Attention
 }
 
 }  // namespace
+
+const float* kv_row(const AttentionBlock& b, int64_t j, bool value) {
+  for (int s = 0; s < b.nsegments; ++s)
+    if (j >= b.segments[s].j0 && j < b.segments[s].j1)
+      return (value ? b.segments[s].v : b.segments[s].k) + (j - b.segments[s].j0) * b.ldkv;
+  EM_ASSERT(false);
+  return nullptr;
+}
 
 void AttentionScratch::reserve(int64_t rows, int64_t keys, int64_t hd) {
   const auto grow = [](std::vector<float>& v, int64_t n) {

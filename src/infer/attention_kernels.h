@@ -5,7 +5,8 @@
 //   avx2     AVX2 + FMA, 8 lanes
 //   avx512   AVX-512F, 16 lanes (also under the avx512bf16 and amx GEMM kernels)
 // chosen from the GEMM kernel (selected_gemm_kernel(): the same CPU detection and EVOMERGE_GEMM
-// override), attention_kernel_for().
+// override), attention_kernel_for(). Under Precision::Bf16 with the amx GEMM kernel, prefill blocks
+// run on the AMX tiles instead (attend_group_amx, attention_amx.cpp; avx512's softmax).
 //
 // The block (rows p0 .. p0+m-1 of one sequence, causal, optional sliding window and soft-cap):
 //   S = scale · Q Kᵀ   computed only for keys a row or its tile can see (causal skip by tiles),
@@ -67,7 +68,21 @@ struct AttentionBlock {
   const KvSegment* segments = nullptr;
   int nsegments = 0;
   int64_t ldkv = 0;  // floats between consecutive positions' K (and V) rows
+  // Precision::Bf16: the probabilities exp(S - max) are rounded to bf16 (nearest even) before
+  // P·V, their sum (the softmax's normaliser) is the unrounded one's. The caller rounds q, k and
+  // v (the engine where it writes them), so QKᵀ and P·V multiply bf16 values, f32 accumulation:
+  // PyTorch's bf16 attention, and what the AMX tiles multiply (attend_group_amx).
+  bool bf16 = false;
 };
+
+// The first key row i of a block sees: max(0, pos - window + 1), pos = p0 + i.
+inline int64_t first_key(const AttentionBlock& b, int64_t i) {
+  const int64_t pos = b.p0 + i;
+  return b.window >= pos + 1 ? 0 : pos - b.window + 1;  // pos - j < window
+}
+
+// K (value: V) of position j, from the segment that holds it.
+const float* kv_row(const AttentionBlock& b, int64_t j, bool value);
 
 // Per-thread buffers of attend_block, grown by reserve() and never shrunk (a decode step reserves
 // nothing new: decode_alloc_test.cpp).
@@ -76,10 +91,32 @@ struct AttentionScratch {
   std::vector<float> panel;     // [hd x kPanelKeys]
   std::vector<float> rowscale;  // [m]: 1 / sum of each row's exp
   void reserve(int64_t rows, int64_t keys, int64_t hd);
+  // attend_group_amx only (prefill blocks; decode steps never touch them): one head's q
+  // [m x hd], the keys [keys x hd] and probabilities [m x keys padded to 32] in bf16, K and Vᵀ
+  // packed for the tiles, the GEMM kernel's own scratch.
+  std::vector<uint16_t> q16, k16, p16;
+  PackedBf16 k_tiles, v_tiles;
+  GemmScratch gemm;
 };
 
 // Attention of one block (single-threaded; callers split blocks and heads across threads).
 void attend_block(AttentionKernel kernel, const AttentionBlock& block, AttentionScratch& scratch);
+
+// Precision::Bf16's attention of a prefill block on the AMX tiles, for `heads` query heads that
+// share one kv head (GQA): head h's q rows at b.q + h * b.hd, its output at b.out + h * b.hd (same
+// ldq / ldo). K and V are converted and packed for the tiles once for all of them. Per head:
+// S = Q Kᵀ (tiles) over keys [first_key(b, 0), p0 + m) (the keys a row may not see are computed
+// and masked: at most one row tile's triangle), then scale, soft-cap, the softmax of attend_block
+// with the avx512 kernel's exp and b.bf16's rounding of P, O = P V (tiles) / sum. The same numbers
+// as attend_block(Avx512, b with bf16 = true, per head) up to the products' summation order
+// (attention_bf16_test.cpp). Only where amx_attention_unavailable() is "".
+void attend_group_amx(const AttentionBlock& b, int64_t heads, AttentionScratch& scratch);
+// Why attend_group_amx cannot run here ("" when it can): the amx GEMM kernel's answer, and the
+// AVX512-BF16 conversions it packs V with.
+std::string amx_attention_unavailable();
+// Fewest rows of a block that attend_group_amx is used for (the engine's rule, with the
+// kernel available, Precision::Bf16 and the amx GEMM kernel selected): as the Kᵀ panel's.
+inline constexpr int64_t kAmxAttentionMinRows = kPanelMinRows;
 
 // log Σ_i exp(x_i - mx) over x [0, n), mx the maximum of x: the log-softmax's normaliser over the
 // vocab. Scalar: std::exp and the sum in double (the reference). SIMD: the vectorised exp, sums

@@ -7,10 +7,12 @@
 
 #include <bit>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "infer/attention_kernels.h"
+#include "tensor/convert.h"
 
 namespace evomerge::infer_detail {
 namespace {
@@ -107,8 +109,11 @@ struct Case {
 };
 
 // Plain attention in double: row i at position p0 + i over keys [max(0, pos-window+1), pos].
-std::vector<double> reference(const Case& c, const std::vector<float>& q, int64_t ldq,
-                              const std::vector<float>& kv, int64_t ldkv, float scale) {
+// `bf16`: the probabilities rounded to bf16 (as f32 values) before P·V, their sum unrounded
+// (AttentionBlock::bf16; q, k and v are rounded by the caller).
+std::vector<double> reference(const Case& c, const float* q, int64_t ldq,
+                              const std::vector<float>& kv, int64_t ldkv, float scale,
+                              bool bf16 = false) {
   std::vector<double> out(c.m * c.hd, 0.0);
   for (int64_t i = 0; i < c.m; ++i) {
     const int64_t pos = c.p0 + i, first = std::max<int64_t>(0, pos - c.window + 1);
@@ -123,21 +128,34 @@ std::vector<double> reference(const Case& c, const std::vector<float>& q, int64_
     }
     double sum = 0;
     for (int64_t j = first; j <= pos; ++j) sum += (s[j] = std::exp(s[j] - mx));
+    if (bf16)
+      for (int64_t j = first; j <= pos; ++j) s[j] = bf16_to_f32(f32_to_bf16(float(s[j])));
     for (int64_t j = first; j <= pos; ++j)
       for (int64_t e = 0; e < c.hd; ++e) out[i * c.hd + e] += s[j] / sum * kv[j * ldkv + c.hd + e];
   }
   return out;
 }
 
+// How a case's block is attended: attend_block with a kernel, or attend_group_amx with some
+// heads (then head h's q and output columns at h * hd).
+struct Attend {
+  std::optional<AttentionKernel> kernel;  // none: attend_group_amx
+  int64_t heads = 1;
+  bool bf16 = false;  // AttentionBlock::bf16, inputs rounded to bf16 values
+};
+
 // One case on one kernel: Q and the cache in strided layouts (rows of other heads in between, as
 // in the engine), the cache split into a parent part [0, base) and an own part [base, L) that live
-// in different buffers.
-double max_error(AttentionKernel kernel, const Case& c, std::mt19937& rng) {
+// in different buffers. The largest error over the heads' outputs.
+double max_error(const Attend& how, const Case& c, std::mt19937& rng) {
   const int64_t ldq = 3 * c.hd + 5, ldkv = 4 * c.hd + 3, L = c.p0 + c.m;
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> q(c.m * ldq), kv(L * ldkv);
   for (float& v : q) v = dist(rng);
   for (float& v : kv) v = dist(rng);
+  if (how.bf16)
+    for (auto* values : {&q, &kv})
+      for (float& v : *values) v = bf16_to_f32(f32_to_bf16(v));
   // The parent's and the own part copied apart (own part shifted so that offsets matter).
   const int64_t base = std::min(c.base, L);
   std::vector<float> parent(kv.begin(), kv.begin() + base * ldkv);
@@ -147,7 +165,7 @@ double max_error(AttentionKernel kernel, const Case& c, std::mt19937& rng) {
   int nsegs = 0;
   if (base > 0) segs[nsegs++] = {parent.data(), parent.data() + c.hd, 0, base};
   if (L > base) segs[nsegs++] = {own.data() + 7, own.data() + 7 + c.hd, base, L};
-  const int64_t ldo = 2 * c.hd + 1;
+  const int64_t ldo = 3 * c.hd + 1;
   std::vector<float> out(c.m * ldo, NAN);
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
   AttentionBlock b;
@@ -155,19 +173,26 @@ double max_error(AttentionKernel kernel, const Case& c, std::mt19937& rng) {
   b.m = c.m, b.hd = c.hd, b.p0 = c.p0, b.window = c.window;
   b.scale = scale, b.softcap = c.softcap;
   b.segments = segs, b.nsegments = nsegs, b.ldkv = ldkv;
+  b.bf16 = how.bf16;
   AttentionScratch scratch;
-  attend_block(kernel, b, scratch);
-  const std::vector<double> want = reference(c, q, ldq, kv, ldkv, scale);
+  if (how.kernel)
+    attend_block(*how.kernel, b, scratch);
+  else
+    attend_group_amx(b, how.heads, scratch);
   double err = 0;
-  for (int64_t i = 0; i < c.m; ++i)
-    for (int64_t e = 0; e < c.hd; ++e) {
-      const double d = std::abs(out[i * ldo + e] - want[i * c.hd + e]);
-      err = std::isnan(d) ? INFINITY : std::max(err, d);
-    }
+  for (int64_t h = 0; h < how.heads; ++h) {
+    const std::vector<double> want =
+        reference(c, q.data() + h * c.hd, ldq, kv, ldkv, scale, how.bf16);
+    for (int64_t i = 0; i < c.m; ++i)
+      for (int64_t e = 0; e < c.hd; ++e) {
+        const double d = std::abs(out[i * ldo + h * c.hd + e] - want[i * c.hd + e]);
+        err = std::isnan(d) ? INFINITY : std::max(err, d);
+      }
+  }
   return err;
 }
 
-TEST(AttentionBlock, MatchesDoubleReferenceOnAwkwardShapes) {
+std::vector<Case> awkward_cases() {
   constexpr int64_t kNoWindow = INT64_MAX;
   std::vector<Case> cases;
   for (int64_t hd : {64, 80, 128, 40, 9})
@@ -182,11 +207,16 @@ TEST(AttentionBlock, MatchesDoubleReferenceOnAwkwardShapes) {
         cases.push_back({hd, m, 70, base, 33, 0.0f});
         cases.push_back({hd, m, 70, base, kNoWindow, 5.0f});
       }
+  return cases;
+}
+
+TEST(AttentionBlock, MatchesDoubleReferenceOnAwkwardShapes) {
+  const std::vector<Case> cases = awkward_cases();
   for (AttentionKernel k : runnable_kernels()) {
     std::mt19937 rng(11);
     double worst = 0;
     for (const Case& c : cases) {
-      const double err = max_error(k, c, rng);
+      const double err = max_error({k}, c, rng);
       worst = std::max(worst, err);
       // Values of size ~1 summed over <= 160 keys in f32: a few 1e-7 of rounding, 1e-5 of margin.
       ASSERT_LE(err, 1e-5) << attention_kernel_name(k) << " hd " << c.hd << " m " << c.m << " p0 "
@@ -196,6 +226,56 @@ TEST(AttentionBlock, MatchesDoubleReferenceOnAwkwardShapes) {
     std::printf("[ info ] %s attention: max abs error %.3g over %zu cases\n",
                 std::string(attention_kernel_name(k)).c_str(), worst, cases.size());
   }
+}
+
+// Precision::Bf16's attention (AttentionBlock::bf16, q/k/v given as bf16 values) against the
+// double reference with the same rounding of P, on every kernel: attend_block on each runnable ISA
+// and attend_group_amx (blocks of kAmxAttentionMinRows or more rows, 1 and 3 query heads sharing
+// the kv head). The tolerance, as in precision_test.cpp: the sums are f32 in the kernels' order
+// (a few 1e-7 here), but a probability within that distance of a midpoint between two bf16 values
+// can round to the other neighbour on the two sides, moving the outputs by up to one bf16 ulp of
+// its share (~4e-3 at worst): every case within kFlipTol, most within kTol. And the rounding
+// happened: the bf16 outputs differ from the exact ones by more than kTol.
+TEST(AttentionBlock, Bf16MatchesRoundedReferenceOnEveryKernel) {
+  constexpr double kTol = 2e-5, kFlipTol = 5e-3, kMostCases = 0.9;
+  std::vector<Attend> runs;
+  for (AttentionKernel k : runnable_kernels()) runs.push_back({k, 1, true});
+  if (amx_attention_unavailable().empty())
+    for (int64_t heads : {1, 3}) runs.push_back({std::nullopt, heads, true});
+  else
+    std::printf("[ info ] attend_group_amx not tested: %s\n", amx_attention_unavailable().c_str());
+  for (const Attend& how : runs) {
+    const std::string name = how.kernel ? std::string(attention_kernel_name(*how.kernel))
+                                        : "amx x" + std::to_string(how.heads);
+    std::mt19937 rng(13);
+    size_t cases = 0, close = 0;
+    double worst = 0;
+    for (const Case& c : awkward_cases()) {
+      if (!how.kernel && c.m < kAmxAttentionMinRows) continue;
+      const double err = max_error(how, c, rng);
+      ASSERT_LE(err, kFlipTol) << name << " hd " << c.hd << " m " << c.m << " p0 " << c.p0
+                               << " base " << c.base << " window " << c.window << " softcap "
+                               << c.softcap;
+      worst = std::max(worst, err);
+      ++cases, close += err <= kTol;
+    }
+    EXPECT_GE(static_cast<double>(close), kMostCases * static_cast<double>(cases))
+        << name << ": " << close << " of " << cases << " cases within " << kTol;
+    std::printf("[ info ] %s bf16 attention: max abs error %.3g, %zu of %zu cases within %g\n",
+                name.c_str(), worst, close, cases, kTol);
+  }
+  // The rounding is there: the exact reference is further away than kTol.
+  std::mt19937 rng(17);
+  const Case c{64, 33, 70, 0, INT64_MAX, 0.0f};
+  std::vector<float> q(c.m * 64), kv((c.p0 + c.m) * 128);
+  for (auto* values : {&q, &kv})
+    for (float& v : *values) v = bf16_to_f32(f32_to_bf16(std::normal_distribution<float>()(rng)));
+  const auto exact = reference(c, q.data(), 64, kv, 128, 0.125f);
+  const auto rounded = reference(c, q.data(), 64, kv, 128, 0.125f, true);
+  double moved = 0;
+  for (size_t i = 0; i < exact.size(); ++i)
+    moved = std::max(moved, std::abs(exact[i] - rounded[i]));
+  EXPECT_GT(moved, 5 * kTol);
 }
 
 // The scratch a decode step uses is reserved up front: attending a row at the reserved length

@@ -90,6 +90,10 @@ inline constexpr int64_t kPackedCols = 16, kPackedDepth = 32, kPackedBlock = 512
 class PackedBf16 {
  public:
   void pack(const uint16_t* w, int64_t n, int64_t k);  // (re)packs W [n x k] (bf16 bit patterns)
+  // Sizes the buffer for W [n x k] (bytes_for; reused when it is large enough, so a per-thread
+  // copy refilled for each attention block does not allocate) and returns it, for a caller that
+  // writes the tile layout itself (attention_amx.cpp packs Vᵀ straight from f32 rows).
+  uint16_t* resize(int64_t n, int64_t k);
   void clear();
   bool empty() const { return !data_; }
   const uint16_t* data() const { return data_.get(); }
@@ -105,7 +109,7 @@ class PackedBf16 {
     void operator()(uint16_t* p) const;
   };
   std::unique_ptr<uint16_t[], Free> data_;  // 64-byte aligned
-  size_t elements_ = 0;
+  size_t elements_ = 0, capacity_ = 0;
   int64_t rows_ = 0, cols_ = 0, depth_blocks_ = 0;
 };
 

@@ -93,16 +93,21 @@ size_t PackedBf16::bytes_for(int64_t n, int64_t k) {
   return static_cast<size_t>(nb * kb * kPackedBlock) * sizeof(uint16_t);
 }
 
-void PackedBf16::pack(const uint16_t* w, int64_t n, int64_t k) {
+uint16_t* PackedBf16::resize(int64_t n, int64_t k) {
   EM_ASSERT(n > 0 && k > 0);
-  const int64_t nb = (n + kPackedCols - 1) / kPackedCols,
-                kb = (k + kPackedDepth - 1) / kPackedDepth;
   const size_t elements = bytes_for(n, k) / sizeof(uint16_t);
-  if (elements != elements_) {
+  if (elements > capacity_) {
     data_.reset(allocate_packed(elements * sizeof(uint16_t)));
-    elements_ = elements;
+    capacity_ = elements;
   }
-  rows_ = n, cols_ = k, depth_blocks_ = kb;
+  elements_ = elements;
+  rows_ = n, cols_ = k, depth_blocks_ = (k + kPackedDepth - 1) / kPackedDepth;
+  return data_.get();
+}
+
+void PackedBf16::pack(const uint16_t* w, int64_t n, int64_t k) {
+  resize(n, k);
+  const int64_t nb = (n + kPackedCols - 1) / kPackedCols, kb = depth_blocks_;
   static const bool avx512 = __builtin_cpu_supports("avx512f");
   // Block (jb, kb) at (jb * kb_count + kb) * 512: 16 rows of k pairs, each row the 16 columns'
   // pairs (W[col][2r], W[col][2r + 1]): the B operand of _tile_dpbf16ps. Zero beyond n and k.
@@ -128,7 +133,7 @@ void PackedBf16::pack(const uint16_t* w, int64_t n, int64_t k) {
 
 void PackedBf16::clear() {
   data_.reset();
-  elements_ = 0;
+  elements_ = capacity_ = 0;
   rows_ = cols_ = depth_blocks_ = 0;
 }
 

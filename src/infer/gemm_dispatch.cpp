@@ -165,6 +165,10 @@ void split_activations(const float* A, int64_t m, int64_t k, int64_t lda, int64_
   constexpr int64_t kChunk = 256;
   float rest[kChunk];
   for (int64_t i = i0; i < i1; ++i) {
+    if (parts == 1) {  // Precision::Bf16: nothing left over to subtract, no staging copy
+      f32_to_bf16(A + i * lda, out + i * k, static_cast<size_t>(k));
+      continue;
+    }
     for (int64_t c0 = 0; c0 < k; c0 += kChunk) {
       const int64_t c = std::min(kChunk, k - c0);
       std::copy(A + i * lda + c0, A + i * lda + c0 + c, rest);

@@ -9,8 +9,12 @@
 //          Every ISA path rounds the same way (the f32-FMA kernels multiply the rounded values),
 //          so kernels differ only in accumulation order. Moves logits by up to 0.2 on the
 //          bundled models, 31 of their 6,300 greedy task answers change (docs/benchmarks.md).
-// Attention (QK^T, softmax, ·V), norms and activations stay f32 in both. The CUDA backend's
-// GEMMs are bf16 in both (cuBLASLt with bf16 inputs).
+// Attention: exact multiplies f32 values; bf16 rounds q, k and v (where the engine writes them)
+// and the softmax's probabilities (before P·V; the normaliser is the unrounded sum) to bf16, f32
+// accumulation, as PyTorch's bf16 attention: prefill blocks then run on the AMX tiles
+// (attention_kernels.h: attend_group_amx), every other path multiplies the same rounded values.
+// The softmax itself, norms and activations stay f32 in both. The CUDA backend's GEMMs are bf16
+// in both (cuBLASLt with bf16 inputs), its attention f32.
 #pragma once
 
 #include <cstdint>

@@ -137,6 +137,9 @@ void attention(const ModelConfig& c, int layer, const RefLayer& w, Vec& x, int64
       if (c.qk_norm) rms_norm(&kt[a * hd], hd, w.kn, c.rms_norm_eps, c.norm_plus_one);
       rope_apply(&kt[a * hd], static_cast<int>(hd), inv_freq.data(), static_cast<int>(t), mscale);
     }
+    if (precision == Precision::Bf16)  // the attention's products on bf16 values too
+      for (Vec* part : {&qt, &kt, &vt})
+        for (float& e : *part) e = bf16_to_f32(f32_to_bf16(e));
     std::copy(qt.begin(), qt.end(), q.begin() + t * nh * hd);
     std::copy(kt.begin(), kt.end(), k.begin() + t * nkv * hd);
     std::copy(vt.begin(), vt.end(), v.begin() + t * nkv * hd);
@@ -162,6 +165,9 @@ void attention(const ModelConfig& c, int layer, const RefLayer& w, Vec& x, int64
       }
       double sum = 0;
       for (auto& s : score) sum += (s = std::exp(s - mx));
+      // Precision::Bf16: P·V multiplies the probabilities rounded to bf16; the sum is unrounded.
+      if (precision == Precision::Bf16)
+        for (auto& s : score) s = bf16_to_f32(f32_to_bf16(static_cast<float>(s)));
       for (int64_t i = 0; i < hd; ++i) {
         double acc = 0;
         for (int64_t j = 0; j <= t; ++j) acc += score[j] / sum * v[(j * nkv + g) * hd + i];

@@ -283,6 +283,7 @@ class CpuBackend final : public Backend {
   std::vector<AttentionScratch> attn_scratch_;       // per thread
   std::vector<std::vector<float>> rope_scratch_;     // per thread: one row's cos and sin
   std::vector<std::pair<int64_t, int64_t>> blocks_;  // attention row blocks: (first row, count)
+  std::vector<int64_t> item_start_;  // the blocks' first attention work items (prefix sums)
   MatmulScratch mm_;
 };
 
@@ -374,6 +375,11 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
       if (!L.k_norm.empty()) rms_norm(kr + a * hd, kr + a * hd, hd, L.k_norm.data(), eps);
       rope_rotate(kr + a * hd, static_cast<int>(hd), rope_cos, rope_sin);
     }
+    if (options_.precision == Precision::Bf16) {  // the attention's bf16 operands (AttentionBlock)
+      round_activations_to_bf16(qr, qd, qd, 0, 1, qr);
+      round_activations_to_bf16(kr, kvd, kvd, 0, 1, kr);
+      round_activations_to_bf16(vr, kvd, kvd, 0, 1, vr);
+    }
     Seq& s = seqs_[rows[r].seq];
     for (int64_t g = 0; g < nkv; ++g) {
       std::copy(kr + g * hd, kr + (g + 1) * hd, s.at(hop, g, rows[r].pos, false));
@@ -388,8 +394,10 @@ void CpuBackend::forward_layer(size_t hop_index, std::span<const Row> rows) {
 // Causal attention over each row's sequence positions [0, pos]; query head a reads kv head
 // a / (nh / nkv) (repeat_kv); softmax in f32. Work items are (block of consecutive rows of one
 // sequence, head), each one attend_block (attention_kernels.h: our kernels for this CPU, causal
-// skip, packed Kᵀ panels for prefill blocks, dot products for decode rows). Then o_proj, the
-// residual add and the MLP's RMSNorm.
+// skip, packed Kᵀ panels for prefill blocks, dot products for decode rows), or under
+// Precision::Bf16 on the amx kernel, for blocks of kAmxAttentionMinRows or more, (block, kv head),
+// its query heads on the AMX tiles with K and V packed once for them (attend_group_amx). Then
+// o_proj, the residual add and the MLP's RMSNorm.
 void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   const LayerWeights& L = *hop.w;
   const ModelConfig& c = *L.views.config;
@@ -412,11 +420,23 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
       blocks_.emplace_back(r, 1);
   }
   const AttentionKernel kernel = selected_attention_kernel();
-  pool_.parallel_for(static_cast<int64_t>(blocks_.size()) * nh, [&](int64_t item, int thread) {
+  const bool bf16 = options_.precision == Precision::Bf16;
+  // Precision::Bf16 on the amx kernel: blocks of kAmxAttentionMinRows or more rows are one item
+  // per kv head, its query heads on the tiles (attend_group_amx); others one item per query head.
+  static const bool amx_ok = amx_attention_unavailable().empty();
+  const bool amx = bf16 && amx_ok && selected_gemm_kernel() == GemmKernel::Amx;
+  item_start_.assign(1, 0);
+  for (const auto& blk : blocks_)
+    item_start_.push_back(item_start_.back() +
+                          (amx && blk.second >= kAmxAttentionMinRows ? hop.nkv : nh));
+  pool_.parallel_for(item_start_.back(), [&](int64_t item, int thread) {
+    const size_t bi = static_cast<size_t>(
+        std::upper_bound(item_start_.begin(), item_start_.end(), item) - item_start_.begin() - 1);
     // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture a
     // binding in a lambda.
-    const int64_t r0 = blocks_[item / nh].first, m = blocks_[item / nh].second;
-    const int64_t a = item % nh, gi = a / group;
+    const int64_t r0 = blocks_[bi].first, m = blocks_[bi].second;
+    const int64_t heads = item_start_[bi + 1] - item_start_[bi] == nh ? 1 : group;
+    const int64_t a = (item - item_start_[bi]) * heads, gi = a / group;
     Seq& s = seqs_[rows[r0].seq];
     const int64_t L = rows[r0 + m - 1].pos + 1, nparent = std::min<int64_t>(s.base, L);
     // Keys [0, base) from the parent's cache (base 0), [base, L) from the own one.
@@ -434,7 +454,11 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
     b.m = m, b.hd = hd, b.p0 = rows[r0].pos, b.window = window;
     b.scale = scale, b.softcap = cap;
     b.segments = segs, b.nsegments = nsegs, b.ldkv = hd;
-    attend_block(kernel, b, attn_scratch_[thread]);
+    b.bf16 = bf16;
+    if (amx && m >= kAmxAttentionMinRows)
+      attend_group_amx(b, heads, attn_scratch_[thread]);
+    else
+      attend_block(kernel, b, attn_scratch_[thread]);
   });
 
   matmul(L.o, att.data(), n, tmp.data());
