@@ -296,8 +296,8 @@ void BM_PackBf16(benchmark::State& state) {
     packed.pack(w.data(), n, k);
     benchmark::DoNotOptimize(packed.data());
   }
-  state.counters["GBps"] = benchmark::Counter(double(n * k) * 2 * state.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  state.counters["GBps"] =
+      benchmark::Counter(double(n * k) * 2 * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_PackBf16)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -349,10 +349,14 @@ void BM_Prefill(benchmark::State& state) {
       benchmark::Counter(flops * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   per_cpu_second(state, "GFLOP_per_cpu_s", flops * state.iterations() / 1e9, cpu0);
 }
+// The range: contexts of 64-2048 tokens, batches of 1-64 contexts (64 x 64 is one
+// micro-batch of 4096 rows).
 BENCHMARK(BM_Prefill)
     ->ArgsProduct({{0, 1}, {512}, {1}, {4096}, {0, 1}})
     ->ArgsProduct({{0}, {512}, {4}, {4096}, {0, 1}})
     ->ArgsProduct({{0}, {128}, {16}, {4096}, {0, 1}})
+    ->ArgsProduct({{0, 1}, {64, 2048}, {1}, {4096}, {0, 1}})
+    ->ArgsProduct({{0, 1}, {64}, {64}, {4096}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -7,12 +7,12 @@
 // K and V are packed once per block for every query head of their group (GQA), each head's Q and
 // P converted to bf16 rows. The softmax between them is attend_block's (the avx512 kernel's exp,
 // the same rounding of P).
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "infer/attention_kernels.h"
+#include "infer/avx512_intrinsics.h"
 
 #define EM_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -72,6 +72,19 @@ void pack_keys(const AttentionBlock& b, int64_t lo, int64_t nk, AttentionScratch
   s.k_tiles.pack(s.k16.data(), nk, hd);
 }
 
+// x[j] *= scale for j < n, in one pass with their maximum (returned).
+EM_AVX512BF16 float scale_and_max(float* x, int64_t n, float scale) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), sc);
+    _mm512_mask_storeu_ps(x + i, mask, v);
+    mx = _mm512_mask_max_ps(mx, mask, mx, v);
+  }
+  return _mm512_reduce_max_ps(mx);
+}
+
 // Row i of S (scores of keys [lo, lo + nk)) becomes its probabilities: scaled, soft-capped,
 // exp(s - max) over the keys it sees ([first, pos]), rounded into p16 (zero elsewhere, up to
 // kpad); rowscale = 1 / their unrounded sum.
@@ -81,10 +94,11 @@ EM_AVX512BF16 void softmax_row_bf16(const AttentionOps& ops, const AttentionBloc
   const int64_t a = first_key(b, i) - lo, e = b.p0 + i + 1 - lo;  // keys [a, e) of the row
   float* x = row + a;
   const int64_t n = e - a;
-  for (int64_t j = 0; j < n; ++j) x[j] *= b.scale;
-  if (b.softcap > 0.0f)
+  float mx = scale_and_max(x, n, b.scale);
+  if (b.softcap > 0.0f) {  // Gemma 2
     for (int64_t j = 0; j < n; ++j) x[j] = b.softcap * std::tanh(x[j] / b.softcap);
-  const float mx = ops.row_max(x, n);
+    mx = ops.row_max(x, n);
+  }
   *rowscale = 1.0f / ops.exp_sum(x, n, mx);
   std::fill(p16, p16 + a, uint16_t{0});
   to_bf16(x, p16 + a, n);

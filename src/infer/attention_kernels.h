@@ -117,6 +117,10 @@ std::string amx_attention_unavailable();
 // Fewest rows of a block that attend_group_amx is used for (the engine's rule, with the
 // kernel available, Precision::Bf16 and the amx GEMM kernel selected): as the Kᵀ panel's.
 inline constexpr int64_t kAmxAttentionMinRows = kPanelMinRows;
+// Most rows of one attend_group_amx block (the engine's prefill blocks on it): K and V are packed
+// once per block, so longer blocks pack a long context's keys fewer times (64 rows: packing was
+// ~1/5 of the attention at 2048 tokens), and S [rows x keys] f32 still fits L2 at 2048 keys.
+inline constexpr int64_t kAmxAttentionRows = 128;
 
 // log Σ_i exp(x_i - mx) over x [0, n), mx the maximum of x: the log-softmax's normaliser over the
 // vocab. Scalar: std::exp and the sum in double (the reference). SIMD: the vectorised exp, sums

@@ -2,7 +2,8 @@
 // V, included by attention_kernels_avx2.cpp and attention_kernels_avx512.cpp, each of which defines
 // EM_ATTN_TARGET (the target attribute) and its V before including this file:
 //   V::reg, V::kLanes, zero, load, load_n (first n lanes, rest 0), store, store_n, set1, fmadd,
-//   mul, div, add, sub, max, min, hsum, hmax, round (to nearest), pow2 (2^n for integral n in
+//   mul, recip (1/x within a few ulp), add, sub, max, min, hsum, hmax, round (to nearest), pow2
+//   (2^n for integral n in
 //   [-126, 127]), zero_below (lanes of x below t set to 0 in v).
 // Everything is in an anonymous namespace: each including file gets its own copy for its ISA.
 #pragma once
@@ -178,7 +179,7 @@ EM_ATTN_TARGET void silu_mul_simd(float* g, const float* u, int64_t n) {
     const int64_t left = std::min<int64_t>(V::kLanes, n - i);
     const typename V::reg x = V::load_n(g + i, left);
     const typename V::reg e = vexp<V>(V::sub(V::zero(), x));
-    V::store_n(g + i, V::mul(V::div(x, V::add(one, e)), V::load_n(u + i, left)), left);
+    V::store_n(g + i, V::mul(V::mul(x, V::recip(V::add(one, e))), V::load_n(u + i, left)), left);
   }
 }
 

@@ -409,22 +409,23 @@ void CpuBackend::attend_and_project(const Hop& hop, std::span<const Row> rows) {
   const int64_t group = nh / hop.nkv;
   const std::optional<int64_t> layer_window = layer_sliding_window(c, L.views.index);
   const int64_t window = layer_window ? *layer_window : std::numeric_limits<int64_t>::max();
+  const bool bf16 = options_.precision == Precision::Bf16;
+  // Precision::Bf16 on the amx kernel: blocks of kAmxAttentionMinRows or more rows are one item
+  // per kv head, its query heads on the tiles (attend_group_amx); others one item per query head.
+  static const bool amx_ok = amx_attention_unavailable().empty();
+  const bool amx = bf16 && amx_ok && selected_gemm_kernel() == GemmKernel::Amx;
   constexpr int64_t kAttnRows = 64;
+  const int64_t block_rows = amx ? kAmxAttentionRows : kAttnRows;
   blocks_.clear();
   for (int64_t r = 0; r < n; ++r) {
     const bool extend = !blocks_.empty() && rows[r].seq == rows[r - 1].seq &&
-                        rows[r].pos == rows[r - 1].pos + 1 && r - blocks_.back().first < kAttnRows;
+                        rows[r].pos == rows[r - 1].pos + 1 && r - blocks_.back().first < block_rows;
     if (extend)
       ++blocks_.back().second;
     else
       blocks_.emplace_back(r, 1);
   }
   const AttentionKernel kernel = selected_attention_kernel();
-  const bool bf16 = options_.precision == Precision::Bf16;
-  // Precision::Bf16 on the amx kernel: blocks of kAmxAttentionMinRows or more rows are one item
-  // per kv head, its query heads on the tiles (attend_group_amx); others one item per query head.
-  static const bool amx_ok = amx_attention_unavailable().empty();
-  const bool amx = bf16 && amx_ok && selected_gemm_kernel() == GemmKernel::Amx;
   item_start_.assign(1, 0);
   for (const auto& blk : blocks_)
     item_start_.push_back(item_start_.back() +
