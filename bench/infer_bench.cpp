@@ -171,6 +171,53 @@ void BM_GemmPeak(benchmark::State& state) {
   state.counters["GFLOPs"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
   per_cpu_second(state, "GFLOP_per_cpu_s", gflop, cpu0);
 }
+// The engine's own routing (linear(): the kernel it picks for m rows, amx on packed bf16 W here) on
+// the shapes of the bench models' products: Y [m x n] = X [m x k] · Wᵀ. Args: m, n, k, precision.
+// 100M: q/o 768x768, k/v 256x768, gate/up 2048x768, down 768x2048; 1B: q/o 2048x2048, k/v
+// 512x2048, gate/up 5632x2048, down 2048x5632; the head 32000 x hidden at the one row a scoring
+// prefill needs.
+void BM_GemmShape(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  std::vector<float> x(m * k), wf(n * k), y(m * n);
+  uint32_t s = 1;
+  for (float& v : x) v = static_cast<float>(((s = s * 1664525u + 1013904223u) >> 9) % 1000) * 1e-3f;
+  for (float& v : wf)
+    v = static_cast<float>(((s = s * 1664525u + 1013904223u) >> 9) % 1000) * 1e-5f;
+  std::vector<uint16_t> w(n * k);
+  f32_to_bf16(wf.data(), w.data(), w.size());
+  infer_detail::Matrix W;
+  W.data = reinterpret_cast<const std::byte*>(w.data());
+  W.dtype = DType::BF16;
+  W.rows = n;
+  W.cols = k;
+  W.refresh(false);
+  infer_detail::ThreadPool pool(bench_threads());
+  infer_detail::MatmulScratch scratch;
+  const Precision precision = state.range(3) ? Precision::Bf16 : Precision::Exact;
+  infer_detail::linear(pool, W, x.data(), m, y.data(), scratch, precision);  // warm
+  const double cpu0 = process_cpu_seconds();
+  for (auto _ : state) {
+    infer_detail::linear(pool, W, x.data(), m, y.data(), scratch, precision);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(precision_name(precision)));
+  const double gflop = 2.0 * m * n * k * state.iterations() / 1e9;
+  state.counters["GFLOPs"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
+  per_cpu_second(state, "GFLOP_per_cpu_s", gflop, cpu0);
+}
+BENCHMARK(BM_GemmShape)
+    ->ArgsProduct({{512}, {768}, {768}, {0, 1}})
+    ->ArgsProduct({{512}, {256}, {768}, {0, 1}})
+    ->ArgsProduct({{512}, {2048}, {768}, {0, 1}})
+    ->ArgsProduct({{512}, {768}, {2048}, {0, 1}})
+    ->ArgsProduct({{512}, {2048}, {2048}, {0, 1}})
+    ->ArgsProduct({{512}, {512}, {2048}, {0, 1}})
+    ->ArgsProduct({{512}, {5632}, {2048}, {0, 1}})
+    ->ArgsProduct({{512}, {2048}, {5632}, {0, 1}})
+    ->ArgsProduct({{1}, {32000}, {768, 2048}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // m = 512 for every kernel (the compute roof); m = 1..64 for the fast kernels (the decode range:
 // where our own kernels and oneDNN's amx cross over, see linear()'s routing in kernels.cpp).
 BENCHMARK(BM_GemmPeak)

@@ -147,6 +147,10 @@ bool gemm_needs_split(GemmKernel kernel);
 // bf16(a) (round to nearest even), part p the bf16 rounding of a minus parts 0..p-1.
 void split_activations(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0, int64_t i1,
                        int parts, uint16_t* out);
+// The same bits from plain loops over f32_to_bf16 (the reference split_activations is tested
+// against: it runs an AVX-512 pass where the CPU has one).
+void split_activations_reference(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0,
+                                 int64_t i1, int parts, uint16_t* out);
 // Rows [i0, i1) of A [m x k] (row stride lda) rounded to bf16 (nearest even) and widened back,
 // into out [m x k]: what the f32 kernels multiply under Precision::Bf16.
 void round_activations_to_bf16(const float* A, int64_t k, int64_t lda, int64_t i0, int64_t i1,

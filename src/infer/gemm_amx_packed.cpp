@@ -11,7 +11,6 @@
 // row tile, and the parts need no separate products or sum. Column groups are the outer loop and
 // row tiles the inner one: a group's W (64 columns x k) stays in L2 while the row tiles of a block
 // of rows (as many as fit in L2 beside it) pass over it; W is streamed once per block of rows.
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -21,6 +20,7 @@
 #include <sys/mman.h>
 
 #include "common/error.h"
+#include "infer/avx512_intrinsics.h"
 #include "infer/gemm.h"
 
 #define EM_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))

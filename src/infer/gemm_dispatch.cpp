@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "infer/attention_kernels.h"
+#include "infer/avx512_intrinsics.h"
 #include "infer/gemm.h"
 #include "infer/kernel_info.h"
 #include "tensor/convert.h"
@@ -160,8 +161,53 @@ bool gemm_needs_split(GemmKernel kernel) {
   return kernel == GemmKernel::Amx || kernel == GemmKernel::Avx512Bf16;
 }
 
+namespace {
+
+// f32_to_bf16 (tensor/convert.h) on 16 lanes: nearest even by integer rounding of the bit pattern
+// (no DAZ, unlike vcvtneps2bf16), NaNs made quiet.
+__attribute__((target("avx512f,avx512bw"))) inline __m256i bf16_of(__m512 x) {
+  const __m512i bits = _mm512_castps_si512(x);
+  const __m512i high = _mm512_srli_epi32(bits, 16);
+  const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(
+      _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  r = _mm512_mask_or_epi32(r, nan, high, _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+// split_activations in one pass per 16 values, the parts' rounding and remainders in registers
+// (the plain loops staged each 256 values and converted them part by part).
+__attribute__((target("avx512f,avx512bw"))) void split_rows_avx512(const float* A, int64_t m,
+                                                                   int64_t k, int64_t lda,
+                                                                   int64_t i0, int64_t i1,
+                                                                   int parts, uint16_t* out) {
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t c = 0; c < k; c += 16) {
+      const __mmask16 mask = static_cast<__mmask16>(k - c >= 16 ? 0xffff : (1u << (k - c)) - 1);
+      __m512 rest = _mm512_maskz_loadu_ps(mask, A + i * lda + c);
+      for (int p = 0; p < parts; ++p) {
+        const __m256i h = bf16_of(rest);
+        _mm256_mask_storeu_epi16(out + (p * m + i) * k + c, mask, h);
+        // Exact: a bf16 rounding of x differs from x by a value representable in f32.
+        if (p + 1 < parts)
+          rest = _mm512_sub_ps(
+              rest, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+      }
+    }
+}
+
+}  // namespace
+
 void split_activations(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0, int64_t i1,
                        int parts, uint16_t* out) {
+  if (gemm_kernel_unavailable(GemmKernel::Avx512).empty())
+    return split_rows_avx512(A, m, k, lda, i0, i1, parts, out);
+  split_activations_reference(A, m, k, lda, i0, i1, parts, out);
+}
+
+void split_activations_reference(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0,
+                                 int64_t i1, int parts, uint16_t* out) {
   constexpr int64_t kChunk = 256;
   float rest[kChunk];
   for (int64_t i = i0; i < i1; ++i) {
