@@ -69,7 +69,9 @@ TEST(DfsExport, ExportedStandardModelMatchesTheRoutedEngine) {
         max_abs = std::max(max_abs, std::fabs(a[s][i]));
       }
     }
-    if (eps < 1e-9) EXPECT_LT(max_diff, 1e-4f * std::max(1.0f, max_abs)) << family;
+    if (eps < 1e-9) {
+      EXPECT_LT(max_diff, 1e-4f * std::max(1.0f, max_abs)) << family;
+    }
 
     // Without folding (all scales 1 in the export), the logits differ: the scales matter.
     std::vector<LayerHop> unit = path;

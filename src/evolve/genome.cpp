@@ -82,7 +82,6 @@ PsGenome::PsGenome(PsSpaceOptions options) : options_(std::move(options)) {
   for (const auto& entry : o.genes) {
     // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
     const auto& name = entry.first;
-    const auto& ov = entry.second;
     const auto it = std::find_if(genes_.begin(), genes_.end(),
                                  [&](const GeneInfo& g) { return g.name() == name; });
     if (it == genes_.end())
