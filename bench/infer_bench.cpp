@@ -334,19 +334,26 @@ BENCHMARK(BM_FmaPeak<infer_detail::GemmKernel::Avx512>)
 // Packing one bf16 matrix for the amx tiles (gemm.h: PackedBf16), as the engine does once per
 // candidate for every matrix (7 per layer, on its threads): a 1B model's gate/up [5632 x 2048],
 // a fresh buffer each time (the first touch of its pages is part of the cost). One thread.
+// range(0) indexes kAllGemmKernels: the widest registers the full blocks are transposed with
+// (scalar: plain moves, avx2: the path of CPUs without AVX-512, amx: the best this CPU has).
 void BM_PackBf16(benchmark::State& state) {
+  const auto widest = infer_detail::kAllGemmKernels[state.range(0)];
+  if (std::string why = infer_detail::gemm_kernel_unavailable(widest); !why.empty()) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
   const int64_t n = 5632, k = 2048;
   std::vector<uint16_t> w(n * k);
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(i * 2654435761u >> 16);
   for (auto _ : state) {
     infer_detail::PackedBf16 packed;
-    packed.pack(w.data(), n, k);
+    packed.pack(w.data(), n, k, widest);
     benchmark::DoNotOptimize(packed.data());
   }
   state.counters["GBps"] =
       benchmark::Counter(double(n * k) * 2 * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_PackBf16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_PackBf16)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Streaming read of a 512 MiB buffer with the bench's thread count: the decode roof.
 void BM_MemoryBandwidth(benchmark::State& state) {

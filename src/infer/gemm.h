@@ -40,6 +40,7 @@
 
 namespace evomerge::infer_detail {
 
+// In order of the instruction sets they need (each a superset of the one before).
 enum class GemmKernel : uint8_t { Scalar, Avx2, Avx512, Avx512Bf16, Amx };
 inline constexpr GemmKernel kAllGemmKernels[] = {GemmKernel::Scalar, GemmKernel::Avx2,
                                                  GemmKernel::Avx512, GemmKernel::Avx512Bf16,
@@ -89,7 +90,10 @@ GemmKernel gemm_kernel_for_rows(GemmKernel selected, DType dtype, int64_t m, boo
 inline constexpr int64_t kPackedCols = 16, kPackedDepth = 32, kPackedBlock = 512;
 class PackedBf16 {
  public:
-  void pack(const uint16_t* w, int64_t n, int64_t k);  // (re)packs W [n x k] (bf16 bit patterns)
+  // (Re)packs W [n x k] (bf16 bit patterns). Full blocks are transposed in registers: AVX-512 where
+  // the CPU has it, else AVX2, else plain moves; `widest` caps that (tests hold each to the
+  // layout).
+  void pack(const uint16_t* w, int64_t n, int64_t k, GemmKernel widest = GemmKernel::Amx);
   // Sizes the buffer for W [n x k] (bytes_for; reused when it is large enough, so a per-thread
   // copy refilled for each attention block does not allocate) and returns it, for a caller that
   // writes the tile layout itself (attention_amx.cpp packs Vᵀ straight from f32 rows).

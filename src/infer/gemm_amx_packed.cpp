@@ -73,6 +73,35 @@ __attribute__((target("avx512f"))) void pack_full_block_avx512(const uint16_t* s
   for (int i = 0; i < 16; ++i) _mm512_store_si512(out + i * 32, t[i]);
 }
 
+// The same with AVX2 (CPUs without AVX-512, whose avx2 kernel reads the packed weights): four 8 x 8
+// transposes of 32-bit elements (unpacks, in-lane shuffles, 128-bit lane permutes), quadrant
+// (columns 8q.., k pairs 8h..) to output rows 8h.. at column offset 8q.
+__attribute__((target("avx2"))) void pack_full_block_avx2(const uint16_t* src, int64_t k,
+                                                          uint16_t* out) {
+  for (int q = 0; q < 2; ++q)
+    for (int h = 0; h < 2; ++h) {
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; ++i)
+        r[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + (8 * q + i) * k + 16 * h));
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);  // rows i, i+1 interleaved: elements 0,1 | 4,5
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // elements 2,3 | 6,7
+      }
+      for (int i = 0; i < 8; i += 4)
+        for (int j = 0; j < 2; ++j) {
+          r[i + 2 * j] = _mm256_shuffle_ps(t[i + j], t[i + j + 2], 0x44);  // element 2j (and +4)
+          r[i + 2 * j + 1] = _mm256_shuffle_ps(t[i + j], t[i + j + 2], 0xee);  // 2j + 1 (and +4)
+        }
+      // r[e] (e < 4) holds element e of rows 0-3 (low lane) and element e + 4 (high lane); r[4 + e]
+      // the same for rows 4-7.
+      for (int e = 0; e < 4; ++e) {
+        float* row = reinterpret_cast<float*>(out + (8 * h + e) * 2 * kPackedCols) + 8 * q;
+        _mm256_store_ps(row, _mm256_permute2f128_ps(r[e], r[4 + e], 0x20));
+        _mm256_store_ps(row + 4 * kPackedCols, _mm256_permute2f128_ps(r[e], r[4 + e], 0x31));
+      }
+    }
+}
+
 // Buffers of a 2 MiB page or more are 2 MiB-aligned and asked for transparent huge pages: packing
 // is the first touch of every page, and 4 KiB faults were most of its time for big matrices.
 uint16_t* allocate_packed(size_t bytes) {
@@ -105,10 +134,13 @@ uint16_t* PackedBf16::resize(int64_t n, int64_t k) {
   return data_.get();
 }
 
-void PackedBf16::pack(const uint16_t* w, int64_t n, int64_t k) {
+void PackedBf16::pack(const uint16_t* w, int64_t n, int64_t k, GemmKernel widest) {
   resize(n, k);
   const int64_t nb = (n + kPackedCols - 1) / kPackedCols, kb = depth_blocks_;
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  static const bool cpu_avx512 = __builtin_cpu_supports("avx512f"),
+                    cpu_avx2 = __builtin_cpu_supports("avx2");
+  const bool avx512 = cpu_avx512 && widest >= GemmKernel::Avx512,
+             avx2 = cpu_avx2 && widest >= GemmKernel::Avx2;
   // Block (jb, kb) at (jb * kb_count + kb) * 512: 16 rows of k pairs, each row the 16 columns'
   // pairs (W[col][2r], W[col][2r + 1]): the B operand of _tile_dpbf16ps. Zero beyond n and k.
   for (int64_t jb = 0; jb < nb; ++jb)
@@ -118,6 +150,8 @@ void PackedBf16::pack(const uint16_t* w, int64_t n, int64_t k) {
         const uint16_t* src = w + jb * kPackedCols * k + b * kPackedDepth;
         if (avx512)
           pack_full_block_avx512(src, k, out);
+        else if (avx2)
+          pack_full_block_avx2(src, k, out);
         else
           pack_full_block_scalar(src, k, out);
         continue;

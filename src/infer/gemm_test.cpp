@@ -163,14 +163,15 @@ TEST(GemmAvx2Packed, MatchesReferenceOnAwkwardShapes) {
 }
 
 // The packing itself: every weight at its documented place, zeros in the padding.
-// Full blocks (here 2 x 3 of them) go through the register transpose where the CPU has AVX-512,
-// the edge blocks through the bounded loop: both must give the tile layout element for element.
-TEST(GemmAmxPacked, LayoutIsTheTileLayout) {
+// Full blocks (here 2 x 3 of them) go through a register transpose (AVX-512 or AVX2, each the CPU
+// runs) or plain moves, the edge blocks through the bounded loop: all must give the tile layout
+// element for element.
+void expect_tile_layout(GemmKernel widest) {
   const int64_t n = 37, k = 100, nb = 3, kb = 4;
   std::vector<uint16_t> w(n * k);
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(i + 1);
   PackedBf16 p;
-  p.pack(w.data(), n, k);
+  p.pack(w.data(), n, k, widest);
   ASSERT_EQ(p.depth_blocks(), kb);
   ASSERT_EQ(p.bytes(), size_t{nb * kb * kPackedBlock * 2});
   for (int64_t jb = 0; jb < nb; ++jb)
@@ -183,6 +184,14 @@ TEST(GemmAmxPacked, LayoutIsTheTileLayout) {
             ASSERT_EQ(p.data()[(jb * kb + b) * kPackedBlock + (r * 16 + c) * 2 + e], want)
                 << col << "," << depth;
           }
+}
+
+TEST(GemmAmxPacked, LayoutIsTheTileLayout) {
+  for (GemmKernel widest : {GemmKernel::Scalar, GemmKernel::Avx2, GemmKernel::Avx512}) {
+    if (!gemm_kernel_unavailable(widest).empty()) continue;
+    SCOPED_TRACE(gemm_kernel_name(widest));
+    expect_tile_layout(widest);
+  }
 }
 
 // Precision::Bf16 on every kernel: the products of bf16(a) (nearest even) with the weights, to
