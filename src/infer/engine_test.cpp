@@ -212,13 +212,13 @@ TEST(Engine, MemoryWeightsEqualFolderWeights) {
   EXPECT_LE(max_abs_diff(engine.forward_logits({seq})[0], after[0]), 1e-5f);
 }
 
-// Weights held in memory (a merged candidate) are held twice once packed (amx tiles, avx2), so the
-// packed copies keep to EngineOptions::max_packed_bytes: the head first, then layers in the order
-// they run; the rest multiply over the plain bytes (oneDNN, the avx2 dot-product kernel), with the
-// same logits to f32 rounding.
+// Weights held in memory (a merged candidate) are held twice once packed (amx tiles, avx512, avx2),
+// so the packed copies keep to EngineOptions::max_packed_bytes: the head first, then layers in the
+// order they run; the rest multiply over the plain bytes (oneDNN, the avx2 dot-product kernel),
+// with the same logits to f32 rounding.
 TEST(Engine, PackedCopiesOfMemoryWeightsKeepToTheirBudget) {
   if (!infer_detail::gemm_kernel_packs_bf16(infer_detail::selected_gemm_kernel()))
-    GTEST_SKIP() << "the engine's kernel here (not amx or avx2) does not pack weights";
+    GTEST_SKIP() << "the engine's kernel here (not amx, avx512 or avx2) does not pack weights";
   TempDir dir("budget");
   auto folder = random_model(dir, "m", small_model_config("llama", kVocab, 64, 96, 2, 4, 2), 21);
   std::vector<Tensor> owned;

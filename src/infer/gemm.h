@@ -7,7 +7,8 @@
 //               packed once into the tile layout (PackedBf16, as the engine's are), oneDNN's
 //               brgemm on weights read in place
 //   avx512bf16  vdpbf16ps dot products (Cooper Lake, Zen 4 and later; bf16 weights)
-//   avx512      AVX-512F f32 FMA, weights widened in registers
+//   avx512      AVX-512F f32 FMA, weights widened in registers: outer-product kernel on bf16
+//               weights packed once (as the engine's are), dot products on weights in place
 //   avx2        AVX2 + FMA f32, weights widened in registers: an outer-product kernel on bf16
 //               weights packed once (PackedBf16, as the engine's are), a dot-product one on weights
 //               read in place and on f16/f32
@@ -118,8 +119,8 @@ class PackedBf16 {
 };
 
 // Whether the engine packs bf16 weights (PackedBf16) when its kernel is `kernel`: amx (the tile
-// kernel, and avx512 for its few rows) and avx2 (its outer-product kernel) read only the packed
-// copy.
+// kernel, and avx512 for its few rows), avx512 and avx2 (their outer-product kernels) read only the
+// packed copy.
 bool gemm_kernel_packs_bf16(GemmKernel kernel);
 
 // A weight matrix W [rows x cols], row-major, in its stored dtype (bf16 / f16 / f32 bit patterns),
@@ -185,10 +186,14 @@ void gemm_rows_avx512bf16(const GemmActivations& A, const GemmWeights& W, int64_
 void gemm_rows_amx(const GemmActivations& A, const GemmWeights& W, int64_t r0, int64_t r1, float* C,
                    int64_t ldc, GemmScratch& scratch);
 bool gemm_amx_built();  // built with oneDNN
-// The avx512 kernel on packed weights (the few rows amx hands to avx512 read the packed copy too):
-// same contract as gemm_rows_avx512, r0 a multiple of kPackedCols.
+// The avx512 kernel on packed weights (the engine's bf16 products where its kernel is avx512, and
+// the few rows amx hands to avx512): same contract as gemm_rows_avx512, r0 a multiple of
+// kPackedCols.
 void gemm_rows_avx512_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,
                              float* C, int64_t ldc);
+// k per chunk of the avx2 and avx512 kernels on packed weights (for more rows than one tile): a
+// task's W panels of a chunk stay in cache while its rows pass (kernels.cpp sizes tasks by them).
+inline constexpr int64_t kPackedChunkDepth = 256;
 // The avx2 kernel on packed weights (the engine's bf16 products on AVX2 CPUs): same contract as
 // gemm_rows_avx2, r0 a multiple of kPackedCols.
 void gemm_rows_avx2_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,

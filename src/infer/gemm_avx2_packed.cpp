@@ -35,7 +35,8 @@ namespace evomerge::infer_detail {
 namespace {
 
 constexpr int kMaxMr = 6, kMaxNb = 4;
-constexpr int64_t kChunkBlocks = 8, kRowBlock = 96;  // kRowBlock: a multiple of kMaxMr
+constexpr int64_t kChunkBlocks = kPackedChunkDepth / kPackedDepth,
+                  kRowBlock = 96;  // kRowBlock: a multiple of kMaxMr
 // From this many rows in a row block, a column block's panel is widened to f32 once per chunk and
 // the row tiles multiply that (no shuffle in their loop); fewer rows widen in the loop.
 // Measured (docs/benchmarks.md): 2-3 % faster at 512 rows, slower at 16 (widening the panel costs

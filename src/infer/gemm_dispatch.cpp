@@ -141,7 +141,7 @@ GemmKernel gemm_kernel_for(GemmKernel kernel, DType dtype) {
 
 bool gemm_kernel_packs_bf16(GemmKernel kernel) {
   const GemmKernel bf16 = gemm_kernel_for(kernel, DType::BF16);
-  return bf16 == GemmKernel::Amx || bf16 == GemmKernel::Avx2;
+  return bf16 == GemmKernel::Amx || bf16 == GemmKernel::Avx512 || bf16 == GemmKernel::Avx2;
 }
 
 bool gemm_kernel_forced() {

@@ -239,9 +239,11 @@ struct Product {
 };
 
 // Tasks of W rows, handed out dynamically. Our kernels: blocks of about kBlockBytes of W (they
-// stay in L2 while every row of X passes; a few tasks per thread balance the load). oneDNN (amx):
-// two tasks per thread of equal size (each call has a fixed cost; equal shapes reuse one compiled
-// kernel).
+// stay in L2 while every row of X passes; a few tasks per thread balance the load); the packed
+// avx2/avx512 kernels take k in chunks of kPackedChunkDepth, so there a block's W per chunk counts
+// (wider blocks: every task streams all of X once, which for 512 rows of 2048 is 4 MiB from L3).
+// oneDNN (amx): two tasks per thread of equal size (each call has a fixed cost; equal shapes reuse
+// one compiled kernel).
 Product plan(GemmKernel asked, const Matrix& W, float* Y, int64_t threads) {
   Product p;
   const float* wf = W.f32();
@@ -255,7 +257,8 @@ Product plan(GemmKernel asked, const Matrix& W, float* Y, int64_t threads) {
     block = (rows + 2 * threads - 1) / (2 * threads);
     block = (block + 31) / 32 * 32;
   } else {
-    const int64_t row_bytes = W.cols * static_cast<int64_t>(dtype_size(p.weights.dtype));
+    const int64_t depth = p.weights.packed ? std::min(W.cols, kPackedChunkDepth) : W.cols;
+    const int64_t row_bytes = depth * static_cast<int64_t>(dtype_size(p.weights.dtype));
     block = std::max<int64_t>(8, kBlockBytes / std::max<int64_t>(1, row_bytes));
     block = std::min(block, std::max<int64_t>(8, (rows + 4 * threads - 1) / (4 * threads)));
   }

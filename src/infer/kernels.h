@@ -88,21 +88,21 @@ class ThreadPool {
 };
 
 // A weight matrix W [rows x cols] (nn.Linear layout [out, in]) in its stored dtype, with an
-// optional f32 copy and, where the engine's kernel is amx or avx2, its bf16 packed once into the
-// tile layout (gemm.h: PackedBf16, gemm_kernel_packs_bf16; the kernels then read only that copy).
-// f32() is the matrix as f32 when that needs no conversion (stored F32, or cached).
+// optional f32 copy and, where the engine's kernel is amx, avx512 or avx2, its bf16 packed once
+// into the tile layout (gemm.h: PackedBf16, gemm_kernel_packs_bf16; the kernels then read only that
+// copy). f32() is the matrix as f32 when that needs no conversion (stored F32, or cached).
 struct Matrix {
   const std::byte* data = nullptr;
   DType dtype = DType::F32;
   int64_t rows = 0, cols = 0;
   std::vector<float> cache;  // f32 copy (cache option, or an unaligned F32 view)
-  PackedBf16 packed;         // amx and avx2 only: bf16 W packed for their kernels
+  PackedBf16 packed;         // amx, avx512, avx2 only: bf16 W packed for their kernels
   const float* f32() const {
     if (!cache.empty()) return cache.data();
     return dtype == DType::F32 ? reinterpret_cast<const float*>(data) : nullptr;
   }
   // (Re)builds `cache` and `packed` after the bytes changed; `packed` when the engine's kernel
-  // (selected_gemm_kernel) packs bf16 (amx, avx2), no f32 copy is kept and `may_pack`.
+  // (selected_gemm_kernel) packs bf16 (amx, avx512, avx2), no f32 copy is kept and `may_pack`.
   void refresh(bool keep_f32_copy, bool may_pack = true);
   // Whether refresh() would pack this matrix (given may_pack), and the bytes it would take.
   bool packs(bool keep_f32_copy) const;
