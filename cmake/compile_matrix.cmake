@@ -2,8 +2,9 @@
 # Highway or x86 intrinsics is compiled (compile only, -O2, no link) for each CPU class people run
 # evomerge on, because the default build tunes for the machine it is built on (-march=native) and a
 # green build on one CPU says nothing about another (Highway 1.0.3's AVX3_DL bug broke only
-# AVX3_DL-class CPUs). Files are found by content at configure time, so a new kernel file joins
-# the matrix by itself.
+# AVX3_DL-class CPUs). Files are found by content at configure time (an include of Highway, of an
+# <...intrin.h> header or of infer/avx512_intrinsics.h, the wrapper of <immintrin.h>), so a new
+# kernel file joins the matrix by itself.
 #
 # GCC 12 has no -march=znver4: Zen 4 is what -march=native gives there, znver3 plus the AVX-512
 # features the CPU reports, spelled out below.
@@ -15,7 +16,7 @@ set(EVOMERGE_MATRIX_NAMES x86-64-v2 x86-64-v3 x86-64-v4 icelake-server sapphirer
 file(GLOB_RECURSE _matrix_candidates CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/*.cpp)
 set(EVOMERGE_MATRIX_SOURCES "")
 foreach(f IN LISTS _matrix_candidates)
-  file(STRINGS ${f} _hits REGEX "#[ \t]*include[ \t]*[<\"](hwy/|[a-z0-9]*intrin\\.h)")
+  file(STRINGS ${f} _hits REGEX "#[ \t]*include[ \t]*[<\"](hwy/|[a-z0-9]*intrin\\.h|infer/avx512_intrinsics\\.h)")
   if(_hits)
     list(APPEND EVOMERGE_MATRIX_SOURCES ${f})
   endif()

@@ -165,7 +165,7 @@ namespace {
 
 // f32_to_bf16 (tensor/convert.h) on 16 lanes: nearest even by integer rounding of the bit pattern
 // (no DAZ, unlike vcvtneps2bf16), NaNs made quiet.
-__attribute__((target("avx512f,avx512bw"))) inline __m256i bf16_of(__m512 x) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m256i bf16_of(__m512 x) {
   const __m512i bits = _mm512_castps_si512(x);
   const __m512i high = _mm512_srli_epi32(bits, 16);
   const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
@@ -178,10 +178,11 @@ __attribute__((target("avx512f,avx512bw"))) inline __m256i bf16_of(__m512 x) {
 
 // split_activations in one pass per 16 values, the parts' rounding and remainders in registers
 // (the plain loops staged each 256 values and converted them part by part).
-__attribute__((target("avx512f,avx512bw"))) void split_rows_avx512(const float* A, int64_t m,
-                                                                   int64_t k, int64_t lda,
-                                                                   int64_t i0, int64_t i1,
-                                                                   int parts, uint16_t* out) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void split_rows_avx512(const float* A,
+                                                                            int64_t m, int64_t k,
+                                                                            int64_t lda, int64_t i0,
+                                                                            int64_t i1, int parts,
+                                                                            uint16_t* out) {
   for (int64_t i = i0; i < i1; ++i)
     for (int64_t c = 0; c < k; c += 16) {
       const __mmask16 mask = static_cast<__mmask16>(k - c >= 16 ? 0xffff : (1u << (k - c)) - 1);
