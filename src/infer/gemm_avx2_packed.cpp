@@ -15,8 +15,8 @@
 //
 // Many rows (prefill, scoring): k in chunks of kChunkBlocks packed blocks; a column block's panel
 // of a chunk is widened to f32 once (16 x 256 f32 = 16 KiB, in L1) and the row tiles of a block
-// of kRowBlock rows (their activations [96 x 256] f32 = 96 KiB in L2) multiply it with the plain
-// f32 6 x 16 kernel: two W loads and six broadcasts per 12 FMAs, no shuffle at all. Few rows
+// of kPackedRowBlock rows (their activations [96 x 256] f32 = 96 KiB in L2) multiply it with the
+// plain f32 6 x 16 kernel: two W loads and six broadcasts per 12 FMAs, no shuffle at all. Few rows
 // (decode: bound by reading W): the panels widen in the loop, and a tile of fewer than 6 rows runs
 // over several column blocks at once, so that at least 8 independent FMA chains hide the FMA
 // latency. The last partial block of k multiplies a zero-padded copy of the activations (W is
@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "infer/gemm.h"
+#include "infer/gemm_packed_passes.h"
 
 #define EM_AVX2 __attribute__((target("avx2,fma")))
 
@@ -35,8 +36,8 @@ namespace evomerge::infer_detail {
 namespace {
 
 constexpr int kMaxMr = 6, kMaxNb = 4;
-constexpr int64_t kChunkBlocks = kPackedChunkDepth / kPackedDepth,
-                  kRowBlock = 96;  // kRowBlock: a multiple of kMaxMr
+constexpr int64_t kChunkBlocks = kPackedChunkDepth / kPackedDepth;
+static_assert(kPackedRowBlock % kMaxMr == 0);
 // From this many rows in a row block, a column block's panel is widened to f32 once per chunk and
 // the row tiles multiply that (no shuffle in their loop); fewer rows widen in the loop.
 // Measured (docs/benchmarks.md): 2-3 % faster at 512 rows, slower at 16 (widening the panel costs
@@ -231,17 +232,8 @@ constexpr std::array<std::array<MicroFn, kMaxNb>, kMaxMr> kMicro = {
 constexpr std::array<MicroFn, kMaxMr> kMicroWide = {&micro_wide<1>, &micro_wide<2>, &micro_wide<3>,
                                                     &micro_wide<4>, &micro_wide<5>, &micro_wide<6>};
 
-// One pass over k blocks [b0, b0 + blocks) for activation rows [i0, i1) (rows at a, stride lda,
-// from block b0's first k on) and W columns [r0, r1) of C (C's column 0 = W row r0).
-struct Pass {
-  const PackedBf16& W;
-  int64_t r0, r1, b0, blocks;
-  float* C;
-  int64_t ldc;
-  bool accumulate;
-};
-
-void run_rows(const Pass& p, const float* a, int64_t lda, int64_t i0, int64_t i1) {
+// Rows [i0, i1) of one pass (gemm_packed_passes.h), at a with row stride lda.
+void run_rows(const PackedPass& p, const float* a, int64_t lda, int64_t i0, int64_t i1) {
   const int64_t panel = p.W.depth_blocks() * kPackedBlock;  // elements per column block
   const uint16_t* w0 = p.W.data() + (p.r0 / kPackedCols) * panel + p.b0 * kPackedBlock;
   const int64_t n = p.r1 - p.r0, col_blocks = (n + kPackedCols - 1) / kPackedCols;
@@ -283,25 +275,7 @@ void run_rows(const Pass& p, const float* a, int64_t lda, int64_t i0, int64_t i1
 
 void gemm_rows_avx2_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,
                            float* C, int64_t ldc) {
-  const int64_t k = A.k, full = k / kPackedDepth;
-  // A tile of one pass of rows (decode) runs over all of k at once; more rows go in chunks.
-  const int64_t chunk = A.m <= kMaxMr ? std::max<int64_t>(full, 1) : kChunkBlocks;
-  alignas(32) float tail[kRowBlock][kPackedDepth];  // the last partial block's rows, zero-padded
-  for (int64_t i0 = 0; i0 < A.m; i0 += kRowBlock) {
-    const int64_t i1 = std::min(A.m, i0 + kRowBlock);
-    for (int64_t b0 = 0; b0 < full; b0 += chunk) {
-      const Pass p{W, r0, r1, b0, std::min(chunk, full - b0), C, ldc, b0 > 0};
-      run_rows(p, A.f32 + i0 * A.lda + b0 * kPackedDepth, A.lda, i0, i1);
-    }
-    if (full * kPackedDepth < k) {
-      for (int64_t i = i0; i < i1; ++i) {
-        float* row = tail[i - i0];
-        std::fill(row, row + kPackedDepth, 0.0f);
-        std::copy(A.f32 + i * A.lda + full * kPackedDepth, A.f32 + i * A.lda + k, row);
-      }
-      run_rows({W, r0, r1, full, 1, C, ldc, full > 0}, &tail[0][0], kPackedDepth, i0, i1);
-    }
-  }
+  packed_passes(A, W, r0, r1, C, ldc, kMaxMr, run_rows);
 }
 
 }  // namespace evomerge::infer_detail

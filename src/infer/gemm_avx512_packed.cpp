@@ -21,6 +21,7 @@
 
 #include "infer/avx512_intrinsics.h"
 #include "infer/gemm.h"
+#include "infer/gemm_packed_passes.h"
 
 #define EM_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 
@@ -28,8 +29,8 @@ namespace evomerge::infer_detail {
 namespace {
 
 constexpr int kMaxMr = 8, kMaxNb = 8, kWideNb = 2;
-constexpr int64_t kChunkBlocks = kPackedChunkDepth / kPackedDepth,
-                  kRowBlock = 96;  // kRowBlock: a multiple of kMaxMr
+constexpr int64_t kChunkBlocks = kPackedChunkDepth / kPackedDepth;
+static_assert(kPackedRowBlock % kMaxMr == 0);
 constexpr int64_t kWideMinRows = 24;
 // Column blocks per in-loop tile of mr rows: mr x nb accumulators, >= 8 of them.
 constexpr int kNbFor[kMaxMr + 1] = {0, 8, 4, 3, 2, 2, 2, 2, 2};
@@ -146,17 +147,8 @@ constexpr std::array<std::array<std::array<MicroFn, kMaxNb>, kMaxMr>, 2> kMicro 
     micro_table<false>(std::make_integer_sequence<int, kMaxMr>{}),
     micro_table<true>(std::make_integer_sequence<int, kMaxMr>{})};
 
-// One pass over k blocks [b0, b0 + blocks) for activation rows [i0, i1) (rows at a, stride lda,
-// from block b0's first k on) and W columns [r0, r1) of C (C's column 0 = W row r0).
-struct Pass {
-  const PackedBf16& W;
-  int64_t r0, r1, b0, blocks;
-  float* C;
-  int64_t ldc;
-  bool accumulate;
-};
-
-void run_rows(const Pass& p, const float* a, int64_t lda, int64_t i0, int64_t i1) {
+// Rows [i0, i1) of one pass (gemm_packed_passes.h), at a with row stride lda.
+void run_rows(const PackedPass& p, const float* a, int64_t lda, int64_t i0, int64_t i1) {
   const int64_t panel = p.W.depth_blocks() * kPackedBlock;  // elements per column block
   const uint16_t* w0 = p.W.data() + (p.r0 / kPackedCols) * panel + p.b0 * kPackedBlock;
   const int64_t n = p.r1 - p.r0, col_blocks = (n + kPackedCols - 1) / kPackedCols;
@@ -199,25 +191,7 @@ void run_rows(const Pass& p, const float* a, int64_t lda, int64_t i0, int64_t i1
 
 void gemm_rows_avx512_packed(const GemmActivations& A, const PackedBf16& W, int64_t r0, int64_t r1,
                              float* C, int64_t ldc) {
-  const int64_t k = A.k, full = k / kPackedDepth;
-  // A pass of at most one tile of rows (decode) runs over all of k at once; more rows in chunks.
-  const int64_t chunk = A.m <= kMaxMr ? std::max<int64_t>(full, 1) : kChunkBlocks;
-  alignas(64) float tail[kRowBlock][kPackedDepth];  // the last partial block's rows, zero-padded
-  for (int64_t i0 = 0; i0 < A.m; i0 += kRowBlock) {
-    const int64_t i1 = std::min(A.m, i0 + kRowBlock);
-    for (int64_t b0 = 0; b0 < full; b0 += chunk) {
-      const Pass p{W, r0, r1, b0, std::min(chunk, full - b0), C, ldc, b0 > 0};
-      run_rows(p, A.f32 + i0 * A.lda + b0 * kPackedDepth, A.lda, i0, i1);
-    }
-    if (full * kPackedDepth < k) {
-      for (int64_t i = i0; i < i1; ++i) {
-        float* row = tail[i - i0];
-        std::fill(row, row + kPackedDepth, 0.0f);
-        std::copy(A.f32 + i * A.lda + full * kPackedDepth, A.f32 + i * A.lda + k, row);
-      }
-      run_rows({W, r0, r1, full, 1, C, ldc, full > 0}, &tail[0][0], kPackedDepth, i0, i1);
-    }
-  }
+  packed_passes(A, W, r0, r1, C, ldc, kMaxMr, run_rows);
 }
 
 }  // namespace evomerge::infer_detail
