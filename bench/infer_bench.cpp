@@ -132,31 +132,31 @@ void BM_SgemmPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_SgemmPeak)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The operands of one bench product Y [m x n] = X [m x k] · Wᵀ: fixed pseudo-random X (values in
-// [0, 1)) and bf16 W (in [0, 0.01)), W held as the engine holds it (refresh: packed where the
-// engine's kernel packs bf16 weights). Filled in place: W points into w.
+// One bench product Y [m x n] = X [m x k] · Wᵀ with what it runs on: fixed pseudo-random X
+// (values in [0, 1)) and bf16 W (in [0, 0.01)), W held as the engine holds it (refresh: packed
+// where the engine's kernel packs bf16 weights), the bench's threads and the kernels' scratch.
 struct BenchProduct {
+  BenchProduct(int64_t m, int64_t n, int64_t k)
+      : x(m * k), y(m * n), w(n * k), pool(bench_threads()) {
+    std::vector<float> wf(n * k);
+    uint32_t s = 1;
+    for (float& v : x)
+      v = static_cast<float>(((s = s * 1664525u + 1013904223u) >> 9) % 1000) * 1e-3f;
+    for (float& v : wf)
+      v = static_cast<float>(((s = s * 1664525u + 1013904223u) >> 9) % 1000) * 1e-5f;
+    f32_to_bf16(wf.data(), w.data(), w.size());
+    W.data = reinterpret_cast<const std::byte*>(w.data());
+    W.dtype = DType::BF16;
+    W.rows = n;
+    W.cols = k;
+    W.refresh(false);
+  }
   std::vector<float> x, y;
   std::vector<uint16_t> w;
-  infer_detail::Matrix W;
+  infer_detail::Matrix W;  // points into w
+  infer_detail::ThreadPool pool;
+  infer_detail::MatmulScratch scratch;
 };
-void fill_bench_product(BenchProduct& p, int64_t m, int64_t n, int64_t k) {
-  std::vector<float> wf(n * k);
-  p.x.resize(m * k);
-  p.y.resize(m * n);
-  uint32_t s = 1;
-  for (float& v : p.x)
-    v = static_cast<float>(((s = s * 1664525u + 1013904223u) >> 9) % 1000) * 1e-3f;
-  for (float& v : wf)
-    v = static_cast<float>(((s = s * 1664525u + 1013904223u) >> 9) % 1000) * 1e-5f;
-  p.w.resize(n * k);
-  f32_to_bf16(wf.data(), p.w.data(), p.w.size());
-  p.W.data = reinterpret_cast<const std::byte*>(p.w.data());
-  p.W.dtype = DType::BF16;
-  p.W.rows = n;
-  p.W.cols = k;
-  p.W.refresh(false);
-}
 
 // Our GEMM (linear_with: the engine's threading, activation split included) on a bf16 weight
 // matrix [2048 x 2048] and 512 activation rows, for each kernel the CPU runs (range(0) indexes
@@ -168,20 +168,14 @@ void BM_GemmPeak(benchmark::State& state) {
     return;
   }
   const int64_t m = state.range(1), n = 2048, k = 2048;
-  BenchProduct product;
-  fill_bench_product(product, m, n, k);
-  const infer_detail::Matrix& W = product.W;
-  std::vector<float>& x = product.x;
-  std::vector<float>& y = product.y;
-  infer_detail::ThreadPool pool(bench_threads());
-  infer_detail::MatmulScratch scratch;
+  BenchProduct p(m, n, k);
   const Precision precision = state.range(2) ? Precision::Bf16 : Precision::Exact;
   // warm: JIT, scratch
-  infer_detail::linear_with(kernel, pool, W, x.data(), m, y.data(), scratch, precision);
+  infer_detail::linear_with(kernel, p.pool, p.W, p.x.data(), m, p.y.data(), p.scratch, precision);
   const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
-    infer_detail::linear_with(kernel, pool, W, x.data(), m, y.data(), scratch, precision);
-    benchmark::DoNotOptimize(y.data());
+    infer_detail::linear_with(kernel, p.pool, p.W, p.x.data(), m, p.y.data(), p.scratch, precision);
+    benchmark::DoNotOptimize(p.y.data());
   }
   state.SetLabel(
       fmt::format("{} {}", infer_detail::gemm_kernel_name(kernel), precision_name(precision)));
@@ -196,19 +190,13 @@ void BM_GemmPeak(benchmark::State& state) {
 // prefill needs.
 void BM_GemmShape(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  BenchProduct product;
-  fill_bench_product(product, m, n, k);
-  const infer_detail::Matrix& W = product.W;
-  std::vector<float>& x = product.x;
-  std::vector<float>& y = product.y;
-  infer_detail::ThreadPool pool(bench_threads());
-  infer_detail::MatmulScratch scratch;
+  BenchProduct p(m, n, k);
   const Precision precision = state.range(3) ? Precision::Bf16 : Precision::Exact;
-  infer_detail::linear(pool, W, x.data(), m, y.data(), scratch, precision);  // warm
+  infer_detail::linear(p.pool, p.W, p.x.data(), m, p.y.data(), p.scratch, precision);  // warm
   const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
-    infer_detail::linear(pool, W, x.data(), m, y.data(), scratch, precision);
-    benchmark::DoNotOptimize(y.data());
+    infer_detail::linear(p.pool, p.W, p.x.data(), m, p.y.data(), p.scratch, precision);
+    benchmark::DoNotOptimize(p.y.data());
   }
   state.SetLabel(std::string(precision_name(precision)));
   const double gflop = 2.0 * m * n * k * state.iterations() / 1e9;

@@ -46,22 +46,6 @@ constexpr int64_t kWideMinRows = 24;
 // Column blocks per micro-kernel call for a tile of mr rows: mr x nb x 2 accumulators, >= 8 of
 // them.
 constexpr int kNbFor[kMaxMr + 1] = {0, 4, 2, 2, 1, 1, 1};
-constexpr int64_t kPackedRow = 2 * kPackedCols;  // uint16 per row of a block (one k pair)
-
-// One tile's operands: activation rows A [mr x lda] from the chunk's first k on, the packed panels
-// of its column blocks (the first at w, the next ones `w_stride` elements apart) from the chunk's
-// first block on, `blocks` packed blocks of k, C [mr x ldc] at the tile's first column.
-struct Tile {
-  const float* a;
-  int64_t lda;
-  const uint16_t* w;
-  int64_t w_stride, blocks;
-  const float* wide;  // micro_wide: the widened panel of the tile's column block
-  float* c;
-  int64_t ldc;
-  int cols;         // valid output columns of the tile (< nb * 16 only in the last column block)
-  bool accumulate;  // continue from C (chunks after the first)
-};
 
 // Loads that the compiler must not merge with an earlier load of the same bytes: a k pair's
 // weights are loaded once for its even and once for its odd k, so that no raw vector stays live
@@ -115,7 +99,8 @@ EM_AVX2 __attribute__((always_inline)) inline void k_step(__m256 (&acc)[MR][NB][
 // The tile's outputs into the accumulators (C when continuing, else zero) and back: a partial last
 // column block goes through `edge` (columns past t.cols are neither read nor written).
 template <int MR, int NB>
-EM_AVX2 __attribute__((always_inline)) inline void load_c(__m256 (&acc)[MR][NB][2], const Tile& t,
+EM_AVX2 __attribute__((always_inline)) inline void load_c(__m256 (&acc)[MR][NB][2],
+                                                          const PackedTile& t,
                                                           float (&edge)[MR][NB * kPackedCols]) {
   const bool full = t.cols == NB * kPackedCols;
 #pragma GCC unroll 6
@@ -134,7 +119,7 @@ EM_AVX2 __attribute__((always_inline)) inline void load_c(__m256 (&acc)[MR][NB][
 }
 template <int MR, int NB>
 EM_AVX2 __attribute__((always_inline)) inline void store_c(const __m256 (&acc)[MR][NB][2],
-                                                           const Tile& t,
+                                                           const PackedTile& t,
                                                            float (&edge)[MR][NB * kPackedCols]) {
   const bool full = t.cols == NB * kPackedCols;
 #pragma GCC unroll 6
@@ -150,7 +135,7 @@ EM_AVX2 __attribute__((always_inline)) inline void store_c(const __m256 (&acc)[M
 // The tile's product from the packed bf16 panels, widened in the loop (few rows: bound by reading
 // W).
 template <int MR, int NB>
-EM_AVX2 void micro(const Tile& t) {
+EM_AVX2 void micro(const PackedTile& t) {
   __m256 acc[MR][NB][2];
   alignas(32) float edge[MR][NB * kPackedCols];
   load_c<MR, NB>(acc, t, edge);
@@ -189,7 +174,7 @@ EM_AVX2 void widen_panel(const uint16_t* w, int64_t blocks, float* out) {
 // The tile's product from a widened panel (t.wide, one column block): the plain f32 6 x 16 kernel,
 // two W loads and MR broadcasts per k value, no shuffle. Same FMAs in the same order as micro.
 template <int MR>
-EM_AVX2 void micro_wide(const Tile& t) {
+EM_AVX2 void micro_wide(const PackedTile& t) {
   __m256 acc[MR][1][2];
   alignas(32) float edge[MR][kPackedCols];
   load_c<MR, 1>(acc, t, edge);
@@ -216,7 +201,7 @@ EM_AVX2 void micro_wide(const Tile& t) {
   store_c<MR, 1>(acc, t, edge);
 }
 
-using MicroFn = void (*)(const Tile&);
+using MicroFn = void (*)(const PackedTile&);
 template <int MR>
 constexpr std::array<MicroFn, kMaxNb> micro_row() {
   std::array<MicroFn, kMaxNb> row{};
@@ -239,16 +224,16 @@ void run_rows(const PackedPass& p, const float* a, int64_t lda, int64_t i0, int6
   const int64_t n = p.r1 - p.r0, col_blocks = (n + kPackedCols - 1) / kPackedCols;
   const auto tile = [&](int64_t i, int64_t j0, int nb, const float* wide) {
     const int cols = static_cast<int>(std::min<int64_t>(nb * kPackedCols, n - j0));
-    return Tile{a + (i - i0) * lda,
-                lda,
-                w0 + (j0 / kPackedCols) * panel,
-                panel,
-                p.blocks,
-                wide,
-                p.C + i * p.ldc + j0,
-                p.ldc,
-                cols,
-                p.accumulate};
+    return PackedTile{a + (i - i0) * lda,
+                      lda,
+                      w0 + (j0 / kPackedCols) * panel,
+                      panel,
+                      p.blocks,
+                      wide,
+                      p.C + i * p.ldc + j0,
+                      p.ldc,
+                      cols,
+                      p.accumulate};
   };
   if (i1 - i0 >= kWideMinRows && p.blocks <= kChunkBlocks) {
     // Column block outer: its panel, widened once, stays in L1 while the row tiles pass.

@@ -34,23 +34,6 @@ static_assert(kPackedRowBlock % kMaxMr == 0);
 constexpr int64_t kWideMinRows = 24;
 // Column blocks per in-loop tile of mr rows: mr x nb accumulators, >= 8 of them.
 constexpr int kNbFor[kMaxMr + 1] = {0, 8, 4, 3, 2, 2, 2, 2, 2};
-constexpr int64_t kPackedRow = 2 * kPackedCols;  // uint16 per row of a block (one k pair)
-
-// One tile's operands: activation rows A [mr x lda] from the chunk's first k on; the packed panels
-// of its column blocks (the first at w, the next `w_stride` elements apart) from the chunk's first
-// block on, or (micro<.., true>) their widened copy `wide` [nb][blocks * 32][16]; `blocks` packed
-// blocks of k; C [mr x ldc] at the tile's first column.
-struct Tile {
-  const float* a;
-  int64_t lda;
-  const uint16_t* w;
-  int64_t w_stride, blocks;
-  const float* wide;
-  float* c;
-  int64_t ldc;
-  int cols;         // valid output columns of the tile (< nb * 16 only in the last column block)
-  bool accumulate;  // continue from C (chunks after the first)
-};
 
 EM_AVX512 inline __mmask16 column_mask(int cols, int nb) {
   const int valid = std::clamp(cols - nb * static_cast<int>(kPackedCols), 0, 16);
@@ -58,7 +41,7 @@ EM_AVX512 inline __mmask16 column_mask(int cols, int nb) {
 }
 
 template <int MR, int NB, bool Wide>
-EM_AVX512 void micro(const Tile& t) {
+EM_AVX512 void micro(const PackedTile& t) {
   __m512 acc[MR][NB];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -125,7 +108,7 @@ EM_AVX512 void widen_panels(const uint16_t* w, int64_t w_stride, int nb, int64_t
     }
 }
 
-using MicroFn = void (*)(const Tile&);
+using MicroFn = void (*)(const PackedTile&);
 template <int MR, int NB, bool Wide>
 constexpr MicroFn micro_or_null() {  // only the shapes run_rows calls are instantiated
   if constexpr (NB <= (Wide ? kWideNb : kNbFor[MR]))
@@ -154,16 +137,16 @@ void run_rows(const PackedPass& p, const float* a, int64_t lda, int64_t i0, int6
   const int64_t n = p.r1 - p.r0, col_blocks = (n + kPackedCols - 1) / kPackedCols;
   const auto tile = [&](int64_t i, int64_t jb, int nb, const float* wide) {
     const int cols = static_cast<int>(std::min<int64_t>(nb * kPackedCols, n - jb * kPackedCols));
-    return Tile{a + (i - i0) * lda,
-                lda,
-                w0 + jb * panel,
-                panel,
-                p.blocks,
-                wide,
-                p.C + i * p.ldc + jb * kPackedCols,
-                p.ldc,
-                cols,
-                p.accumulate};
+    return PackedTile{a + (i - i0) * lda,
+                      lda,
+                      w0 + jb * panel,
+                      panel,
+                      p.blocks,
+                      wide,
+                      p.C + i * p.ldc + jb * kPackedCols,
+                      p.ldc,
+                      cols,
+                      p.accumulate};
   };
   if (i1 - i0 >= kWideMinRows && p.blocks <= kChunkBlocks) {
     // Column groups outer: their panels, widened once, stay in L1 while the row tiles pass.

@@ -1,10 +1,10 @@
 // Internal to the f32 kernels on tile-packed bf16 weights (gemm_avx2_packed.cpp,
-// gemm_avx512_packed.cpp): the passes both cut a product into. A's rows go in blocks of
-// kPackedRowBlock (their activations of one k chunk stay in L2), k in chunks of kPackedChunkDepth
-// (a column block's panel stays in L1 while a row block's tiles pass over it; later chunks
-// continue from C), except that a product of at most max_mr rows (decode: one tile) runs over all
-// of k at once. W is zero-padded to whole 32-deep blocks in the packing but A is not, so the last
-// partial block multiplies a zero-padded copy of those activations.
+// gemm_avx512_packed.cpp): the passes both cut a product into, and a micro-kernel call's operands.
+// A's rows go in blocks of kPackedRowBlock (their activations of one k chunk stay in L2), k in
+// chunks of kPackedChunkDepth (a column block's panel stays in L1 while a row block's tiles pass
+// over it; later chunks continue from C), except that a product of at most max_mr rows (decode: one
+// tile) runs over all of k at once. W is zero-padded to whole 32-deep blocks in the packing but A
+// is not, so the last partial block multiplies a zero-padded copy of those activations.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +15,24 @@
 namespace evomerge::infer_detail {
 
 inline constexpr int64_t kPackedRowBlock = 96;  // a multiple of each kernel's tile rows (6, 8)
+
+inline constexpr int64_t kPackedRow = 2 * kPackedCols;  // uint16 per row of a block (one k pair)
+
+// One micro-kernel call's operands: activation rows A [mr x lda] from the chunk's first k on; the
+// packed panels of its column blocks (the first at w, the next `w_stride` elements apart) from the
+// chunk's first block on, or, on the widened path, their f32 copy `wide` [nb][blocks * 32][16];
+// `blocks` packed blocks of k; C [mr x ldc] at the tile's first column.
+struct PackedTile {
+  const float* a;
+  int64_t lda;
+  const uint16_t* w;
+  int64_t w_stride, blocks;
+  const float* wide;
+  float* c;
+  int64_t ldc;
+  int cols;         // valid output columns of the tile (< nb * 16 only in the last column block)
+  bool accumulate;  // continue from C (chunks after the first)
+};
 
 // One pass over k blocks [b0, b0 + blocks) and W columns [r0, r1) of C (C's column 0 = W row r0).
 struct PackedPass {
