@@ -109,7 +109,8 @@ void attend_block(AttentionKernel kernel, const AttentionBlock& block, Attention
 // and masked: at most one row tile's triangle), then scale, soft-cap, the softmax of attend_block
 // with the avx512 kernel's exp and b.bf16's rounding of P, O = P V (tiles) / sum. The same numbers
 // as attend_block(Avx512, b with bf16 = true, per head) up to the products' summation order
-// (attention_bf16_test.cpp). Only where amx_attention_unavailable() is "".
+// (attention_kernels_test.cpp: Bf16MatchesRoundedReferenceOnEveryKernel). Only where
+// amx_attention_unavailable() is "".
 void attend_group_amx(const AttentionBlock& b, int64_t heads, AttentionScratch& scratch);
 // Why attend_group_amx cannot run here ("" when it can): the amx GEMM kernel's answer, and the
 // AVX512-BF16 conversions it packs V with.

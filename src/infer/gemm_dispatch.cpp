@@ -202,8 +202,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void split_rows_avx512(cons
 
 void split_activations(const float* A, int64_t m, int64_t k, int64_t lda, int64_t i0, int64_t i1,
                        int parts, uint16_t* out) {
-  if (gemm_kernel_unavailable(GemmKernel::Avx512).empty())
-    return split_rows_avx512(A, m, k, lda, i0, i1, parts, out);
+  // Asked once: this runs per task of 16 rows, and the answer builds a string.
+  static const bool avx512 = gemm_kernel_unavailable(GemmKernel::Avx512).empty();
+  if (avx512) return split_rows_avx512(A, m, k, lda, i0, i1, parts, out);
   split_activations_reference(A, m, k, lda, i0, i1, parts, out);
 }
 

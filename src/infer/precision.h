@@ -8,7 +8,8 @@
 //          bf16 models, and one pass through the AMX tiles / vdpbf16ps (~3x the exact GEMM rate).
 //          Every ISA path rounds the same way (the f32-FMA kernels multiply the rounded values),
 //          so kernels differ only in accumulation order. Moves logits by up to 0.2 on the
-//          bundled models, 31 of their 6,300 greedy task answers change (docs/benchmarks.md).
+//          bundled models, 40 of their 6,300 greedy task answers change (31 before the attention
+//          was rounded too; docs/benchmarks.md).
 // Attention: exact multiplies f32 values; bf16 rounds q, k and v (where the engine writes them)
 // and the softmax's probabilities (before P·V; the normaliser is the unrounded sum) to bf16, f32
 // accumulation, as PyTorch's bf16 attention: prefill blocks then run on the AMX tiles
